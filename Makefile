@@ -1,0 +1,51 @@
+# Everything the project needs is installed and started from here; nothing by hand.
+# `make demo` and `make test` work on a fresh machine (they install first).
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.skillswitch-installed
+# torch first, pinned: the local CPU wheel. Unpinned, pip would resolve a CUDA build (GBs).
+TORCH := torch==2.13.0
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: install demo test lint format typecheck pytest bench bench-intents clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -m pip install --quiet -e '.[train,plot,dev]'
+	$(BIN)/skillswitch warmup
+	@touch $(STAMP)
+
+demo: install
+	$(BIN)/skillswitch demo
+
+test: install lint typecheck pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install
+	$(BIN)/python -m pytest
+
+# Benchmarks are separate from the tests: they take longer and compare against peers.
+bench: bench-intents
+
+bench-intents: install
+	$(BIN)/python benchmarks/intent_routing.py --json bench-results/intent_routing.json
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache

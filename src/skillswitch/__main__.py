@@ -1,0 +1,3 @@
+from skillswitch.cli import main
+
+main()

@@ -1,0 +1,587 @@
+"""The ``skillswitch`` command line.
+
+Every command turns skillswitch's own errors into one readable line on stderr and a non-zero
+exit (2 for a mistake in the input, 1 for a failure at run time); tracebacks are for bugs only.
+Heavy modules are imported inside commands so ``skillswitch route`` starts fast.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
+
+import typer
+
+from skillswitch.exceptions import (
+    ArtifactError,
+    ConfigError,
+    DatasetError,
+    MissingDependencyError,
+    RequestError,
+    SkillSwitchError,
+)
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from skillswitch.config import Config
+    from skillswitch.router import Router
+
+__all__ = ["app", "main"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+app = typer.Typer(
+    name="skillswitch",
+    help="Route LLM requests by skill to specialist experts and tools.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Inspect and validate config files.", no_args_is_help=True)
+fit_app = typer.Typer(
+    help="Train classifiers and profiles from labelled data.", no_args_is_help=True
+)
+eval_app = typer.Typer(help="Score routers on labelled data.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(fit_app, name="fit")
+app.add_typer(eval_app, name="eval")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="YAML config file (default: the embedded default config).",
+        dir_okay=False,
+    ),
+]
+
+_USER_ERRORS = (ConfigError, DatasetError, RequestError, ArtifactError, MissingDependencyError)
+
+
+def _stderr() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _reports_errors(function: Callable[P, R]) -> Callable[P, R]:
+    """Print skillswitch errors as one message (no traceback) and exit with a status code."""
+
+    @wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return function(*args, **kwargs)
+        except _USER_ERRORS as exc:
+            _stderr().print(f"[bold red]error:[/] {_escape(str(exc))}")
+            raise typer.Exit(2) from None
+        except SkillSwitchError as exc:
+            _stderr().print(f"[bold red]failed:[/] {_escape(str(exc))}")
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            _stderr().print("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _load(config_path: Path | None) -> Config:
+    from skillswitch.config import default_config, load_config
+
+    return load_config(config_path) if config_path is not None else default_config()
+
+
+def _router(config_path: Path | None) -> Router:
+    from skillswitch.router import Router
+
+    return Router.from_config(_load(config_path))
+
+
+def _setup_logging(verbose: bool) -> None:
+    from rich.logging import RichHandler
+
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=_stderr(), show_path=False, show_time=False)],
+    )
+    for noisy in ("httpx", "openai", "httpcore", "urllib3", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+) -> None:
+    _setup_logging(verbose)
+
+
+# --- route / demo / warmup -----------------------------------------------------------------
+
+
+@app.command()
+@_reports_errors
+def route(
+    text: Annotated[str, typer.Argument(help="The request to route; '-' reads it from stdin.")],
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the decision as JSON.")] = False,
+) -> None:
+    """Decide which skills a request needs (or that it is out of scope)."""
+    request: str | bytes = sys.stdin.buffer.read() if text == "-" else text
+    decision = _router(config).route(request)
+    if as_json:
+        typer.echo(json.dumps(decision.to_dict(), indent=2, ensure_ascii=False))
+        return
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    if decision.out_of_scope:
+        console.print(
+            f"[bold yellow]{decision.out_of_scope_label}[/]  confidence "
+            f"{decision.confidence:.3f} < threshold {decision.threshold:.3f}"
+        )
+    else:
+        skills = ", ".join(f"[bold green]{s.skill}[/] {s.score:.3f}" for s in decision.skills)
+        console.print(f"{skills}  (threshold {decision.threshold:.3f})")
+    runner_up = ", ".join(f"{s.skill} {s.score:.3f}" for s in decision.candidates[:4])
+    console.print(f"[dim]candidates: {runner_up}[/]")
+    console.print(
+        f"[dim]{decision.encoder} · {decision.classifier} · {decision.timing.total_ms:.1f} ms"
+        f"{' · routed on head+tail of a long request' if decision.truncated else ''}[/]"
+    )
+
+
+@app.command()
+@_reports_errors
+def demo(config: ConfigOption = None) -> None:
+    """Route ~20 varied built-in requests and show each decision."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from skillswitch.demo import DEMO_REQUESTS
+
+    router = _router(config)
+    for text in DEMO_REQUESTS[:3]:
+        router.route(text)  # warm-up, so the table shows steady-state latency
+    table = Table(title="skillswitch demo: routing decisions", show_lines=False)
+    table.add_column("request", max_width=58)
+    table.add_column("skills")
+    table.add_column("scores", justify="right")
+    table.add_column("decision")
+    table.add_column("ms", justify="right")
+    for text in DEMO_REQUESTS:
+        decision = router.route(text)
+        shown = decision.skills or decision.candidates[:1]
+        table.add_row(
+            text,
+            "\n".join(s.skill for s in shown),
+            "\n".join(f"{s.score:.3f}" for s in shown),
+            "[yellow]reject (out of scope)[/]"
+            if decision.out_of_scope
+            else ("[green]route[/]" if len(decision.skills) == 1 else "[green]route to all[/]"),
+            f"{decision.timing.total_ms:.1f}",
+        )
+    console = Console()
+    console.print(table)
+    console.print(
+        f"threshold {router.threshold:.3f} ({_calibration_text(router)}); "
+        f"encoder {router.encoder.name}; classifier {router.classifier.name}"
+    )
+
+
+def _calibration_text(router: Router) -> str:
+    calibration = router.calibration
+    if calibration is None:
+        return "fixed in config or artifact"
+    recall = (
+        f", out-of-scope recall {calibration.out_of_scope_recall:.2f}"
+        if calibration.out_of_scope_recall is not None
+        else ""
+    )
+    return (
+        f"calibrated '{calibration.objective}' on {calibration.in_scope_items}+"
+        f"{calibration.out_of_scope_items} examples: in-scope accuracy "
+        f"{calibration.in_scope_accuracy:.2f}{recall}"
+    )
+
+
+@app.command()
+@_reports_errors
+def warmup(config: ConfigOption = None) -> None:
+    """Export the encoder and embed the config's examples into the cache now."""
+    import time
+
+    started = time.perf_counter()
+    router = _router(config)
+    typer.echo(
+        f"ready in {time.perf_counter() - started:.1f}s: {len(router.skills)} skills, "
+        f"encoder {router.encoder.name}"
+    )
+
+
+# --- config ------------------------------------------------------------------------------
+
+
+@config_app.command("schema")
+def config_schema() -> None:
+    """Print the JSON Schema of the config file."""
+    from skillswitch.config import config_json_schema
+
+    typer.echo(json.dumps(config_json_schema(), indent=2))
+
+
+@config_app.command("check")
+@_reports_errors
+def config_check(
+    file: Annotated[Path, typer.Argument(help="The YAML config to validate.")],
+) -> None:
+    """Validate a config file and summarise it."""
+    from skillswitch.config import load_config
+
+    loaded = load_config(file)
+    typer.echo(
+        f"{file}: valid ({len(loaded.skills)} skills, {len(loaded.out_of_scope.examples)} "
+        f"out-of-scope examples, encoder {loaded.router.encoder.kind}, classifier "
+        f"{loaded.router.classifier.kind}, {len(loaded.experts)} experts, "
+        f"{len(loaded.tools.servers)} tool servers)"
+    )
+
+
+@config_app.command("show")
+@_reports_errors
+def config_show(config: ConfigOption = None) -> None:
+    """Print the effective config (the embedded default when no file is given) as YAML."""
+    import yaml
+
+    data = _load(config).model_dump(mode="json")
+    typer.echo(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+# --- fit -----------------------------------------------------------------------------------
+
+
+@fit_app.command("intents")
+@_reports_errors
+def fit_intents_command(
+    train: Annotated[
+        Path, typer.Option(help="Training data (CSV/JSONL text,label or CLINC JSON).")
+    ],
+    out: Annotated[Path, typer.Option(help="Folder to write the classifier artifact to.")],
+    val: Annotated[
+        Path | None,
+        typer.Option(help="Validation data for the threshold (default: 10% of --train held out)."),
+    ] = None,
+    oos_label: Annotated[
+        str, typer.Option("--oos-label", help="Label of out-of-scope items.")
+    ] = "oos",
+    method: Annotated[
+        str, typer.Option(help="finetune (encoder + head) or linear (head only).")
+    ] = "finetune",
+    epochs: Annotated[float, typer.Option(min=0.01, help="finetune: passes over the data.")] = 3.0,
+    max_steps: Annotated[
+        int | None, typer.Option(min=1, help="Stop after this many steps.")
+    ] = None,
+    objective: Annotated[
+        str, typer.Option(help="Threshold objective: balanced, min or accuracy.")
+    ] = "balanced",
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Train an intent classifier and choose its out-of-scope threshold on validation data."""
+    fitted = _fit(train, val, out, oos_label, method, epochs, max_steps, objective, seed)
+    calibration = fitted.calibration
+    recall = (
+        f", out-of-scope recall {calibration.out_of_scope_recall:.4f}"
+        if calibration.out_of_scope_recall is not None
+        else ""
+    )
+    typer.echo(
+        f"wrote {fitted.folder}: {len(fitted.labels)} labels, {fitted.steps} steps in "
+        f"{fitted.seconds:.0f}s; threshold {calibration.threshold:.4f} chosen on validation "
+        f"({calibration.objective}): in-scope accuracy {calibration.in_scope_accuracy:.4f}{recall}"
+    )
+    typer.echo(
+        f"use it with:  router: {{classifier: {{kind: trained, artifact: {fitted.folder}}}}}"
+    )
+
+
+def _fit(
+    train: Path,
+    val: Path | None,
+    out: Path,
+    oos_label: str,
+    method: str,
+    epochs: float,
+    max_steps: int | None,
+    objective: str,
+    seed: int,
+) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from skillswitch.config import environment
+    from skillswitch.evals.datasets import check_labels, load_labelled
+    from skillswitch.router.training import FitSettings, fit_intents, holdout_split
+
+    if method not in ("finetune", "linear"):
+        raise DatasetError(f"--method {method!r} is not one of finetune, linear")
+    if objective not in ("balanced", "min", "accuracy"):
+        raise DatasetError(f"--objective {objective!r} is not one of balanced, min, accuracy")
+    train_data = load_labelled(train, "train")
+    texts, labels = list(train_data.texts), list(train_data.labels)
+    if val is not None:
+        val_data = load_labelled(val, "val")
+        known = sorted({label for label in labels if label != oos_label})
+        check_labels(val_data, known, out_of_scope_label=oos_label, against="the training labels")
+        val_texts, val_labels = list(val_data.texts), list(val_data.labels)
+    else:
+        kept, held = holdout_split(texts, labels, seed=seed)
+        val_texts, val_labels = [texts[i] for i in held], [labels[i] for i in held]
+        texts, labels = [texts[i] for i in kept], [labels[i] for i in kept]
+    settings = FitSettings(
+        method=method,  # type: ignore[arg-type]
+        epochs=epochs,
+        max_steps=max_steps,
+        seed=seed,
+        objective=objective,  # type: ignore[arg-type]
+    )
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=_stderr(),
+        transient=True,
+    ) as bar:
+        tasks: dict[str, Any] = {}
+
+        def report(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        return fit_intents(
+            texts,
+            labels,
+            val_texts,
+            val_labels,
+            out,
+            oos_label=oos_label,
+            settings=settings,
+            cache_root=environment.cache_dir(),
+            progress=report,
+        )
+
+
+# --- eval ----------------------------------------------------------------------------------
+
+Method = str
+_METHODS = ("exemplar", "linear", "finetune")
+
+
+@eval_app.command("intents")
+@_reports_errors
+def eval_intents(
+    test: Annotated[
+        Path, typer.Option(help="Labelled test data (CSV/JSONL text,label or CLINC JSON).")
+    ],
+    train: Annotated[
+        Path | None, typer.Option(help="Training data; its labels are the skills.")
+    ] = None,
+    val: Annotated[
+        Path | None, typer.Option(help="Validation data: chooses the threshold.")
+    ] = None,
+    artifact: Annotated[
+        Path | None, typer.Option(help="Evaluate a classifier saved by `fit intents` instead.")
+    ] = None,
+    oos_label: Annotated[
+        str, typer.Option("--oos-label", help="Label of out-of-scope items.")
+    ] = "oos",
+    method: Annotated[
+        str, typer.Option(help=f"How to build the router from --train: {', '.join(_METHODS)}.")
+    ] = "exemplar",
+    neighbours: Annotated[
+        int, typer.Option(min=1, max=32, help="exemplar: examples averaged per skill.")
+    ] = 1,
+    objective: Annotated[
+        str, typer.Option(help="Threshold objective: balanced, min or accuracy.")
+    ] = "balanced",
+    latency_requests: Annotated[
+        int, typer.Option(min=0, help="Single requests timed for p50/p99.")
+    ] = 500,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the full report as JSON.")
+    ] = None,
+    plot: Annotated[
+        Path | None, typer.Option(help="Write a PNG: threshold curve + worst-class confusion.")
+    ] = None,
+) -> None:
+    """Score a router on labelled data: accuracy, out-of-scope recall and precision, macro-F1,
+    latency."""
+    from skillswitch.evals.datasets import check_labels, load_labelled
+
+    if objective not in ("balanced", "min", "accuracy"):
+        raise DatasetError(f"--objective {objective!r} is not one of balanced, min, accuracy")
+    if (train is None) == (artifact is None):
+        raise DatasetError("give either --train (to build a router) or --artifact (to load one)")
+    test_data = load_labelled(test, "test")
+    if artifact is not None:
+        from skillswitch.router.trained import load_trained_router
+
+        router = load_trained_router(artifact, out_of_scope_label=oos_label)
+        if val is not None:
+            val_data = load_labelled(val, "val")
+            check_labels(
+                val_data, router.skills, out_of_scope_label=oos_label, against=str(artifact)
+            )
+            router.calibrate(val_data.texts, val_data.labels, objective=objective)  # type: ignore[arg-type]
+    else:
+        assert train is not None
+        router = _router_from_data(train, val, oos_label, method, neighbours, objective)
+    check_labels(
+        test_data, router.skills, out_of_scope_label=oos_label, against="the training labels"
+    )
+    report = _run_eval(router, test_data, oos_label, latency_requests)
+    _print_report(report, test_data.source)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
+        typer.echo(f"wrote {json_out}")
+    if plot is not None:
+        from skillswitch.evals.plots import plot_report
+
+        plot_report(report, test_data.labels, plot, oos_label=oos_label)
+        typer.echo(f"wrote {plot}")
+
+
+def _router_from_data(
+    train: Path, val: Path | None, oos_label: str, method: str, neighbours: int, objective: str
+) -> Router:
+    from skillswitch.config import MiniLMEncoderConfig, environment
+    from skillswitch.evals.datasets import check_labels, load_labelled
+    from skillswitch.evals.intents import exemplar_router_from_data
+    from skillswitch.router.encoders import EmbeddingCache, build_encoder
+
+    if method not in _METHODS:
+        raise DatasetError(f"--method {method!r} is not one of {', '.join(_METHODS)}")
+    if method != "exemplar":
+        import tempfile
+
+        from skillswitch.router.trained import load_trained_router
+
+        folder = Path(tempfile.mkdtemp(prefix="skillswitch-eval-")) / "artifact"
+        _fit(train, val, folder, oos_label, method, 3.0, None, objective, 0)
+        return load_trained_router(folder, out_of_scope_label=oos_label)
+    train_data = load_labelled(train, "train")
+    val_data = load_labelled(val, "val") if val is not None else None
+    known = sorted({label for label in train_data.labels if label != oos_label})
+    if not known:
+        raise DatasetError(f"{train}: every item is labelled {oos_label!r}; nothing to learn")
+    if val_data is not None:
+        check_labels(val_data, known, out_of_scope_label=oos_label, against="the training labels")
+    root = environment.cache_dir()
+    encoder = build_encoder(MiniLMEncoderConfig(), root)
+    cache = EmbeddingCache(root / "embeddings.sqlite")
+    try:
+        with _progress(f"embedding {len(train_data)} training items"):
+            return exemplar_router_from_data(
+                encoder,
+                train_data,
+                val_data,
+                oos_label=oos_label,
+                neighbours=neighbours,
+                objective=objective,  # type: ignore[arg-type]
+                cache=cache,
+            )
+    finally:
+        cache.close()
+
+
+def _run_eval(router: Router, test_data: Any, oos_label: str, latency_requests: int) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from skillswitch.evals.intents import evaluate_router
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=_stderr(),
+        transient=True,
+    ) as progress:
+        task = progress.add_task("scoring test items", total=len(test_data))
+        return evaluate_router(
+            router,
+            test_data,
+            oos_label=oos_label,
+            latency_requests=latency_requests,
+            progress=lambda done, _total: progress.update(task, completed=done),
+        )
+
+
+class _progress:
+    """A spinner on stderr for work without a known length."""
+
+    def __init__(self, message: str) -> None:
+        from rich.status import Status
+
+        self._status = Status(message, console=_stderr())
+
+    def __enter__(self) -> None:
+        self._status.start()
+
+    def __exit__(self, *_: object) -> None:
+        self._status.stop()
+
+
+def _print_report(report: Any, source: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    metrics = report.metrics
+    table = Table(title=f"intent routing on {source}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row(
+        "in-scope accuracy", f"{metrics.in_scope_accuracy:.4f}  ({metrics.in_scope_items} items)"
+    )
+    if metrics.oos_recall is not None:
+        table.add_row(
+            "out-of-scope recall", f"{metrics.oos_recall:.4f}  ({metrics.oos_items} items)"
+        )
+        table.add_row("out-of-scope precision", f"{metrics.oos_precision:.4f}")
+    table.add_row("macro-F1", f"{metrics.macro_f1:.4f}")
+    table.add_row("threshold", f"{report.threshold:.4f}")
+    calibration = report.calibration
+    if calibration is not None:
+        table.add_row(
+            "calibrated on",
+            f"{calibration.in_scope_items}+{calibration.out_of_scope_items} items "
+            f"({calibration.objective})",
+        )
+    latency = report.latency_ms
+    table.add_row("routing latency p50 / p99", f"{latency['p50']:.2f} / {latency['p99']:.2f} ms")
+    encoder = report.encoder_latency_ms
+    table.add_row("encoder latency p50 / p99", f"{encoder['p50']:.2f} / {encoder['p99']:.2f} ms")
+    console = Console()
+    console.print(table)
+    if report.confusions:
+        worst = ", ".join(f"{t}→{p} ×{n}" for t, p, n in report.confusions[:6])
+        console.print(f"[dim]most frequent confusions: {worst}[/]")

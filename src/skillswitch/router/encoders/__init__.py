@@ -1,0 +1,26 @@
+"""Encoders: the ``Encoder`` protocol, MiniLM on ONNX Runtime or PyTorch, OpenAI-compatible
+endpoints, and the on-disk embedding cache."""
+
+from skillswitch.router.encoders.base import Embeddings, Encoder, normalise
+from skillswitch.router.encoders.cache import EmbeddingCache
+from skillswitch.router.encoders.factory import (
+    BUNDLED_MODEL_NAME,
+    build_encoder,
+    bundled_model_folder,
+    prepare_onnx_encoder,
+)
+from skillswitch.router.encoders.onnx import OnnxEncoder
+from skillswitch.router.encoders.openai_endpoint import OpenAIEmbeddingEncoder
+
+__all__ = [
+    "BUNDLED_MODEL_NAME",
+    "EmbeddingCache",
+    "Embeddings",
+    "Encoder",
+    "OnnxEncoder",
+    "OpenAIEmbeddingEncoder",
+    "build_encoder",
+    "bundled_model_folder",
+    "normalise",
+    "prepare_onnx_encoder",
+]

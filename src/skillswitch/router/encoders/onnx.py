@@ -1,0 +1,156 @@
+"""MiniLM-style sentence encoders run with ONNX Runtime.
+
+The exported graph holds the transformer, mean (or CLS) pooling and L2 normalisation, so one
+``session.run`` gives the final embedding. Importing this module does not import torch: a cold
+``skillswitch route`` starts in well under a second.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from skillswitch.exceptions import ArtifactError
+from skillswitch.router.encoders.base import Embeddings
+
+__all__ = ["MANIFEST_NAME", "OnnxEncoder", "OnnxManifest"]
+
+MANIFEST_NAME = "encoder.json"
+MODEL_NAME = "model.onnx"
+TOKENIZER_NAME = "tokenizer.json"
+MANIFEST_FORMAT = 1
+
+# Sorting a large batch by length before padding keeps each chunk's padding small.
+_CHUNK = 64
+
+
+@dataclass(frozen=True, slots=True)
+class OnnxManifest:
+    """What ``encoder.json`` records about an exported encoder folder."""
+
+    name: str
+    source_fingerprint: str
+    dimension: int
+    max_length: int
+    pooling: str
+    inputs: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": MANIFEST_FORMAT,
+            "name": self.name,
+            "source_fingerprint": self.source_fingerprint,
+            "dimension": self.dimension,
+            "max_length": self.max_length,
+            "pooling": self.pooling,
+            "inputs": list(self.inputs),
+        }
+
+    @classmethod
+    def read(cls, folder: Path) -> OnnxManifest:
+        path = folder / MANIFEST_NAME
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("format") != MANIFEST_FORMAT:
+                raise ArtifactError(
+                    f"{path} has format {data.get('format')!r}, expected {MANIFEST_FORMAT}; "
+                    "export the encoder again"
+                )
+            return cls(
+                name=str(data["name"]),
+                source_fingerprint=str(data["source_fingerprint"]),
+                dimension=int(data["dimension"]),
+                max_length=int(data["max_length"]),
+                pooling=str(data["pooling"]),
+                inputs=tuple(str(i) for i in data["inputs"]),
+            )
+        except FileNotFoundError:
+            raise ArtifactError(
+                f"{folder} is not an exported encoder (no {MANIFEST_NAME}); export it with "
+                "`skillswitch warmup` or point at the folder written by `skillswitch fit intents`"
+            ) from None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ArtifactError(f"{path} is damaged ({exc}); export the encoder again") from None
+
+
+class OnnxEncoder:
+    """Sentence embeddings from an exported folder (``model.onnx`` + ``tokenizer.json``).
+
+    >>> encoder = OnnxEncoder(folder)  # doctest: +SKIP
+    >>> encoder.encode(["hello"]).shape  # doctest: +SKIP
+    (1, 384)
+    """
+
+    def __init__(self, folder: Path, *, threads: int = 2) -> None:
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        self.folder = folder
+        self.manifest = OnnxManifest.read(folder)
+        for required in (MODEL_NAME, TOKENIZER_NAME):
+            if not (folder / required).is_file():
+                raise ArtifactError(f"{folder} lacks {required}; export the encoder again")
+        try:
+            tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_NAME))
+        except Exception as exc:  # tokenizers raises a bare Exception on bad JSON
+            raise ArtifactError(f"{folder / TOKENIZER_NAME} cannot be read: {exc}") from None
+        tokenizer.enable_truncation(self.manifest.max_length)
+        tokenizer.enable_padding()
+        self._tokenizer = tokenizer
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        try:
+            self._session = onnxruntime.InferenceSession(
+                str(folder / MODEL_NAME), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise ArtifactError(f"{folder / MODEL_NAME} cannot be loaded: {exc}") from None
+        self._inputs = {i.name for i in self._session.get_inputs()}
+        # Tokenizer objects are not safe to share across threads while padding is configured.
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return f"{self.manifest.name} (onnx)"
+
+    @property
+    def identity(self) -> str:
+        return f"onnx:{self.manifest.name}:{self.manifest.source_fingerprint}"
+
+    @property
+    def dimension(self) -> int:
+        return self.manifest.dimension
+
+    def encode(self, texts: Sequence[str]) -> Embeddings:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        if len(texts) <= _CHUNK:
+            return self._encode_chunk(list(texts))
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        for start in range(0, len(order), _CHUNK):
+            indices = order[start : start + _CHUNK]
+            out[indices] = self._encode_chunk([texts[i] for i in indices])
+        return out
+
+    def _encode_chunk(self, texts: list[str]) -> Embeddings:
+        with self._lock:
+            encodings = self._tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        feeds = {
+            "input_ids": ids,
+            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+        }
+        if "token_type_ids" in self._inputs:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        (embeddings,) = self._session.run(["embedding"], feeds)
+        return np.asarray(embeddings, dtype=np.float32)

@@ -1,0 +1,349 @@
+"""``skillswitch fit intents``: train an intent classifier with out-of-scope rejection.
+
+Two methods, one artifact format (see ``trained.py``):
+
+- ``finetune``: fine-tune the MiniLM encoder jointly with a cosine-softmax head (cross-entropy
+  over the skills plus an out-of-scope class when the data has one), then export the tuned
+  encoder to ONNX. Best accuracy; minutes on a CPU.
+- ``linear``: keep the encoder frozen and train only the head. Seconds.
+
+The out-of-scope threshold is then chosen on validation data only, through the exact inference
+path (ONNX encoder + numpy head) the router will use.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from skillswitch.config.models import ThresholdObjective
+from skillswitch.exceptions import DatasetError, MissingDependencyError
+from skillswitch.router.calibration import Calibration, choose_threshold
+from skillswitch.router.encoders import (
+    BUNDLED_MODEL_NAME,
+    EmbeddingCache,
+    bundled_model_folder,
+    prepare_onnx_encoder,
+)
+from skillswitch.router.encoders.export import export_sentence_encoder
+from skillswitch.router.encoders.fingerprint import folder_fingerprint
+from skillswitch.router.encoders.onnx import OnnxEncoder
+from skillswitch.router.scoring import confidence
+from skillswitch.router.trained import ENCODER, LinearHead, TrainedArtifact, write_artifact
+
+__all__ = ["FitResult", "FitSettings", "Method", "fit_intents", "holdout_split"]
+
+Method = Literal["finetune", "linear"]
+Progress = Callable[[str, int, int], None]
+"""``progress(stage, done, total)``."""
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class FitSettings:
+    """Hyper-parameters; defaults chosen on CLINC150's validation split (README, Performance)."""
+
+    method: Method = "finetune"
+    epochs: float = 3.0
+    batch_size: int = 32
+    encoder_lr: float = 8e-5
+    head_lr: float = 1e-2
+    scale: float = 30.0
+    max_length: int = 64
+    warmup: float = 0.06
+    weight_decay: float = 0.01
+    max_steps: int | None = None
+    seed: int = 0
+    threads: int = 2
+    objective: ThresholdObjective = "balanced"
+
+
+@dataclass(frozen=True, slots=True)
+class FitResult:
+    folder: Path
+    labels: tuple[str, ...]
+    calibration: Calibration
+    seconds: float
+    steps: int
+
+
+def holdout_split(
+    texts: Sequence[str], labels: Sequence[str], *, share: float = 0.1, seed: int = 0
+) -> tuple[list[int], list[int]]:
+    """Stratified (train, validation) indices: ``share`` of every label held out (at least one
+    item of a label with two or more)."""
+    rng = np.random.default_rng(seed)
+    by_label: dict[str, list[int]] = {}
+    for index, label in enumerate(labels):
+        by_label.setdefault(label, []).append(index)
+    train: list[int] = []
+    val: list[int] = []
+    for indices in by_label.values():
+        shuffled = list(rng.permutation(indices))
+        held = max(1, round(len(shuffled) * share)) if len(shuffled) >= 2 else 0
+        val.extend(int(i) for i in shuffled[:held])
+        train.extend(int(i) for i in shuffled[held:])
+    return sorted(train), sorted(val)
+
+
+def fit_intents(
+    train_texts: Sequence[str],
+    train_labels: Sequence[str],
+    val_texts: Sequence[str],
+    val_labels: Sequence[str],
+    out: Path,
+    *,
+    oos_label: str,
+    settings: FitSettings = FitSettings(),
+    cache_root: Path,
+    progress: Progress | None = None,
+) -> FitResult:
+    """Train on (train_texts, train_labels), calibrate on the validation items, write ``out``."""
+    started = time.perf_counter()
+    labels = _label_order(train_labels, oos_label)
+    if len([label for label in labels if label != oos_label]) < 2:
+        raise DatasetError("training data needs at least two in-scope labels")
+    index = {label: i for i, label in enumerate(labels)}
+    targets = np.array([index[label] for label in train_labels], dtype=np.int64)
+    source = bundled_model_folder()
+    fingerprint = folder_fingerprint(source, cache_root / "fingerprints.json")
+    staging = Path(tempfile.mkdtemp(prefix=".fit-", dir=_parent(out)))
+    try:
+        if settings.method == "finetune":
+            weights, bias, steps = _finetune(
+                source, list(train_texts), targets, len(labels), staging, settings, progress
+            )
+            export_sentence_encoder(
+                staging / "tuned",
+                staging / ENCODER,
+                name=f"{BUNDLED_MODEL_NAME}-tuned",
+                fingerprint=folder_fingerprint(staging / "tuned"),
+            )
+            shutil.rmtree(staging / "tuned")
+        else:
+            exported = prepare_onnx_encoder(
+                source, cache_root, name=BUNDLED_MODEL_NAME, fingerprint=fingerprint
+            )
+            shutil.copytree(exported, staging / ENCODER)
+            cache = EmbeddingCache(cache_root / "embeddings.sqlite")
+            try:
+                if progress is not None:
+                    progress("embedding", 0, len(train_texts))
+                features = cache.encode(OnnxEncoder(staging / ENCODER), list(train_texts))
+            finally:
+                cache.close()
+            weights, bias, steps = _train_head(features, targets, len(labels), settings, progress)
+        head = LinearHead(
+            labels, weights, bias, scale=settings.scale, cosine=True, out_of_scope_label=oos_label
+        )
+        calibration = _calibrate(
+            OnnxEncoder(staging / ENCODER, threads=settings.threads),
+            head,
+            val_texts,
+            val_labels,
+            oos_label,
+            settings.objective,
+        )
+        artifact = TrainedArtifact(
+            labels=labels,
+            out_of_scope_label=oos_label if oos_label in labels else None,
+            weights=weights,
+            bias=bias,
+            scale=settings.scale,
+            cosine=True,
+            threshold=calibration.threshold,
+            calibration=calibration,
+            method=settings.method,
+            provenance={
+                "base_encoder": f"{BUNDLED_MODEL_NAME}@{fingerprint}",
+                "train_items": len(train_texts),
+                "val_items": len(val_texts),
+                "settings": {k: getattr(settings, k) for k in settings.__slots__},
+                "steps": steps,
+                "seconds": round(time.perf_counter() - started, 1),
+            },
+        )
+        write_artifact(staging, artifact)
+        if out.exists():
+            shutil.rmtree(out)
+        staging.replace(out)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return FitResult(out, labels, calibration, time.perf_counter() - started, steps)
+
+
+def _label_order(labels: Sequence[str], oos_label: str) -> tuple[str, ...]:
+    inside = sorted({label for label in labels if label != oos_label})
+    return (*inside, oos_label) if oos_label in set(labels) else tuple(inside)
+
+
+def _parent(out: Path) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out.parent
+
+
+def _calibrate(
+    encoder: OnnxEncoder,
+    head: LinearHead,
+    texts: Sequence[str],
+    labels: Sequence[str],
+    oos_label: str,
+    objective: ThresholdObjective,
+) -> Calibration:
+    scores = head.scores(encoder.encode(list(texts)))
+    position = {skill: i for i, skill in enumerate(head.skills)}
+    rejected = np.array([label == oos_label for label in labels])
+    expected = np.array([position.get(label, -1) for label in labels])
+    correct = (scores.skills.argmax(axis=1) == expected) & ~rejected
+    return choose_threshold(confidence(scores), correct, rejected, objective)
+
+
+def _torch() -> Any:
+    try:
+        import torch
+    except ImportError:
+        raise MissingDependencyError("skillswitch fit intents", "train", "torch") from None
+    return torch
+
+
+def _train_head(
+    features: np.ndarray[Any, Any],
+    targets: np.ndarray[Any, Any],
+    classes: int,
+    settings: FitSettings,
+    progress: Progress | None,
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], int]:
+    """Cosine-softmax head on frozen embeddings (full-batch Adam; a convex-like problem)."""
+    torch = _torch()
+    torch.manual_seed(settings.seed)
+    torch.set_num_threads(settings.threads)
+    x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
+    y = torch.from_numpy(targets)
+    weights = torch.nn.Parameter(_prototypes(x, y, classes, torch))
+    bias = torch.nn.Parameter(torch.zeros(classes))
+    optimiser = torch.optim.Adam([weights, bias], lr=settings.head_lr)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    steps = settings.max_steps or 400
+    for step in range(steps):
+        logits = settings.scale * x @ torch.nn.functional.normalize(weights, dim=-1).T + bias
+        loss = loss_fn(logits, y)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        if progress is not None and (step % 20 == 0 or step == steps - 1):
+            progress("training head", step + 1, steps)
+    return weights.detach().numpy(), bias.detach().numpy(), steps
+
+
+def _prototypes(x: Any, y: Any, classes: int, torch: Any) -> Any:
+    """Class means of normalised embeddings: the head's starting point (fast convergence)."""
+    sums = torch.zeros(classes, x.shape[1]).index_add_(0, y, x)
+    counts = torch.bincount(y, minlength=classes).clamp(min=1).unsqueeze(1)
+    return torch.nn.functional.normalize(sums / counts, dim=-1)
+
+
+def _finetune(
+    source: Path,
+    texts: list[str],
+    targets: np.ndarray[Any, Any],
+    classes: int,
+    staging: Path,
+    settings: FitSettings,
+    progress: Progress | None,
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], int]:
+    torch = _torch()
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    torch.manual_seed(settings.seed)
+    torch.set_num_threads(settings.threads)
+    rng = np.random.default_rng(settings.seed)
+    tokenizer = AutoTokenizer.from_pretrained(str(source))
+    model = AutoModel.from_pretrained(str(source), attn_implementation="eager")
+
+    def embed(batch: list[str]) -> Any:
+        encoded = tokenizer(
+            batch,
+            padding=True,
+            truncation=True,
+            max_length=settings.max_length,
+            return_tensors="pt",
+        )
+        hidden = model(**encoded).last_hidden_state
+        mask = encoded["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return torch.nn.functional.normalize(pooled, dim=-1)
+
+    model.eval()
+    with torch.no_grad():
+        initial = torch.cat([embed(texts[i : i + 128]) for i in range(0, len(texts), 128)])
+    y_all = torch.from_numpy(targets)
+    weights = torch.nn.Parameter(_prototypes(initial, y_all, classes, torch))
+    bias = torch.nn.Parameter(torch.zeros(classes))
+    optimiser = torch.optim.AdamW(
+        [
+            {
+                "params": model.parameters(),
+                "lr": settings.encoder_lr,
+                "weight_decay": settings.weight_decay,
+            },
+            {"params": [weights, bias], "lr": settings.head_lr, "weight_decay": 0.0},
+        ]
+    )
+    per_epoch = math.ceil(len(texts) / settings.batch_size)
+    total = max(1, int(per_epoch * settings.epochs))
+    if settings.max_steps is not None:
+        total = min(total, settings.max_steps)
+    warm = max(1, int(settings.warmup * total))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser,
+        lambda s: (s + 1) / warm if s < warm else max(0.0, (total - s) / max(1, total - warm)),
+    )
+    loss_fn = torch.nn.CrossEntropyLoss()
+    model.train()
+    step = 0
+    while step < total:
+        order = rng.permutation(len(texts))
+        for start in range(0, len(texts), settings.batch_size):
+            if step >= total:
+                break
+            batch = order[start : start + settings.batch_size]
+            pooled = embed([texts[i] for i in batch])
+            logits = (
+                settings.scale * pooled @ torch.nn.functional.normalize(weights, dim=-1).T + bias
+            )
+            loss = loss_fn(logits, y_all[batch])
+            optimiser.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimiser.step()
+            schedule.step()
+            step += 1
+            if progress is not None and (step % 10 == 0 or step == total):
+                progress("fine-tuning", step, total)
+    model.eval()
+    tuned = staging / "tuned"
+    model.save_pretrained(str(tuned))
+    tokenizer.save_pretrained(str(tuned))
+    for name in ("modules.json", "sentence_bert_config.json"):
+        if (source / name).is_file():
+            shutil.copy2(source / name, tuned / name)
+    if (source / "1_Pooling").is_dir():
+        shutil.copytree(source / "1_Pooling", tuned / "1_Pooling")
+    (tuned / "skillswitch-finetune.json").write_text(
+        json.dumps({"steps": step, "classes": classes}), encoding="utf-8"
+    )
+    return weights.detach().numpy(), bias.detach().numpy(), step

@@ -1,0 +1,52 @@
+"""Shared fixtures: one real MiniLM encoder (ONNX export cached across runs) and the default router."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from skillswitch.config import MiniLMEncoderConfig, default_config
+from skillswitch.router import Router
+from skillswitch.router.encoders import Encoder, build_encoder
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_EVAL = REPO.parent / "shared" / "eval"
+# Exports and embeddings persist between runs here (gitignored), so a second run starts warm.
+TEST_CACHE = REPO / ".cache" / "test"
+
+
+@pytest.fixture(scope="session")
+def cache_root() -> Path:
+    TEST_CACHE.mkdir(parents=True, exist_ok=True)
+    return TEST_CACHE
+
+
+@pytest.fixture(scope="session")
+def minilm(cache_root: Path) -> Encoder:
+    return build_encoder(MiniLMEncoderConfig(), cache_root)
+
+
+@pytest.fixture(scope="session")
+def default_router(cache_root: Path) -> Router:
+    return Router.from_config(default_config(), cache_dir=cache_root)
+
+
+@pytest.fixture(scope="session")
+def clinc_file() -> Path:
+    path = SHARED_EVAL / "clinc150" / "data_full.json"
+    if not path.is_file():
+        pytest.skip("../shared/eval/clinc150 is not present")
+    return path
+
+
+@pytest.fixture
+def cli_env(cache_root: Path) -> Iterator[dict[str, str]]:
+    env = dict(os.environ)
+    env["SKILLSWITCH_CACHE_DIR"] = str(cache_root)
+    env["HF_HUB_OFFLINE"] = "1"
+    env["TRANSFORMERS_OFFLINE"] = "1"
+    env["COLUMNS"] = "200"
+    return env

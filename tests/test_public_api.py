@@ -1,0 +1,33 @@
+import skillswitch
+
+
+def test_public_names_are_pinned() -> None:
+    # Changing the public surface is a deliberate act: update this list with it.
+    assert sorted(skillswitch.__all__) == [
+        "ArtifactError",
+        "Config",
+        "ConfigError",
+        "DatasetError",
+        "Encoder",
+        "EncoderError",
+        "EncoderHTTPError",
+        "MissingDependencyError",
+        "RequestError",
+        "Router",
+        "RoutingDecision",
+        "SkillScore",
+        "SkillSwitchError",
+        "__version__",
+        "config_json_schema",
+        "default_config",
+        "load_config",
+    ]
+    for name in skillswitch.__all__:
+        assert hasattr(skillswitch, name), name
+
+
+def test_every_error_is_a_skillswitch_error() -> None:
+    for name in skillswitch.__all__:
+        value = getattr(skillswitch, name)
+        if isinstance(value, type) and issubclass(value, Exception):
+            assert issubclass(value, skillswitch.SkillSwitchError)
