@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test lint format typecheck pytest bench bench-intents clean
+.PHONY: install demo test lint format typecheck pytest bench bench-intents peer-venv clean
 
 install: $(STAMP)
 
@@ -44,8 +44,17 @@ pytest: install
 # Benchmarks are separate from the tests: they take longer and compare against peers.
 bench: bench-intents
 
-bench-intents: install
+bench-intents: install peer-venv
 	$(BIN)/python benchmarks/intent_routing.py --json bench-results/intent_routing.json
 
+# semantic-router (the peer) lives in its own venv, pinned, so its dependencies never touch ours.
+PEER := .venv-semrouter
+peer-venv: $(PEER)/.installed
+$(PEER)/.installed: benchmarks/peers/requirements-semantic-router.txt
+	@test -x $(PEER)/bin/python || $(PYTHON) -m venv $(PEER)
+	$(PEER)/bin/python -m pip install --quiet $(TORCH)
+	$(PEER)/bin/python -m pip install --quiet -r benchmarks/peers/requirements-semantic-router.txt
+	@touch $@
+
 clean:
-	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(PEER) .cache .pytest_cache .mypy_cache .ruff_cache

@@ -28,6 +28,7 @@ from skillswitch.exceptions import (
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.progress import Progress
 
     from skillswitch.config import Config
     from skillswitch.router import Router
@@ -333,8 +334,6 @@ def _fit(
     objective: str,
     seed: int,
 ) -> Any:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
     from skillswitch.config import environment
     from skillswitch.evals.datasets import check_labels, load_labelled
     from skillswitch.router.training import FitSettings, fit_intents, holdout_split
@@ -361,14 +360,7 @@ def _fit(
         seed=seed,
         objective=objective,  # type: ignore[arg-type]
     )
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=_stderr(),
-        transient=True,
-    ) as bar:
+    with _progress_bar() as bar:
         tasks: dict[str, Any] = {}
 
         def report(stage: str, done: int, total: int) -> None:
@@ -514,18 +506,9 @@ def _router_from_data(
 
 
 def _run_eval(router: Router, test_data: Any, oos_label: str, latency_requests: int) -> Any:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
     from skillswitch.evals.intents import evaluate_router
 
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=_stderr(),
-        transient=True,
-    ) as progress:
+    with _progress_bar() as progress:
         task = progress.add_task("scoring test items", total=len(test_data))
         return evaluate_router(
             router,
@@ -534,6 +517,20 @@ def _run_eval(router: Router, test_data: Any, oos_label: str, latency_requests: 
             latency_requests=latency_requests,
             progress=lambda done, _total: progress.update(task, completed=done),
         )
+
+
+def _progress_bar() -> Progress:
+    """A transient progress bar on stderr (stdout stays clean for --json users)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=_stderr(),
+        transient=True,
+    )
 
 
 class _progress:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
 from skillswitch.config.models import ThresholdObjective
+from skillswitch.router.scoring import Scores, confidence
 
-__all__ = ["KEEP_WITHOUT_NEGATIVES", "Calibration", "choose_threshold"]
+__all__ = ["KEEP_WITHOUT_NEGATIVES", "Calibration", "calibrate_scores", "choose_threshold"]
 
 KEEP_WITHOUT_NEGATIVES = 0.95
 """With no out-of-scope examples, the threshold keeps this share of correct in-scope items."""
@@ -84,3 +86,19 @@ def choose_threshold(
         in_scope_items=n_in,
         out_of_scope_items=n_out,
     )
+
+
+def calibrate_scores(
+    scores: Scores,
+    skills: Sequence[str],
+    labels: Sequence[str],
+    *,
+    out_of_scope_label: str,
+    objective: ThresholdObjective,
+) -> Calibration:
+    """:func:`choose_threshold` for classifier ``scores`` of items labelled ``labels``."""
+    position = {skill: i for i, skill in enumerate(skills)}
+    rejected = np.array([label == out_of_scope_label for label in labels])
+    expected = np.array([position.get(label, -1) for label in labels])
+    correct = (scores.skills.argmax(axis=1) == expected) & ~rejected
+    return choose_threshold(confidence(scores), correct, rejected, objective)

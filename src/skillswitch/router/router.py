@@ -12,7 +12,7 @@ import numpy.typing as npt
 
 from skillswitch.config import environment
 from skillswitch.config.models import Config, ExemplarClassifierConfig, ThresholdObjective
-from skillswitch.router.calibration import Calibration, choose_threshold
+from skillswitch.router.calibration import Calibration, calibrate_scores, choose_threshold
 from skillswitch.router.decision import RoutingDecision, RoutingTiming, SkillScore
 from skillswitch.router.encoders import EmbeddingCache, Encoder, build_encoder
 from skillswitch.router.encoders.base import Embeddings
@@ -209,12 +209,13 @@ class Router:
         vectors = (
             cache.encode(self.encoder, texts) if cache is not None else self.encoder.encode(texts)
         )
-        scores = self.classifier.scores(vectors)
-        index = {skill: i for i, skill in enumerate(self.skills)}
-        rejected = np.array([label == self.out_of_scope_label for label in labels])
-        expected = np.array([index.get(label, -1) for label in labels])
-        correct = (scores.skills.argmax(axis=1) == expected) & ~rejected
-        calibration = choose_threshold(confidence(scores), correct, rejected, objective)
+        calibration = calibrate_scores(
+            self.classifier.scores(vectors),
+            self.skills,
+            labels,
+            out_of_scope_label=self.out_of_scope_label,
+            objective=objective,
+        )
         self.threshold = calibration.threshold
         self.calibration = calibration
         return calibration

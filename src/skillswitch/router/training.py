@@ -28,7 +28,7 @@ import numpy as np
 
 from skillswitch.config.models import ThresholdObjective
 from skillswitch.exceptions import DatasetError, MissingDependencyError
-from skillswitch.router.calibration import Calibration, choose_threshold
+from skillswitch.router.calibration import Calibration, calibrate_scores
 from skillswitch.router.encoders import (
     BUNDLED_MODEL_NAME,
     EmbeddingCache,
@@ -38,7 +38,6 @@ from skillswitch.router.encoders import (
 from skillswitch.router.encoders.export import export_sentence_encoder
 from skillswitch.router.encoders.fingerprint import folder_fingerprint
 from skillswitch.router.encoders.onnx import OnnxEncoder
-from skillswitch.router.scoring import confidence
 from skillswitch.router.trained import ENCODER, LinearHead, TrainedArtifact, write_artifact
 
 __all__ = ["FitResult", "FitSettings", "Method", "fit_intents", "holdout_split"]
@@ -203,11 +202,9 @@ def _calibrate(
     objective: ThresholdObjective,
 ) -> Calibration:
     scores = head.scores(encoder.encode(list(texts)))
-    position = {skill: i for i, skill in enumerate(head.skills)}
-    rejected = np.array([label == oos_label for label in labels])
-    expected = np.array([position.get(label, -1) for label in labels])
-    correct = (scores.skills.argmax(axis=1) == expected) & ~rejected
-    return choose_threshold(confidence(scores), correct, rejected, objective)
+    return calibrate_scores(
+        scores, head.skills, labels, out_of_scope_label=oos_label, objective=objective
+    )
 
 
 def _torch() -> Any:
