@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -167,3 +168,17 @@ def test_router_from_examples_with_fixed_threshold(minilm: Encoder) -> None:
     )
     assert router.calibration is None
     assert router.route("what is 3+3").out_of_scope  # nothing is that similar
+
+
+def test_restart_reuses_cached_example_embeddings(tmp_path: Path, minilm: Encoder) -> None:
+    from skillswitch.config import parse_config
+    from skillswitch.router.encoders import EmbeddingCache
+
+    config = parse_config(
+        "skills:\n  - {name: math, description: sums, examples: [what is 2+2, add 3 and 4]}\n"
+        "  - {name: greet, description: hello, examples: [hi there]}\n"
+    )
+    Router.from_config(config, cache_dir=tmp_path)
+    cache = EmbeddingCache(tmp_path / "embeddings.sqlite")
+    cache.encode(minilm, ["what is 2+2", "add 3 and 4", "hi there"])
+    assert (cache.hits, cache.misses) == (3, 0)  # the first start stored every example
