@@ -41,6 +41,11 @@ def test_linear_fit_writes_an_artifact_the_config_can_load(
     assert artifact.calibration is not None
     assert artifact.calibration.in_scope_items == 6
     assert artifact.calibration.out_of_scope_items == 2
+    assert [t.feature for t in artifact.terms] == ["energy", "nearest", "oos_nearest"]
+    assert artifact.bank is not None
+    assert artifact.bank.shape == (24, 384)  # the in-scope training items
+    assert artifact.oos_bank is not None
+    assert artifact.oos_bank.shape == (6, 384)
     config = parse_config(
         f"router:\n  classifier: {{kind: trained, artifact: '{folder}'}}\nout_of_scope: {{label: oos}}\n"
     )
@@ -100,3 +105,27 @@ def test_holdout_split_is_stratified_and_disjoint() -> None:
     assert held.count("b") == 1
     assert "c" not in held  # a single example stays in training
     assert np.all(np.diff(train) > 0)
+
+
+def test_without_out_of_scope_data_nothing_is_rejected(tmp_path: Path, cache_root: Path) -> None:
+    texts = [t for label, items in tiny_intents.TRAIN.items() if label != "oos" for t in items]
+    labels = [label for label, items in tiny_intents.TRAIN.items() if label != "oos" for _ in items]
+    val_texts = [t for label, items in tiny_intents.VAL.items() if label != "oos" for t in items]
+    val_labels = [
+        label for label, items in tiny_intents.VAL.items() if label != "oos" for _ in items
+    ]
+    result = fit_intents(
+        texts,
+        labels,
+        val_texts,
+        val_labels,
+        tmp_path / "a",
+        oos_label="oos",
+        settings=FitSettings(method="linear", max_steps=50),
+        cache_root=cache_root,
+    )
+    assert result.calibration.objective == "keep-100%"
+    assert result.calibration.out_of_scope_recall is None
+    router = load_trained_router(result.folder, out_of_scope_label="oos")
+    assert [t.feature for t in read_artifact(result.folder).terms] == ["energy", "nearest"]
+    assert not any(d.out_of_scope for d in router.route_many(val_texts))

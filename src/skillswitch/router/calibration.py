@@ -34,6 +34,8 @@ def choose_threshold(
     correct: npt.NDArray[np.bool_],
     out_of_scope: npt.NDArray[np.bool_],
     objective: ThresholdObjective = "balanced",
+    *,
+    keep_without_negatives: float = KEEP_WITHOUT_NEGATIVES,
 ) -> Calibration:
     """Pick the threshold on confidence that best serves ``objective``.
 
@@ -41,6 +43,8 @@ def choose_threshold(
     ``out_of_scope[i]``: item ``i`` should be rejected. An in-scope item counts as right when it
     is correct and its confidence reaches the threshold; an out-of-scope item when it does not.
     Ties between thresholds resolve to the middle of the best plateau (least brittle).
+    With no out-of-scope items there is nothing to balance: the threshold keeps
+    ``keep_without_negatives`` of the correct in-scope items (1.0: rejects nothing seen).
     """
     levels = np.asarray(confidence, dtype=np.float64)
     inside = ~out_of_scope
@@ -50,12 +54,13 @@ def choose_threshold(
         raise ValueError("calibration needs at least one in-scope item")
     if n_out == 0:
         kept = np.sort(levels[inside & correct])
-        if kept.size == 0:
-            threshold = float(levels.min())
+        if kept.size == 0 or keep_without_negatives >= 1.0:
+            threshold = float(levels.min()) - 1.0
         else:
-            threshold = float(np.quantile(kept, 1.0 - KEEP_WITHOUT_NEGATIVES, method="lower"))
+            threshold = float(np.quantile(kept, 1.0 - keep_without_negatives, method="lower"))
         accuracy = float(np.mean(correct[inside] & (levels[inside] >= threshold)))
-        return Calibration(threshold, "keep-95%", accuracy, None, n_in, 0)
+        rule = f"keep-{round(100 * min(keep_without_negatives, 1.0))}%"
+        return Calibration(threshold, rule, accuracy, None, n_in, 0)
 
     candidates = np.unique(levels)
     # Thresholds between consecutive distinct values, plus one below all and one above all.
@@ -95,10 +100,17 @@ def calibrate_scores(
     *,
     out_of_scope_label: str,
     objective: ThresholdObjective,
+    keep_without_negatives: float = KEEP_WITHOUT_NEGATIVES,
 ) -> Calibration:
     """:func:`choose_threshold` for classifier ``scores`` of items labelled ``labels``."""
     position = {skill: i for i, skill in enumerate(skills)}
     rejected = np.array([label == out_of_scope_label for label in labels])
     expected = np.array([position.get(label, -1) for label in labels])
     correct = (scores.skills.argmax(axis=1) == expected) & ~rejected
-    return choose_threshold(confidence(scores), correct, rejected, objective)
+    return choose_threshold(
+        confidence(scores),
+        correct,
+        rejected,
+        objective,
+        keep_without_negatives=keep_without_negatives,
+    )

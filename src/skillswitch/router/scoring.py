@@ -21,15 +21,21 @@ class Scores:
 
     ``skills``: ``(n, n_skills)`` scores, higher is better. ``reject``: ``(n,)`` score of the
     out-of-scope examples/class on the same scale, or None when the classifier has none.
+    ``level``: ``(n,)`` the classifier's own in-scope confidence (higher = more in scope), for
+    classifiers whose out-of-scope score is not a skill score (e.g. energy + nearest neighbours);
+    when given, it is what the threshold applies to.
     """
 
     skills: FloatArray
     reject: FloatArray | None
+    level: FloatArray | None = None
 
 
 def confidence(scores: Scores) -> FloatArray:
     """The number compared with the threshold: the best skill's score, or ``REJECTED`` when the
-    out-of-scope reject score is higher than every skill's."""
+    out-of-scope reject score is higher than every skill's; or the classifier's own level."""
+    if scores.level is not None:
+        return scores.level
     best: FloatArray = scores.skills.max(axis=1).astype(np.float32)
     if scores.reject is None:
         return best

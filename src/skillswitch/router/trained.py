@@ -13,7 +13,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -27,7 +27,10 @@ from skillswitch.router.scoring import Scores
 
 __all__ = [
     "ARTIFACT_FORMAT",
+    "FEATURES",
+    "Feature",
     "LinearHead",
+    "ScoreTerm",
     "TrainedArtifact",
     "load_trained_router",
     "read_artifact",
@@ -40,10 +43,34 @@ HEAD = "head.npz"
 ENCODER = "encoder"
 
 
+Feature = Literal["probability", "energy", "nearest", "oos_nearest"]
+"""In-scope evidence a trained head can combine (higher = more in scope):
+
+- ``probability``: the best skill's softmax probability (the out-of-scope class included);
+- ``energy``: log-sum-exp of the skill logits (Liu et al., 2020, "Energy-based OOD detection");
+- ``nearest``: cosine to the nearest training example of any skill;
+- ``oos_nearest``: minus the mean cosine to the 5 nearest out-of-scope training examples.
+"""
+FEATURES: tuple[Feature, ...] = ("probability", "energy", "nearest", "oos_nearest")
+_OOS_NEIGHBOURS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreTerm:
+    """``weight * (feature - mean) / std``; mean and std come from validation in-scope items."""
+
+    feature: Feature
+    weight: float
+    mean: float = 0.0
+    std: float = 1.0
+
+
 class LinearHead:
     """Softmax over ``scale * cos(x, w_c) + b_c`` (cosine head) or ``scale * x.w_c + b_c``.
 
-    Scores are class probabilities; an out-of-scope class, when trained, gives the reject score.
+    Skill scores are class probabilities. The out-of-scope decision uses either the reject class
+    (when ``terms`` is empty) or a weighted sum of standardised features (``terms``), which may
+    need the embeddings of the training items (``bank``) and of the out-of-scope ones.
     """
 
     def __init__(
@@ -55,6 +82,9 @@ class LinearHead:
         scale: float,
         cosine: bool,
         out_of_scope_label: str | None,
+        terms: Sequence[ScoreTerm] = (),
+        bank: npt.NDArray[np.float32] | None = None,
+        oos_bank: npt.NDArray[np.float32] | None = None,
     ) -> None:
         if weights.shape[0] != len(labels) or bias.shape != (len(labels),):
             raise ArtifactError(
@@ -76,20 +106,75 @@ class LinearHead:
         self.skills = tuple(self.labels[i] for i in self._keep)
         self.cosine = cosine
         self.scale = scale
+        self.terms = tuple(terms)
+        needed = {term.feature for term in self.terms}
+        if "nearest" in needed and (bank is None or bank.shape[0] == 0):
+            raise ArtifactError("the 'nearest' score needs the training embeddings (bank)")
+        if "oos_nearest" in needed and (oos_bank is None or oos_bank.shape[0] == 0):
+            raise ArtifactError("the 'oos_nearest' score needs out-of-scope training examples")
+        self.bank = None if bank is None else np.asarray(bank, dtype=np.float32)
+        self.oos_bank = None if oos_bank is None else np.asarray(oos_bank, dtype=np.float32)
+        self._bank = None if bank is None else np.ascontiguousarray(bank.T, dtype=np.float32)
+        self._oos_bank = (
+            None if oos_bank is None else np.ascontiguousarray(oos_bank.T, dtype=np.float32)
+        )
 
     @property
     def name(self) -> str:
         kind = "cosine" if self.cosine else "linear"
-        extra = ", reject class" if self._reject is not None else ""
-        return f"trained {kind} head ({len(self.skills)} skills{extra})"
+        if self.terms:
+            rule = " + ".join(f"{t.weight:g}*{t.feature}" for t in self.terms)
+        else:
+            rule = "reject class" if self._reject is not None else "max probability"
+        return f"trained {kind} head ({len(self.skills)} skills; out of scope: {rule})"
+
+    def features(self, queries: Embeddings) -> dict[Feature, npt.NDArray[np.float32]]:
+        """Every feature the artifact can use, for ``queries`` (used to fit ``terms``)."""
+        return self._features(queries, *self._logits(queries))
 
     def scores(self, queries: Embeddings) -> Scores:
+        logits, probabilities = self._logits(queries)
+        skills = probabilities[:, self._keep].astype(np.float32)
+        if not self.terms:
+            reject = probabilities[:, self._reject] if self._reject is not None else None
+            return Scores(skills, reject)
+        values = self._features(queries, logits, probabilities)
+        level = np.zeros(queries.shape[0], dtype=np.float32)
+        for term in self.terms:
+            level += np.float32(term.weight) * (values[term.feature] - term.mean) / term.std
+        return Scores(skills, None, level)
+
+    def _features(
+        self,
+        queries: Embeddings,
+        logits: npt.NDArray[np.float32],
+        probabilities: npt.NDArray[np.float32],
+    ) -> dict[Feature, npt.NDArray[np.float32]]:
+        inside = logits[:, self._keep]
+        peak = inside.max(axis=1)
+        out: dict[Feature, npt.NDArray[np.float32]] = {
+            "probability": probabilities[:, self._keep].max(axis=1),
+            "energy": (peak + np.log(np.exp(inside - peak[:, None]).sum(axis=1))).astype(
+                np.float32
+            ),
+        }
+        if self._bank is not None and self._bank.shape[1]:
+            out["nearest"] = (queries @ self._bank).max(axis=1)
+        if self._oos_bank is not None and self._oos_bank.shape[1]:
+            similar = queries @ self._oos_bank
+            k = min(_OOS_NEIGHBOURS, similar.shape[1])
+            top = -np.partition(-similar, k - 1, axis=1)[:, :k]
+            out["oos_nearest"] = (-top.mean(axis=1)).astype(np.float32)
+        return out
+
+    def _logits(
+        self, queries: Embeddings
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
         logits = queries @ self._weights + self._bias
-        logits -= logits.max(axis=1, keepdims=True)
-        probabilities = np.exp(logits)
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        probabilities = np.exp(shifted)
         probabilities /= probabilities.sum(axis=1, keepdims=True)
-        reject = probabilities[:, self._reject] if self._reject is not None else None
-        return Scores(probabilities[:, self._keep].astype(np.float32), reject)
+        return logits, probabilities
 
 
 @dataclass(frozen=True)
@@ -105,6 +190,9 @@ class TrainedArtifact:
     threshold: float
     calibration: Calibration | None
     method: str
+    terms: tuple[ScoreTerm, ...] = ()
+    bank: npt.NDArray[np.float32] | None = None
+    oos_bank: npt.NDArray[np.float32] | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
 
     def head(self) -> LinearHead:
@@ -115,13 +203,22 @@ class TrainedArtifact:
             scale=self.scale,
             cosine=self.cosine,
             out_of_scope_label=self.out_of_scope_label,
+            terms=self.terms,
+            bank=self.bank,
+            oos_bank=self.oos_bank,
         )
 
 
 def write_artifact(folder: Path, artifact: TrainedArtifact) -> None:
     """Write ``artifact.json`` and ``head.npz`` (the encoder folder is written by the trainer)."""
     folder.mkdir(parents=True, exist_ok=True)
-    np.savez(folder / HEAD, weights=artifact.weights, bias=artifact.bias)
+    arrays: dict[str, npt.NDArray[Any]] = {"weights": artifact.weights, "bias": artifact.bias}
+    # Banks are stored as float16: half the size, and cosines change by < 1e-3.
+    if artifact.bank is not None:
+        arrays["bank"] = artifact.bank.astype(np.float16)
+    if artifact.oos_bank is not None:
+        arrays["oos_bank"] = artifact.oos_bank.astype(np.float16)
+    np.savez(folder / HEAD, **arrays)  # type: ignore[arg-type]
     calibration = artifact.calibration
     manifest = {
         "format": ARTIFACT_FORMAT,
@@ -129,7 +226,14 @@ def write_artifact(folder: Path, artifact: TrainedArtifact) -> None:
         "method": artifact.method,
         "labels": list(artifact.labels),
         "out_of_scope_label": artifact.out_of_scope_label,
-        "head": {"scale": artifact.scale, "cosine": artifact.cosine},
+        "head": {
+            "scale": artifact.scale,
+            "cosine": artifact.cosine,
+            "out_of_scope_score": [
+                {"feature": t.feature, "weight": t.weight, "mean": t.mean, "std": t.std}
+                for t in artifact.terms
+            ],
+        },
         "threshold": artifact.threshold,
         "calibration": None
         if calibration is None
@@ -165,6 +269,20 @@ def read_artifact(folder: Path) -> TrainedArtifact:
         with np.load(folder / HEAD) as arrays:
             weights = np.asarray(arrays["weights"], dtype=np.float32)
             bias = np.asarray(arrays["bias"], dtype=np.float32)
+            bank = np.asarray(arrays["bank"], np.float32) if "bank" in arrays else None
+            oos_bank = np.asarray(arrays["oos_bank"], np.float32) if "oos_bank" in arrays else None
+        terms = []
+        for term in manifest["head"].get("out_of_scope_score", []):
+            if term["feature"] not in FEATURES:
+                raise ArtifactError(
+                    f"{manifest_file}: unknown score feature {term['feature']!r}; this "
+                    f"skillswitch knows {', '.join(FEATURES)}"
+                )
+            terms.append(
+                ScoreTerm(
+                    term["feature"], float(term["weight"]), float(term["mean"]), float(term["std"])
+                )
+            )
         calibration_data = manifest.get("calibration")
         return TrainedArtifact(
             labels=tuple(str(label) for label in manifest["labels"]),
@@ -176,6 +294,9 @@ def read_artifact(folder: Path) -> TrainedArtifact:
             threshold=float(manifest["threshold"]),
             calibration=Calibration(**calibration_data) if calibration_data else None,
             method=str(manifest.get("method", "unknown")),
+            terms=tuple(terms),
+            bank=bank,
+            oos_bank=oos_bank,
             provenance=dict(manifest.get("provenance", {})),
         )
     except FileNotFoundError:
