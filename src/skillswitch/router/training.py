@@ -388,15 +388,17 @@ def _finetune(
         initial = torch.cat([embed(texts[i : i + 128]) for i in range(0, len(texts), 128)])
     y_all = torch.from_numpy(targets)
     weights = torch.nn.Parameter(_prototypes(initial, y_all, classes, torch))
-    bias = torch.nn.Parameter(torch.zeros(classes))
+    # The word-embedding table is half the encoder's parameters; freezing it halves the
+    # optimiser's work on a CPU and did not cost accuracy on CLINC150 validation data.
+    model.embeddings.word_embeddings.weight.requires_grad_(False)
     optimiser = torch.optim.AdamW(
         [
             {
-                "params": model.parameters(),
+                "params": [p for p in model.parameters() if p.requires_grad],
                 "lr": settings.encoder_lr,
                 "weight_decay": settings.weight_decay,
             },
-            {"params": [weights, bias], "lr": settings.head_lr, "weight_decay": 0.0},
+            {"params": [weights], "lr": settings.head_lr, "weight_decay": 0.0},
         ]
     )
     per_epoch = math.ceil(len(texts) / settings.batch_size)
@@ -411,16 +413,13 @@ def _finetune(
     loss_fn = torch.nn.CrossEntropyLoss()
     model.train()
     step = 0
+    lengths = np.array([len(text) for text in texts])
     while step < total:
-        order = rng.permutation(len(texts))
-        for start in range(0, len(texts), settings.batch_size):
+        for batch in _length_bucketed_batches(lengths, settings.batch_size, rng):
             if step >= total:
                 break
-            batch = order[start : start + settings.batch_size]
             pooled = embed([texts[i] for i in batch])
-            logits = (
-                settings.scale * pooled @ torch.nn.functional.normalize(weights, dim=-1).T + bias
-            )
+            logits = settings.scale * pooled @ torch.nn.functional.normalize(weights, dim=-1).T
             loss = loss_fn(logits, y_all[batch])
             optimiser.zero_grad()
             loss.backward()
@@ -442,4 +441,19 @@ def _finetune(
     (tuned / "skillswitch-finetune.json").write_text(
         json.dumps({"steps": step, "classes": classes}), encoding="utf-8"
     )
-    return weights.detach().numpy(), bias.detach().numpy(), step
+    return weights.detach().numpy(), np.zeros(classes, dtype=np.float32), step
+
+
+def _length_bucketed_batches(
+    lengths: np.ndarray[Any, Any], size: int, rng: np.random.Generator
+) -> list[np.ndarray[Any, Any]]:
+    """One epoch of batches: shuffle, sort each window of 50 batches by length (little
+    padding), then shuffle the batches."""
+    order = rng.permutation(lengths.shape[0])
+    window = 50 * size
+    batches = []
+    for start in range(0, order.shape[0], window):
+        chunk = order[start : start + window]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches += [chunk[i : i + size] for i in range(0, chunk.shape[0], size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
