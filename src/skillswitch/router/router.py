@@ -19,6 +19,7 @@ from skillswitch.router.encoders.base import Embeddings
 from skillswitch.router.exemplar import ExemplarClassifier
 from skillswitch.router.requests import prepare_text, split_clauses
 from skillswitch.router.scoring import Scores, choose_skills, confidence
+from skillswitch.router.threads import single_threaded_blas
 
 __all__ = ["Router", "SkillClassifier"]
 
@@ -181,7 +182,8 @@ class Router:
             texts.extend(clauses)
         vectors = self.encoder.encode(texts)
         encoded = time.perf_counter()
-        scores = self.classifier.scores(vectors)
+        with single_threaded_blas(len(texts)):
+            scores = self.classifier.scores(vectors)
         levels = confidence(scores)
         decisions = [
             self._decide(scores, levels, i, clause_rows[i], prepared[i][1])

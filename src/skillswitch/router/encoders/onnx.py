@@ -108,6 +108,10 @@ class OnnxEncoder:
         options.inter_op_num_threads = 1
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
+        # Spinning workers keep both cores busy for a while after each run, which starved the
+        # numpy work that follows (the classifier) and other requests: measured 2-3x slower
+        # routing on 2 cores with spinning on.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self._session = onnxruntime.InferenceSession(
                 str(folder / MODEL_NAME), options, providers=["CPUExecutionProvider"]
