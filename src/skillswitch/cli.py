@@ -296,7 +296,9 @@ def fit_intents_command(
     method: Annotated[
         str, typer.Option(help="finetune (encoder + head) or linear (head only).")
     ] = "finetune",
-    epochs: Annotated[float, typer.Option(min=0.01, help="finetune: passes over the data.")] = 3.0,
+    epochs: Annotated[
+        float | None, typer.Option(min=0.01, help="finetune: passes over the data [default: 3].")
+    ] = None,
     max_steps: Annotated[
         int | None, typer.Option(min=1, help="Stop after this many steps.")
     ] = None,
@@ -329,7 +331,7 @@ def _fit(
     out: Path,
     oos_label: str,
     method: str,
-    epochs: float,
+    epochs: float | None,
     max_steps: int | None,
     objective: str,
     seed: int,
@@ -355,7 +357,7 @@ def _fit(
         texts, labels = [texts[i] for i in kept], [labels[i] for i in kept]
     settings = FitSettings(
         method=method,  # type: ignore[arg-type]
-        epochs=epochs,
+        epochs=epochs if epochs is not None else FitSettings().epochs,
         max_steps=max_steps,
         seed=seed,
         objective=objective,  # type: ignore[arg-type]
@@ -478,7 +480,7 @@ def _router_from_data(
         from skillswitch.router.trained import load_trained_router
 
         folder = Path(tempfile.mkdtemp(prefix="skillswitch-eval-")) / "artifact"
-        _fit(train, val, folder, oos_label, method, 3.0, None, objective, 0)
+        _fit(train, val, folder, oos_label, method, None, None, objective, 0)
         return load_trained_router(folder, out_of_scope_label=oos_label)
     train_data = load_labelled(train, "train")
     val_data = load_labelled(val, "val") if val is not None else None
