@@ -155,7 +155,7 @@ def run_skillswitch_exemplar(
             splits.val,
             oos_label=OOS,
             neighbours=args.neighbours,
-            objective="balanced",
+            objective="min",
             cache=cache,
         )
     finally:

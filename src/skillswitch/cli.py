@@ -304,7 +304,7 @@ def fit_intents_command(
     ] = None,
     objective: Annotated[
         str, typer.Option(help="Threshold objective: balanced, min or accuracy.")
-    ] = "balanced",
+    ] = "min",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
     """Train an intent classifier and choose its out-of-scope threshold on validation data."""
@@ -415,7 +415,7 @@ def eval_intents(
     ] = 1,
     objective: Annotated[
         str, typer.Option(help="Threshold objective: balanced, min or accuracy.")
-    ] = "balanced",
+    ] = "min",
     latency_requests: Annotated[
         int, typer.Option(min=0, help="Single requests timed for p50/p99.")
     ] = 500,

@@ -71,16 +71,16 @@ class FitSettings:
     method: Method = "finetune"
     epochs: float = 3.0
     batch_size: int = 32
-    encoder_lr: float = 8e-5
+    encoder_lr: float = 1e-4
     head_lr: float = 1e-2
-    scale: float = 30.0
+    scale: float = 20.0
     max_length: int = 64
     warmup: float = 0.06
     weight_decay: float = 0.01
     max_steps: int | None = None
     seed: int = 0
     threads: int = 2
-    objective: ThresholdObjective = "balanced"
+    objective: ThresholdObjective = "min"
     out_of_scope_score: tuple[tuple[Feature, float], ...] = DEFAULT_SCORE
     """Weighted, standardised features whose sum is thresholded; empty: the reject class."""
 
