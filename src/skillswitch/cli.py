@@ -185,16 +185,16 @@ def demo(config: ConfigOption = None) -> None:
     table.add_column("ms", justify="right")
     for text in DEMO_REQUESTS:
         decision = router.route(text)
-        shown = decision.skills or decision.candidates[:1]
-        table.add_row(
-            text,
-            "\n".join(s.skill for s in shown),
-            "\n".join(f"{s.score:.3f}" for s in shown),
-            "[yellow]reject (out of scope)[/]"
-            if decision.out_of_scope
-            else ("[green]route[/]" if len(decision.skills) == 1 else "[green]route to all[/]"),
-            f"{decision.timing.total_ms:.1f}",
-        )
+        if decision.out_of_scope:
+            best = decision.candidates[0]
+            skills, scores = f"[dim]nearest: {best.skill}[/]", f"[dim]{best.score:.3f}[/]"
+            verdict = "[yellow]reject (out of scope)[/]"
+        else:
+            skills = "\n".join(s.skill for s in decision.skills)
+            scores = "\n".join(f"{s.score:.3f}" for s in decision.skills)
+            count = len(decision.skills)
+            verdict = "[green]route[/]" if count == 1 else f"[green]route to {count} skills[/]"
+        table.add_row(text, skills, scores, verdict, f"{decision.timing.total_ms:.1f}")
     console = Console()
     console.print(table)
     console.print(
