@@ -365,10 +365,18 @@ def _fit(
     with _progress_bar() as bar:
         tasks: dict[str, Any] = {}
 
+        logged: dict[str, int] = {}
+        log = logging.getLogger("skillswitch.fit")
+
         def report(stage: str, done: int, total: int) -> None:
             if stage not in tasks:
                 tasks[stage] = bar.add_task(stage, total=total)
             bar.update(tasks[stage], completed=done, total=total)
+            if not bar.console.is_terminal:  # a log file or CI: a line every 10%
+                tenth = 10 * done // max(total, 1)
+                if tenth > logged.get(stage, -1):
+                    logged[stage] = tenth
+                    log.info("%s: %d/%d", stage, done, total)
 
         return fit_intents(
             texts,
