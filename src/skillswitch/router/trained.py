@@ -9,6 +9,7 @@ Artifact folder::
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -106,18 +107,19 @@ class LinearHead:
         self.skills = tuple(self.labels[i] for i in self._keep)
         self.cosine = cosine
         self.scale = scale
-        self.terms = tuple(terms)
-        needed = {term.feature for term in self.terms}
-        if "nearest" in needed and (bank is None or bank.shape[0] == 0):
-            raise ArtifactError("the 'nearest' score needs the training embeddings (bank)")
-        if "oos_nearest" in needed and (oos_bank is None or oos_bank.shape[0] == 0):
-            raise ArtifactError("the 'oos_nearest' score needs out-of-scope training examples")
+        self.terms = _checked_terms(terms, bank, oos_bank)
         self.bank = None if bank is None else np.asarray(bank, dtype=np.float32)
         self.oos_bank = None if oos_bank is None else np.asarray(oos_bank, dtype=np.float32)
         self._bank = None if bank is None else np.ascontiguousarray(bank.T, dtype=np.float32)
         self._oos_bank = (
             None if oos_bank is None else np.ascontiguousarray(oos_bank.T, dtype=np.float32)
         )
+
+    def with_terms(self, terms: Sequence[ScoreTerm]) -> LinearHead:
+        """This head with ``terms`` as its out-of-scope score."""
+        head = copy.copy(self)
+        head.terms = _checked_terms(terms, self.bank, self.oos_bank)
+        return head
 
     @property
     def name(self) -> str:
@@ -175,6 +177,19 @@ class LinearHead:
         probabilities = np.exp(shifted)
         probabilities /= probabilities.sum(axis=1, keepdims=True)
         return logits, probabilities
+
+
+def _checked_terms(
+    terms: Sequence[ScoreTerm],
+    bank: npt.NDArray[np.float32] | None,
+    oos_bank: npt.NDArray[np.float32] | None,
+) -> tuple[ScoreTerm, ...]:
+    needed = {term.feature for term in terms}
+    if "nearest" in needed and (bank is None or bank.shape[0] == 0):
+        raise ArtifactError("the 'nearest' score needs the training embeddings (bank)")
+    if "oos_nearest" in needed and (oos_bank is None or oos_bank.shape[0] == 0):
+        raise ArtifactError("the 'oos_nearest' score needs out-of-scope training examples")
+    return tuple(terms)
 
 
 @dataclass(frozen=True)

@@ -272,17 +272,7 @@ def _score_and_calibrate(
         reference = values[feature][in_scope] if in_scope.any() else values[feature]
         spread = float(reference.std()) or 1.0
         terms.append(ScoreTerm(feature, weight, float(reference.mean()), spread))
-    head = LinearHead(
-        labels,
-        weights,
-        bias,
-        scale=settings.scale,
-        cosine=True,
-        out_of_scope_label=oos_label,
-        terms=terms,
-        bank=bank,
-        oos_bank=oos_bank,
-    )
+    head = plain.with_terms(terms)
     calibration = calibrate_scores(
         head.scores(val_vectors),
         head.skills,
