@@ -306,9 +306,12 @@ def fit_intents_command(
         str, typer.Option(help="Threshold objective: balanced, min or accuracy.")
     ] = "min",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    threads: Annotated[
+        int, typer.Option(min=1, max=256, help="CPU threads (1 is faster on a busy machine).")
+    ] = 2,
 ) -> None:
     """Train an intent classifier and choose its out-of-scope threshold on validation data."""
-    fitted = _fit(train, val, out, oos_label, method, epochs, max_steps, objective, seed)
+    fitted = _fit(train, val, out, oos_label, method, epochs, max_steps, objective, seed, threads)
     calibration = fitted.calibration
     recall = (
         f", out-of-scope recall {calibration.out_of_scope_recall:.4f}"
@@ -335,6 +338,7 @@ def _fit(
     max_steps: int | None,
     objective: str,
     seed: int,
+    threads: int = 2,
 ) -> Any:
     from skillswitch.config import environment
     from skillswitch.evals.datasets import check_labels, load_labelled
@@ -360,6 +364,7 @@ def _fit(
         epochs=epochs if epochs is not None else FitSettings().epochs,
         max_steps=max_steps,
         seed=seed,
+        threads=threads,
         objective=objective,  # type: ignore[arg-type]
     )
     with _progress_bar() as bar:

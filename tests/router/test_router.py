@@ -182,3 +182,13 @@ def test_restart_reuses_cached_example_embeddings(tmp_path: Path, minilm: Encode
     cache = EmbeddingCache(tmp_path / "embeddings.sqlite")
     cache.encode(minilm, ["what is 2+2", "add 3 and 4", "hi there"])
     assert (cache.hits, cache.misses) == (3, 0)  # the first start stored every example
+
+
+def test_calibrating_without_out_of_scope_items_rejects_nothing(minilm: Encoder) -> None:
+    router = Router.from_examples(
+        minilm, {"math": ["what is 2+2", "add 3 and 4"], "greet": ["hi there", "good morning"]}
+    )
+    calibration = router.calibrate(["what is 5 times 5", "hello you"], ["math", "greet"])
+    assert calibration.objective == "keep-100%"
+    assert calibration.out_of_scope_recall is None
+    assert not any(d.out_of_scope for d in router.route_many(["what is 9-1", "hey", "zzz qqq"]))

@@ -207,7 +207,8 @@ class Router:
         cache: EmbeddingCache | None = None,
     ) -> Calibration:
         """Choose and adopt the threshold on labelled calibration data (a validation split,
-        never test data). Labels equal to ``out_of_scope_label`` mark items to reject."""
+        never test data). Labels equal to ``out_of_scope_label`` mark items to reject; data
+        without any gives a threshold that rejects nothing (there is nothing to trade against)."""
         vectors = (
             cache.encode(self.encoder, texts) if cache is not None else self.encoder.encode(texts)
         )
@@ -217,6 +218,7 @@ class Router:
             labels,
             out_of_scope_label=self.out_of_scope_label,
             objective=objective,
+            keep_without_negatives=1.0,
         )
         self.threshold = calibration.threshold
         self.calibration = calibration
