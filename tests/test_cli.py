@@ -180,3 +180,30 @@ def test_fit_then_route_with_the_artifact(cli_env: dict[str, str], tmp_path: Pat
     routed = run(["route", "what is 4 times 4", "--config", str(config), "--json"], cli_env)
     assert routed.returncode == 0, routed.stderr
     assert json.loads(routed.stdout)["skills"][0]["skill"] == "math"
+
+
+def test_eval_with_a_trained_method(cli_env: dict[str, str], tmp_path: Path) -> None:
+    paths = tiny_intents.write(tmp_path)
+    completed = run(
+        [
+            "eval",
+            "intents",
+            "--train",
+            str(paths["train"]),
+            "--val",
+            str(paths["val"]),
+            "--test",
+            str(paths["test"]),
+            "--method",
+            "linear",
+            "--latency-requests",
+            "3",
+            "--json",
+            str(tmp_path / "r.json"),
+        ],
+        cli_env,
+    )
+    assert completed.returncode == 0, completed.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["calibration"]["out_of_scope_items"] == 2
+    assert report["metrics"]["in_scope_accuracy"] >= 0.6

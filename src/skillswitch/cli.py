@@ -398,7 +398,6 @@ def _fit(
 
 # --- eval ----------------------------------------------------------------------------------
 
-Method = str
 _METHODS = ("exemplar", "linear", "finetune")
 
 
@@ -492,9 +491,11 @@ def _router_from_data(
 
         from skillswitch.router.trained import load_trained_router
 
-        folder = Path(tempfile.mkdtemp(prefix="skillswitch-eval-")) / "artifact"
-        _fit(train, val, folder, oos_label, method, None, None, objective, 0)
-        return load_trained_router(folder, out_of_scope_label=oos_label)
+        # The router holds the model in memory once loaded, so the folder can go right away.
+        with tempfile.TemporaryDirectory(prefix="skillswitch-eval-") as scratch:
+            folder = Path(scratch) / "artifact"
+            _fit(train, val, folder, oos_label, method, None, None, objective, 0)
+            return load_trained_router(folder, out_of_scope_label=oos_label)
     train_data = load_labelled(train, "train")
     val_data = load_labelled(val, "val") if val is not None else None
     known = sorted({label for label in train_data.labels if label != oos_label})
