@@ -192,3 +192,16 @@ def test_calibrating_without_out_of_scope_items_rejects_nothing(minilm: Encoder)
     assert calibration.objective == "keep-100%"
     assert calibration.out_of_scope_recall is None
     assert not any(d.out_of_scope for d in router.route_many(["what is 9-1", "hey", "zzz qqq"]))
+
+
+def test_a_clause_skill_survives_the_top_k_cut(minilm: Encoder) -> None:
+    examples = {
+        "math": ["what is 2+2", "multiply 6 by 7"],
+        "arithmetic": ["what is 3+3", "multiply 5 by 8"],
+        "translation": ["translate hello into french", "say thanks in german"],
+    }
+    router = Router.from_examples(minilm, examples, threshold=-1.0, top_k=2, margin=1.0)
+    decision = router.route("what is 4+4 and then translate goodbye into spanish")
+    assert len(decision.skills) == 2
+    assert decision.skills[0].skill in {"math", "arithmetic"}
+    assert decision.skills[1].skill == "translation"

@@ -241,17 +241,22 @@ class Router:
         order = np.argsort(-skill_row, kind="stable")[:_CANDIDATES]
         candidates = tuple(SkillScore(self.skills[i], float(skill_row[i])) for i in order)
         out_of_scope = level < self.threshold
-        chosen: dict[int, float] = {}
+        chosen: list[int] = []
         if not out_of_scope:
-            for index in choose_skills(skill_row, top_k=self.top_k, margin=self.margin):
-                chosen[index] = float(skill_row[index])
-            for clause in clause_rows:
-                best = int(np.argmax(scores.skills[clause]))
-                if levels[clause] >= self.threshold and best not in chosen:
-                    chosen[best] = float(skill_row[best])
-        ranked = sorted(chosen.items(), key=lambda item: -item[1])[: self.top_k]
+            close = choose_skills(skill_row, top_k=self.top_k, margin=self.margin)
+            asked = [
+                int(np.argmax(scores.skills[clause]))
+                for clause in clause_rows
+                if levels[clause] >= self.threshold
+            ]
+            # The best skill first; then what a clause asks for explicitly, then skills that
+            # are merely close in score: when top_k cuts, the explicit asks survive.
+            for index in [close[0], *asked, *close[1:]]:
+                if index not in chosen:
+                    chosen.append(index)
+            chosen = [chosen[0], *sorted(chosen[1 : self.top_k], key=lambda i: -skill_row[i])]
         return RoutingDecision(
-            skills=tuple(SkillScore(self.skills[i], score) for i, score in ranked),
+            skills=tuple(SkillScore(self.skills[i], float(skill_row[i])) for i in chosen),
             candidates=candidates,
             out_of_scope=out_of_scope,
             out_of_scope_label=self.out_of_scope_label,
