@@ -297,7 +297,7 @@ def fit_intents_command(
         str, typer.Option(help="finetune (encoder + head) or linear (head only).")
     ] = "finetune",
     epochs: Annotated[
-        float | None, typer.Option(min=0.01, help="finetune: passes over the data [default: 3].")
+        float | None, typer.Option(min=0.01, help="finetune: passes over the data (default 3).")
     ] = None,
     max_steps: Annotated[
         int | None, typer.Option(min=1, help="Stop after this many steps.")

@@ -163,3 +163,12 @@ def test_cache_dir_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
     monkeypatch.delenv("SKILLSWITCH_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert environment.cache_dir() == tmp_path / "xdg" / "skillswitch"
+
+
+def test_trained_classifier_rejects_a_second_encoder() -> None:
+    found = issues(
+        "router:\n  classifier: {kind: trained, artifact: x}\n  encoder: {runtime: torch}\n"
+    )
+    assert found == [("router.encoder", found[0][1])]
+    assert "carries its own encoder" in found[0][1]
+    parse_config("router:\n  classifier: {kind: trained, artifact: x}\n  encoder: {threads: 4}\n")

@@ -273,6 +273,16 @@ class Config(_Model):
                         f"skills[{index}].examples: skill {skill.name!r} has no examples; the "
                         "exemplar classifier needs at least one example request per skill"
                     )
+        encoder = self.router.encoder
+        if isinstance(self.router.classifier, TrainedClassifierConfig) and (
+            isinstance(encoder, OpenAIEncoderConfig)
+            or encoder.model is not None
+            or encoder.runtime != "onnx"
+        ):
+            errors.append(
+                "router.encoder: a trained classifier carries its own encoder (the artifact's "
+                "encoder/ folder); keep only router.encoder.threads, or use the exemplar classifier"
+            )
         names = list(seen)
         sections: tuple[tuple[str, Sequence[ExpertConfig | MCPServerConfig]], ...] = (
             ("experts", self.experts),
