@@ -17,6 +17,11 @@ __all__ = [
     "DatasetError",
     "EncoderError",
     "EncoderHTTPError",
+    "ExpertError",
+    "ExpertHTTPError",
+    "ExpertResponseError",
+    "ExpertTimeoutError",
+    "ExpertUnavailableError",
     "MissingDependencyError",
     "RequestError",
     "SkillSwitchError",
@@ -104,3 +109,49 @@ class EncoderHTTPError(EncoderError):
         self.status = status
         self.body = body
         super().__init__(f"embeddings endpoint {endpoint} answered HTTP {status}: {body[:500]}")
+
+
+class ExpertError(SkillSwitchError):
+    """An expert failed to answer. ``retryable`` says whether trying again may help."""
+
+    retryable = False
+
+    def __init__(self, expert: str, message: str) -> None:
+        self.expert = expert
+        super().__init__(f"expert {expert!r}: {message}")
+
+
+class ExpertHTTPError(ExpertError):
+    """The expert's endpoint answered with an error status (429 and 5xx are retryable)."""
+
+    def __init__(
+        self, expert: str, status: int, body: str, *, retry_after_s: float | None = None
+    ) -> None:
+        self.status = status
+        self.body = body
+        self.retry_after_s = retry_after_s
+        self.retryable = status == 429 or status >= 500
+        super().__init__(expert, f"HTTP {status}: {body[:300]}")
+
+
+class ExpertTimeoutError(ExpertError):
+    """The expert did not answer within its timeout."""
+
+    retryable = True
+
+    def __init__(self, expert: str, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        super().__init__(expert, f"no answer within {timeout_s:g} s")
+
+
+class ExpertUnavailableError(ExpertError):
+    """The expert's endpoint cannot be reached (refused, reset, DNS)."""
+
+    retryable = True
+
+
+class ExpertResponseError(ExpertError):
+    """The expert answered with something unusable (malformed JSON, no choices, a stream that
+    ended before it finished)."""
+
+    retryable = True

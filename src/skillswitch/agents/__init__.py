@@ -1,3 +1,22 @@
-"""Experts that answer requests (the ``Expert`` protocol, OpenAI-compatible and local experts,
-MCP-tool experts, the aggregator and the dispatcher). Built on the router's decisions; see the
-issue "Experts, Symbolic-MoE recruitment, dispatch and aggregation"."""
+"""Experts that answer requests: the ``Expert`` protocol, the OpenAI-compatible chat expert and
+the ``TestExpert``/``FunctionExpert`` fakes for users' tests. The dispatcher, recruitment and
+aggregator build on these (issue "Experts, Symbolic-MoE recruitment, dispatch and aggregation")."""
+
+from skillswitch.agents.base import Expert, ExpertReply
+from skillswitch.agents.fakes import FunctionExpert, TestExpert
+from skillswitch.agents.messages import Message, Prices, TextDelta, Usage, parse_messages
+from skillswitch.agents.openai_chat import OpenAIChatExpert, SamplingSettings
+
+__all__ = [
+    "Expert",
+    "ExpertReply",
+    "FunctionExpert",
+    "Message",
+    "OpenAIChatExpert",
+    "Prices",
+    "SamplingSettings",
+    "TestExpert",
+    "TextDelta",
+    "Usage",
+    "parse_messages",
+]

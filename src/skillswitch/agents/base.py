@@ -1,0 +1,35 @@
+"""The expert seam: anything that answers a conversation, whole or streamed."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from skillswitch.agents.messages import Message, TextDelta, Usage
+
+__all__ = ["Expert", "ExpertReply"]
+
+
+@dataclass(frozen=True, slots=True)
+class ExpertReply:
+    """One expert's complete answer."""
+
+    expert: str
+    text: str
+    usage: Usage
+    model: str
+    finish_reason: str | None = None
+    latency_ms: float = 0.0
+
+
+@runtime_checkable
+class Expert(Protocol):
+    """Answers conversations. ``stream`` yields text deltas and ends with the full reply."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def answer(self, messages: Sequence[Message]) -> ExpertReply: ...
+
+    def stream(self, messages: Sequence[Message]) -> AsyncIterator[TextDelta | ExpertReply]: ...

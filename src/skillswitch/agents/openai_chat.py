@@ -1,0 +1,210 @@
+"""An expert behind any OpenAI-compatible ``/v1/chat/completions`` endpoint (official SDK)."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import TypeVar, cast
+
+from openai import Omit, omit
+from openai.types.chat import ChatCompletionMessageParam
+
+from skillswitch.agents.base import ExpertReply
+from skillswitch.agents.messages import Message, Prices, TextDelta
+from skillswitch.exceptions import (
+    ExpertError,
+    ExpertHTTPError,
+    ExpertResponseError,
+    ExpertTimeoutError,
+    ExpertUnavailableError,
+)
+
+__all__ = ["OpenAIChatExpert", "SamplingSettings"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingSettings:
+    """Generation parameters sent with every call (None: the endpoint's default)."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    seed: int | None = None
+
+
+class OpenAIChatExpert:
+    """Calls ``{base_url}/chat/completions`` with ``model``; every reply carries its cost.
+
+    The SDK's own retries are off: retrying (with Retry-After, budgets and circuit breakers) is
+    the dispatcher's job, so one ``answer`` is one HTTP attempt.
+
+    >>> expert = OpenAIChatExpert("coder", "http://127.0.0.1:8000/v1", "qwen")  # doctest: +SKIP
+    >>> reply = await expert.answer([Message("user", "hi")])  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        model: str,
+        *,
+        api_key: str | None = None,
+        timeout_s: float = 60.0,
+        sampling: SamplingSettings | None = None,
+        prices: Prices | None = None,
+    ) -> None:
+        import openai
+
+        self._name = name
+        self._model = model
+        self._timeout_s = timeout_s
+        self._sampling = sampling or SamplingSettings()
+        self._prices = prices or Prices()
+        self._base_url = base_url.rstrip("/")
+        self._client = openai.AsyncOpenAI(
+            base_url=self._base_url,
+            api_key=api_key or "no-key",  # the SDK insists on one; local endpoints ignore it
+            timeout=timeout_s,
+            max_retries=0,
+        )
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    async def __aenter__(self) -> OpenAIChatExpert:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+    async def answer(self, messages: Sequence[Message]) -> ExpertReply:
+        started = time.perf_counter()
+        try:
+            completion = await self._client.chat.completions.create(
+                model=self._model,
+                messages=_openai_messages(messages),
+                temperature=_given(self._sampling.temperature),
+                top_p=_given(self._sampling.top_p),
+                max_tokens=_given(self._sampling.max_tokens),
+                seed=_given(self._sampling.seed),
+            )
+        except Exception as exc:  # mapped below; anything unknown is re-raised
+            raise self._error(exc) from exc
+        if not completion.choices:
+            raise ExpertResponseError(self._name, "the response has no choices")
+        choice = completion.choices[0]
+        text = choice.message.content
+        if not text or not text.strip():
+            raise ExpertResponseError(self._name, "the reply is empty")
+        usage = completion.usage
+        return ExpertReply(
+            expert=self._name,
+            text=text,
+            usage=self._prices.usage(
+                usage.prompt_tokens if usage else 0, usage.completion_tokens if usage else 0
+            ),
+            model=completion.model or self._model,
+            finish_reason=choice.finish_reason,
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    async def stream(self, messages: Sequence[Message]) -> AsyncIterator[TextDelta | ExpertReply]:
+        started = time.perf_counter()
+        parts: list[str] = []
+        finish: str | None = None
+        prompt_tokens = completion_tokens = 0
+        model = self._model
+        try:
+            chunks = await self._client.chat.completions.create(
+                model=self._model,
+                messages=_openai_messages(messages),
+                stream=True,
+                stream_options={"include_usage": True},
+                temperature=_given(self._sampling.temperature),
+                top_p=_given(self._sampling.top_p),
+                max_tokens=_given(self._sampling.max_tokens),
+                seed=_given(self._sampling.seed),
+            )
+            async for chunk in chunks:
+                model = chunk.model or model
+                if chunk.usage is not None:
+                    prompt_tokens = chunk.usage.prompt_tokens
+                    completion_tokens = chunk.usage.completion_tokens
+                for choice in chunk.choices:
+                    if choice.delta.content:
+                        parts.append(choice.delta.content)
+                        yield TextDelta(choice.delta.content)
+                    finish = choice.finish_reason or finish
+        except ExpertError:
+            raise
+        except Exception as exc:  # mapped below; anything unknown is re-raised
+            raise self._error(exc) from exc
+        if finish is None:
+            raise ExpertResponseError(
+                self._name, f"the stream ended before the answer finished ({len(parts)} parts)"
+            )
+        text = "".join(parts)
+        if not text.strip():
+            raise ExpertResponseError(self._name, "the reply is empty")
+        yield ExpertReply(
+            expert=self._name,
+            text=text,
+            usage=self._prices.usage(prompt_tokens, completion_tokens),
+            model=model,
+            finish_reason=finish,
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    def _error(self, exc: Exception) -> Exception:
+        import httpx
+        import openai
+
+        if isinstance(exc, openai.APITimeoutError):
+            return ExpertTimeoutError(self._name, self._timeout_s)
+        if isinstance(exc, openai.APIStatusError):
+            return ExpertHTTPError(
+                self._name,
+                exc.status_code,
+                exc.response.text,
+                retry_after_s=_retry_after(exc.response.headers.get("retry-after")),
+            )
+        if isinstance(exc, openai.APIConnectionError):
+            return ExpertUnavailableError(self._name, f"cannot reach {self._base_url}: {exc}")
+        if isinstance(exc, (openai.APIResponseValidationError, ValueError)):
+            return ExpertResponseError(self._name, f"unusable response: {exc}")
+        if isinstance(exc, httpx.HTTPError):  # e.g. the connection dropped mid-stream
+            return ExpertUnavailableError(self._name, f"connection failed: {exc!r}")
+        return exc
+
+
+def _openai_messages(messages: Sequence[Message]) -> list[ChatCompletionMessageParam]:
+    return [cast("ChatCompletionMessageParam", m.to_openai()) for m in messages]
+
+
+def _given(value: T | None) -> T | Omit:
+    """Unset parameters are left out of the request, not sent as null (some servers reject
+    null)."""
+    return omit if value is None else value
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())
