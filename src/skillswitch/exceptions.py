@@ -22,9 +22,11 @@ __all__ = [
     "ExpertResponseError",
     "ExpertTimeoutError",
     "ExpertUnavailableError",
+    "ExpertsFailedError",
     "MissingDependencyError",
     "RequestError",
     "SkillSwitchError",
+    "UnknownExpertError",
 ]
 
 
@@ -155,3 +157,19 @@ class ExpertResponseError(ExpertError):
     ended before it finished)."""
 
     retryable = True
+
+
+class UnknownExpertError(SkillSwitchError):
+    """A name that no configured expert has."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        import difflib
+
+        self.name = name
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; known experts: {known}"
+        super().__init__(f"unknown expert {name!r}{hint}")
+
+
+class ExpertsFailedError(ExceptionGroup[ExpertError], SkillSwitchError):
+    """Every expert asked for an answer failed; ``exceptions`` holds each one's last error."""

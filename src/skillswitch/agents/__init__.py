@@ -3,17 +3,33 @@ the ``TestExpert``/``FunctionExpert`` fakes for users' tests. The dispatcher, re
 aggregator build on these (issue "Experts, Symbolic-MoE recruitment, dispatch and aggregation")."""
 
 from skillswitch.agents.base import Expert, ExpertReply
+from skillswitch.agents.dispatch import (
+    Attempt,
+    BreakerPolicy,
+    CircuitBreaker,
+    Dispatch,
+    Dispatcher,
+    ExpertResult,
+    RetryPolicy,
+)
 from skillswitch.agents.fakes import FunctionExpert, TestExpert
 from skillswitch.agents.messages import Message, Prices, TextDelta, Usage, parse_messages
 from skillswitch.agents.openai_chat import OpenAIChatExpert, SamplingSettings
 
 __all__ = [
+    "Attempt",
+    "BreakerPolicy",
+    "CircuitBreaker",
+    "Dispatch",
+    "Dispatcher",
     "Expert",
     "ExpertReply",
+    "ExpertResult",
     "FunctionExpert",
     "Message",
     "OpenAIChatExpert",
     "Prices",
+    "RetryPolicy",
     "SamplingSettings",
     "TestExpert",
     "TextDelta",

@@ -1,0 +1,361 @@
+"""Call the recruited experts concurrently and keep whatever arrives.
+
+Per expert: a timeout per attempt, retries with exponential backoff that honour Retry-After
+(tenacity), a circuit breaker with a cooldown, and configured fallbacks. Per request: a
+deadline. Every attempt lands in the result, so a trace can say what happened.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import anyio
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+)
+from tenacity.stop import stop_base
+
+from skillswitch.agents.base import Expert, ExpertReply
+from skillswitch.agents.messages import Message, Usage
+from skillswitch.exceptions import (
+    ExpertError,
+    ExpertHTTPError,
+    ExpertsFailedError,
+    ExpertTimeoutError,
+    UnknownExpertError,
+)
+
+__all__ = [
+    "Attempt",
+    "BreakerPolicy",
+    "CircuitBreaker",
+    "Dispatch",
+    "Dispatcher",
+    "ExpertResult",
+    "RetryPolicy",
+]
+
+Clock = Callable[[], float]
+Outcome = Literal["ok", "error", "circuit_open", "deadline"]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """``attempts`` tries in all; waits grow ``base_delay_s * 2**n`` up to ``max_delay_s``,
+    or as long as the expert's Retry-After asks when that is longer."""
+
+    attempts: int = 3
+    base_delay_s: float = 0.25
+    max_delay_s: float = 8.0
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerPolicy:
+    """Open after ``failures`` failed calls in a row; after ``cooldown_s`` let one through."""
+
+    failures: int = 5
+    cooldown_s: float = 30.0
+
+
+class CircuitBreaker:
+    """closed -> (failures in a row) -> open -> (cooldown) -> half-open -> one trial call."""
+
+    def __init__(self, policy: BreakerPolicy, clock: Clock) -> None:
+        self._policy = policy
+        self._clock = clock
+        self._failures = 0
+        self._opened_at: float | None = None
+        self._trial_running = False
+
+    @property
+    def state(self) -> Literal["closed", "open", "half_open"]:
+        if self._opened_at is None:
+            return "closed"
+        if self._clock() - self._opened_at >= self._policy.cooldown_s:
+            return "half_open"
+        return "open"
+
+    def allow(self) -> bool:
+        state = self.state
+        if state == "closed":
+            return True
+        if state == "half_open" and not self._trial_running:
+            self._trial_running = True
+            return True
+        return False
+
+    def record(self, success: bool) -> None:
+        self._trial_running = False
+        if success:
+            self._failures = 0
+            self._opened_at = None
+            return
+        self._failures += 1
+        if self._opened_at is not None or self._failures >= self._policy.failures:
+            self._opened_at = self._clock()  # (re)open: a failed trial restarts the cooldown
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One try of one expert: when (ms since the dispatch began), how long, and how it ended."""
+
+    expert: str
+    number: int
+    started_ms: float
+    duration_ms: float
+    outcome: Outcome
+    error: str | None = None
+    status: int | None = None
+    waited_ms: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ExpertResult:
+    """An expert's final say: a reply, or the last error, with every attempt made."""
+
+    expert: str
+    reply: ExpertReply | None
+    error: ExpertError | None
+    attempts: tuple[Attempt, ...]
+    fallback_for: str | None = None
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """Everything one dispatch produced, in the order the experts were asked."""
+
+    results: tuple[ExpertResult, ...]
+    elapsed_ms: float
+    deadline_hit: bool = False
+    attempts: tuple[Attempt, ...] = field(default=())
+
+    @property
+    def replies(self) -> tuple[ExpertReply, ...]:
+        return tuple(r.reply for r in self.results if r.reply is not None)
+
+    @property
+    def usage(self) -> Usage:
+        total = Usage()
+        for reply in self.replies:
+            total = total + reply.usage
+        return total
+
+    def raise_if_empty(self) -> None:
+        """Raise :class:`ExpertsFailedError` (an ExceptionGroup) when no expert answered."""
+        if not self.replies:
+            errors = [r.error for r in self.results if r.error is not None]
+            raise ExpertsFailedError("no expert answered", errors or [_no_answer()])
+
+
+def _no_answer() -> ExpertError:
+    return ExpertError("*", "no expert was asked or the deadline passed first")
+
+
+class _OutOfTime(stop_base):
+    """Stop retrying when the next wait would end past the request's deadline (tenacity
+    computes the wait, ``upcoming_sleep``, before it asks whether to stop)."""
+
+    def __init__(self, clock: Clock, deadline: float) -> None:
+        self._clock = clock
+        self._deadline = deadline
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return self._clock() + retry_state.upcoming_sleep >= self._deadline
+
+
+class Dispatcher:
+    """Fans a conversation out to named experts.
+
+    >>> dispatcher = Dispatcher({"a": TestExpert("a"), "b": TestExpert("b")})  # doctest: +SKIP
+    >>> result = await dispatcher.dispatch(["a", "b"], messages, deadline_s=10)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        experts: Mapping[str, Expert],
+        *,
+        timeout_s: float | Mapping[str, float] = 60.0,
+        retry: RetryPolicy | None = None,
+        breaker: BreakerPolicy | None = None,
+        fallbacks: Mapping[str, Sequence[str]] | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self._experts = dict(experts)
+        self._timeouts = timeout_s
+        self._retry = retry or RetryPolicy()
+        self._clock = clock
+        self._breakers = {
+            name: CircuitBreaker(breaker or BreakerPolicy(), clock) for name in self._experts
+        }
+        self._fallbacks = {name: tuple(chain) for name, chain in (fallbacks or {}).items()}
+        for name, chain in self._fallbacks.items():
+            for candidate in (name, *chain):
+                self._check(candidate)
+
+    def breaker(self, name: str) -> CircuitBreaker:
+        self._check(name)
+        return self._breakers[name]
+
+    async def dispatch(
+        self,
+        names: Sequence[str],
+        messages: Sequence[Message],
+        *,
+        deadline_s: float | None = None,
+    ) -> Dispatch:
+        """Ask every expert in ``names`` at once; return when all have answered, failed (after
+        retries and fallbacks) or the deadline passed (unfinished ones count as failed)."""
+        for name in names:
+            self._check(name)
+        started = self._clock()
+        deadline = started + deadline_s if deadline_s is not None else math.inf
+        slots: list[ExpertResult | None] = [None] * len(names)
+        attempts: list[Attempt] = []
+
+        async def run(index: int, name: str) -> None:
+            slots[index] = await self._with_fallbacks(name, messages, started, deadline, attempts)
+
+        with anyio.move_on_after(deadline_s if deadline_s is not None else math.inf) as scope:
+            async with anyio.create_task_group() as group:
+                for index, name in enumerate(names):
+                    group.start_soon(run, index, name)
+        results = tuple(
+            slot
+            if slot is not None
+            else ExpertResult(
+                name,
+                None,
+                ExpertTimeoutError(name, deadline_s or 0.0),
+                tuple(a for a in attempts if a.expert == name),
+            )
+            for slot, name in zip(slots, names, strict=True)
+        )
+        return Dispatch(
+            results,
+            (self._clock() - started) * 1000,
+            deadline_hit=scope.cancelled_caught,
+            attempts=tuple(attempts),
+        )
+
+    async def _with_fallbacks(
+        self,
+        name: str,
+        messages: Sequence[Message],
+        started: float,
+        deadline: float,
+        attempts: list[Attempt],
+    ) -> ExpertResult:
+        result = await self._call(name, messages, started, deadline, attempts)
+        for fallback in self._fallbacks.get(name, ()):
+            if result.reply is not None:
+                break
+            answer = await self._call(fallback, messages, started, deadline, attempts)
+            result = ExpertResult(
+                fallback, answer.reply, answer.error, answer.attempts, fallback_for=name
+            )
+        return result
+
+    async def _call(
+        self,
+        name: str,
+        messages: Sequence[Message],
+        started: float,
+        deadline: float,
+        attempts: list[Attempt],
+    ) -> ExpertResult:
+        expert = self._experts[name]
+        breaker = self._breakers[name]
+        timeout = self._timeout_for(name)
+        own: list[Attempt] = []
+        last_wait = [0.0]
+
+        def record(attempt: Attempt) -> None:
+            own.append(attempt)
+            attempts.append(attempt)
+
+        if not breaker.allow():
+            refused = ExpertError(name, "circuit open after repeated failures; not called")
+            record(Attempt(name, 1, self._ms(started), 0.0, "circuit_open", str(refused)))
+            return ExpertResult(name, None, refused, tuple(own))
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            backoff = min(
+                self._retry.max_delay_s,
+                self._retry.base_delay_s * 2 ** (state.attempt_number - 1),
+            )
+            retry_after = exc.retry_after_s if isinstance(exc, ExpertHTTPError) else None
+            last_wait[0] = max(backoff, retry_after or 0.0)
+            return last_wait[0]
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._retry.attempts) | _OutOfTime(self._clock, deadline),
+            wait=wait,
+            retry=retry_if_exception(lambda e: isinstance(e, ExpertError) and e.retryable),
+            sleep=anyio.sleep,
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    number = attempt.retry_state.attempt_number
+                    waited = last_wait[0] * 1000 if number > 1 else 0.0
+                    begin = self._clock()
+                    try:
+                        with anyio.fail_after(min(timeout, max(deadline - begin, 0.0))):
+                            reply = await expert.answer(messages)
+                    except TimeoutError:
+                        error: ExpertError = ExpertTimeoutError(name, timeout)
+                        record(self._attempt(name, number, started, begin, "error", error, waited))
+                        breaker.record(False)
+                        raise error from None
+                    except ExpertError as exc:
+                        record(self._attempt(name, number, started, begin, "error", exc, waited))
+                        breaker.record(False)
+                        raise
+                    record(self._attempt(name, number, started, begin, "ok", None, waited))
+                    breaker.record(True)
+                    return ExpertResult(name, reply, None, tuple(own))
+        except ExpertError as exc:
+            return ExpertResult(name, None, exc, tuple(own))
+        raise AssertionError("unreachable: tenacity either returned or raised")  # pragma: no cover
+
+    def _attempt(
+        self,
+        name: str,
+        number: int,
+        started: float,
+        begin: float,
+        outcome: Outcome,
+        error: ExpertError | None,
+        waited_ms: float,
+    ) -> Attempt:
+        return Attempt(
+            expert=name,
+            number=number,
+            started_ms=(begin - started) * 1000,
+            duration_ms=(self._clock() - begin) * 1000,
+            outcome=outcome,
+            error=None if error is None else str(error),
+            status=error.status if isinstance(error, ExpertHTTPError) else None,
+            waited_ms=waited_ms,
+        )
+
+    def _timeout_for(self, name: str) -> float:
+        if isinstance(self._timeouts, Mapping):
+            return float(self._timeouts.get(name, 60.0))
+        return float(self._timeouts)
+
+    def _ms(self, started: float) -> float:
+        return (self._clock() - started) * 1000
+
+    def _check(self, name: str) -> None:
+        if name not in self._experts:
+            raise UnknownExpertError(name, sorted(self._experts))

@@ -1,0 +1,187 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import anyio
+import pytest
+
+from skillswitch.agents import FunctionExpert, Message, OpenAIChatExpert, TestExpert, parse_messages
+from skillswitch.agents.dispatch import BreakerPolicy, Dispatcher, RetryPolicy
+from skillswitch.exceptions import (
+    ExpertHTTPError,
+    ExpertsFailedError,
+    ExpertTimeoutError,
+    SkillSwitchError,
+    UnknownExpertError,
+)
+
+pytestmark = pytest.mark.anyio
+ASK = parse_messages("what is 2+2")
+FAST = RetryPolicy(attempts=3, base_delay_s=0.001, max_delay_s=0.01)
+
+
+class Flaky:
+    """Fails ``failures`` times with ``error``, then answers."""
+
+    def __init__(self, failures: int, error: Exception) -> None:
+        self.failures = failures
+        self.error = error
+        self.calls = 0
+
+    def __call__(self, messages: Sequence[Message]) -> str:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise self.error
+        return "4"
+
+
+async def test_experts_run_concurrently_and_results_keep_their_order() -> None:
+    started = anyio.Event()
+    arrived = 0
+
+    async def meet(messages: Sequence[Message]) -> str:
+        nonlocal arrived
+        arrived += 1
+        if arrived == 3:
+            started.set()
+        with anyio.fail_after(5):  # only returns if all three run at the same time
+            await started.wait()
+        return "ok"
+
+    experts = {name: FunctionExpert(name, meet) for name in ("a", "b", "c")}
+    result = await Dispatcher(experts).dispatch(["c", "a", "b"], ASK, deadline_s=10)
+    assert [r.expert for r in result.results] == ["c", "a", "b"]
+    assert [r.reply.text for r in result.results if r.reply] == ["ok", "ok", "ok"]
+
+
+async def test_a_failing_expert_is_retried_and_the_others_are_kept() -> None:
+    flaky = Flaky(5, ExpertHTTPError("bad", 503, "down"))
+    experts = {"good": TestExpert("good", reply="4"), "bad": FunctionExpert("bad", flaky)}
+    result = await Dispatcher(experts, retry=FAST).dispatch(["good", "bad"], ASK)
+    good, bad = result.results
+    assert good.reply is not None
+    assert bad.reply is None
+    assert isinstance(bad.error, ExpertHTTPError)
+    assert [a.outcome for a in bad.attempts] == ["error", "error", "error"]
+    assert flaky.calls == 3
+    assert [r.text for r in result.replies] == ["4"]
+
+
+async def test_retry_after_is_honoured() -> None:
+    flaky = Flaky(1, ExpertHTTPError("r", 429, "slow down", retry_after_s=0.2))
+    result = await Dispatcher({"r": FunctionExpert("r", flaky)}, retry=FAST).dispatch(["r"], ASK)
+    first, second = result.results[0].attempts
+    assert first.status == 429
+    assert second.outcome == "ok"
+    assert second.waited_ms >= 200
+    assert second.started_ms >= first.started_ms + 200
+
+
+async def test_client_errors_are_not_retried() -> None:
+    flaky = Flaky(1, ExpertHTTPError("x", 400, "bad request"))
+    result = await Dispatcher({"x": FunctionExpert("x", flaky)}, retry=FAST).dispatch(["x"], ASK)
+    assert len(result.results[0].attempts) == 1
+    assert flaky.calls == 1
+
+
+async def test_per_attempt_timeout() -> None:
+    async def hang(messages: Sequence[Message]) -> str:
+        await anyio.sleep(30)
+        return "never"
+
+    dispatcher = Dispatcher({"slow": FunctionExpert("slow", hang)}, timeout_s=0.1, retry=FAST)
+    result = await dispatcher.dispatch(["slow"], ASK)
+    assert isinstance(result.results[0].error, ExpertTimeoutError)
+    assert len(result.results[0].attempts) == 3
+
+
+async def test_the_deadline_ends_the_dispatch_with_what_arrived() -> None:
+    async def hang(messages: Sequence[Message]) -> str:
+        await anyio.sleep(30)
+        return "never"
+
+    experts = {"slow": FunctionExpert("slow", hang), "quick": TestExpert("quick", reply="4")}
+    with anyio.fail_after(5):
+        result = await Dispatcher(experts, retry=FAST).dispatch(
+            ["slow", "quick"], ASK, deadline_s=0.3
+        )
+    slow, quick = result.results
+    assert quick.reply is not None
+    assert isinstance(slow.error, ExpertTimeoutError)
+
+
+async def test_fallback_answers_when_the_primary_fails() -> None:
+    flaky = Flaky(99, ExpertHTTPError("primary", 400, "nope"))
+    experts = {
+        "primary": FunctionExpert("primary", flaky),
+        "backup": TestExpert("backup", reply="4"),
+    }
+    dispatcher = Dispatcher(experts, retry=FAST, fallbacks={"primary": ["backup"]})
+    (result,) = (await dispatcher.dispatch(["primary"], ASK)).results
+    assert result.expert == "backup"
+    assert result.fallback_for == "primary"
+    assert result.reply is not None
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_circuit_breaker_opens_then_lets_one_trial_through() -> None:
+    clock = FakeClock()
+    flaky = Flaky(2, ExpertHTTPError("x", 400, "no"))
+    dispatcher = Dispatcher(
+        {"x": FunctionExpert("x", flaky)},
+        retry=FAST,
+        breaker=BreakerPolicy(failures=2, cooldown_s=30),
+        clock=clock,
+    )
+    for _ in range(2):
+        await dispatcher.dispatch(["x"], ASK)
+    assert dispatcher.breaker("x").state == "open"
+    refused = await dispatcher.dispatch(["x"], ASK)
+    assert refused.results[0].attempts[0].outcome == "circuit_open"
+    assert flaky.calls == 2  # not called while open
+    clock.now += 31
+    assert dispatcher.breaker("x").state == "half_open"
+    trial = await dispatcher.dispatch(["x"], ASK)
+    assert trial.results[0].reply is not None
+    assert dispatcher.breaker("x").state == "closed"
+
+
+async def test_unknown_names_and_total_failure() -> None:
+    dispatcher = Dispatcher({"math": TestExpert("math")})
+    with pytest.raises(UnknownExpertError, match="did you mean 'math'"):
+        await dispatcher.dispatch(["maths"], ASK)
+    with pytest.raises(UnknownExpertError):
+        Dispatcher({"a": TestExpert("a")}, fallbacks={"a": ["b"]})
+    failing = Dispatcher({"f": FunctionExpert("f", Flaky(9, ExpertHTTPError("f", 400, "x")))})
+    result = await failing.dispatch(["f"], ASK)
+    with pytest.raises(ExpertsFailedError) as caught:
+        result.raise_if_empty()
+    assert isinstance(caught.value, ExceptionGroup)
+    assert isinstance(caught.value, SkillSwitchError)
+    assert isinstance(caught.value.exceptions[0], ExpertHTTPError)
+
+
+async def test_real_upstream_mix_of_outcomes(upstream: str) -> None:
+    experts = {
+        "echo": OpenAIChatExpert("echo", upstream, "echo"),
+        "broken": OpenAIChatExpert("broken", upstream, "fail-500"),
+        "stalled": OpenAIChatExpert("stalled", upstream, "stall", timeout_s=5),
+    }
+    dispatcher = Dispatcher(experts, timeout_s={"stalled": 0.3}, retry=FAST)
+    result = await dispatcher.dispatch(["echo", "broken", "stalled"], ASK, deadline_s=5)
+    echo, broken, stalled = result.results
+    assert echo.reply is not None
+    assert echo.reply.text == "echo: what is 2+2"
+    assert isinstance(broken.error, ExpertHTTPError)
+    assert len(broken.attempts) == 3
+    assert isinstance(stalled.error, ExpertTimeoutError)
+    assert result.usage.total_tokens == echo.reply.usage.total_tokens
+    for expert in experts.values():
+        await expert.aclose()
