@@ -1,0 +1,101 @@
+"""Turn several experts' replies into one answer.
+
+One reply passes through. Replies whose final answers agree under the extraction rule skip the
+aggregator (Symbolic-MoE's observation: agreement is a strong signal, and aggregation costs a
+call). Otherwise the aggregator expert synthesises them with the Mixture-of-Agents prompt; if it
+fails, the first (best-ranked) reply is returned and the result says why.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from skillswitch.agents.base import Expert, ExpertReply
+from skillswitch.agents.messages import Message, Usage
+from skillswitch.exceptions import ExpertError
+from skillswitch.prompts import load_prompt
+
+__all__ = ["Aggregation", "AnswerRule", "aggregate", "extract_answer"]
+
+AnswerRule = Literal["option_letter", "last_number", "normalised_text"]
+Mode = Literal["pass_through", "agreement", "synthesised", "aggregator_failed"]
+
+_OPTION = re.compile(
+    r"(?:answer\s*(?:is|:)?\s*\(?([A-J])\)?(?![A-Za-z]))|(?:^\s*\(?([A-J])\)?\s*$)",
+    re.IGNORECASE | re.MULTILINE,
+)
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:[eE][-+]?\d+)?")
+
+
+def extract_answer(text: str, rule: AnswerRule) -> str | None:
+    """The final answer in ``text`` under ``rule`` (None when there is none).
+
+    >>> extract_answer("... so the answer is (C).", "option_letter")
+    'C'
+    >>> extract_answer("3 apples + 4 = 7 apples, i.e. 7.0", "last_number")
+    '7'
+    """
+    if rule == "option_letter":
+        matches = _OPTION.findall(text)
+        if not matches:
+            return None
+        first, second = matches[-1]
+        return str(first or second).upper()
+    if rule == "last_number":
+        numbers = _NUMBER.findall(text)
+        if not numbers:
+            return None
+        value = float(numbers[-1].replace(",", ""))
+        return str(int(value)) if value.is_integer() else repr(value)
+    normalised = " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+    return normalised or None
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregation:
+    """The one answer, how it was reached, and what aggregation itself cost."""
+
+    text: str
+    mode: Mode
+    answers: tuple[str | None, ...]
+    """Each reply's extracted answer, in reply order."""
+    usage: Usage
+    error: str | None = None
+
+
+async def aggregate(
+    question: Sequence[Message],
+    replies: Sequence[ExpertReply],
+    *,
+    aggregator: Expert | None,
+    rule: AnswerRule = "normalised_text",
+) -> Aggregation:
+    """One answer from ``replies`` (best-ranked first); raises ValueError when there are none."""
+    if not replies:
+        raise ValueError("aggregate() needs at least one reply")
+    answers = tuple(extract_answer(reply.text, rule) for reply in replies)
+    if len(replies) == 1:
+        return Aggregation(replies[0].text, "pass_through", answers, Usage())
+    if answers[0] is not None and all(answer == answers[0] for answer in answers):
+        return Aggregation(replies[0].text, "agreement", answers, Usage())
+    if aggregator is None:
+        return Aggregation(replies[0].text, "aggregator_failed", answers, Usage(), "no aggregator")
+    system, user = load_prompt("aggregate").render(
+        question=_question_text(question),
+        answers=[{"expert": reply.expert, "text": reply.text} for reply in replies],
+    )
+    try:
+        synthesis = await aggregator.answer([Message("system", system), Message("user", user)])
+    except ExpertError as exc:
+        return Aggregation(replies[0].text, "aggregator_failed", answers, Usage(), str(exc))
+    return Aggregation(synthesis.text, "synthesised", answers, synthesis.usage)
+
+
+def _question_text(messages: Sequence[Message]) -> str:
+    """The conversation the experts answered, as the aggregator should read it."""
+    if len(messages) == 1:
+        return messages[0].content
+    return "\n".join(f"[{m.role}] {m.content}" for m in messages)

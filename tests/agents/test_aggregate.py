@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from skillswitch.agents import ExpertReply, FunctionExpert, Message, Usage, parse_messages
+from skillswitch.agents.aggregate import aggregate, extract_answer
+from skillswitch.exceptions import ExpertHTTPError
+from skillswitch.prompts import PromptError, load_prompt
+
+pytestmark = pytest.mark.anyio
+QUESTION = parse_messages("Which planet is largest? (A) Mars (B) Jupiter")
+
+
+def reply(expert: str, text: str) -> ExpertReply:
+    return ExpertReply(expert=expert, text=text, usage=Usage(10, 5, 0.001), model="m")
+
+
+async def test_one_reply_passes_through() -> None:
+    result = await aggregate(QUESTION, [reply("a", "The answer is (B).")], aggregator=None)
+    assert result.mode == "pass_through"
+    assert result.text == "The answer is (B)."
+
+
+async def test_agreeing_replies_skip_the_aggregator() -> None:
+    called: list[str] = []
+    aggregator = FunctionExpert("agg", lambda m: called.append("x") or "never")
+    replies = [reply("a", "Jupiter, so the answer is (B)."), reply("b", "Answer: B")]
+    result = await aggregate(QUESTION, replies, aggregator=aggregator, rule="option_letter")
+    assert result.mode == "agreement"
+    assert result.answers == ("B", "B")
+    assert called == []
+    assert result.usage == Usage()
+
+
+async def test_disagreeing_replies_are_synthesised_with_the_moa_prompt() -> None:
+    seen: list[Sequence[Message]] = []
+
+    def synthesise(messages: Sequence[Message]) -> str:
+        seen.append(messages)
+        return "The answer is (B): Jupiter."
+
+    replies = [reply("a", "The answer is (A)."), reply("b", "The answer is (B).")]
+    result = await aggregate(
+        QUESTION, replies, aggregator=FunctionExpert("agg", synthesise), rule="option_letter"
+    )
+    assert result.mode == "synthesised"
+    assert result.text == "The answer is (B): Jupiter."
+    system, user = seen[0]
+    assert system.role == "system"
+    assert "synthesize these responses" in system.content
+    assert "Which planet is largest?" in user.content
+    assert '<response index="2" expert="b">' in user.content
+
+
+async def test_a_failing_aggregator_falls_back_to_the_best_ranked_reply() -> None:
+    def fail(messages: Sequence[Message]) -> str:
+        raise ExpertHTTPError("agg", 503, "down")
+
+    replies = [reply("a", "7"), reply("b", "8")]
+    result = await aggregate(
+        QUESTION, replies, aggregator=FunctionExpert("agg", fail), rule="last_number"
+    )
+    assert result.mode == "aggregator_failed"
+    assert result.text == "7"
+    assert result.error is not None
+    assert "503" in result.error
+
+
+@pytest.mark.parametrize(
+    ("text", "rule", "expected"),
+    [
+        ("so the answer is (C).", "option_letter", "C"),
+        ("Answer: b", "option_letter", "B"),
+        ("no letter", "option_letter", None),
+        ("total: 1,234.0 apples", "last_number", "1234"),
+        ("x = 3.5", "last_number", "3.5"),
+        ("  Paris!  ", "normalised_text", "paris"),
+    ],
+)
+def test_answer_extraction(text: str, rule: str, expected: str | None) -> None:
+    assert extract_answer(text, rule) == expected  # type: ignore[arg-type]
+
+
+def test_prompts_render_strictly() -> None:
+    prompt = load_prompt("aggregate")
+    with pytest.raises(PromptError, match="takes"):
+        prompt.render(question="q")
+    with pytest.raises(PromptError, match="no prompt named"):
+        load_prompt("nope")
