@@ -24,6 +24,7 @@ __all__ = [
     "ExpertUnavailableError",
     "ExpertsFailedError",
     "MissingDependencyError",
+    "NoExpertError",
     "RequestError",
     "SkillSwitchError",
     "UnknownExpertError",
@@ -173,3 +174,15 @@ class UnknownExpertError(SkillSwitchError):
 
 class ExpertsFailedError(ExceptionGroup[ExpertError], SkillSwitchError):
     """Every expert asked for an answer failed; ``exceptions`` holds each one's last error."""
+
+
+class NoExpertError(SkillSwitchError):
+    """No configured expert serves the skills a request was routed to."""
+
+    def __init__(self, skills: tuple[str, ...]) -> None:
+        self.skills = skills
+        shown = ", ".join(repr(s) for s in skills) or "(none)"
+        super().__init__(
+            f"no expert serves the skills {shown}; add an expert with those skills (or with no "
+            "skills list, which serves every skill) under experts: in the config"
+        )

@@ -6,10 +6,12 @@ import email.utils
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import TypeVar, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
-from openai import Omit, omit
-from openai.types.chat import ChatCompletionMessageParam
+if TYPE_CHECKING:  # the SDK costs ~0.4 s to import: only experts that are used pay for it
+    import openai
+    from openai import Omit
+    from openai.types.chat import ChatCompletionMessageParam
 
 from skillswitch.agents.base import ExpertReply
 from skillswitch.agents.messages import Message, Prices, TextDelta
@@ -57,27 +59,39 @@ class OpenAIChatExpert:
         sampling: SamplingSettings | None = None,
         prices: Prices | None = None,
     ) -> None:
-        import openai
-
         self._name = name
+        self._api_key = api_key
         self._model = model
         self._timeout_s = timeout_s
         self._sampling = sampling or SamplingSettings()
         self._prices = prices or Prices()
         self._base_url = base_url.rstrip("/")
-        self._client = openai.AsyncOpenAI(
-            base_url=self._base_url,
-            api_key=api_key or "no-key",  # the SDK insists on one; local endpoints ignore it
-            timeout=timeout_s,
-            max_retries=0,
-        )
+        self._open_client: openai.AsyncOpenAI | None = None
 
     @property
     def name(self) -> str:
         return self._name
 
+    @property
+    def _client(self) -> openai.AsyncOpenAI:
+        # Made on first use, and again after aclose(): connections belong to one event loop,
+        # so a synchronous caller (one loop per call) closes and reopens.
+        if self._open_client is None:
+            import openai
+
+            self._open_client = openai.AsyncOpenAI(
+                base_url=self._base_url,
+                api_key=self._api_key or "no-key",  # the SDK insists; local endpoints ignore it
+                timeout=self._timeout_s,
+                max_retries=0,
+            )
+        return self._open_client
+
     async def aclose(self) -> None:
-        await self._client.close()
+        """Close the HTTP connections (the expert stays usable; it reconnects on demand)."""
+        if self._open_client is not None:
+            client, self._open_client = self._open_client, None
+            await client.close()
 
     async def __aenter__(self) -> OpenAIChatExpert:
         return self
@@ -192,6 +206,8 @@ def _openai_messages(messages: Sequence[Message]) -> list[ChatCompletionMessageP
 def _given(value: T | None) -> T | Omit:
     """Unset parameters are left out of the request, not sent as null (some servers reject
     null)."""
+    from openai import omit
+
     return omit if value is None else value
 
 

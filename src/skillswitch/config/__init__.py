@@ -8,6 +8,7 @@ from skillswitch.config.loading import (
 )
 from skillswitch.config.models import (
     Config,
+    DispatchConfig,
     ExemplarClassifierConfig,
     ExpertConfig,
     MCPServerConfig,
@@ -23,6 +24,7 @@ from skillswitch.config.models import (
 
 __all__ = [
     "Config",
+    "DispatchConfig",
     "ExemplarClassifierConfig",
     "ExpertConfig",
     "MCPServerConfig",

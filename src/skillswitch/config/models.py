@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, mod
 
 __all__ = [
     "Config",
+    "DispatchConfig",
     "EncoderConfig",
     "ExemplarClassifierConfig",
     "ExpertConfig",
@@ -65,6 +66,13 @@ class OutOfScopeConfig(_Model):
     """Requests that no skill should take."""
 
     label: str = Field(default="out_of_scope", description="Name reported for rejected requests.")
+    reply: NonEmptyText = Field(
+        default=(
+            "Sorry, I can't help with that request: it needs something none of my experts or "
+            "tools can do."
+        ),
+        description="The answer given to out-of-scope requests (no expert is called).",
+    )
     examples: list[NonEmptyText] = Field(
         default_factory=list,
         description=(
@@ -200,8 +208,20 @@ class RouterConfig(_Model):
         return value
 
 
+class PricesConfig(_Model):
+    input_per_million: float = Field(default=0.0, ge=0, description="Price of 1M prompt tokens.")
+    output_per_million: float = Field(default=0.0, ge=0, description="Price of 1M output tokens.")
+
+
+class SamplingConfig(_Model):
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
+    seed: int | None = None
+
+
 class ExpertConfig(_Model):
-    """A model that answers requests of some skills (dispatch is configured in later sections)."""
+    """A model behind an OpenAI-compatible endpoint that answers requests of some skills."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,127}$")
     kind: Literal["openai"] = "openai"
@@ -211,6 +231,31 @@ class ExpertConfig(_Model):
     skills: list[str] = Field(
         default_factory=list, description="Skills this expert serves; empty means all skills."
     )
+    timeout_s: float = Field(default=60.0, gt=0, le=3600, description="Per attempt.")
+    prices: PricesConfig = Field(default_factory=PricesConfig)
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    fallbacks: list[str] = Field(
+        default_factory=list, description="Experts to ask, in order, when this one fails."
+    )
+
+
+class DispatchConfig(_Model):
+    """How recruited experts are called and their answers combined."""
+
+    max_experts: int = Field(default=3, ge=1, le=16, description="Experts asked per request.")
+    deadline_s: float = Field(default=120.0, gt=0, le=3600, description="Whole request.")
+    aggregator: str | None = Field(
+        default=None, description="Expert that synthesises disagreeing answers."
+    )
+    answer_rule: Literal["option_letter", "last_number", "normalised_text"] = Field(
+        default="normalised_text",
+        description="How final answers are compared to skip aggregation when experts agree.",
+    )
+    retry_attempts: int = Field(default=3, ge=1, le=10)
+    retry_base_delay_s: float = Field(default=0.25, ge=0, le=60)
+    retry_max_delay_s: float = Field(default=8.0, ge=0, le=600)
+    breaker_failures: int = Field(default=5, ge=1, le=1000)
+    breaker_cooldown_s: float = Field(default=30.0, ge=0, le=86400)
 
 
 class MCPServerConfig(_Model):
@@ -243,6 +288,7 @@ class Config(_Model):
     out_of_scope: OutOfScopeConfig = Field(default_factory=OutOfScopeConfig)
     router: RouterConfig = Field(default_factory=RouterConfig)
     experts: list[ExpertConfig] = Field(default_factory=list)
+    dispatch: DispatchConfig = Field(default_factory=DispatchConfig)
     tools: ToolsConfig = Field(default_factory=ToolsConfig)
 
     @model_validator(mode="after")
@@ -296,6 +342,25 @@ class Config(_Model):
                             f"{section}[{index}].skills[{position}]: unknown skill "
                             f"{skill_name!r}{did_you_mean(skill_name, names)}"
                         )
+        expert_names = [expert.name for expert in self.experts]
+        taken: dict[str, int] = {}
+        for index, expert in enumerate(self.experts):
+            if expert.name in taken:
+                errors.append(
+                    f"experts[{index}].name: {expert.name!r} is already declared at "
+                    f"experts[{taken[expert.name]}]; expert names must be unique"
+                )
+            taken.setdefault(expert.name, index)
+            for position, fallback in enumerate(expert.fallbacks):
+                if fallback not in taken and fallback not in expert_names:
+                    errors.append(
+                        f"experts[{index}].fallbacks[{position}]: unknown expert "
+                        f"{fallback!r}{did_you_mean(fallback, expert_names)}"
+                    )
+        aggregator = self.dispatch.aggregator
+        if aggregator is not None and aggregator not in expert_names:
+            hint = did_you_mean(aggregator, expert_names) if expert_names else "; declare experts"
+            errors.append(f"dispatch.aggregator: unknown expert {aggregator!r}{hint}")
         if errors:
             raise ValueError("\n".join(errors))
         return self

@@ -1,0 +1,112 @@
+"""The trace of one answered request: why it went where it went, what each expert said, what it
+cost. One format for Python, HTTP (extension field) and MCP (structured content)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from skillswitch.agents.aggregate import Aggregation
+from skillswitch.agents.dispatch import Dispatch
+from skillswitch.agents.messages import Usage
+from skillswitch.router.decision import RoutingDecision
+
+__all__ = ["TRACE_SCHEMA", "Answer", "Selection", "Trace"]
+
+TRACE_SCHEMA = "skillswitch.trace/1"
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """An expert chosen for the request, and the skill that chose it."""
+
+    expert: str
+    skill: str | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Trace:
+    decision: RoutingDecision
+    selections: tuple[Selection, ...]
+    dispatch: Dispatch | None
+    aggregation: Aggregation | None
+    usage: Usage
+    route_ms: float
+    total_ms: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready; ``schema`` names the version of this shape."""
+        dispatch = self.dispatch
+        return {
+            "schema": TRACE_SCHEMA,
+            "routing": self.decision.to_dict(),
+            "experts": [
+                {"expert": s.expert, "skill": s.skill, "reason": s.reason} for s in self.selections
+            ],
+            "results": []
+            if dispatch is None
+            else [
+                {
+                    "expert": result.expert,
+                    "fallback_for": result.fallback_for,
+                    "ok": result.reply is not None,
+                    "output": None if result.reply is None else result.reply.text,
+                    "error": None if result.error is None else str(result.error),
+                    "latency_ms": None
+                    if result.reply is None
+                    else round(result.reply.latency_ms, 3),
+                    "usage": None if result.reply is None else _usage(result.reply.usage),
+                    "attempts": [
+                        {
+                            "number": a.number,
+                            "outcome": a.outcome,
+                            "started_ms": round(a.started_ms, 3),
+                            "duration_ms": round(a.duration_ms, 3),
+                            "waited_ms": round(a.waited_ms, 3),
+                            "status": a.status,
+                            "error": a.error,
+                        }
+                        for a in result.attempts
+                    ],
+                }
+                for result in dispatch.results
+            ],
+            "aggregation": None
+            if self.aggregation is None
+            else {
+                "mode": self.aggregation.mode,
+                "answers": list(self.aggregation.answers),
+                "usage": _usage(self.aggregation.usage),
+                "error": self.aggregation.error,
+            },
+            "usage": _usage(self.usage),
+            "timing_ms": {
+                "route": round(self.route_ms, 3),
+                "dispatch": None if dispatch is None else round(dispatch.elapsed_ms, 3),
+                "total": round(self.total_ms, 3),
+            },
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The reply to a request and the trace of how it was made."""
+
+    text: str
+    trace: Trace
+
+    @property
+    def out_of_scope(self) -> bool:
+        return self.trace.decision.out_of_scope
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "trace": self.trace.to_dict()}
+
+
+def _usage(usage: Usage) -> dict[str, Any]:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "cost": round(usage.cost, 10),
+    }

@@ -1,0 +1,178 @@
+"""Switch end to end: the real router, real and fake experts, the real loopback upstream."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from skillswitch.agents import FunctionExpert, Message, TestExpert, TextDelta
+from skillswitch.config import parse_config
+from skillswitch.exceptions import ExpertsFailedError, NoExpertError, UnknownExpertError
+from skillswitch.switch import Switch
+from skillswitch.trace import TRACE_SCHEMA, Answer
+from tests.support.chat_app import chat_app
+from tests.support.servers import serve
+
+pytestmark = pytest.mark.anyio
+DEFAULT = resources.files("skillswitch.config").joinpath("default.yaml").read_text("utf-8")
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[str]:
+    with serve(chat_app()) as url:
+        yield f"{url}/v1"
+
+
+def config(upstream: str, experts: str, dispatch: str = "") -> Any:
+    return parse_config(DEFAULT + f"\nexperts:\n{experts}\n" + dispatch)
+
+
+def make(upstream: str, cache_root: Path, **overrides: Any) -> Switch:
+    experts = f"""
+  - {{name: calculator, base_url: '{upstream}', model: echo, skills: [math, unit_conversion]}}
+  - {{name: polyglot, base_url: '{upstream}', model: echo, skills: [translation]}}
+  - {{name: generalist, base_url: '{upstream}', model: echo}}
+  - {{name: judge, base_url: '{upstream}', model: echo, skills: [smalltalk]}}
+"""
+    dispatch = "dispatch: {max_experts: 2, aggregator: judge, answer_rule: last_number}\n"
+    return Switch.from_config(
+        config(upstream, experts, dispatch), overrides=overrides, cache_dir=cache_root
+    )
+
+
+async def test_run_recruits_by_skill_and_synthesises_disagreement(
+    upstream: str, cache_root: Path
+) -> None:
+    seen: list[Sequence[Message]] = []
+
+    def judge(messages: Sequence[Message]) -> str:
+        seen.append(messages)
+        return "It is 391."
+
+    switch = make(
+        upstream,
+        cache_root,
+        calculator=TestExpert("calculator", reply="17 * 23 = 391"),
+        generalist=TestExpert("generalist", reply="about 400"),
+        judge=FunctionExpert("judge", judge),
+    )
+    async with switch:
+        answer = await switch.run("what is 17 times 23")
+    assert answer.text == "It is 391."
+    trace = answer.trace.to_dict()
+    assert json.loads(json.dumps(trace)) == trace
+    assert trace["schema"] == TRACE_SCHEMA
+    assert trace["routing"]["skills"][0]["skill"] == "math"
+    assert [e["expert"] for e in trace["experts"]] == ["calculator", "generalist"]
+    assert trace["experts"][0]["reason"].startswith("serves skill 'math'")
+    assert trace["aggregation"]["mode"] == "synthesised"
+    assert trace["aggregation"]["answers"] == ["391", "400"]
+    assert [r["output"] for r in trace["results"]] == ["17 * 23 = 391", "about 400"]
+    assert "17 * 23 = 391" in seen[0][1].content
+
+
+async def test_agreeing_experts_skip_the_aggregator(upstream: str, cache_root: Path) -> None:
+    judge = TestExpert("judge", reply="never")
+    switch = make(
+        upstream,
+        cache_root,
+        calculator=TestExpert("calculator", reply="The result is 391"),
+        generalist=TestExpert("generalist", reply="391"),
+        judge=judge,
+    )
+    async with switch:
+        answer = await switch.run("what is 17 times 23")
+    assert answer.trace.aggregation is not None
+    assert answer.trace.aggregation.mode == "agreement"
+    assert judge.calls == []
+
+
+async def test_real_upstream_expert_and_messages_input(upstream: str, cache_root: Path) -> None:
+    switch = make(upstream, cache_root, generalist=TestExpert("generalist", reply="echo: ignored"))
+    async with switch:
+        answer = await switch.run(
+            [
+                {"role": "system", "content": "be brief"},
+                {"role": "user", "content": "translate good night into french"},
+            ]
+        )
+    results = answer.trace.to_dict()["results"]
+    assert results[0]["expert"] == "polyglot"
+    assert results[0]["output"] == "echo: translate good night into french"
+    assert results[0]["usage"]["prompt_tokens"] == 7
+
+
+async def test_out_of_scope_requests_get_the_configured_reply(
+    upstream: str, cache_root: Path
+) -> None:
+    calculator = TestExpert("calculator")
+    switch = make(upstream, cache_root, calculator=calculator)
+    async with switch:
+        answer = await switch.run("transfer 300 dollars from checking to savings")
+    assert answer.out_of_scope
+    assert answer.text.startswith("Sorry")
+    assert answer.trace.dispatch is None
+    assert calculator.calls == []
+
+
+async def test_stream_one_expert_token_by_token(upstream: str, cache_root: Path) -> None:
+    switch = Switch.from_config(
+        config(upstream, f"  - {{name: solo, base_url: '{upstream}', model: echo}}"),
+        cache_dir=cache_root,
+    )
+    async with switch:
+        events = [event async for event in switch.stream("translate thanks into german")]
+    deltas = [e.text for e in events if isinstance(e, TextDelta)]
+    answer = events[-1]
+    assert isinstance(answer, Answer)
+    assert len(deltas) > 2
+    assert "".join(deltas) == answer.text == "echo: translate thanks into german"
+
+
+def test_run_sync_and_failures(upstream: str, cache_root: Path) -> None:
+    switch = Switch.from_config(
+        config(upstream, f"  - {{name: broken, base_url: '{upstream}', model: fail-400}}"),
+        cache_dir=cache_root,
+    )
+    with pytest.raises(ExpertsFailedError) as caught:
+        switch.run_sync("what is 2+2")
+    assert "HTTP 400" in str(caught.value.exceptions[0])
+    only_math = Switch.from_config(
+        config(
+            upstream, f"  - {{name: calc, base_url: '{upstream}', model: echo, skills: [math]}}"
+        ),
+        cache_dir=cache_root,
+    )
+    with pytest.raises(NoExpertError, match="no expert serves the skills 'translation'"):
+        only_math.run_sync("translate hello into spanish")
+    with pytest.raises(UnknownExpertError, match="did you mean 'calc'"):
+        Switch.from_config(
+            config(upstream, f"  - {{name: calc, base_url: '{upstream}', model: echo}}"),
+            overrides={"calk": TestExpert("calk")},
+            cache_dir=cache_root,
+        )
+
+
+def test_config_cross_references_for_experts(upstream: str) -> None:
+    from skillswitch.exceptions import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        config(
+            upstream,
+            f"  - {{name: a, base_url: '{upstream}', model: m, fallbacks: [bb]}}\n"
+            f"  - {{name: b, base_url: '{upstream}', model: m}}",
+            "dispatch: {aggregator: judge}\n",
+        )
+    paths = [issue.path for issue in caught.value.issues]
+    assert "experts[0].fallbacks[0]" in paths
+    assert "dispatch.aggregator" in paths
