@@ -176,3 +176,17 @@ def test_config_cross_references_for_experts(upstream: str) -> None:
     paths = [issue.path for issue in caught.value.issues]
     assert "experts[0].fallbacks[0]" in paths
     assert "dispatch.aggregator" in paths
+
+
+def test_a_skill_less_aggregator_only_aggregates(upstream: str, cache_root: Path) -> None:
+    switch = Switch.from_config(
+        config(
+            upstream,
+            f"  - {{name: general, base_url: '{upstream}', model: echo}}\n"
+            f"  - {{name: judge, base_url: '{upstream}', model: echo}}",
+            "dispatch: {aggregator: judge}\n",
+        ),
+        cache_dir=cache_root,
+    )
+    decision = switch.route("what is 2+2")
+    assert [s.expert for s in switch.select(decision)] == ["general"]

@@ -136,7 +136,8 @@ class Switch:
 
     def select(self, decision: RoutingDecision) -> tuple[Selection, ...]:
         """Experts for a decision: those serving its skills, best skill first, then experts
-        that serve every skill; at most ``dispatch.max_experts``."""
+        that serve every skill (but not a skill-less aggregator); at most
+        ``dispatch.max_experts``."""
         chosen: list[Selection] = []
         taken: set[str] = set()
         for scored in decision.skills:
@@ -146,6 +147,9 @@ class Switch:
                     reason = f"serves skill {scored.skill!r} (score {scored.score:.3f})"
                     chosen.append(Selection(name, scored.skill, reason))
         for name in self._order:
+            # An aggregator without skills of its own only aggregates.
+            if name == self.settings.aggregator and not self._specs[name].skills:
+                continue
             if not self._specs[name].skills and name not in taken:
                 taken.add(name)
                 chosen.append(Selection(name, None, "serves every skill"))

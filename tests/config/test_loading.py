@@ -172,3 +172,12 @@ def test_trained_classifier_rejects_a_second_encoder() -> None:
     assert found == [("router.encoder", found[0][1])]
     assert "carries its own encoder" in found[0][1]
     parse_config("router:\n  classifier: {kind: trained, artifact: x}\n  encoder: {threads: 4}\n")
+
+
+def test_the_readme_config_example_is_valid() -> None:
+    from tests.conftest import REPO
+
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    start = text.index("```yaml\nversion: 1") + len("```yaml\n")
+    config = parse_config(text[start : text.index("```\n", start)])
+    assert config.dispatch.aggregator == "judge"
