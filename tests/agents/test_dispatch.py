@@ -185,3 +185,37 @@ async def test_real_upstream_mix_of_outcomes(upstream: str) -> None:
     assert result.usage.total_tokens == echo.reply.usage.total_tokens
     for expert in experts.values():
         await expert.aclose()
+
+
+async def test_retries_stop_once_the_breaker_opens() -> None:
+    flaky = Flaky(99, ExpertHTTPError("x", 503, "down"))
+    dispatcher = Dispatcher(
+        {"x": FunctionExpert("x", flaky)},
+        retry=RetryPolicy(attempts=5, base_delay_s=0.001, max_delay_s=0.01),
+        breaker=BreakerPolicy(failures=2, cooldown_s=60),
+    )
+    result = await dispatcher.dispatch(["x"], ASK)
+    assert len(result.results[0].attempts) == 2
+    assert dispatcher.breaker("x").state == "open"
+
+
+async def test_a_cancelled_trial_frees_the_half_open_slot() -> None:
+    clock = FakeClock()
+
+    async def hang(messages: Sequence[Message]) -> str:
+        await anyio.sleep(30)
+        return "never"
+
+    dispatcher = Dispatcher(
+        {"x": FunctionExpert("x", hang)},
+        retry=RetryPolicy(attempts=1),
+        breaker=BreakerPolicy(failures=1, cooldown_s=10),
+        clock=clock,
+    )
+    breaker = dispatcher.breaker("x")
+    breaker.record(False)
+    clock.now += 11
+    assert breaker.state == "half_open"
+    with anyio.move_on_after(0.1):
+        await dispatcher.dispatch(["x"], ASK)
+    assert breaker.allow()  # the cancelled trial did not keep the slot

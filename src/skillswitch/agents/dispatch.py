@@ -91,6 +91,10 @@ class CircuitBreaker:
             return True
         return False
 
+    def abandon(self) -> None:
+        """A call ended without a verdict (cancelled): free the half-open trial slot."""
+        self._trial_running = False
+
     def record(self, success: bool) -> None:
         self._trial_running = False
         if success:
@@ -298,7 +302,10 @@ class Dispatcher:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._retry.attempts) | _OutOfTime(self._clock, deadline),
             wait=wait,
-            retry=retry_if_exception(lambda e: isinstance(e, ExpertError) and e.retryable),
+            # No retry once the breaker has opened: the expert is failing, stop adding load.
+            retry=retry_if_exception(
+                lambda e: isinstance(e, ExpertError) and e.retryable and breaker.state == "closed"
+            ),
             sleep=anyio.sleep,
             reraise=True,
         )
@@ -325,6 +332,8 @@ class Dispatcher:
                     return ExpertResult(name, reply, None, tuple(own))
         except ExpertError as exc:
             return ExpertResult(name, None, exc, tuple(own))
+        finally:
+            breaker.abandon()  # no-op after a verdict; frees the trial slot when cancelled
         raise AssertionError("unreachable: tenacity either returned or raised")  # pragma: no cover
 
     def _attempt(
