@@ -178,7 +178,7 @@ class OpenAIChatExpert:
         )
 
     def _error(self, exc: Exception) -> Exception:
-        import httpx
+        import httpx2
         import openai
 
         if isinstance(exc, openai.APITimeoutError):
@@ -194,7 +194,7 @@ class OpenAIChatExpert:
             return ExpertUnavailableError(self._name, f"cannot reach {self._base_url}: {exc}")
         if isinstance(exc, (openai.APIResponseValidationError, ValueError)):
             return ExpertResponseError(self._name, f"unusable response: {exc}")
-        if isinstance(exc, httpx.HTTPError):  # e.g. the connection dropped mid-stream
+        if isinstance(exc, httpx2.HTTPError):  # e.g. the connection dropped mid-stream
             return ExpertUnavailableError(self._name, f"connection failed: {exc!r}")
         return exc
 
