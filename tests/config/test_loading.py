@@ -181,3 +181,15 @@ def test_the_readme_config_example_is_valid() -> None:
     start = text.index("```yaml\nversion: 1") + len("```yaml\n")
     config = parse_config(text[start : text.index("```\n", start)])
     assert config.dispatch.aggregator == "judge"
+
+
+def test_duplicate_expert_names_are_reported() -> None:
+    found = issues(
+        VALID_SKILL
+        + "experts:\n  - {name: e, base_url: 'http://127.0.0.1:1/v1', model: m}\n"
+        + "  - {name: e, base_url: 'http://127.0.0.1:2/v1', model: m}\n"
+    )
+    assert (
+        "experts[1].name",
+        "'e' is already declared at experts[0]; names in experts must be unique",
+    ) in found

@@ -294,14 +294,7 @@ class Config(_Model):
     @model_validator(mode="after")
     def _cross_references(self) -> Config:
         errors: list[str] = []
-        seen: dict[str, int] = {}
-        for index, skill in enumerate(self.skills):
-            if skill.name in seen:
-                errors.append(
-                    f"skills[{index}].name: {skill.name!r} is already declared at "
-                    f"skills[{seen[skill.name]}]; skill names must be unique"
-                )
-            seen.setdefault(skill.name, index)
+        seen = _first_positions("skills", [skill.name for skill in self.skills], errors)
         if self.out_of_scope.label in seen:
             errors.append(
                 f"out_of_scope.label: {self.out_of_scope.label!r} is also a skill name; "
@@ -343,16 +336,10 @@ class Config(_Model):
                             f"{skill_name!r}{did_you_mean(skill_name, names)}"
                         )
         expert_names = [expert.name for expert in self.experts]
-        taken: dict[str, int] = {}
+        _first_positions("experts", expert_names, errors)
         for index, expert in enumerate(self.experts):
-            if expert.name in taken:
-                errors.append(
-                    f"experts[{index}].name: {expert.name!r} is already declared at "
-                    f"experts[{taken[expert.name]}]; expert names must be unique"
-                )
-            taken.setdefault(expert.name, index)
             for position, fallback in enumerate(expert.fallbacks):
-                if fallback not in taken and fallback not in expert_names:
+                if fallback not in expert_names:
                     errors.append(
                         f"experts[{index}].fallbacks[{position}]: unknown expert "
                         f"{fallback!r}{did_you_mean(fallback, expert_names)}"
@@ -364,6 +351,19 @@ class Config(_Model):
         if errors:
             raise ValueError("\n".join(errors))
         return self
+
+
+def _first_positions(section: str, names: list[str], errors: list[str]) -> dict[str, int]:
+    """Where each name is first declared; a repeat is an error naming both positions."""
+    first: dict[str, int] = {}
+    for index, name in enumerate(names):
+        if name in first:
+            errors.append(
+                f"{section}[{index}].name: {name!r} is already declared at "
+                f"{section}[{first[name]}]; names in {section} must be unique"
+            )
+        first.setdefault(name, index)
+    return first
 
 
 def did_you_mean(value: str, options: list[str]) -> str:
