@@ -46,7 +46,7 @@ class IntentReport:
         return {
             "metrics": self.metrics.to_dict(),
             "threshold": self.threshold,
-            "calibration": None if self.calibration is None else vars_of(self.calibration),
+            "calibration": None if self.calibration is None else self.calibration.to_dict(),
             "latency_ms": self.latency_ms,
             "encoder_latency_ms": self.encoder_latency_ms,
             "top_confusions": [
@@ -61,10 +61,6 @@ class IntentReport:
             },
             "seconds": round(self.seconds, 3),
         }
-
-
-def vars_of(calibration: Calibration) -> dict[str, Any]:
-    return {name: getattr(calibration, name) for name in calibration.__slots__}
 
 
 def grouped_examples(data: LabelledData, oos_label: str) -> tuple[dict[str, list[str]], list[str]]:

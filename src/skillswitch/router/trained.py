@@ -250,9 +250,7 @@ def write_artifact(folder: Path, artifact: TrainedArtifact) -> None:
             ],
         },
         "threshold": artifact.threshold,
-        "calibration": None
-        if calibration is None
-        else {name: getattr(calibration, name) for name in calibration.__slots__},
+        "calibration": None if calibration is None else calibration.to_dict(),
         "encoder": ENCODER,
         "provenance": artifact.provenance,
     }
