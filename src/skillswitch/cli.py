@@ -328,6 +328,90 @@ def fit_intents_command(
     )
 
 
+@fit_app.command("profiles")
+@_reports_errors
+def fit_profiles_command(
+    results: Annotated[
+        Path,
+        typer.Option(
+            help="Validation results: wide CSV (question_id, 0/1 column per expert) or JSONL."
+        ),
+    ],
+    out: Annotated[Path, typer.Option(help="Folder to write profiles.json to.")],
+    questions: Annotated[
+        Path | None,
+        typer.Option(help="Questions JSONL (question_id, question, category, keywords)."),
+    ] = None,
+    predictions: Annotated[
+        Path | None, typer.Option(help="Wide CSV of the answer each expert gave.")
+    ] = None,
+    aggregator_results: Annotated[
+        Path | None,
+        typer.Option(
+            help="Results of candidates acting as aggregator (same layout): picks the aggregator."
+        ),
+    ] = None,
+    skills: Annotated[
+        str,
+        typer.Option(
+            help="Skill of each question: auto (its category, else the router's skill for its "
+            "text), category, or router."
+        ),
+    ] = "auto",
+    prior: Annotated[
+        float, typer.Option(min=0, help="Shrinkage toward global strength, in questions.")
+    ] = 10.0,
+    config: ConfigOption = None,
+) -> None:
+    """Build expert profiles (global strength, competence per skill) for recruitment."""
+    from skillswitch.router.profiles import fit_profiles
+    from skillswitch.router.validation import load_validation
+
+    if skills not in {"auto", "category", "router"}:
+        raise typer.BadParameter(f"{skills!r}; use auto, category or router", param_hint="--skills")
+    data = load_validation(results, predictions=predictions, questions=questions)
+    unlabelled = sum(skill is None for skill in data.skills)
+    if skills == "router" or (skills == "auto" and unlabelled):
+        data = _route_questions(data, config)
+    elif skills == "category" and unlabelled == len(data):
+        raise DatasetError(
+            f"{results}: no question has a category; add a category column, give --questions "
+            "with categories, or use --skills router"
+        )
+    judged = (
+        load_validation(aggregator_results, questions=questions)
+        if aggregator_results is not None
+        else None
+    )
+    profiles = fit_profiles(data, prior=prior, aggregator_results=judged)
+    path = profiles.save(out)
+    strongest = sorted(
+        zip(profiles.experts, profiles.strength, strict=True), key=lambda pair: -pair[1]
+    )[:3]
+    typer.echo(
+        f"wrote {path}: {len(profiles.experts)} experts x {len(profiles.skill_labels)} skills"
+        f" + {len(profiles.keywords)} keywords from {profiles.questions} questions; strongest: "
+        + ", ".join(f"{name} {value:.3f}" for name, value in strongest)
+        + f"; aggregator {profiles.aggregator} ({profiles.aggregator_reason})"
+    )
+    typer.echo(f"use it with:  recruitment: {{profiles: {out}}}")
+
+
+def _route_questions(data: Any, config_path: Path | None) -> Any:
+    """Label each validation question with the router's best skill for its text."""
+    texts = data.texts()
+    missing = sum(text is None for text in texts)
+    if missing:
+        raise DatasetError(
+            f"{data.source}: {missing} question(s) have neither a category nor text to route; "
+            "give --questions with the question texts"
+        )
+    router = _router(config_path)
+    with _progress(f"routing {len(texts)} validation questions"):
+        decisions = router.route_many(list(texts))
+    return data.with_skills([None if d.out_of_scope else d.label for d in decisions])
+
+
 def _fit(
     train: Path,
     val: Path | None,

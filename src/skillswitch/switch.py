@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.to_thread
 
-from skillswitch.agents.aggregate import Aggregation, aggregate
+from skillswitch.agents.aggregate import Aggregation, aggregate, extract_answer
 from skillswitch.agents.base import Expert, ExpertReply
 from skillswitch.agents.dispatch import (
     Attempt,
@@ -26,17 +26,27 @@ from skillswitch.agents.dispatch import (
     ExpertResult,
     RetryPolicy,
 )
+from skillswitch.agents.keywords import extract_keywords
 from skillswitch.agents.messages import Message, Prices, TextDelta, Usage, parse_messages
 from skillswitch.agents.openai_chat import OpenAIChatExpert, SamplingSettings
 from skillswitch.config import Config, default_config, environment, load_config
-from skillswitch.config.models import DispatchConfig
-from skillswitch.exceptions import ExpertError, NoExpertError, UnknownExpertError
+from skillswitch.config.models import DispatchConfig, RecruitmentConfig
+from skillswitch.exceptions import ConfigError, ExpertError, NoExpertError, UnknownExpertError
 from skillswitch.router import Router, RoutingDecision
-from skillswitch.trace import Answer, Selection, Trace
+from skillswitch.router.keywords import KeywordMatcher
+from skillswitch.router.profiles import ExpertProfiles, log_odds
+from skillswitch.router.recruitment import Recruiter, RecruitmentPolicy
+from skillswitch.trace import Answer, Selection, SkillBasis, Trace
 
-__all__ = ["ExpertSpec", "Switch"]
+__all__ = ["ExpertSpec", "Recruitment", "Switch"]
 
 Request = str | Sequence[Mapping[str, Any] | Message]
+
+# Votes are weighted by log(p (L - 1) / (1 - p)) for an expert of expected accuracy p among L
+# answer options; L = 4 (a typical multiple-choice question), and every answer keeps a small
+# weight so a weak expert still breaks ties.
+VOTE_OPTIONS = 4
+MIN_VOTE_WEIGHT = 0.05
 
 
 @dataclass(frozen=True)
@@ -49,8 +59,32 @@ class ExpertSpec:
     timeout_s: float = 60.0
 
 
+@dataclass(frozen=True)
+class Recruitment:
+    """Profile-based recruitment for a ``Switch`` (see ``RecruitmentConfig``).
+
+    ``keywords``: when set, the keyword-extraction expert's keywords (matched to profiled
+    keywords) choose the experts; the router's skills stand in when none matches.
+    """
+
+    recruiter: Recruiter
+    cascade: bool = False
+    keyword_expert: str | None = None
+    keywords: KeywordMatcher | None = None
+    keyword_samples: int = 5
+    keyword_min_count: int = 2
+
+    @property
+    def profiles(self) -> ExpertProfiles:
+        return self.recruiter.profiles
+
+
 class Switch:
-    """Routes each request to the experts of its skills and returns one answer with its trace."""
+    """Routes each request to the experts of its skills and returns one answer with its trace.
+
+    With a ``recruitment`` the experts are recruited from profiles (competence on the request's
+    skills x global strength, cost-aware); without one, by the skills they declare.
+    """
 
     def __init__(
         self,
@@ -59,12 +93,19 @@ class Switch:
         *,
         settings: DispatchConfig | None = None,
         out_of_scope_reply: str = "Sorry, I can't help with that request.",
+        recruitment: Recruitment | None = None,
     ) -> None:
         self.router = router
         self.settings = settings or DispatchConfig()
+        self.recruitment = recruitment
         self._specs = {spec.expert.name: spec for spec in experts}
         self._order = [spec.expert.name for spec in experts]
         self._out_of_scope_reply = out_of_scope_reply
+        keyword_expert = None if recruitment is None else recruitment.keyword_expert
+        if keyword_expert is not None and keyword_expert not in self._specs:
+            raise UnknownExpertError(keyword_expert, sorted(self._specs))
+        if self.settings.combine == "vote" and recruitment is None:
+            raise ValueError("combine='vote' needs a recruitment (profiles give the weights)")
         s = self.settings
         self.dispatcher = Dispatcher(
             {name: spec.expert for name, spec in self._specs.items()},
@@ -77,6 +118,11 @@ class Switch:
         )
         if s.aggregator is not None and s.aggregator not in self._specs:
             raise UnknownExpertError(s.aggregator, sorted(self._specs))
+        self._aggregator_name = s.aggregator
+        if s.aggregator is None and recruitment is not None:
+            chosen = recruitment.profiles.aggregator
+            # The aggregator picked on validation data, when it is one of our experts.
+            self._aggregator_name = chosen if chosen in self._specs else None
 
     @classmethod
     def from_config(
@@ -123,21 +169,33 @@ class Switch:
                     declared.timeout_s,
                 )
             )
+        router = Router.from_config(config, cache_dir=cache_dir)
         return cls(
-            Router.from_config(config, cache_dir=cache_dir),
+            router,
             specs,
             settings=config.dispatch,
             out_of_scope_reply=config.out_of_scope.reply,
+            recruitment=_recruitment(config.recruitment, router, specs, config.experts),
         )
 
     def route(self, request: str | bytes) -> RoutingDecision:
         """The routing decision alone (no expert is called)."""
         return self.router.route(request)
 
-    def select(self, decision: RoutingDecision) -> tuple[Selection, ...]:
-        """Experts for a decision: those serving its skills, best skill first, then experts
-        that serve every skill (but not a skill-less aggregator); at most
+    def select(
+        self, decision: RoutingDecision, weights: Mapping[str, float] | None = None
+    ) -> tuple[Selection, ...]:
+        """Experts for a decision.
+
+        With a recruitment: recruited on ``weights`` (profiled skill -> weight; default the
+        decision's skill scores). Otherwise those serving its skills, best skill first, then
+        experts that serve every skill (but not a skill-less aggregator); at most
         ``dispatch.max_experts``."""
+        if self.recruitment is not None:
+            basis = weights if weights is not None else _router_weights(decision)
+            recruits = self.recruitment.recruiter.recruit(basis)
+            skill = max(basis, key=lambda k: basis[k]) if basis else None
+            return tuple(Selection(r.expert, skill, r.reason) for r in recruits)
         chosen: list[Selection] = []
         taken: set[str] = set()
         for scored in decision.skills:
@@ -164,18 +222,98 @@ class Switch:
         decision, route_ms = await self._route(messages)
         if decision.out_of_scope:
             return self._out_of_scope(decision, route_ms, started)
-        selections = self.select(decision)
+        basis, extraction_usage = await self._basis(decision, messages)
+        selections = self.select(decision, None if basis is None else basis.weights)
+        names = [s.expert for s in selections]
+        cascade = self.recruitment is not None and self.recruitment.cascade and len(names) > 2
+        first = names[:2] if cascade else names
         dispatch = await self.dispatcher.dispatch(
-            [s.expert for s in selections], messages, deadline_s=self.settings.deadline_s
+            first, messages, deadline_s=self.settings.deadline_s
         )
+        stages = [tuple(first)]
+        if cascade and not self._agree(dispatch):
+            remaining = self.settings.deadline_s - dispatch.elapsed_ms / 1000
+            more = await self.dispatcher.dispatch(
+                names[2:], messages, deadline_s=max(remaining, 0.001)
+            )
+            dispatch = dispatch.merged(more)
+            stages.append(tuple(names[2:]))
         dispatch.raise_if_empty()
+        if basis is not None and cascade:
+            basis = replace(basis, stages=tuple(stages))
         aggregation = await aggregate(
             messages,
             dispatch.replies,
             aggregator=self._aggregator(),
             rule=self.settings.answer_rule,
+            method=self.settings.combine,
+            weights=self._vote_weights(dispatch, basis),
         )
-        return self._answer(decision, selections, dispatch, aggregation, route_ms, started)
+        return self._answer(
+            decision,
+            selections,
+            dispatch,
+            aggregation,
+            route_ms,
+            started,
+            basis=basis,
+            extra_usage=extraction_usage,
+        )
+
+    async def _basis(
+        self, decision: RoutingDecision, messages: Sequence[Message]
+    ) -> tuple[SkillBasis | None, Usage]:
+        """What recruitment works on: keywords from the extractor when configured and
+        matched, else the router's skills."""
+        recruitment = self.recruitment
+        if recruitment is None:
+            return None, Usage()
+        router_basis = SkillBasis("router", _router_weights(decision))
+        if recruitment.keyword_expert is None or recruitment.keywords is None:
+            return router_basis, Usage()
+        extraction = await extract_keywords(
+            self._specs[recruitment.keyword_expert].expert,
+            messages[-1].content,
+            samples=recruitment.keyword_samples,
+            min_count=recruitment.keyword_min_count,
+        )
+        matched = recruitment.keywords.match(extraction.keywords)
+        if not matched:
+            note = (
+                "no extracted keyword matched a profiled keyword; recruited on the router's skills"
+                if extraction.keywords
+                else "the keyword extractor gave no recurring keywords; recruited on the "
+                "router's skills"
+            )
+            if extraction.errors:
+                note += f" ({len(extraction.errors)} extraction sample(s) failed)"
+            return (
+                replace(
+                    router_basis,
+                    keywords=extraction.keywords,
+                    samples=extraction.samples,
+                    note=note,
+                ),
+                extraction.usage,
+            )
+        return (
+            SkillBasis("keywords", matched, extraction.keywords, extraction.samples),
+            extraction.usage,
+        )
+
+    def _agree(self, dispatch: Dispatch) -> bool:
+        answers = [extract_answer(r.text, self.settings.answer_rule) for r in dispatch.replies]
+        return len(answers) >= 2 and answers[0] is not None and len(set(answers)) == 1
+
+    def _vote_weights(self, dispatch: Dispatch, basis: SkillBasis | None) -> list[float] | None:
+        if self.recruitment is None or basis is None:
+            return None
+        competence = self.recruitment.recruiter.competences(basis.weights)
+        floor = min(competence.values())
+        return [
+            max(float(log_odds(competence.get(r.expert, floor), VOTE_OPTIONS)), MIN_VOTE_WEIGHT)
+            for r in dispatch.replies
+        ]
 
     def run_sync(self, request: Request) -> Answer:
         """``run`` for code without an event loop (connections are closed before it returns)."""
@@ -244,7 +382,7 @@ class Switch:
         return decision, (time.perf_counter() - begin) * 1000
 
     def _aggregator(self) -> Expert | None:
-        name = self.settings.aggregator
+        name = self._aggregator_name
         return None if name is None else self._specs[name].expert
 
     def _out_of_scope(self, decision: RoutingDecision, route_ms: float, started: float) -> Answer:
@@ -261,17 +399,78 @@ class Switch:
         aggregation: Aggregation,
         route_ms: float,
         started: float,
+        *,
+        basis: SkillBasis | None = None,
+        extra_usage: Usage | None = None,
     ) -> Answer:
         trace = Trace(
             decision,
             selections,
             dispatch,
             aggregation,
-            dispatch.usage + aggregation.usage,
+            dispatch.usage + aggregation.usage + (extra_usage or Usage()),
             route_ms,
             (time.perf_counter() - started) * 1000,
+            basis,
         )
         return Answer(aggregation.text, trace)
+
+
+def _router_weights(decision: RoutingDecision) -> dict[str, float]:
+    return {s.skill: max(s.score, 1e-6) for s in decision.skills}
+
+
+def _recruitment(
+    settings: RecruitmentConfig,
+    router: Router,
+    specs: Sequence[ExpertSpec],
+    declared: Sequence[Any],
+) -> Recruitment | None:
+    if settings.profiles is None:
+        return None
+    profiles = ExpertProfiles.load(settings.profiles)
+    tokens = settings.expected_tokens
+    costs = {
+        d.name: Prices(**d.prices.model_dump()).usage(tokens.input, tokens.output).cost
+        for d in declared
+    }
+    helpers = {settings.keyword_expert}
+    names = [spec.expert.name for spec in specs if spec.expert.name not in helpers]
+    if not any(profiles.has_expert(name) for name in names):
+        raise ConfigError.single(
+            "recruitment.profiles",
+            f"none of the configured experts ({', '.join(names[:6]) or 'none'}) has a profile in "
+            f"{settings.profiles} (profiled: {', '.join(profiles.experts[:6])}, ...); name the "
+            "experts as in the validation results",
+        )
+    recruiter = Recruiter(
+        profiles,
+        RecruitmentPolicy(
+            k=settings.k,
+            temperature=settings.temperature,
+            budget=settings.budget,
+            cost_weight=settings.cost_weight,
+            near_tie=settings.near_tie,
+            seed=settings.seed,
+        ),
+        costs=costs,
+        available=names,
+    )
+    matcher = None
+    if settings.keyword_expert is not None:
+        matcher = KeywordMatcher(
+            profiles,
+            router.encoder,
+            min_similarity=settings.keyword_min_similarity,
+        )
+    return Recruitment(
+        recruiter,
+        cascade=settings.cascade,
+        keyword_expert=settings.keyword_expert,
+        keywords=matcher,
+        keyword_samples=settings.keyword_samples,
+        keyword_min_count=settings.keyword_min_count,
+    )
 
 
 def _streamed_dispatch(name: str, reply: ExpertReply, begin: float) -> Dispatch:

@@ -3,15 +3,16 @@ cost. One format for Python, HTTP (extension field) and MCP (structured content)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from skillswitch.agents.aggregate import Aggregation
 from skillswitch.agents.dispatch import Dispatch
 from skillswitch.agents.messages import Usage
 from skillswitch.router.decision import RoutingDecision
 
-__all__ = ["TRACE_SCHEMA", "Answer", "Selection", "Trace"]
+__all__ = ["TRACE_SCHEMA", "Answer", "Selection", "SkillBasis", "Trace"]
 
 TRACE_SCHEMA = "skillswitch.trace/1"
 
@@ -26,6 +27,32 @@ class Selection:
 
 
 @dataclass(frozen=True, slots=True)
+class SkillBasis:
+    """What experts were recruited on: the router's skills, or keywords from an extractor.
+
+    ``weights``: profiled skill (or keyword) -> weight. ``keywords``/``samples``: the kept
+    keywords and each extraction sample. ``stages``: expert names asked per cascade stage.
+    """
+
+    source: Literal["router", "keywords", "declared"]
+    weights: Mapping[str, float] = field(default_factory=dict)
+    keywords: tuple[str, ...] = ()
+    samples: tuple[tuple[str, ...], ...] = ()
+    stages: tuple[tuple[str, ...], ...] = ()
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "weights": {k: round(float(v), 6) for k, v in self.weights.items()},
+            "keywords": list(self.keywords),
+            "samples": [list(sample) for sample in self.samples],
+            "stages": [list(stage) for stage in self.stages],
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Trace:
     decision: RoutingDecision
     selections: tuple[Selection, ...]
@@ -34,6 +61,7 @@ class Trace:
     usage: Usage
     route_ms: float
     total_ms: float
+    basis: SkillBasis | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready; ``schema`` names the version of this shape."""
@@ -41,6 +69,7 @@ class Trace:
         return {
             "schema": TRACE_SCHEMA,
             "routing": self.decision.to_dict(),
+            "recruitment": None if self.basis is None else self.basis.to_dict(),
             "experts": [
                 {"expert": s.expert, "skill": s.skill, "reason": s.reason} for s in self.selections
             ],
@@ -79,6 +108,7 @@ class Trace:
                 "answers": list(self.aggregation.answers),
                 "usage": _usage(self.aggregation.usage),
                 "error": self.aggregation.error,
+                "detail": self.aggregation.detail,
             },
             "usage": _usage(self.usage),
             "timing_ms": {

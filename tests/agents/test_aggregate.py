@@ -89,3 +89,49 @@ def test_prompts_render_strictly() -> None:
         prompt.render(question="q")
     with pytest.raises(PromptError, match="no prompt named"):
         load_prompt("nope")
+
+
+async def test_vote_weights_answers_and_skips_the_aggregator() -> None:
+    called: list[str] = []
+    aggregator = FunctionExpert("agg", lambda m: called.append("x") or "never")
+    replies = [
+        reply("strong", "Answer: (A)"),
+        reply("mid", "The answer is (B)."),
+        reply("weak", "Answer: B, clearly"),
+        reply("mute", "no idea"),
+    ]
+    result = await aggregate(
+        QUESTION,
+        replies,
+        aggregator=aggregator,
+        rule="option_letter",
+        method="vote",
+        weights=[1.5, 1.0, 0.6, 9.0],
+    )
+    assert result.mode == "voted"
+    assert called == []
+    assert result.text == "The answer is (B)."  # the best-ranked reply giving the winner
+    assert result.detail == "votes A: 1.500, B: 1.600"
+    tie = await aggregate(
+        QUESTION, replies[:2], aggregator=None, rule="option_letter", method="vote"
+    )
+    assert tie.text == "Answer: (A)"  # equal weights: the better-ranked reply wins
+
+
+async def test_vote_without_extractable_answers_synthesises() -> None:
+    replies = [reply("a", "hmm"), reply("b", "not sure")]
+    aggregator = FunctionExpert("agg", lambda m: "merged")
+    result = await aggregate(
+        QUESTION, replies, aggregator=aggregator, rule="option_letter", method="vote"
+    )
+    assert result.mode == "synthesised"
+    assert result.text == "merged"
+    with pytest.raises(ValueError, match="2 weights for 3 replies"):
+        await aggregate(
+            QUESTION,
+            [*replies, reply("c", "(C)")],
+            aggregator=None,
+            rule="option_letter",
+            method="vote",
+            weights=[1.0, 2.0],
+        )

@@ -18,10 +18,18 @@ from skillswitch.agents.messages import Message, Usage
 from skillswitch.exceptions import ExpertError
 from skillswitch.prompts import load_prompt
 
-__all__ = ["Aggregation", "AnswerRule", "aggregate", "extract_answer"]
+__all__ = [
+    "Aggregation",
+    "AnswerRule",
+    "CombineMethod",
+    "aggregate",
+    "extract_answer",
+    "weighted_vote",
+]
 
 AnswerRule = Literal["option_letter", "last_number", "normalised_text"]
-Mode = Literal["pass_through", "agreement", "synthesised", "aggregator_failed"]
+Mode = Literal["pass_through", "agreement", "voted", "synthesised", "aggregator_failed"]
+CombineMethod = Literal["synthesise", "vote"]
 
 _OPTION = re.compile(
     r"(?:answer\s*(?:is|:)?\s*\(?([A-J])\)?(?![A-Za-z]))|(?:^\s*\(?([A-J])\)?\s*$)",
@@ -64,6 +72,8 @@ class Aggregation:
     """Each reply's extracted answer, in reply order."""
     usage: Usage
     error: str | None = None
+    detail: str | None = None
+    """How the answer was reached when that needs words (e.g. the vote's tally)."""
 
 
 async def aggregate(
@@ -72,8 +82,15 @@ async def aggregate(
     *,
     aggregator: Expert | None,
     rule: AnswerRule = "normalised_text",
+    method: CombineMethod = "synthesise",
+    weights: Sequence[float] | None = None,
 ) -> Aggregation:
-    """One answer from ``replies`` (best-ranked first); raises ValueError when there are none."""
+    """One answer from ``replies`` (best-ranked first); raises ValueError when there are none.
+
+    ``method="vote"`` picks the extracted answer with the largest total ``weights`` (one per
+    reply; default 1 each; ties go to the better-ranked reply) and returns the text of the
+    best-ranked reply giving it. When no reply has an extractable answer it synthesises.
+    """
     if not replies:
         raise ValueError("aggregate() needs at least one reply")
     answers = tuple(extract_answer(reply.text, rule) for reply in replies)
@@ -81,6 +98,13 @@ async def aggregate(
         return Aggregation(replies[0].text, "pass_through", answers, Usage())
     if answers[0] is not None and all(answer == answers[0] for answer in answers):
         return Aggregation(replies[0].text, "agreement", answers, Usage())
+    if method == "vote" and any(answer is not None for answer in answers):
+        if weights is not None and len(weights) != len(replies):
+            raise ValueError(f"{len(weights)} weights for {len(replies)} replies")
+        winner, tally = weighted_vote(answers, weights or [1.0] * len(replies))
+        chosen = next(r for r, a in zip(replies, answers, strict=True) if a == winner)
+        detail = ", ".join(f"{answer}: {total:.3f}" for answer, total in tally.items())
+        return Aggregation(chosen.text, "voted", answers, Usage(), detail=f"votes {detail}")
     if aggregator is None:
         return Aggregation(replies[0].text, "aggregator_failed", answers, Usage(), "no aggregator")
     system, user = load_prompt("aggregate").render(
@@ -92,6 +116,25 @@ async def aggregate(
     except ExpertError as exc:
         return Aggregation(replies[0].text, "aggregator_failed", answers, Usage(), str(exc))
     return Aggregation(synthesis.text, "synthesised", answers, synthesis.usage)
+
+
+def weighted_vote(
+    answers: Sequence[str | None], weights: Sequence[float]
+) -> tuple[str, dict[str, float]]:
+    """The answer with the largest total weight (ties: the earliest) and the tally.
+
+    >>> weighted_vote(["B", "C", "C", None], [2.0, 0.8, 0.9, 5.0])
+    ('B', {'B': 2.0, 'C': 1.7})
+    """
+    tally: dict[str, float] = {}
+    for answer, weight in zip(answers, weights, strict=True):
+        if answer is not None:
+            tally[answer] = tally.get(answer, 0.0) + float(weight)
+    if not tally:
+        raise ValueError("weighted_vote() needs at least one extracted answer")
+    best = max(tally.values())
+    winner = next(answer for answer, total in tally.items() if total >= best - 1e-12)
+    return winner, {answer: round(total, 6) for answer, total in tally.items()}
 
 
 def _question_text(messages: Sequence[Message]) -> str:

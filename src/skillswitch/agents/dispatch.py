@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import anyio
@@ -150,6 +150,24 @@ class Dispatch:
         for reply in self.replies:
             total = total + reply.usage
         return total
+
+    def merged(self, later: Dispatch) -> Dispatch:
+        """This dispatch followed by ``later`` (a second stage started when this one ended):
+        results concatenated, the later attempts' start times shifted onto this timeline."""
+        offset = self.elapsed_ms
+
+        def shift(attempt: Attempt) -> Attempt:
+            return replace(attempt, started_ms=attempt.started_ms + offset)
+
+        shifted = tuple(
+            replace(result, attempts=tuple(map(shift, result.attempts))) for result in later.results
+        )
+        return Dispatch(
+            self.results + shifted,
+            self.elapsed_ms + later.elapsed_ms,
+            self.deadline_hit or later.deadline_hit,
+            self.attempts + tuple(map(shift, later.attempts)),
+        )
 
     def raise_if_empty(self) -> None:
         """Raise :class:`ExpertsFailedError` (an ExceptionGroup) when no expert answered."""

@@ -101,9 +101,16 @@ def _resolve_paths(config: Config, base_dir: Path) -> Config:
         )
     if router.cache_dir is not None:
         updates["cache_dir"] = _anchor(router.cache_dir, base_dir)
-    if not updates:
+    recruitment = config.recruitment
+    if recruitment.profiles is not None:
+        recruitment = recruitment.model_copy(
+            update={"profiles": _anchor(recruitment.profiles, base_dir)}
+        )
+    if not updates and recruitment is config.recruitment:
         return config
-    return config.model_copy(update={"router": router.model_copy(update=updates)})
+    return config.model_copy(
+        update={"router": router.model_copy(update=updates), "recruitment": recruitment}
+    )
 
 
 def _anchor(path: Path, base_dir: Path) -> Path:

@@ -251,11 +251,76 @@ class DispatchConfig(_Model):
         default="normalised_text",
         description="How final answers are compared to skip aggregation when experts agree.",
     )
+    combine: Literal["synthesise", "vote"] = Field(
+        default="synthesise",
+        description=(
+            "How disagreeing answers become one. synthesise: the aggregator expert writes the "
+            "answer (Mixture-of-Agents prompt). vote: the extracted answers are weighted by each "
+            "expert's profiled competence on the request's skills (log-odds), no extra call."
+        ),
+    )
     retry_attempts: int = Field(default=3, ge=1, le=10)
     retry_base_delay_s: float = Field(default=0.25, ge=0, le=60)
     retry_max_delay_s: float = Field(default=8.0, ge=0, le=600)
     breaker_failures: int = Field(default=5, ge=1, le=1000)
     breaker_cooldown_s: float = Field(default=30.0, ge=0, le=86400)
+
+
+class ExpectedTokensConfig(_Model):
+    input: int = Field(default=1000, ge=0, description="Prompt tokens of a typical call.")
+    output: int = Field(default=500, ge=0, description="Completion tokens of a typical call.")
+
+
+class RecruitmentConfig(_Model):
+    """Symbolic-MoE recruitment: pick experts per request from profiles built on validation
+    results (``skillswitch fit profiles``). Without ``profiles``, experts are chosen by the
+    skills they declare."""
+
+    profiles: Path | None = Field(
+        default=None, description="Folder written by fit profiles (relative to the config)."
+    )
+    k: int = Field(default=3, ge=1, le=16, description="Most experts recruited per request.")
+    temperature: float = Field(
+        default=0.0,
+        ge=0,
+        le=100,
+        description="0: the top k by score; above 0: draw k from softmax(score / temperature).",
+    )
+    seed: int | None = Field(default=None, description="Seed of the draw when temperature > 0.")
+    budget: float | None = Field(
+        default=None, ge=0, description="Most expected cost per request (prices' currency)."
+    )
+    cost_weight: float = Field(
+        default=0.0, ge=0, description="Rank experts by score - cost_weight x expected cost."
+    )
+    near_tie: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Prefer a cheaper expert whose expected accuracy is within this of the pick.",
+    )
+    expected_tokens: ExpectedTokensConfig = Field(default_factory=ExpectedTokensConfig)
+    cascade: bool = Field(
+        default=False,
+        description=(
+            "Ask the two best recruits first and the others only when their answers disagree "
+            "(under dispatch.answer_rule)."
+        ),
+    )
+    keyword_expert: str | None = Field(
+        default=None,
+        description=(
+            "Expert asked for the request's skill keywords (the paper's path); default: the "
+            "router's skills."
+        ),
+    )
+    keyword_samples: int = Field(default=5, ge=1, le=16)
+    keyword_min_count: int = Field(
+        default=2, ge=1, le=16, description="Keep keywords named in at least this many samples."
+    )
+    keyword_min_similarity: float = Field(
+        default=0.5, ge=-1, le=1, description="Cosine needed to match a profiled keyword."
+    )
 
 
 class MCPServerConfig(_Model):
@@ -289,6 +354,7 @@ class Config(_Model):
     router: RouterConfig = Field(default_factory=RouterConfig)
     experts: list[ExpertConfig] = Field(default_factory=list)
     dispatch: DispatchConfig = Field(default_factory=DispatchConfig)
+    recruitment: RecruitmentConfig = Field(default_factory=RecruitmentConfig)
     tools: ToolsConfig = Field(default_factory=ToolsConfig)
 
     @model_validator(mode="after")
@@ -348,6 +414,17 @@ class Config(_Model):
         if aggregator is not None and aggregator not in expert_names:
             hint = did_you_mean(aggregator, expert_names) if expert_names else "; declare experts"
             errors.append(f"dispatch.aggregator: unknown expert {aggregator!r}{hint}")
+        keyword_expert = self.recruitment.keyword_expert
+        if keyword_expert is not None and keyword_expert not in expert_names:
+            hint = (
+                did_you_mean(keyword_expert, expert_names) if expert_names else "; declare experts"
+            )
+            errors.append(f"recruitment.keyword_expert: unknown expert {keyword_expert!r}{hint}")
+        if self.dispatch.combine == "vote" and self.recruitment.profiles is None:
+            errors.append(
+                "dispatch.combine: 'vote' weights answers by profiled competence; set "
+                "recruitment.profiles (skillswitch fit profiles) or use 'synthesise'"
+            )
         if errors:
             raise ValueError("\n".join(errors))
         return self

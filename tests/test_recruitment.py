@@ -1,0 +1,248 @@
+"""Switch with profile-based recruitment: profiles from validation results choose the experts,
+cascades widen only on disagreement, votes weigh answers by competence, and a keyword
+extractor can supply the skills (the Symbolic-MoE path)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from skillswitch.agents import FunctionExpert, Message, TestExpert
+from skillswitch.config import parse_config
+from skillswitch.exceptions import ConfigError
+from skillswitch.router.profiles import fit_profiles
+from skillswitch.router.validation import load_validation
+from skillswitch.switch import Switch
+
+pytestmark = pytest.mark.anyio
+DEFAULT = resources.files("skillswitch.config").joinpath("default.yaml").read_text("utf-8")
+EXPERTS = ("algebraist", "linguist", "allrounder", "judge")
+# math: algebraist 9/10, allrounder 6/10, linguist 2/10; translation: linguist 9/10, ...
+RESULTS = {
+    "math": {"algebraist": 9, "linguist": 2, "allrounder": 6, "judge": 5},
+    "translation": {"algebraist": 1, "linguist": 9, "allrounder": 7, "judge": 5},
+}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def write_results(folder: Path, keywords: bool = False) -> tuple[Path, Path]:
+    lines = ["question_id,category," + ",".join(EXPERTS)]
+    questions = []
+    for skill, scores in RESULTS.items():
+        for i in range(10):
+            qid = f"{skill}-{i}"
+            lines.append(f"{qid},{skill}," + ",".join(str(int(i < scores[e])) for e in EXPERTS))
+            words = ["algebra"] if skill == "math" else ["french"]
+            questions.append({"question_id": qid, "question": qid, "keywords": words})
+    results = folder / "results.csv"
+    results.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    question_file = folder / "questions.jsonl"
+    question_file.write_text("\n".join(json.dumps(q) for q in questions), encoding="utf-8")
+    return results, question_file
+
+
+@pytest.fixture
+def profiles_dir(tmp_path: Path) -> Path:
+    results, questions = write_results(tmp_path)
+    fit_profiles(load_validation(results, questions=questions), prior=2.0).save(tmp_path / "p")
+    return tmp_path / "p"
+
+
+def make(
+    cache_root: Path, profiles: Path, recruitment: str = "", dispatch: str = "", **fakes: Any
+) -> Switch:
+    experts = "\n".join(
+        f"  - {{name: {name}, base_url: 'http://127.0.0.1:9/v1', model: m}}" for name in EXPERTS
+    )
+    text = (
+        DEFAULT
+        + f"\nexperts:\n{experts}\n"
+        + f"recruitment: {{profiles: '{profiles}', {recruitment}}}\n"
+        + f"dispatch: {{answer_rule: last_number, {dispatch}}}\n"
+    )
+    overrides = {name: fakes.get(name, TestExpert(name, reply="0")) for name in EXPERTS}
+    return Switch.from_config(parse_config(text), overrides=overrides, cache_dir=cache_root)
+
+
+async def test_profiles_recruit_per_skill(cache_root: Path, profiles_dir: Path) -> None:
+    switch = make(cache_root, profiles_dir, "k: 2", "aggregator: judge")
+    math_pick = [s.expert for s in switch.select(switch.route("what is 17 times 23"))]
+    words_pick = [s.expert for s in switch.select(switch.route("translate good night to french"))]
+    assert math_pick == ["algebraist", "allrounder"]
+    assert words_pick == ["linguist", "allrounder"]
+    selection = switch.select(switch.route("what is 17 times 23"))[0]
+    assert selection.skill == "math"
+    assert "competence" in selection.reason
+
+
+async def test_cascade_asks_the_third_only_on_disagreement(
+    cache_root: Path, profiles_dir: Path
+) -> None:
+    third = TestExpert("linguist", reply="391")
+    switch = make(
+        cache_root,
+        profiles_dir,
+        "k: 3, cascade: true",
+        algebraist=TestExpert("algebraist", reply="391"),
+        allrounder=TestExpert("allrounder", reply="the product is 391"),
+        linguist=third,
+    )
+    async with switch:
+        agreed = await switch.run("what is 17 times 23")
+    assert third.calls == []
+    trace = agreed.trace.to_dict()
+    assert trace["aggregation"]["mode"] == "agreement"
+    assert trace["recruitment"]["stages"] == [["algebraist", "allrounder"]]
+    assert len(trace["results"]) == 2
+
+    split = make(
+        cache_root,
+        profiles_dir,
+        "k: 3, cascade: true",
+        "combine: vote",
+        algebraist=TestExpert("algebraist", reply="391"),
+        allrounder=TestExpert("allrounder", reply="401"),
+        judge=TestExpert("judge", reply="401"),
+    )
+    async with split:
+        voted = await split.run("what is 17 times 23")
+    trace = voted.trace.to_dict()
+    assert trace["recruitment"]["stages"] == [["algebraist", "allrounder"], ["judge"]]
+    assert [r["expert"] for r in trace["results"]] == ["algebraist", "allrounder", "judge"]
+    assert trace["aggregation"]["mode"] == "voted"
+    # algebraist (competence 0.84 on math, weight 2.76) outweighs allrounder (0.61, 1.55)
+    # + judge (0.5, 1.10).
+    assert voted.text == "391"
+    starts = [r["attempts"][0]["started_ms"] for r in trace["results"]]
+    assert starts[2] >= starts[0]
+
+
+async def test_profile_aggregator_synthesises_when_none_is_configured(
+    cache_root: Path, profiles_dir: Path
+) -> None:
+    seen: list[Sequence[Message]] = []
+
+    def synthesise(messages: Sequence[Message]) -> str:
+        seen.append(messages)
+        return "about 400" if len(seen) == 1 else "391, on reflection"
+
+    # The profiles chose the strongest expert on validation (allrounder: 13/20) as aggregator.
+    switch = make(
+        cache_root,
+        profiles_dir,
+        "k: 2",
+        algebraist=TestExpert("algebraist", reply="391"),
+        allrounder=FunctionExpert("allrounder", synthesise),
+    )
+    async with switch:
+        answer = await switch.run("what is 17 times 23")
+    assert answer.trace.aggregation is not None
+    assert answer.trace.aggregation.mode == "synthesised"
+    assert len(seen) == 2  # once as an expert, once as the aggregator
+    assert answer.text == "391, on reflection"
+    assert "about 400" in seen[1][1].content
+
+
+async def test_keyword_extractor_supplies_the_skills(cache_root: Path, tmp_path: Path) -> None:
+    results, questions = write_results(tmp_path)
+    fit_profiles(load_validation(results, questions=questions), prior=2.0).save(tmp_path / "kw")
+    extractor = FunctionExpert("judge", lambda messages: '["French", "translation"]')
+    switch = make(
+        cache_root,
+        tmp_path / "kw",
+        "k: 1, keyword_expert: judge, keyword_samples: 3",
+        judge=extractor,
+    )
+    async with switch:
+        # The router says math; the extractor's keywords say french -> the linguist.
+        answer = await switch.run("what is 17 times 23")
+    basis = answer.trace.to_dict()["recruitment"]
+    assert basis["source"] == "keywords"
+    assert set(basis["weights"]) == {"french"}
+    assert basis["keywords"] == ["french", "translation"]
+    assert [s.expert for s in answer.trace.selections] == ["linguist"]
+
+    silent = make(
+        cache_root,
+        tmp_path / "kw",
+        "k: 1, keyword_expert: judge",
+        judge=FunctionExpert("judge", lambda messages: "[]"),
+    )
+    async with silent:
+        fallback = await silent.run("what is 17 times 23")
+    basis = fallback.trace.to_dict()["recruitment"]
+    assert basis["source"] == "router"
+    assert "no recurring keywords" in basis["note"]
+    assert [s.expert for s in fallback.trace.selections] == ["algebraist"]
+
+
+def test_config_errors_name_the_fix(cache_root: Path, profiles_dir: Path) -> None:
+    with pytest.raises(ConfigError, match=r"dispatch\.combine: 'vote'"):
+        parse_config(DEFAULT + "\ndispatch: {combine: vote}\n")
+    with pytest.raises(ConfigError, match=r"recruitment\.keyword_expert: unknown expert 'nobody'"):
+        parse_config(DEFAULT + "\nrecruitment: {keyword_expert: nobody}\n")
+    text = (
+        DEFAULT
+        + "\nexperts:\n  - {name: stranger, base_url: 'http://127.0.0.1:9/v1', model: m}\n"
+        + f"recruitment: {{profiles: '{profiles_dir}'}}\n"
+    )
+    with pytest.raises(ConfigError, match="none of the configured experts"):
+        Switch.from_config(parse_config(text), cache_dir=cache_root)
+
+
+def test_cli_fit_profiles(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    results, questions = write_results(tmp_path)
+    out = tmp_path / "profiles"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "skillswitch",
+            "fit",
+            "profiles",
+            "--results",
+            str(results),
+            "--questions",
+            str(questions),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "4 experts x 2 skills + 2 keywords from 20 questions" in done.stdout
+    assert json.loads((out / "profiles.json").read_text())["schema"] == "skillswitch.profiles/1"
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "skillswitch",
+            "fit",
+            "profiles",
+            "--results",
+            str(tmp_path / "missing.csv"),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        check=False,
+    )
+    assert bad.returncode == 2
+    assert "does not exist" in bad.stderr
+    assert "Traceback" not in bad.stderr
