@@ -190,3 +190,32 @@ def test_a_skill_less_aggregator_only_aggregates(upstream: str, cache_root: Path
     )
     decision = switch.route("what is 2+2")
     assert [s.expert for s in switch.select(decision)] == ["general"]
+
+
+async def test_configured_tools_give_a_tool_calling_expert(upstream: str, cache_root: Path) -> None:
+    experts = (
+        f"  - {{name: solver, base_url: '{upstream}', model: tool-caller, tools: [calculator]}}"
+    )
+    switch = Switch.from_config(config(upstream, experts), cache_dir=cache_root)
+    async with switch:
+        answer = await switch.run("what is 17 * 23")
+    assert answer.text.startswith("The result is")
+    (result,) = answer.trace.to_dict()["results"]
+    (call,) = result["tool_calls"]
+    assert call["tool"] == "calculator"
+    assert call["step"] == 1
+
+
+def test_unknown_tools_are_config_errors() -> None:
+    from skillswitch.config.models import BUILTIN_TOOL_NAMES
+    from skillswitch.exceptions import ConfigError
+    from skillswitch.tools.builtin import BUILTIN_TOOLS
+
+    assert set(BUILTIN_TOOLS) == BUILTIN_TOOL_NAMES
+    text = (
+        DEFAULT
+        + "\nexperts:\n  - {name: s, base_url: 'http://127.0.0.1:9/v1', model: m, "
+        + "tools: [calculater]}\n"
+    )
+    with pytest.raises(ConfigError, match=r"unknown tool 'calculater'; did you mean 'calculator'"):
+        parse_config(text)

@@ -29,13 +29,15 @@ from skillswitch.agents.dispatch import (
 from skillswitch.agents.keywords import extract_keywords
 from skillswitch.agents.messages import Message, Prices, TextDelta, Usage, parse_messages
 from skillswitch.agents.openai_chat import OpenAIChatExpert, SamplingSettings
+from skillswitch.agents.tool_calling import ToolCallingExpert
 from skillswitch.config import Config, default_config, environment, load_config
-from skillswitch.config.models import DispatchConfig, RecruitmentConfig
+from skillswitch.config.models import DispatchConfig, ExpertConfig, RecruitmentConfig
 from skillswitch.exceptions import ConfigError, ExpertError, NoExpertError, UnknownExpertError
 from skillswitch.router import Router, RoutingDecision
 from skillswitch.router.keywords import KeywordMatcher
 from skillswitch.router.profiles import ExpertProfiles, log_odds
 from skillswitch.router.recruitment import Recruiter, RecruitmentPolicy
+from skillswitch.tools.builtin import BUILTIN_TOOLS
 from skillswitch.trace import Answer, Selection, SkillBasis, Trace
 
 __all__ = ["ExpertSpec", "Recruitment", "Switch"]
@@ -150,17 +152,7 @@ class Switch:
                 raise UnknownExpertError(name, names)
         specs = []
         for index, declared in enumerate(config.experts):
-            expert = replacements.get(declared.name) or OpenAIChatExpert(
-                declared.name,
-                str(declared.base_url),
-                declared.model,
-                api_key=environment.api_key(
-                    declared.api_key_env, path=f"experts[{index}].api_key_env"
-                ),
-                timeout_s=declared.timeout_s,
-                sampling=SamplingSettings(**declared.sampling.model_dump()),
-                prices=Prices(**declared.prices.model_dump()),
-            )
+            expert = replacements.get(declared.name) or _expert(declared, index)
             specs.append(
                 ExpertSpec(
                     expert,
@@ -416,6 +408,26 @@ class Switch:
         return Answer(aggregation.text, trace)
 
 
+def _expert(declared: ExpertConfig, index: int) -> Expert:
+    """The adapter a config entry describes: a chat model, with a tool loop when it has tools."""
+    settings: dict[str, Any] = {
+        "api_key": environment.api_key(declared.api_key_env, path=f"experts[{index}].api_key_env"),
+        "timeout_s": declared.timeout_s,
+        "sampling": SamplingSettings(**declared.sampling.model_dump()),
+        "prices": Prices(**declared.prices.model_dump()),
+    }
+    if declared.tools:
+        return ToolCallingExpert(
+            declared.name,
+            str(declared.base_url),
+            declared.model,
+            tools=[BUILTIN_TOOLS[name]() for name in declared.tools],
+            max_steps=declared.max_tool_steps,
+            **settings,
+        )
+    return OpenAIChatExpert(declared.name, str(declared.base_url), declared.model, **settings)
+
+
 def _router_weights(decision: RoutingDecision) -> dict[str, float]:
     return {s.skill: max(s.score, 1e-6) for s in decision.skills}
 
@@ -424,7 +436,7 @@ def _recruitment(
     settings: RecruitmentConfig,
     router: Router,
     specs: Sequence[ExpertSpec],
-    declared: Sequence[Any],
+    declared: Sequence[ExpertConfig],
 ) -> Recruitment | None:
     if settings.profiles is None:
         return None

@@ -86,6 +86,19 @@ class Trace:
                     if result.reply is None
                     else round(result.reply.latency_ms, 3),
                     "usage": None if result.reply is None else _usage(result.reply.usage),
+                    "tool_calls": []
+                    if result.reply is None
+                    else [
+                        {
+                            "tool": call.tool,
+                            "arguments": call.arguments,
+                            "result": call.result,
+                            "is_error": call.is_error,
+                            "step": call.step,
+                            "duration_ms": round(call.duration_ms, 3),
+                        }
+                        for call in result.reply.tool_calls
+                    ],
                     "attempts": [
                         {
                             "number": a.number,

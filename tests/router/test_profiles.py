@@ -195,3 +195,11 @@ def test_log_odds_weights() -> None:
     assert log_odds(0.5, options=4) == pytest.approx(math.log(3))
     assert np.isfinite(log_odds(1.0))
     assert np.isfinite(log_odds(0.0))
+
+
+def test_jsonl_records_may_contain_unicode_line_separators(tmp_path: Path, wide: Path) -> None:
+    questions = tmp_path / "questions.jsonl"
+    record = {"question_id": "1", "question": "roles\u2028and\u0085rules", "category": "math"}
+    questions.write_text(json.dumps(record, ensure_ascii=False) + "\n", encoding="utf-8")
+    data = load_validation(wide, questions=questions)
+    assert data.texts()[0] == "roles\u2028and\u0085rules"

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from skillswitch.agents.messages import Message, TextDelta, Usage
+from skillswitch.tools.base import ToolCall
 
 __all__ = ["Expert", "ExpertReply"]
 
@@ -21,6 +22,8 @@ class ExpertReply:
     model: str
     finish_reason: str | None = None
     latency_ms: float = 0.0
+    tool_calls: tuple[ToolCall, ...] = ()
+    """The tools the expert called on the way to this answer, in order."""
 
 
 @runtime_checkable

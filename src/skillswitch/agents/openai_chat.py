@@ -6,12 +6,12 @@ import email.utils
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 if TYPE_CHECKING:  # the SDK costs ~0.4 s to import: only experts that are used pay for it
     import openai
     from openai import Omit
-    from openai.types.chat import ChatCompletionMessageParam
+    from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 
 from skillswitch.agents.base import ExpertReply
 from skillswitch.agents.messages import Message, Prices, TextDelta
@@ -99,19 +99,27 @@ class OpenAIChatExpert:
     async def __aexit__(self, *_: object) -> None:
         await self.aclose()
 
-    async def answer(self, messages: Sequence[Message]) -> ExpertReply:
-        started = time.perf_counter()
+    async def _complete(
+        self, messages: Sequence[ChatCompletionMessageParam], **extra: Any
+    ) -> ChatCompletion:
+        """One non-streaming completion with this expert's sampling; errors mapped."""
         try:
             completion = await self._client.chat.completions.create(
                 model=self._model,
-                messages=_openai_messages(messages),
+                messages=list(messages),
                 temperature=_given(self._sampling.temperature),
                 top_p=_given(self._sampling.top_p),
                 max_tokens=_given(self._sampling.max_tokens),
                 seed=_given(self._sampling.seed),
+                **extra,
             )
         except Exception as exc:  # mapped below; anything unknown is re-raised
             raise self._error(exc) from exc
+        return cast("ChatCompletion", completion)
+
+    async def answer(self, messages: Sequence[Message]) -> ExpertReply:
+        started = time.perf_counter()
+        completion = await self._complete(_openai_messages(messages))
         if not completion.choices:
             raise ExpertResponseError(self._name, "the response has no choices")
         choice = completion.choices[0]

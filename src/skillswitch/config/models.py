@@ -13,6 +13,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
+# The tools in skillswitch.tools.builtin (kept here so loading a config imports no tool code;
+# a test pins the two lists together).
+BUILTIN_TOOL_NAMES = frozenset({"calculator", "clock"})
+
 __all__ = [
     "Config",
     "DispatchConfig",
@@ -237,6 +241,16 @@ class ExpertConfig(_Model):
     fallbacks: list[str] = Field(
         default_factory=list, description="Experts to ask, in order, when this one fails."
     )
+    tools: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Tools the model may call (builtin: calculator, clock); skillswitch runs the "
+            "call/observe loop."
+        ),
+    )
+    max_tool_steps: int = Field(
+        default=5, ge=1, le=50, description="Most rounds of tool calls before it must answer."
+    )
 
 
 class DispatchConfig(_Model):
@@ -409,6 +423,13 @@ class Config(_Model):
                     errors.append(
                         f"experts[{index}].fallbacks[{position}]: unknown expert "
                         f"{fallback!r}{did_you_mean(fallback, expert_names)}"
+                    )
+        for index, expert in enumerate(self.experts):
+            for position, tool in enumerate(expert.tools):
+                if tool not in BUILTIN_TOOL_NAMES:
+                    errors.append(
+                        f"experts[{index}].tools[{position}]: unknown tool "
+                        f"{tool!r}{did_you_mean(tool, sorted(BUILTIN_TOOL_NAMES))}"
                     )
         aggregator = self.dispatch.aggregator
         if aggregator is not None and aggregator not in expert_names:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from skillswitch.config.models import did_you_mean
 from skillswitch.exceptions import DatasetError
+from skillswitch.textio import jsonl_lines
 
 __all__ = ["LabelledData", "Split", "check_labels", "load_labelled"]
 
@@ -143,7 +144,7 @@ def _read_csv(text: str, file: Path) -> list[tuple[str, str]]:
 def _read_jsonl(text: str, file: Path) -> list[tuple[str, str]]:
     rows = []
     columns: tuple[str, str] | None = None
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in jsonl_lines(text):
         if not line.strip():
             continue
         where = f"{file}:{number}"

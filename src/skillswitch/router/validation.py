@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from skillswitch.exceptions import DatasetError
+from skillswitch.textio import jsonl_lines
 
 __all__ = ["Question", "ValidationResults", "load_validation"]
 
@@ -237,7 +238,7 @@ def _long_results(
     ids: dict[str, None] = {}
     experts: dict[str, None] = {}
     skills: dict[str, str | None] = {}
-    for line, raw in enumerate(text.splitlines(), start=1):
+    for line, raw in jsonl_lines(text):
         if not raw.strip():
             continue
         record = _json_object(raw, file, line)
@@ -322,7 +323,7 @@ def _wide_predictions(file: Path, ids: Sequence[str], experts: Sequence[str]) ->
 
 def _read_questions(file: Path) -> dict[str, Question]:
     questions: dict[str, Question] = {}
-    for line, raw in enumerate(_read_text(file).splitlines(), start=1):
+    for line, raw in jsonl_lines(_read_text(file)):
         if not raw.strip():
             continue
         record = _json_object(raw, file, line)

@@ -1,0 +1,250 @@
+"""Expert recruitment on MMLU-Pro: 29 models' real 5-shot answers, no LLM calls.
+
+For each of 5 seeds the 12,032 questions are split 50/50 stratified by category; profiles
+(``skillswitch fit profiles``' code path), the router's examples and every tuned choice come
+from the profile half, and every figure is measured on the other half. Policies side by side:
+
+- best single model: the model with the best profile-half accuracy, for every question;
+- random: a uniformly random model per question;
+- per-category best (router): the best profile-half model of the category that skillswitch's
+  router (MiniLM exemplar classifier over the profile half's questions) predicts;
+- recruitment top-1: skillswitch's Recruiter (competence on the router's skills x strength);
+- recruitment top-3 vote: the top 3 recruits' actual letters, weighted by profiled competence;
+- recruitment cascade: ask the top 2, the third only when they disagree, then vote;
+- oracle: correct when any model is.
+
+An answer from a vote is graded correct when some called model that gave that letter was
+graded correct (the dataset's own grading). "Calls" counts the models whose answers a policy
+used per question. "Gap closed" = (accuracy - best single) / (oracle - best single).
+
+    python benchmarks/expert_recruitment.py --json bench-results/expert_recruitment.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from skillswitch.agents.aggregate import weighted_vote
+from skillswitch.config import MiniLMEncoderConfig
+from skillswitch.router import Router
+from skillswitch.router.encoders import EmbeddingCache, Encoder, build_encoder
+from skillswitch.router.encoders.base import Embeddings
+from skillswitch.router.profiles import fit_profiles, log_odds
+from skillswitch.router.recruitment import Recruiter, RecruitmentPolicy
+from skillswitch.router.validation import ValidationResults, load_validation
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "eval" / "mmlu_pro"
+SEEDS = (0, 1, 2, 3, 4)
+VOTE_OPTIONS = 10  # MMLU-Pro questions have up to 10 options
+
+
+class CachedEncoder:
+    """The router's encoder with an on-disk cache, so 5 seeds embed each question once."""
+
+    def __init__(self, encoder: Encoder, cache: EmbeddingCache) -> None:
+        self.inner, self.cache = encoder, cache
+        self.name, self.identity = encoder.name, encoder.identity
+
+    def encode(self, texts: Sequence[str]) -> Embeddings:
+        return self.cache.encode(self.inner, texts)
+
+
+@dataclass
+class Split:
+    profile: np.ndarray
+    test: np.ndarray
+
+
+def stratified_split(categories: Sequence[str], seed: int) -> Split:
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(categories)
+    profile = np.zeros(len(labels), dtype=bool)
+    for category in np.unique(labels):
+        index = np.flatnonzero(labels == category)
+        rng.shuffle(index)
+        profile[index[: len(index) // 2]] = True
+    return Split(np.flatnonzero(profile), np.flatnonzero(~profile))
+
+
+def vote_grade(
+    members: Sequence[int], weights: Sequence[float], letters: np.ndarray, correct: np.ndarray
+) -> bool:
+    """Grade the weighted vote of ``members`` (column indices) on one question."""
+    answers = [letters[m] or None for m in members]
+    if not any(answers):
+        return bool(correct[members[0]])
+    winner, _ = weighted_vote(answers, weights)
+    return any(correct[m] for m, a in zip(members, answers, strict=True) if a == winner)
+
+
+def run_seed(
+    data: ValidationResults,
+    texts: Sequence[str],
+    encoder: Encoder,
+    seed: int,
+    neighbours: int,
+) -> dict[str, dict[str, float]]:
+    split = stratified_split([s or "" for s in data.skills], seed)
+    profile_data = data.subset(split.profile)
+    profiles = fit_profiles(profile_data)
+    correct = np.nan_to_num(data.correct, nan=0.0)
+    letters = np.asarray(data.answers, dtype=object)
+    test = split.test
+    examples: dict[str, list[str]] = defaultdict(list)
+    for row in split.profile:
+        examples[str(data.skills[row])].append(texts[row])
+    router = Router.from_examples(
+        encoder,
+        dict(sorted(examples.items())),
+        neighbours=neighbours,
+        threshold=-1.0,  # every MMLU-Pro question is in scope
+        top_k=3,
+        margin=0.05,
+        max_chars=4000,
+        split_clauses=False,
+    )
+    decisions = router.route_many([texts[i] for i in test])
+    true_category = [data.skills[i] for i in test]
+    router_accuracy = float(
+        np.mean([d.label == c for d, c in zip(decisions, true_category, strict=True)])
+    )
+    weights_of = [{s.skill: max(s.score, 1e-6) for s in d.skills} for d in decisions]
+    rng = np.random.default_rng(1000 + seed)
+    column = {name: j for j, name in enumerate(data.experts)}
+    best = int(np.argmax(profiles.strength))
+    results: dict[str, dict[str, float]] = {}
+
+    def record(name: str, hits: Sequence[bool] | np.ndarray, calls: float) -> None:
+        results[name] = {"accuracy": float(np.mean(hits)), "calls": float(calls)}
+
+    record("best single model", correct[test, best], 1)
+    record("random model", correct[test, rng.integers(0, correct.shape[1], len(test))], 1)
+    per_category = [
+        correct[q, int(np.argmax(profiles.local_competence({d.label: 1.0})))]
+        for q, d in zip(test, decisions, strict=True)
+    ]
+    record("per-category best (router)", per_category, 1)
+
+    top1 = Recruiter(profiles, RecruitmentPolicy(k=1))
+    record(
+        "recruitment top-1",
+        [
+            correct[q, column[top1.recruit(w)[0].expert]]
+            for q, w in zip(test, weights_of, strict=True)
+        ],
+        1,
+    )
+    top3 = Recruiter(profiles, RecruitmentPolicy(k=3))
+    voted, cascaded, cascade_calls = [], [], 0
+    for q, w in zip(test, weights_of, strict=True):
+        recruits = top3.recruit(w)
+        members = [column[r.expert] for r in recruits]
+        weights = [float(log_odds(r.competence, VOTE_OPTIONS)) for r in recruits]
+        voted.append(vote_grade(members, weights, letters[q], correct[q]))
+        first, second = letters[q][members[0]], letters[q][members[1]]
+        if first and first == second:
+            cascaded.append(bool(correct[q, members[0]] or correct[q, members[1]]))
+            cascade_calls += 2
+        else:
+            cascaded.append(vote_grade(members, weights, letters[q], correct[q]))
+            cascade_calls += 3
+    record("recruitment top-3 vote", voted, 3)
+    record("recruitment cascade 2->3 vote", cascaded, cascade_calls / len(test))
+    record("oracle", correct[test].max(1), correct.shape[1])
+    results["_router"] = {"category_accuracy": router_accuracy}
+    return results
+
+
+def summarise(per_seed: list[dict[str, dict[str, float]]]) -> dict[str, Any]:
+    names = [n for n in per_seed[0] if not n.startswith("_")]
+    best = np.array([s["best single model"]["accuracy"] for s in per_seed])
+    oracle = np.array([s["oracle"]["accuracy"] for s in per_seed])
+    table = {}
+    for name in names:
+        accuracy = np.array([s[name]["accuracy"] for s in per_seed])
+        gap = (accuracy - best) / (oracle - best)
+        table[name] = {
+            "accuracy": round(float(accuracy.mean()), 4),
+            "accuracy_std": round(float(accuracy.std()), 4),
+            "gap_closed": round(float(gap.mean()), 4),
+            "gap_closed_min": round(float(gap.min()), 4),
+            "calls": round(float(np.mean([s[name]["calls"] for s in per_seed])), 3),
+        }
+    router = [s["_router"]["category_accuracy"] for s in per_seed]
+    return {"policies": table, "router_category_accuracy": round(float(np.mean(router)), 4)}
+
+
+def print_table(summary: dict[str, Any]) -> None:
+    print(f"\nMMLU-Pro expert recruitment, mean of {len(SEEDS)} seeds (50/50 split by category)")
+    print(f"router category accuracy on the test half: {summary['router_category_accuracy']:.4f}")
+    print(f"{'policy':34} {'accuracy':>9} {'gap closed':>11} {'(min)':>7} {'calls':>6}")
+    for name, row in summary["policies"].items():
+        print(
+            f"{name:34} {row['accuracy']:9.4f} {row['gap_closed']:11.3f} "
+            f"{row['gap_closed_min']:7.3f} {row['calls']:6.2f}"
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", type=Path, help="write results here")
+    parser.add_argument("--data", type=Path, default=DATA, help="the mmlu_pro folder")
+    parser.add_argument("--seeds", type=int, default=len(SEEDS))
+    parser.add_argument("--neighbours", type=int, default=10, help="router exemplar k")
+    parser.add_argument(
+        "--cache", type=Path, default=REPO / "bench-results" / "cache", help="embedding cache"
+    )
+    args = parser.parse_args(argv)
+    folder: Path = args.data
+    if not (folder / "mmlu_pro_test_correctness_5shot.csv").is_file():
+        print(f"skipped: {folder} has no MMLU-Pro results (../shared/eval/mmlu_pro)")
+        return 0
+    started = time.perf_counter()
+    data = load_validation(
+        folder / "mmlu_pro_test_correctness_5shot.csv",
+        predictions=folder / "mmlu_pro_test_predictions_5shot.csv",
+        questions=folder / "mmlu_pro_test_questions.jsonl",
+    )
+    texts = [t or "" for t in data.texts()]
+    args.cache.mkdir(parents=True, exist_ok=True)
+    encoder = CachedEncoder(
+        build_encoder(MiniLMEncoderConfig(), args.cache), EmbeddingCache(args.cache / "emb.sqlite")
+    )
+    encoder.encode(texts)  # embed every question once (cached across runs)
+    per_seed = [
+        run_seed(data, texts, encoder, seed, args.neighbours) for seed in SEEDS[: args.seeds]
+    ]
+    summary = summarise(per_seed)
+    report = {
+        "benchmark": "expert_recruitment",
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": {"platform": platform.platform(), "python": platform.python_version()},
+        "data": str(folder),
+        "questions": len(data),
+        "experts": len(data.experts),
+        "seeds": list(SEEDS[: args.seeds]),
+        "seconds": round(time.perf_counter() - started, 1),
+        **summary,
+    }
+    print_table(summary)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""FunctionTool (signature -> schema, validated arguments, errors as results) and builtins."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from skillswitch.tools.base import FunctionTool
+from skillswitch.tools.builtin import BUILTIN_TOOLS, calculate
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("17 * 23", "391"),
+        ("2 ^ 10", "1024"),
+        ("17 ** 30", str(17**30)),
+        ("sqrt(16) + abs(-2)", "6"),
+        ("7 / 2", "3.5"),
+        ("-(3 - 5) % 3", "2"),
+    ],
+)
+def test_calculator(expression: str, expected: str) -> None:
+    assert calculate(expression) == expected
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("__import__('os').system('true')", "unsupported element"),
+        ("2 ** 100000", "exponent"),
+        ("1 +", "not an arithmetic expression"),
+        ("x" * 600, "at most 500"),
+    ],
+)
+def test_calculator_refuses_what_is_not_arithmetic(expression: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        calculate(expression)
+
+
+async def test_function_tool_schema_validation_and_errors() -> None:
+    async def area(width: float, height: float = 1.0) -> dict[str, float]:
+        """Area of a rectangle."""
+        return {"area": width * height}
+
+    tool = FunctionTool(area)
+    assert tool.spec.name == "area"
+    assert tool.spec.description == "Area of a rectangle."
+    assert tool.spec.input_schema["required"] == ["width"]
+    assert (await tool.call({"width": 3, "height": 2})).text == '{"area": 6.0}'
+    bad = await tool.call({"width": "wide"})
+    assert bad.is_error
+    assert "width" in bad.text
+    extra = await tool.call({"width": 1, "depth": 2})
+    assert extra.is_error
+    assert "depth" in extra.text
+
+
+async def test_builtin_tools_report_failures_as_results() -> None:
+    calculator = BUILTIN_TOOLS["calculator"]()
+    assert (await calculator.call({"expression": "6 * 7"})).text == "42"
+    failed = await calculator.call({"expression": "open('x')"})
+    assert failed.is_error
+    assert "calculator failed: ValueError: unsupported element" in failed.text
+    clock = BUILTIN_TOOLS["clock"]()
+    now = await clock.call({"timezone": "Europe/Paris"})
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", now.text)
+    assert (await clock.call({"timezone": "Mars/Olympus"})).is_error
