@@ -10,7 +10,10 @@ from the profile half, and every figure is measured on the other half. Policies 
   router (MiniLM exemplar classifier over the profile half's questions) predicts;
 - recruitment top-1: skillswitch's Recruiter (competence on the router's skills x strength);
 - recruitment top-3 vote: the top 3 recruits' actual letters, weighted by profiled competence;
-- recruitment cascade: ask the top 2, the third only when they disagree, then vote;
+- recruitment cascades: ask the top 2; when they disagree widen to 3 or 4 (then 5 while no
+  answer leads), the rule ``recruitment.cascade: [2, 4, 5]`` applies at run time; then a
+  competence-weighted vote (``dispatch.combine: vote``) or the learned combiner fitted on the
+  profile half's answers (``fit profiles --predictions``, ``dispatch.combine: learned``);
 - oracle: correct when any model is.
 
 An answer from a vote is graded correct when some called model that gave that letter was
@@ -38,16 +41,19 @@ import numpy as np
 from skillswitch.agents.aggregate import weighted_vote
 from skillswitch.config import MiniLMEncoderConfig
 from skillswitch.router import Router
+from skillswitch.router.combiner import combiner_examples, fit_combiner
 from skillswitch.router.encoders import EmbeddingCache, Encoder, build_encoder
 from skillswitch.router.encoders.base import Embeddings
 from skillswitch.router.profiles import fit_profiles, log_odds
-from skillswitch.router.recruitment import Recruiter, RecruitmentPolicy
+from skillswitch.router.recruitment import Recruiter, RecruitmentPolicy, cascade_length
 from skillswitch.router.validation import ValidationResults, load_validation
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "eval" / "mmlu_pro"
 SEEDS = (0, 1, 2, 3, 4)
 VOTE_OPTIONS = 10  # MMLU-Pro questions have up to 10 options
+CASCADES = ((2, 3), (2, 4), (2, 4, 5))
+LEARNED_CASCADES = ((2, 4), (2, 4, 5))
 
 
 class CachedEncoder:
@@ -147,21 +153,49 @@ def run_seed(
         1,
     )
     top3 = Recruiter(profiles, RecruitmentPolicy(k=3))
-    voted, cascaded, cascade_calls = [], [], 0
+    voted = []
     for q, w in zip(test, weights_of, strict=True):
         recruits = top3.recruit(w)
         members = [column[r.expert] for r in recruits]
         weights = [float(log_odds(r.competence, VOTE_OPTIONS)) for r in recruits]
         voted.append(vote_grade(members, weights, letters[q], correct[q]))
-        first, second = letters[q][members[0]], letters[q][members[1]]
-        if first and first == second:
-            cascaded.append(bool(correct[q, members[0]] or correct[q, members[1]]))
-            cascade_calls += 2
-        else:
-            cascaded.append(vote_grade(members, weights, letters[q], correct[q]))
-            cascade_calls += 3
     record("recruitment top-3 vote", voted, 3)
-    record("recruitment cascade 2->3 vote", cascaded, cascade_calls / len(test))
+    for stages in CASCADES:
+        wide = Recruiter(profiles, RecruitmentPolicy(k=stages[-1]))
+        hits, calls = [], 0
+        for q, w in zip(test, weights_of, strict=True):
+            recruits = wide.recruit(w)
+            asked = cascade_length([letters[q][column[r.expert]] or None for r in recruits], stages)
+            members = [column[r.expert] for r in recruits[:asked]]
+            weights = [float(log_odds(r.competence, VOTE_OPTIONS)) for r in recruits[:asked]]
+            hits.append(vote_grade(members, weights, letters[q], correct[q]))
+            calls += asked
+        name = "->".join(map(str, stages))
+        record(f"recruitment cascade {name} vote", hits, calls / len(test))
+    for stages in LEARNED_CASCADES:
+        # Fitted on the profile half's answers, as `fit profiles --predictions` does.
+        combiner = fit_combiner(data.experts, combiner_examples(profiles, profile_data, stages))
+        wide = Recruiter(profiles, RecruitmentPolicy(k=stages[-1]))
+        hits, calls = [], 0
+        for q, w in zip(test, weights_of, strict=True):
+            recruits = wide.recruit(w)
+            given = [letters[q][column[r.expert]] or None for r in recruits]
+            asked = cascade_length(given, stages)
+            called = recruits[:asked]
+            winner = combiner.choose(
+                {r.expert: a for r, a in zip(called, given, strict=False)},
+                {r.expert: r.competence for r in called},
+            )
+            hits.append(
+                any(
+                    correct[q, column[r.expert]]
+                    for r, a in zip(called, given, strict=False)
+                    if a == winner
+                )
+            )
+            calls += asked
+        name = "->".join(map(str, stages))
+        record(f"recruitment cascade {name} learned", hits, calls / len(test))
     record("oracle", correct[test].max(1), correct.shape[1])
     results["_router"] = {"category_accuracy": router_accuracy}
     return results
@@ -189,10 +223,10 @@ def summarise(per_seed: list[dict[str, dict[str, float]]]) -> dict[str, Any]:
 def print_table(summary: dict[str, Any]) -> None:
     print(f"\nMMLU-Pro expert recruitment, mean of {len(SEEDS)} seeds (50/50 split by category)")
     print(f"router category accuracy on the test half: {summary['router_category_accuracy']:.4f}")
-    print(f"{'policy':34} {'accuracy':>9} {'gap closed':>11} {'(min)':>7} {'calls':>6}")
+    print(f"{'policy':36} {'accuracy':>9} {'gap closed':>11} {'(min)':>7} {'calls':>6}")
     for name, row in summary["policies"].items():
         print(
-            f"{name:34} {row['accuracy']:9.4f} {row['gap_closed']:11.3f} "
+            f"{name:36} {row['accuracy']:9.4f} {row['gap_closed']:11.3f} "
             f"{row['gap_closed_min']:7.3f} {row['calls']:6.2f}"
         )
 

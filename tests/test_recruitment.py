@@ -246,3 +246,112 @@ def test_cli_fit_profiles(tmp_path: Path, cli_env: dict[str, str]) -> None:
     assert bad.returncode == 2
     assert "does not exist" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+async def test_staged_cascade_widens_until_one_answer_leads(
+    cache_root: Path, profiles_dir: Path
+) -> None:
+    # math order: algebraist, allrounder, judge, linguist. Stage 1 disagrees; stage 2 (3
+    # answers) ties 1-1-1; stage 3 adds linguist, whose "401" makes 401 lead.
+    replies = {"algebraist": "391", "allrounder": "401", "judge": "999", "linguist": "401"}
+    switch = make(
+        cache_root,
+        profiles_dir,
+        "k: 4, cascade: [2, 3, 4]",
+        **{name: TestExpert(name, reply=text) for name, text in replies.items()},
+    )
+    async with switch:
+        answer = await switch.run("what is 17 times 23")
+    trace = answer.trace.to_dict()
+    assert trace["recruitment"]["stages"] == [
+        ["algebraist", "allrounder"],
+        ["judge"],
+        ["linguist"],
+    ]
+    early = make(
+        cache_root,
+        profiles_dir,
+        "k: 4, cascade: [2, 3, 4]",
+        **{
+            name: TestExpert(name, reply=text) for name, text in {**replies, "judge": "391"}.items()
+        },
+    )
+    async with early:
+        answer = await early.run("what is 17 times 23")
+    assert answer.trace.to_dict()["recruitment"]["stages"] == [
+        ["algebraist", "allrounder"],
+        ["judge"],
+    ]
+    with pytest.raises(ConfigError, match="increasing positive counts"):
+        parse_config(DEFAULT + "\nrecruitment: {cascade: [3, 2]}\n")
+
+
+def write_predictions(folder: Path) -> Path:
+    lines = ["question_id," + ",".join(EXPERTS)]
+    for skill, scores in RESULTS.items():
+        for i in range(10):
+            wrong = {e: str(2 + (i + j) % 2) for j, e in enumerate(EXPERTS)}
+            answers = ["1" if i < scores[e] else wrong[e] for e in EXPERTS]
+            lines.append(f"{skill}-{i}," + ",".join(answers))
+    path = folder / "predictions.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+async def test_learned_combiner_from_fit_profiles(
+    tmp_path: Path, cache_root: Path, cli_env: dict[str, str]
+) -> None:
+    results, _questions = write_results(tmp_path)
+    predictions = write_predictions(tmp_path)
+    out = tmp_path / "learned"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "skillswitch",
+            "fit",
+            "profiles",
+            "--results",
+            str(results),
+            "--predictions",
+            str(predictions),
+            "--cascade",
+            "2,3",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "learned combiner for cascade [2, 3]" in done.stdout
+    replies = {"algebraist": "391", "allrounder": "401", "judge": "401"}
+    switch = make(
+        cache_root,
+        out,
+        "k: 3, cascade: [2, 3]",
+        "combine: learned",
+        **{name: TestExpert(name, reply=text) for name, text in replies.items()},
+    )
+    async with switch:
+        answer = await switch.run("what is 17 times 23")
+    aggregation = answer.trace.to_dict()["aggregation"]
+    assert aggregation["mode"] == "voted"
+    assert aggregation["detail"].startswith("learned ")
+    # On validation the algebraist is right on math 9 times in 10 and the others rarely are.
+    assert answer.text == "391"
+    with pytest.raises(ConfigError, match="needs profiles with a combiner"):
+        make(
+            cache_root,
+            tmp_path / "p" if (tmp_path / "p").exists() else _plain(tmp_path),
+            "k: 2",
+            "combine: learned",
+        )
+
+
+def _plain(tmp_path: Path) -> Path:
+    results, questions = write_results(tmp_path)
+    fit_profiles(load_validation(results, questions=questions)).save(tmp_path / "plain")
+    return tmp_path / "plain"

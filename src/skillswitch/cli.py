@@ -361,11 +361,32 @@ def fit_profiles_command(
     prior: Annotated[
         float, typer.Option(min=0, help="Shrinkage toward global strength, in questions.")
     ] = 10.0,
+    cascade: Annotated[
+        str,
+        typer.Option(
+            help="With --predictions: the cascade stages the learned combiner is fitted for "
+            "(as recruitment.cascade), e.g. 2,4."
+        ),
+    ] = "2,4",
     config: ConfigOption = None,
 ) -> None:
-    """Build expert profiles (global strength, competence per skill) for recruitment."""
+    """Build expert profiles (global strength, competence per skill) for recruitment; with
+    --predictions also a learned answer combiner (dispatch.combine: learned)."""
+    import itertools
+    from dataclasses import replace
+
+    from skillswitch.router.combiner import combiner_examples, fit_combiner
     from skillswitch.router.profiles import fit_profiles
     from skillswitch.router.validation import load_validation
+
+    try:
+        stages = [int(part) for part in cascade.split(",")]
+    except ValueError:
+        stages = []
+    if not stages or stages[0] < 1 or any(b <= a for a, b in itertools.pairwise(stages)):
+        raise typer.BadParameter(
+            f"{cascade!r}; give increasing counts like 2,4", param_hint="--cascade"
+        )
 
     if skills not in {"auto", "category", "router"}:
         raise typer.BadParameter(f"{skills!r}; use auto, category or router", param_hint="--skills")
@@ -384,6 +405,11 @@ def fit_profiles_command(
         else None
     )
     profiles = fit_profiles(data, prior=prior, aggregator_results=judged)
+    combiner_note = ""
+    if data.answers is not None:
+        combiner = fit_combiner(data.experts, combiner_examples(profiles, data, stages))
+        profiles = replace(profiles, combiner=combiner.to_dict())
+        combiner_note = f"; learned combiner for cascade {stages}"
     path = profiles.save(out)
     strongest = sorted(
         zip(profiles.experts, profiles.strength, strict=True), key=lambda pair: -pair[1]
@@ -393,6 +419,7 @@ def fit_profiles_command(
         f" + {len(profiles.keywords)} keywords from {profiles.questions} questions; strongest: "
         + ", ".join(f"{name} {value:.3f}" for name, value in strongest)
         + f"; aggregator {profiles.aggregator} ({profiles.aggregator_reason})"
+        + combiner_note
     )
     typer.echo(f"use it with:  recruitment: {{profiles: {out}}}")
 

@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from skillswitch.agents.aggregate import Aggregation, aggregate, extract_answer
+from skillswitch.agents.aggregate import Aggregation, AnswerScorer, aggregate, extract_answer
 from skillswitch.agents.base import Expert, ExpertReply
 from skillswitch.agents.dispatch import (
     Attempt,
@@ -34,9 +34,10 @@ from skillswitch.config import Config, default_config, environment, load_config
 from skillswitch.config.models import DispatchConfig, ExpertConfig, RecruitmentConfig
 from skillswitch.exceptions import ConfigError, ExpertError, NoExpertError, UnknownExpertError
 from skillswitch.router import Router, RoutingDecision
+from skillswitch.router.combiner import AnswerCombiner
 from skillswitch.router.keywords import KeywordMatcher
 from skillswitch.router.profiles import ExpertProfiles, log_odds
-from skillswitch.router.recruitment import Recruiter, RecruitmentPolicy
+from skillswitch.router.recruitment import Recruiter, RecruitmentPolicy, stage_settled
 from skillswitch.tools.builtin import BUILTIN_TOOLS
 from skillswitch.trace import Answer, Selection, SkillBasis, Trace
 
@@ -70,11 +71,13 @@ class Recruitment:
     """
 
     recruiter: Recruiter
-    cascade: bool = False
+    cascade: tuple[int, ...] = ()
+    """Answers wanted after each stage, e.g. (2, 4, 5); empty: everyone at once."""
     keyword_expert: str | None = None
     keywords: KeywordMatcher | None = None
     keyword_samples: int = 5
     keyword_min_count: int = 2
+    combiner: AnswerCombiner | None = None
 
     @property
     def profiles(self) -> ExpertProfiles:
@@ -106,8 +109,16 @@ class Switch:
         keyword_expert = None if recruitment is None else recruitment.keyword_expert
         if keyword_expert is not None and keyword_expert not in self._specs:
             raise UnknownExpertError(keyword_expert, sorted(self._specs))
-        if self.settings.combine == "vote" and recruitment is None:
-            raise ValueError("combine='vote' needs a recruitment (profiles give the weights)")
+        if self.settings.combine != "synthesise" and recruitment is None:
+            raise ValueError(f"combine={self.settings.combine!r} needs a recruitment (profiles)")
+        if self.settings.combine == "learned" and (
+            recruitment is None or recruitment.combiner is None
+        ):
+            raise ConfigError.single(
+                "dispatch.combine",
+                "'learned' needs profiles with a combiner: run skillswitch fit profiles with "
+                "--predictions (each expert's answers), or use 'vote'",
+            )
         s = self.settings
         self.dispatcher = Dispatcher(
             {name: spec.expert for name, spec in self._specs.items()},
@@ -217,22 +228,10 @@ class Switch:
         basis, extraction_usage = await self._basis(decision, messages)
         selections = self.select(decision, None if basis is None else basis.weights)
         names = [s.expert for s in selections]
-        cascade = self.recruitment is not None and self.recruitment.cascade and len(names) > 2
-        first = names[:2] if cascade else names
-        dispatch = await self.dispatcher.dispatch(
-            first, messages, deadline_s=self.settings.deadline_s
-        )
-        stages = [tuple(first)]
-        if cascade and not self._agree(dispatch):
-            remaining = self.settings.deadline_s - dispatch.elapsed_ms / 1000
-            more = await self.dispatcher.dispatch(
-                names[2:], messages, deadline_s=max(remaining, 0.001)
-            )
-            dispatch = dispatch.merged(more)
-            stages.append(tuple(names[2:]))
+        dispatch, stages = await self._dispatch_in_stages(names, messages)
         dispatch.raise_if_empty()
-        if basis is not None and cascade:
-            basis = replace(basis, stages=tuple(stages))
+        if basis is not None and self._stages(names):
+            basis = replace(basis, stages=stages)
         aggregation = await aggregate(
             messages,
             dispatch.replies,
@@ -240,6 +239,7 @@ class Switch:
             rule=self.settings.answer_rule,
             method=self.settings.combine,
             weights=self._vote_weights(dispatch, basis),
+            scorer=self._scorer(dispatch, basis),
         )
         return self._answer(
             decision,
@@ -293,9 +293,47 @@ class Switch:
             extraction.usage,
         )
 
-    def _agree(self, dispatch: Dispatch) -> bool:
-        answers = [extract_answer(r.text, self.settings.answer_rule) for r in dispatch.replies]
-        return len(answers) >= 2 and answers[0] is not None and len(set(answers)) == 1
+    def _stages(self, names: Sequence[str]) -> list[int]:
+        wanted = () if self.recruitment is None else self.recruitment.cascade
+        bounds = [min(n, len(names)) for n in wanted if n < len(names)]
+        return [*bounds, len(names)] if bounds else []
+
+    async def _dispatch_in_stages(
+        self, names: Sequence[str], messages: Sequence[Message]
+    ) -> tuple[Dispatch, tuple[tuple[str, ...], ...]]:
+        """Dispatch everyone at once, or stage by stage until the answers settle."""
+        bounds = self._stages(names) or [len(names)]
+        asked: list[tuple[str, ...]] = []
+        dispatch: Dispatch | None = None
+        start = 0
+        for index, end in enumerate(bounds):
+            group = tuple(names[start:end])
+            spent = 0.0 if dispatch is None else dispatch.elapsed_ms / 1000
+            stage = await self.dispatcher.dispatch(
+                group, messages, deadline_s=max(self.settings.deadline_s - spent, 0.001)
+            )
+            dispatch = stage if dispatch is None else dispatch.merged(stage)
+            asked.append(group)
+            start = end
+            answers = [extract_answer(r.text, self.settings.answer_rule) for r in dispatch.replies]
+            everyone_answered = len(dispatch.replies) == end  # a failure widens the cascade
+            if end < len(names) and everyone_answered and stage_settled(answers, index == 0):
+                break
+        assert dispatch is not None
+        return dispatch, tuple(asked)
+
+    def _scorer(self, dispatch: Dispatch, basis: SkillBasis | None) -> AnswerScorer | None:
+        recruitment = self.recruitment
+        if recruitment is None or recruitment.combiner is None or basis is None:
+            return None
+        combiner = recruitment.combiner
+        competence = recruitment.recruiter.competences(basis.weights)
+        experts = [r.expert for r in dispatch.replies]
+
+        def score(answers: Sequence[str | None]) -> Mapping[str, float]:
+            return combiner.scores(dict(zip(experts, answers, strict=True)), competence)
+
+        return score
 
     def _vote_weights(self, dispatch: Dispatch, basis: SkillBasis | None) -> list[float] | None:
         if self.recruitment is None or basis is None:
@@ -428,6 +466,12 @@ def _expert(declared: ExpertConfig, index: int) -> Expert:
     return OpenAIChatExpert(declared.name, str(declared.base_url), declared.model, **settings)
 
 
+def _cascade(setting: list[int] | bool, k: int) -> tuple[int, ...]:
+    if setting is True:
+        return (2, k)
+    return tuple(setting) if isinstance(setting, list) else ()
+
+
 def _router_weights(decision: RoutingDecision) -> dict[str, float]:
     return {s.skill: max(s.score, 1e-6) for s in decision.skills}
 
@@ -477,11 +521,14 @@ def _recruitment(
         )
     return Recruitment(
         recruiter,
-        cascade=settings.cascade,
+        cascade=_cascade(settings.cascade, settings.k),
         keyword_expert=settings.keyword_expert,
         keywords=matcher,
         keyword_samples=settings.keyword_samples,
         keyword_min_count=settings.keyword_min_count,
+        combiner=None
+        if profiles.combiner is None
+        else AnswerCombiner.from_dict(profiles.experts, profiles.combiner),
     )
 
 

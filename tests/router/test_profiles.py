@@ -203,3 +203,33 @@ def test_jsonl_records_may_contain_unicode_line_separators(tmp_path: Path, wide:
     questions.write_text(json.dumps(record, ensure_ascii=False) + "\n", encoding="utf-8")
     data = load_validation(wide, questions=questions)
     assert data.texts()[0] == "roles\u2028and\u0085rules"
+
+
+def test_learned_combiner_learns_whose_agreement_counts() -> None:
+    from skillswitch.router.combiner import AnswerCombiner, CombinerExample, fit_combiner
+
+    # "loud" has the best accuracy on paper, but when "quiet" and "sage" agree against it they
+    # are right; a fixed competence vote keeps siding with "loud".
+    experts = ("loud", "quiet", "sage")
+    competence = {"loud": 0.8, "quiet": 0.4, "sage": 0.4}
+    examples = [
+        CombinerExample({"loud": "A", "quiet": "B", "sage": "B"}, competence, frozenset({"B"})),
+        CombinerExample({"loud": "A", "quiet": "B", "sage": "C"}, competence, frozenset({"A"})),
+    ] * 40
+    combiner = fit_combiner(experts, examples)
+    assert combiner.choose({"loud": "A", "quiet": "B", "sage": "B"}, competence) == "B"
+    assert combiner.choose({"loud": "A", "quiet": "B", "sage": "C"}, competence) == "A"
+    assert combiner.choose({"loud": None, "quiet": None, "sage": None}, competence) is None
+    again = AnswerCombiner.from_dict(experts, combiner.to_dict())
+    assert again.choose({"loud": "A", "quiet": "B", "sage": "B"}, competence) == "B"
+    with pytest.raises(ValueError, match="no validation question had two different answers"):
+        fit_combiner(experts, [examples[0].__class__({"loud": "A"}, competence, frozenset())])
+
+
+def test_cascade_length_follows_the_switch_rule() -> None:
+    from skillswitch.router.recruitment import cascade_length
+
+    assert cascade_length(["A", "A", "B", "B", "C"], (2, 4, 5)) == 2
+    assert cascade_length(["A", "B", "B", "C", "D"], (2, 4, 5)) == 4
+    assert cascade_length(["A", "B", "B", "A", "D"], (2, 4, 5)) == 5
+    assert cascade_length(["A", None, "A"], (2, 3)) == 3

@@ -9,7 +9,7 @@ fails, the first (best-ranked) reply is returned and the result says why.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -29,7 +29,8 @@ __all__ = [
 
 AnswerRule = Literal["option_letter", "last_number", "normalised_text"]
 Mode = Literal["pass_through", "agreement", "voted", "synthesised", "aggregator_failed"]
-CombineMethod = Literal["synthesise", "vote"]
+CombineMethod = Literal["synthesise", "vote", "learned"]
+AnswerScorer = Callable[[Sequence[str | None]], Mapping[str, float]]
 
 _OPTION = re.compile(
     r"(?:answer\s*(?:is|:)?\s*\(?([A-J])\)?(?![A-Za-z]))|(?:^\s*\(?([A-J])\)?\s*$)",
@@ -84,12 +85,14 @@ async def aggregate(
     rule: AnswerRule = "normalised_text",
     method: CombineMethod = "synthesise",
     weights: Sequence[float] | None = None,
+    scorer: AnswerScorer | None = None,
 ) -> Aggregation:
     """One answer from ``replies`` (best-ranked first); raises ValueError when there are none.
 
     ``method="vote"`` picks the extracted answer with the largest total ``weights`` (one per
     reply; default 1 each; ties go to the better-ranked reply) and returns the text of the
-    best-ranked reply giving it. When no reply has an extractable answer it synthesises.
+    best-ranked reply giving it. ``method="learned"`` lets ``scorer`` (answers in reply order
+    -> {answer: score}) pick. When no reply has an extractable answer it synthesises.
     """
     if not replies:
         raise ValueError("aggregate() needs at least one reply")
@@ -98,6 +101,13 @@ async def aggregate(
         return Aggregation(replies[0].text, "pass_through", answers, Usage())
     if answers[0] is not None and all(answer == answers[0] for answer in answers):
         return Aggregation(replies[0].text, "agreement", answers, Usage())
+    if method == "learned" and scorer is not None and any(a is not None for a in answers):
+        scores = scorer(answers)
+        if scores:
+            winner = max(scores, key=lambda answer: scores[answer])
+            chosen = next(r for r, a in zip(replies, answers, strict=True) if a == winner)
+            detail = ", ".join(f"{answer}: {value:.3f}" for answer, value in scores.items())
+            return Aggregation(chosen.text, "voted", answers, Usage(), detail=f"learned {detail}")
     if method == "vote" and any(answer is not None for answer in answers):
         if weights is not None and len(weights) != len(replies):
             raise ValueError(f"{len(weights)} weights for {len(replies)} replies")

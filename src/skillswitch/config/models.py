@@ -7,6 +7,7 @@ environment (see ``environment.py`` for the one place that does).
 from __future__ import annotations
 
 import difflib
+import itertools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Literal
@@ -265,12 +266,13 @@ class DispatchConfig(_Model):
         default="normalised_text",
         description="How final answers are compared to skip aggregation when experts agree.",
     )
-    combine: Literal["synthesise", "vote"] = Field(
+    combine: Literal["synthesise", "vote", "learned"] = Field(
         default="synthesise",
         description=(
             "How disagreeing answers become one. synthesise: the aggregator expert writes the "
             "answer (Mixture-of-Agents prompt). vote: the extracted answers are weighted by each "
-            "expert's profiled competence on the request's skills (log-odds), no extra call."
+            "expert's profiled competence on the request's skills (log-odds), no extra call. "
+            "learned: the combiner fitted by fit profiles on validation answers picks one."
         ),
     )
     retry_attempts: int = Field(default=3, ge=1, le=10)
@@ -314,11 +316,12 @@ class RecruitmentConfig(_Model):
         description="Prefer a cheaper expert whose expected accuracy is within this of the pick.",
     )
     expected_tokens: ExpectedTokensConfig = Field(default_factory=ExpectedTokensConfig)
-    cascade: bool = Field(
+    cascade: list[int] | bool = Field(
         default=False,
         description=(
-            "Ask the two best recruits first and the others only when their answers disagree "
-            "(under dispatch.answer_rule)."
+            "Ask the recruits in stages: true = [2, k]; a list gives how many have answered "
+            "after each stage, e.g. [2, 4, 5]. The first stage stops when all its answers agree, "
+            "a later one when one answer leads by at least one vote (under dispatch.answer_rule)."
         ),
     )
     keyword_expert: str | None = Field(
@@ -441,10 +444,17 @@ class Config(_Model):
                 did_you_mean(keyword_expert, expert_names) if expert_names else "; declare experts"
             )
             errors.append(f"recruitment.keyword_expert: unknown expert {keyword_expert!r}{hint}")
-        if self.dispatch.combine == "vote" and self.recruitment.profiles is None:
+        stages = self.recruitment.cascade
+        if isinstance(stages, list) and (
+            not stages or stages[0] < 1 or any(b <= a for a, b in itertools.pairwise(stages))
+        ):
             errors.append(
-                "dispatch.combine: 'vote' weights answers by profiled competence; set "
-                "recruitment.profiles (skillswitch fit profiles) or use 'synthesise'"
+                f"recruitment.cascade: {stages} must be increasing positive counts, e.g. [2, 4, 5]"
+            )
+        if self.dispatch.combine != "synthesise" and self.recruitment.profiles is None:
+            errors.append(
+                f"dispatch.combine: {self.dispatch.combine!r} weighs answers with expert "
+                "profiles; set recruitment.profiles (skillswitch fit profiles) or use 'synthesise'"
             )
         if errors:
             raise ValueError("\n".join(errors))

@@ -53,6 +53,8 @@ class ExpertProfiles:
     questions: int
     source: str = ""
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    combiner: Mapping[str, Any] | None = None
+    """A learned answer combiner (``router.combiner``), fitted when answers were given."""
 
     def __post_init__(self) -> None:
         self._expert_index: dict[str, int]
@@ -120,6 +122,7 @@ class ExpertProfiles:
                 for i, (s, kind) in enumerate(zip(self.skills, self.kinds, strict=True))
             ],
             "metadata": dict(self.metadata),
+            "combiner": None if self.combiner is None else dict(self.combiner),
         }
 
     def save(self, folder: str | Path) -> Path:
@@ -171,6 +174,7 @@ class ExpertProfiles:
                 int(data["questions"]),
                 str(data.get("source", "")),
                 dict(data.get("metadata") or {}),
+                data.get("combiner"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ArtifactError(f"{path}: incomplete profiles ({exc!r}); rebuild them") from None

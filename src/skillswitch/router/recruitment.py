@@ -14,6 +14,7 @@ whose expected accuracy is within that distance.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -21,7 +22,7 @@ import numpy as np
 
 from skillswitch.router.profiles import ExpertProfiles, log_odds
 
-__all__ = ["Recruit", "Recruiter", "RecruitmentPolicy"]
+__all__ = ["Recruit", "Recruiter", "RecruitmentPolicy", "cascade_length", "stage_settled"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,3 +181,28 @@ class Recruiter:
         if not cheaper:
             return pick
         return min(cheaper, key=lambda i: (self._costs[i], -local[i]))
+
+
+def stage_settled(answers: Sequence[str | None], first_stage: bool) -> bool:
+    """Whether a cascade may stop after a stage: the first stage when every answer agrees, a
+    later one when one answer leads the vote count by at least one.
+
+    >>> stage_settled(["B", "B"], first_stage=True), stage_settled(["B", "C"], first_stage=True)
+    (True, False)
+    >>> stage_settled(["B", "C", "B", "D"], first_stage=False)
+    True
+    """
+    given = [answer for answer in answers if answer is not None]
+    if first_stage:
+        return len(given) == len(answers) >= 1 and len(set(given)) == 1
+    counts = sorted(Counter(given).values(), reverse=True)
+    return bool(counts) and counts[0] - (counts[1] if len(counts) > 1 else 0) >= 1
+
+
+def cascade_length(answers: Sequence[str | None], stages: Sequence[int]) -> int:
+    """How many of the ranked experts' ``answers`` a staged cascade reads before it settles
+    (the rule ``Switch`` applies when it calls them)."""
+    for index, end in enumerate(stages):
+        if end >= len(answers) or stage_settled(answers[:end], first_stage=index == 0):
+            return min(end, len(answers))
+    return len(answers)

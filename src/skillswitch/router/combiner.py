@@ -1,0 +1,174 @@
+"""A learned answer combiner: which of the experts' answers to trust, fitted on validation data.
+
+Each distinct answer among the called experts is a candidate, described by who gave it (one flag
+per profiled expert), how many gave it and what share, the sum of their competence log-odds on
+the request's skills, the best competence among them, and whether the most competent called
+expert gave it. A logistic model, fitted on validation questions with the called sets the
+cascade produces there, scores the candidates; the best-scoring answer wins. It learns what a
+fixed weighted vote cannot: which experts' agreement is worth more than their accuracies say.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from skillswitch.router.profiles import ExpertProfiles, log_odds
+from skillswitch.router.recruitment import Recruiter, RecruitmentPolicy, cascade_length
+from skillswitch.router.validation import ValidationResults
+
+__all__ = ["AnswerCombiner", "CombinerExample", "combiner_examples", "fit_combiner"]
+
+EXTRA_FEATURES = ("count", "share", "sum_log_odds", "best_competence", "most_competent_agrees")
+
+
+@dataclass(frozen=True, slots=True)
+class CombinerExample:
+    """One validation question: each called expert's answer (None: none extracted), their
+    competence on the question's skills, and the answers graded correct."""
+
+    answers: Mapping[str, str | None]
+    competence: Mapping[str, float]
+    correct: frozenset[str]
+
+
+@dataclass(frozen=True)
+class AnswerCombiner:
+    experts: tuple[str, ...]
+    coef: np.ndarray
+    intercept: float
+    mean: np.ndarray
+    scale: np.ndarray
+
+    def scores(
+        self, answers: Mapping[str, str | None], competence: Mapping[str, float]
+    ) -> dict[str, float]:
+        """{candidate answer: score} (higher is more likely right)."""
+        candidates, features = _features(self.experts, answers, competence)
+        if not candidates:
+            return {}
+        z = (features - self.mean) / self.scale
+        values = z @ self.coef + self.intercept
+        return {c: float(v) for c, v in zip(candidates, values, strict=True)}
+
+    def choose(
+        self, answers: Mapping[str, str | None], competence: Mapping[str, float]
+    ) -> str | None:
+        scored = self.scores(answers, competence)
+        return max(scored, key=lambda c: scored[c]) if scored else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "features": [*(f"voted:{e}" for e in self.experts), *EXTRA_FEATURES],
+            "coef": [round(float(v), 6) for v in self.coef],
+            "intercept": round(self.intercept, 6),
+            "mean": [round(float(v), 6) for v in self.mean],
+            "scale": [round(float(v), 6) for v in self.scale],
+        }
+
+    @classmethod
+    def from_dict(cls, experts: Sequence[str], data: Mapping[str, Any]) -> AnswerCombiner:
+        coef = np.array(data["coef"], dtype=np.float64)
+        if len(coef) != len(experts) + len(EXTRA_FEATURES):
+            raise ValueError(f"combiner has {len(coef)} weights for {len(experts)} experts")
+        return cls(
+            tuple(experts),
+            coef,
+            float(data["intercept"]),
+            np.array(data["mean"], dtype=np.float64),
+            np.array(data["scale"], dtype=np.float64),
+        )
+
+
+def _features(
+    experts: Sequence[str], answers: Mapping[str, str | None], competence: Mapping[str, float]
+) -> tuple[list[str], np.ndarray]:
+    given = {e: a for e, a in answers.items() if a is not None}
+    candidates = list(dict.fromkeys(given.values()))
+    if not candidates:
+        return [], np.zeros((0, len(experts) + len(EXTRA_FEATURES)))
+    index = {e: i for i, e in enumerate(experts)}
+    called = list(answers)
+    strongest = max(called, key=lambda e: competence.get(e, 0.0))
+    rows = np.zeros((len(candidates), len(experts) + len(EXTRA_FEATURES)))
+    for row, candidate in enumerate(candidates):
+        voters = [e for e, a in given.items() if a == candidate]
+        for expert in voters:
+            if expert in index:
+                rows[row, index[expert]] = 1.0
+        comps = [competence.get(e, 0.0) for e in voters]
+        rows[row, len(experts) :] = (
+            len(voters),
+            len(voters) / len(called),
+            float(np.sum(log_odds(np.array(comps)))),
+            max(comps),
+            float(given.get(strongest) == candidate),
+        )
+    return candidates, rows
+
+
+def fit_combiner(
+    experts: Sequence[str], examples: Sequence[CombinerExample], *, l2: float = 1.0
+) -> AnswerCombiner:
+    """Logistic regression (Newton's method, L2 on the weights) over every candidate answer."""
+    blocks: list[np.ndarray] = []
+    targets: list[float] = []
+    for example in examples:
+        candidates, features = _features(experts, example.answers, example.competence)
+        if len(candidates) < 2:
+            continue  # agreement or nothing: no choice to learn from
+        blocks.append(features)
+        targets.extend(float(c in example.correct) for c in candidates)
+    if not blocks:
+        raise ValueError("no validation question had two different answers to learn from")
+    x = np.vstack(blocks)
+    y = np.array(targets)
+    mean = x.mean(0)
+    scale = x.std(0)
+    scale[scale < 1e-9] = 1.0
+    z = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])
+    w = np.zeros(z.shape[1])
+    penalty = np.full(z.shape[1], l2)
+    penalty[-1] = 0.0  # the intercept is not shrunk
+    for _ in range(50):
+        p = 1.0 / (1.0 + np.exp(-(z @ w)))
+        gradient = z.T @ (p - y) + penalty * w
+        hessian = (z * (p * (1 - p))[:, None]).T @ z + np.diag(penalty + 1e-9)
+        step = np.linalg.solve(hessian, gradient)
+        w -= step
+        if np.max(np.abs(step)) < 1e-8:
+            break
+    return AnswerCombiner(tuple(experts), w[:-1], float(w[-1]), mean, scale)
+
+
+def combiner_examples(
+    profiles: ExpertProfiles, results: ValidationResults, stages: Sequence[int]
+) -> list[CombinerExample]:
+    """Validation questions as the combiner will see them at run time: the experts recruited
+    for the question's skill, as many as the cascade ``stages`` would ask."""
+    if results.answers is None:
+        raise ValueError("a combiner needs each expert's answers (the predictions file)")
+    recruiter = Recruiter(profiles, RecruitmentPolicy(k=stages[-1]), available=results.experts)
+    column = {name: j for j, name in enumerate(results.experts)}
+    examples = []
+    for row, skill in enumerate(results.skills):
+        recruits = recruiter.recruit({skill: 1.0} if skill is not None else {})
+        given = results.answers[row]
+        answers = [given[column[r.expert]] or None for r in recruits]
+        called = recruits[: cascade_length(answers, stages)]
+        right = frozenset(
+            given[column[r.expert]]
+            for r in called
+            if results.correct[row, column[r.expert]] == 1.0 and given[column[r.expert]]
+        )
+        examples.append(
+            CombinerExample(
+                {r.expert: given[column[r.expert]] or None for r in called},
+                {r.expert: r.competence for r in called},
+                right,
+            )
+        )
+    return examples
