@@ -219,3 +219,38 @@ def test_unknown_tools_are_config_errors() -> None:
     )
     with pytest.raises(ConfigError, match=r"unknown tool 'calculater'; did you mean 'calculator'"):
         parse_config(text)
+
+
+async def test_follow_up_keeps_the_experts_unless_skills_change(
+    upstream: str, cache_root: Path
+) -> None:
+    switch = make(
+        upstream,
+        cache_root,
+        calculator=TestExpert("calculator", reply="391"),
+        generalist=TestExpert("generalist", reply="391"),
+        polyglot=TestExpert("polyglot", reply="merci"),
+    )
+    async with switch:
+        first = await switch.run("what is 17 times 23")
+        history = [
+            {"role": "user", "content": "what is 17 times 23"},
+            {"role": "assistant", "content": first.text},
+        ]
+        follow = await switch.run([*history, {"role": "user", "content": "and 17 times 24?"}])
+        changed = await switch.run(
+            [*history, {"role": "user", "content": "translate thank you into french"}]
+        )
+        stranger = await switch.run(
+            [
+                {"role": "user", "content": "what is 2 plus 2"},
+                {"role": "assistant", "content": "a different answer"},
+                {"role": "user", "content": "and 17 times 24?"},
+            ]
+        )
+    kept = follow.trace.selections
+    assert [s.expert for s in kept] == [s.expert for s in first.trace.selections]
+    assert kept[0].reason == "kept from the previous turn (skill 'math' unchanged)"
+    assert changed.trace.selections[0].expert == "polyglot"
+    assert "kept" not in changed.trace.selections[0].reason
+    assert "kept" not in stranger.trace.selections[0].reason

@@ -30,6 +30,7 @@ from skillswitch.agents.keywords import extract_keywords
 from skillswitch.agents.messages import Message, Prices, TextDelta, Usage, parse_messages
 from skillswitch.agents.openai_chat import OpenAIChatExpert, SamplingSettings
 from skillswitch.agents.tool_calling import ToolCallingExpert
+from skillswitch.agents.turns import TurnMemory, TurnRecord
 from skillswitch.config import Config, default_config, environment, load_config
 from skillswitch.config.models import DispatchConfig, ExpertConfig, RecruitmentConfig
 from skillswitch.exceptions import ConfigError, ExpertError, NoExpertError, UnknownExpertError
@@ -106,6 +107,7 @@ class Switch:
         self._specs = {spec.expert.name: spec for spec in experts}
         self._order = [spec.expert.name for spec in experts]
         self._out_of_scope_reply = out_of_scope_reply
+        self.turns = TurnMemory()
         keyword_expert = None if recruitment is None else recruitment.keyword_expert
         if keyword_expert is not None and keyword_expert not in self._specs:
             raise UnknownExpertError(keyword_expert, sorted(self._specs))
@@ -226,7 +228,9 @@ class Switch:
         if decision.out_of_scope:
             return self._out_of_scope(decision, route_ms, started)
         basis, extraction_usage = await self._basis(decision, messages)
-        selections = self.select(decision, None if basis is None else basis.weights)
+        selections = self._kept(decision, messages) or self.select(
+            decision, None if basis is None else basis.weights
+        )
         names = [s.expert for s in selections]
         dispatch, stages = await self._dispatch_in_stages(names, messages)
         dispatch.raise_if_empty()
@@ -241,6 +245,11 @@ class Switch:
             weights=self._vote_weights(dispatch, basis),
             scorer=self._scorer(dispatch, basis),
         )
+        self.turns.remember(
+            messages,
+            aggregation.text,
+            TurnRecord(decision.skill_names, tuple(s.expert for s in selections)),
+        )
         return self._answer(
             decision,
             selections,
@@ -251,6 +260,24 @@ class Switch:
             basis=basis,
             extra_usage=extraction_usage,
         )
+
+    def _kept(
+        self, decision: RoutingDecision, messages: Sequence[Message]
+    ) -> tuple[Selection, ...] | None:
+        """The previous turn's experts when this request follows it with unchanged skills."""
+        previous = self.turns.previous(messages)
+        if (
+            previous is None
+            or not decision.skills
+            or decision.skills[0].skill not in previous.skills
+        ):
+            return None
+        available = [name for name in previous.experts if name in self._specs]
+        if not available:
+            return None
+        skill = decision.skills[0].skill
+        reason = f"kept from the previous turn (skill {skill!r} unchanged)"
+        return tuple(Selection(name, skill, reason) for name in available)
 
     async def _basis(
         self, decision: RoutingDecision, messages: Sequence[Message]
@@ -381,7 +408,7 @@ class Switch:
             yield TextDelta(answer.text)
             yield answer
             return
-        selections = self.select(decision)
+        selections = self._kept(decision, messages) or self.select(decision)
         if len(selections) == 1:
             name = selections[0].expert
             begin = time.perf_counter()
@@ -394,6 +421,9 @@ class Switch:
                     else:
                         dispatch = _streamed_dispatch(name, event, begin)
                         aggregation = await aggregate(messages, [event], aggregator=None)
+                        self.turns.remember(
+                            messages, event.text, TurnRecord(decision.skill_names, (name,))
+                        )
                         yield self._answer(
                             decision, selections, dispatch, aggregation, route_ms, started
                         )
