@@ -74,3 +74,28 @@ async def test_builtin_tools_report_failures_as_results() -> None:
     now = await clock.call({"timezone": "Europe/Paris"})
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", now.text)
     assert (await clock.call({"timezone": "Mars/Olympus"})).is_error
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ((5, "mi", "km"), "5 mi = 8.04672 km"),
+        ((100, "F", "C"), "100 F = 37.7778 C"),
+        ((3, "ounces", "grams"), "3 ounces = 85.0486 grams"),
+        ((20, "degrees celsius", "fahrenheit"), "20 degrees celsius = 68 fahrenheit"),
+        ((60, "mph", "km/h"), "60 mph = 96.5606 km/h"),
+    ],
+)
+def test_unit_conversion(args: tuple[float, str, str], expected: str) -> None:
+    from skillswitch.tools.builtin import convert_units
+
+    assert convert_units(*args) == expected
+
+
+def test_unit_conversion_errors_name_the_unit() -> None:
+    from skillswitch.tools.builtin import convert_units
+
+    with pytest.raises(ValueError, match=r"cannot convert mass \(kg\) to length \(km\)"):
+        convert_units(1, "kg", "km")
+    with pytest.raises(ValueError, match="unknown unit 'parsec'"):
+        convert_units(1, "parsec", "m")

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, mod
 
 # The tools in skillswitch.tools.builtin (kept here so loading a config imports no tool code;
 # a test pins the two lists together).
-BUILTIN_TOOL_NAMES = frozenset({"calculator", "clock"})
+BUILTIN_TOOL_NAMES = frozenset({"calculator", "clock", "units"})
 
 __all__ = [
     "Config",

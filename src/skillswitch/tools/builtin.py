@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from skillswitch.tools.base import FunctionTool
 
-__all__ = ["BUILTIN_TOOLS", "calculate", "current_time"]
+__all__ = ["BUILTIN_TOOLS", "calculate", "convert_units", "current_time"]
 
 _BINARY: dict[type[ast.operator], Callable[[float, float], float]] = {
     ast.Add: operator.add,
@@ -90,7 +90,139 @@ def current_time(timezone: str = "UTC") -> str:
     return dt.datetime.now(zone).isoformat(timespec="seconds")
 
 
+# Factors to each dimension's base unit (metre, kilogram, litre, second, metre/second, byte).
+_UNITS: dict[str, tuple[str, float]] = {
+    **{
+        u: ("length", f)
+        for u, f in {
+            "m": 1,
+            "meter": 1,
+            "metre": 1,
+            "km": 1000,
+            "cm": 0.01,
+            "mm": 0.001,
+            "mi": 1609.344,
+            "mile": 1609.344,
+            "yd": 0.9144,
+            "yard": 0.9144,
+            "ft": 0.3048,
+            "foot": 0.3048,
+            "feet": 0.3048,
+            "in": 0.0254,
+            "inch": 0.0254,
+            "nmi": 1852,
+        }.items()
+    },
+    **{
+        u: ("mass", f)
+        for u, f in {
+            "kg": 1,
+            "kilogram": 1,
+            "gram": 0.001,
+            "g": 0.001,
+            "mg": 1e-6,
+            "t": 1000,
+            "tonne": 1000,
+            "lb": 0.45359237,
+            "pound": 0.45359237,
+            "oz": 0.028349523125,
+            "ounce": 0.028349523125,
+            "st": 6.35029318,
+        }.items()
+    },
+    **{
+        u: ("volume", f)
+        for u, f in {
+            "l": 1,
+            "liter": 1,
+            "litre": 1,
+            "ml": 0.001,
+            "gal": 3.785411784,
+            "gallon": 3.785411784,
+            "qt": 0.946352946,
+            "pt": 0.473176473,
+            "cup": 0.2365882365,
+            "floz": 0.0295735295625,
+        }.items()
+    },
+    **{
+        u: ("time", f)
+        for u, f in {
+            "s": 1,
+            "second": 1,
+            "min": 60,
+            "minute": 60,
+            "h": 3600,
+            "hour": 3600,
+            "day": 86400,
+            "week": 604800,
+        }.items()
+    },
+    **{
+        u: ("speed", f)
+        for u, f in {
+            "m/s": 1,
+            "km/h": 1 / 3.6,
+            "kph": 1 / 3.6,
+            "mph": 0.44704,
+            "knot": 0.514444,
+        }.items()
+    },
+    **{
+        u: ("data", f)
+        for u, f in {
+            "b": 1,
+            "byte": 1,
+            "kb": 1e3,
+            "mb": 1e6,
+            "gb": 1e9,
+            "tb": 1e12,
+            "kib": 1024,
+            "mib": 1024**2,
+            "gib": 1024**3,
+        }.items()
+    },
+}
+_TEMPERATURES = {"c", "celsius", "f", "fahrenheit", "k", "kelvin"}
+
+
+def convert_units(value: float, from_unit: str, to_unit: str) -> str:
+    """Convert a quantity between units of length, mass, volume, time, speed, data size or
+    temperature, e.g. value=5, from_unit="mi", to_unit="km"."""
+    source, target = _unit(from_unit), _unit(to_unit)
+    if source in _TEMPERATURES and target in _TEMPERATURES:
+        result = _from_kelvin(_to_kelvin(value, source[0]), target[0])
+    elif source in _UNITS and target in _UNITS:
+        (dimension, factor), (other, to_factor) = _UNITS[source], _UNITS[target]
+        if dimension != other:
+            raise ValueError(f"cannot convert {dimension} ({from_unit}) to {other} ({to_unit})")
+        result = value * factor / to_factor
+    else:
+        unknown = from_unit if source not in _UNITS | dict.fromkeys(_TEMPERATURES) else to_unit
+        raise ValueError(
+            f"unknown unit {unknown!r}; use e.g. km, mi, kg, lb, l, gal, h, km/h, GB, C, F, K"
+        )
+    return f"{value:g} {from_unit} = {result:.6g} {to_unit}"
+
+
+def _unit(name: str) -> str:
+    word = name.strip().lower().removeprefix("degrees ").removeprefix("°")
+    for candidate in (word, word.removesuffix("es"), word.removesuffix("s")):
+        if candidate in _UNITS or candidate in _TEMPERATURES:
+            return candidate
+    return word
+
+
+def _to_kelvin(value: float, scale: str) -> float:
+    return {"c": value + 273.15, "f": (value - 32) * 5 / 9 + 273.15, "k": value}[scale]
+
+
+def _from_kelvin(value: float, scale: str) -> float:
+    return {"c": value - 273.15, "f": (value - 273.15) * 9 / 5 + 32, "k": value}[scale]
+
+
 BUILTIN_TOOLS: dict[str, Callable[[], FunctionTool]] = {
     "calculator": lambda: FunctionTool(calculate, name="calculator"),
     "clock": lambda: FunctionTool(current_time, name="clock"),
+    "units": lambda: FunctionTool(convert_units, name="units"),
 }

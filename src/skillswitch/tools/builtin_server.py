@@ -1,0 +1,52 @@
+"""skillswitch's builtin tools as a real MCP server (stdio): exact arithmetic, unit conversion,
+date and time. Run with ``python -m skillswitch.tools.builtin_server``; it prints nothing on
+stdout besides the protocol."""
+
+from __future__ import annotations
+
+from mcp.server import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+
+from skillswitch.tools.builtin import calculate, convert_units, current_time
+
+__all__ = ["builtin_server", "main"]
+
+
+def builtin_server() -> MCPServer:
+    server = MCPServer("skillswitch-builtin")
+
+    @server.tool()
+    def calculator(expression: str) -> str:
+        """Evaluate an arithmetic expression exactly, e.g. "17 * 23" or "sqrt(2) / 3".
+        Supports + - * / // % ** and sqrt, log, exp, sin, cos, tan, abs, round, pi, e."""
+        try:
+            return calculate(expression)
+        except (ValueError, ArithmeticError) as exc:
+            raise ToolError(str(exc)) from None
+
+    @server.tool()
+    def units(value: float, from_unit: str, to_unit: str) -> str:
+        """Convert a quantity between units of length, mass, volume, time, speed, data size or
+        temperature, e.g. value=5, from_unit="mi", to_unit="km"."""
+        try:
+            return convert_units(value, from_unit, to_unit)
+        except ValueError as exc:
+            raise ToolError(str(exc)) from None
+
+    @server.tool()
+    def clock(timezone: str = "UTC") -> str:
+        """The current date and time in an IANA timezone, e.g. "Europe/Paris" (default UTC)."""
+        try:
+            return current_time(timezone)
+        except ValueError as exc:
+            raise ToolError(str(exc)) from None
+
+    return server
+
+
+def main() -> None:
+    builtin_server().run()
+
+
+if __name__ == "__main__":
+    main()
