@@ -175,25 +175,9 @@ def run_seed(
     for stages in LEARNED_CASCADES:
         # Fitted on the profile half's answers, as `fit profiles --predictions` does.
         combiner = fit_combiner(data.experts, combiner_examples(profiles, profile_data, stages))
-        wide = Recruiter(profiles, RecruitmentPolicy(k=stages[-1]))
-        hits, calls = [], 0
-        for q, w in zip(test, weights_of, strict=True):
-            recruits = wide.recruit(w)
-            given = [letters[q][column[r.expert]] or None for r in recruits]
-            asked = cascade_length(given, stages)
-            called = recruits[:asked]
-            winner = combiner.choose(
-                {r.expert: a for r, a in zip(called, given, strict=False)},
-                {r.expert: r.competence for r in called},
-            )
-            hits.append(
-                any(
-                    correct[q, column[r.expert]]
-                    for r, a in zip(called, given, strict=False)
-                    if a == winner
-                )
-            )
-            calls += asked
+        examples = combiner_examples(profiles, data.subset(test), stages, weights_of)
+        hits = [combiner.choose(e.answers, e.competence) in e.correct for e in examples]
+        calls = sum(len(e.answers) for e in examples)
         name = "->".join(map(str, stages))
         record(f"recruitment cascade {name} learned", hits, calls / len(test))
     record("oracle", correct[test].max(1), correct.shape[1])

@@ -10,22 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures import tiny_intents
-
-
-def run(
-    args: list[str], env: dict[str, str], stdin: bytes | None = None
-) -> subprocess.CompletedProcess[str]:
-    completed = subprocess.run(
-        [sys.executable, "-m", "skillswitch", *args],
-        input=stdin.decode("utf-8", "surrogateescape") if stdin is not None else None,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
-    assert "Traceback" not in completed.stderr, completed.stderr
-    return completed
+from tests.support.cli import run
 
 
 def test_route_json(cli_env: dict[str, str]) -> None:

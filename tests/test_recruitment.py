@@ -5,8 +5,6 @@ extractor can supply the skills (the Symbolic-MoE path)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -20,6 +18,7 @@ from skillswitch.exceptions import ConfigError
 from skillswitch.router.profiles import fit_profiles
 from skillswitch.router.validation import load_validation
 from skillswitch.switch import Switch
+from tests.support.cli import run
 
 pytestmark = pytest.mark.anyio
 DEFAULT = resources.files("skillswitch.config").joinpath("default.yaml").read_text("utf-8")
@@ -204,11 +203,8 @@ def test_config_errors_name_the_fix(cache_root: Path, profiles_dir: Path) -> Non
 def test_cli_fit_profiles(tmp_path: Path, cli_env: dict[str, str]) -> None:
     results, questions = write_results(tmp_path)
     out = tmp_path / "profiles"
-    done = subprocess.run(
+    done = run(
         [
-            sys.executable,
-            "-m",
-            "skillswitch",
             "fit",
             "profiles",
             "--results",
@@ -218,30 +214,13 @@ def test_cli_fit_profiles(tmp_path: Path, cli_env: dict[str, str]) -> None:
             "--out",
             str(out),
         ],
-        capture_output=True,
-        text=True,
-        env=cli_env,
-        check=False,
+        cli_env,
     )
     assert done.returncode == 0, done.stderr
     assert "4 experts x 2 skills + 2 keywords from 20 questions" in done.stdout
     assert json.loads((out / "profiles.json").read_text())["schema"] == "skillswitch.profiles/1"
-    bad = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "skillswitch",
-            "fit",
-            "profiles",
-            "--results",
-            str(tmp_path / "missing.csv"),
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        env=cli_env,
-        check=False,
+    bad = run(
+        ["fit", "profiles", "--results", str(tmp_path / "missing.csv"), "--out", str(out)], cli_env
     )
     assert bad.returncode == 2
     assert "does not exist" in bad.stderr
@@ -304,11 +283,8 @@ async def test_learned_combiner_from_fit_profiles(
     results, _questions = write_results(tmp_path)
     predictions = write_predictions(tmp_path)
     out = tmp_path / "learned"
-    done = subprocess.run(
+    done = run(
         [
-            sys.executable,
-            "-m",
-            "skillswitch",
             "fit",
             "profiles",
             "--results",
@@ -320,10 +296,7 @@ async def test_learned_combiner_from_fit_profiles(
             "--out",
             str(out),
         ],
-        capture_output=True,
-        text=True,
-        env=cli_env,
-        check=False,
+        cli_env,
     )
     assert done.returncode == 0, done.stderr
     assert "learned combiner for cascade [2, 3]" in done.stdout
@@ -345,7 +318,7 @@ async def test_learned_combiner_from_fit_profiles(
     with pytest.raises(ConfigError, match="needs profiles with a combiner"):
         make(
             cache_root,
-            tmp_path / "p" if (tmp_path / "p").exists() else _plain(tmp_path),
+            _plain(tmp_path),
             "k: 2",
             "combine: learned",
         )

@@ -3,8 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
-__all__ = ["jsonl_lines"]
+from skillswitch.exceptions import DatasetError
+
+__all__ = ["jsonl_lines", "read_data_file"]
+
+
+def read_data_file(file: Path, *, what: str, formats: str) -> str:
+    """The UTF-8 text of a data file (a BOM is dropped); ``DatasetError`` names a missing file,
+    a folder given instead (``formats``: what to give instead), or the first byte that is not
+    UTF-8 with its line."""
+    try:
+        raw = file.read_bytes()
+    except FileNotFoundError:
+        raise DatasetError(f"{what} {str(file)!r} does not exist") from None
+    except IsADirectoryError:
+        raise DatasetError(f"{str(file)!r} is a folder; give {formats}") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DatasetError(
+            f"{file}: not UTF-8 (byte {raw[exc.start]:#04x} on line {line}); re-save as UTF-8"
+        ) from None
 
 
 def jsonl_lines(text: str) -> Iterator[tuple[int, str]]:

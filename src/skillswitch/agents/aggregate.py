@@ -105,16 +105,12 @@ async def aggregate(
         scores = scorer(answers)
         if scores:
             winner = max(scores, key=lambda answer: scores[answer])
-            chosen = next(r for r, a in zip(replies, answers, strict=True) if a == winner)
-            detail = ", ".join(f"{answer}: {value:.3f}" for answer, value in scores.items())
-            return Aggregation(chosen.text, "voted", answers, Usage(), detail=f"learned {detail}")
+            return _voted(replies, answers, winner, scores, "learned")
     if method == "vote" and any(answer is not None for answer in answers):
         if weights is not None and len(weights) != len(replies):
             raise ValueError(f"{len(weights)} weights for {len(replies)} replies")
         winner, tally = weighted_vote(answers, weights or [1.0] * len(replies))
-        chosen = next(r for r, a in zip(replies, answers, strict=True) if a == winner)
-        detail = ", ".join(f"{answer}: {total:.3f}" for answer, total in tally.items())
-        return Aggregation(chosen.text, "voted", answers, Usage(), detail=f"votes {detail}")
+        return _voted(replies, answers, winner, tally, "votes")
     if aggregator is None:
         return Aggregation(replies[0].text, "aggregator_failed", answers, Usage(), "no aggregator")
     system, user = load_prompt("aggregate").render(
@@ -126,6 +122,19 @@ async def aggregate(
     except ExpertError as exc:
         return Aggregation(replies[0].text, "aggregator_failed", answers, Usage(), str(exc))
     return Aggregation(synthesis.text, "synthesised", answers, synthesis.usage)
+
+
+def _voted(
+    replies: Sequence[ExpertReply],
+    answers: tuple[str | None, ...],
+    winner: str,
+    scores: Mapping[str, float],
+    label: str,
+) -> Aggregation:
+    """The best-ranked reply giving ``winner``, with the scores in the detail."""
+    chosen = next(r for r, a in zip(replies, answers, strict=True) if a == winner)
+    detail = ", ".join(f"{answer}: {value:.3f}" for answer, value in scores.items())
+    return Aggregation(chosen.text, "voted", answers, Usage(), detail=f"{label} {detail}")
 
 
 def weighted_vote(

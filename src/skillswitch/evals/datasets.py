@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from skillswitch.config.models import did_you_mean
 from skillswitch.exceptions import DatasetError
-from skillswitch.textio import jsonl_lines
+from skillswitch.textio import jsonl_lines, read_data_file
 
 __all__ = ["LabelledData", "Split", "check_labels", "load_labelled"]
 
@@ -48,21 +48,7 @@ def load_labelled(path: str | Path, split: Split) -> LabelledData:
     splits, from which ``split`` takes its own split and the matching ``oos_`` split.
     """
     file = Path(path)
-    try:
-        raw = file.read_bytes()
-    except FileNotFoundError:
-        raise DatasetError(f"data file {str(file)!r} does not exist") from None
-    except IsADirectoryError:
-        raise DatasetError(
-            f"{str(file)!r} is a folder; give a .csv, .jsonl or .json file"
-        ) from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise DatasetError(
-            f"{file}: not UTF-8 (byte {raw[exc.start]:#04x} on line {line}); re-save as UTF-8"
-        ) from None
+    text = read_data_file(file, what="data file", formats="a .csv, .jsonl or .json file")
     suffix = file.suffix.lower()
     if suffix == ".csv":
         rows = _read_csv(text, file)

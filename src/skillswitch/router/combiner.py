@@ -145,17 +145,24 @@ def fit_combiner(
 
 
 def combiner_examples(
-    profiles: ExpertProfiles, results: ValidationResults, stages: Sequence[int]
+    profiles: ExpertProfiles,
+    results: ValidationResults,
+    stages: Sequence[int],
+    skill_weights: Sequence[Mapping[str, float]] | None = None,
 ) -> list[CombinerExample]:
-    """Validation questions as the combiner will see them at run time: the experts recruited
-    for the question's skill, as many as the cascade ``stages`` would ask."""
+    """Questions as the combiner sees them at run time: the experts recruited for each
+    question's skills (``skill_weights``, e.g. the router's scores; default its labelled skill),
+    as many as the cascade ``stages`` would ask."""
     if results.answers is None:
         raise ValueError("a combiner needs each expert's answers (the predictions file)")
     recruiter = Recruiter(profiles, RecruitmentPolicy(k=stages[-1]), available=results.experts)
     column = {name: j for j, name in enumerate(results.experts)}
     examples = []
     for row, skill in enumerate(results.skills):
-        recruits = recruiter.recruit({skill: 1.0} if skill is not None else {})
+        if skill_weights is not None:
+            recruits = recruiter.recruit(skill_weights[row])
+        else:
+            recruits = recruiter.recruit({skill: 1.0} if skill is not None else {})
         given = results.answers[row]
         answers = [given[column[r.expert]] or None for r in recruits]
         called = recruits[: cascade_length(answers, stages)]

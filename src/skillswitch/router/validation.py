@@ -25,12 +25,13 @@ from typing import Any
 import numpy as np
 
 from skillswitch.exceptions import DatasetError
-from skillswitch.textio import jsonl_lines
+from skillswitch.textio import jsonl_lines, read_data_file
 
 __all__ = ["Question", "ValidationResults", "load_validation"]
 
 ID_COLUMNS = ("question_id", "id")
 SKILL_COLUMNS = ("category", "skill")
+_FORMATS = "a .csv or .jsonl file"
 METADATA_COLUMNS = frozenset({"src", "source", "subject", "split", "question", "answer"})
 
 
@@ -114,7 +115,7 @@ def load_validation(
 ) -> ValidationResults:
     """Read experts' validation results, optionally with their answers and the questions."""
     file = Path(results)
-    text = _read_text(file)
+    text = read_data_file(file, what="results file", formats=_FORMATS)
     suffix = file.suffix.lower()
     if suffix == ".csv":
         ids, experts, correct, skills, answers = _wide_results(text, file)
@@ -154,22 +155,6 @@ def load_validation(
 def _question_skill(questions: Mapping[str, Question], qid: str) -> str | None:
     found = questions.get(qid)
     return None if found is None else found.skill
-
-
-def _read_text(file: Path) -> str:
-    try:
-        raw = file.read_bytes()
-    except FileNotFoundError:
-        raise DatasetError(f"results file {str(file)!r} does not exist") from None
-    except IsADirectoryError:
-        raise DatasetError(f"{str(file)!r} is a folder; give a .csv or .jsonl file") from None
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise DatasetError(
-            f"{file}: not UTF-8 (byte {raw[exc.start]:#04x} on line {line}); re-save as UTF-8"
-        ) from None
 
 
 def _pick(columns: Sequence[str], names: Sequence[str]) -> str | None:
@@ -300,7 +285,8 @@ def _field(record: Mapping[str, Any], names: Sequence[str], file: Path, line: in
 
 
 def _wide_predictions(file: Path, ids: Sequence[str], experts: Sequence[str]) -> list[list[str]]:
-    reader = csv.DictReader(io.StringIO(_read_text(file)))
+    text = read_data_file(file, what="predictions file", formats=_FORMATS)
+    reader = csv.DictReader(io.StringIO(text))
     columns = list(reader.fieldnames or [])
     id_column = _pick(columns, ID_COLUMNS)
     if id_column is None:
@@ -323,7 +309,7 @@ def _wide_predictions(file: Path, ids: Sequence[str], experts: Sequence[str]) ->
 
 def _read_questions(file: Path) -> dict[str, Question]:
     questions: dict[str, Question] = {}
-    for line, raw in jsonl_lines(_read_text(file)):
+    for line, raw in jsonl_lines(read_data_file(file, what="questions file", formats=_FORMATS)):
         if not raw.strip():
             continue
         record = _json_object(raw, file, line)
