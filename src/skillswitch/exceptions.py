@@ -27,7 +27,9 @@ __all__ = [
     "NoExpertError",
     "RequestError",
     "SkillSwitchError",
+    "ToolServerError",
     "UnknownExpertError",
+    "UnknownToolError",
 ]
 
 
@@ -186,3 +188,29 @@ class NoExpertError(SkillSwitchError):
             f"no expert serves the skills {shown}; add an expert with those skills (or with no "
             "skills list, which serves every skill) under experts: in the config"
         )
+
+
+class UnknownToolError(SkillSwitchError, LookupError):
+    """A tool name that the catalogue does not hold."""
+
+    def __init__(self, name: str, known: Sequence[str]) -> None:
+        import difflib
+
+        self.name = name
+        close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
+        if close:
+            hint = f"; did you mean {', '.join(repr(c) for c in close)}?"
+        else:
+            hint = "; list the tools with `skillswitch tools list`" if known else "; no tools"
+        super().__init__(f"unknown tool {name!r}{hint}")
+
+    def __str__(self) -> str:  # LookupError would repr() the message
+        return str(self.args[0])
+
+
+class ToolServerError(SkillSwitchError):
+    """An upstream MCP server could not be started, reached, or kept alive."""
+
+    def __init__(self, server: str, message: str) -> None:
+        self.server = server
+        super().__init__(f"MCP server {server!r}: {message}")

@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
@@ -40,7 +40,20 @@ from skillswitch.router.keywords import KeywordMatcher
 from skillswitch.router.profiles import ExpertProfiles, log_odds
 from skillswitch.router.recruitment import Recruiter, RecruitmentPolicy, stage_settled
 from skillswitch.tools.builtin import BUILTIN_TOOLS
+from skillswitch.tools.sources import (
+    CatalogueTools,
+    CombinedTools,
+    StaticTools,
+    ToolPolicy,
+    ToolSource,
+    enter_tool_policy,
+    leave_tool_policy,
+    tool_policy,
+)
 from skillswitch.trace import Answer, Selection, SkillBasis, Trace
+
+if TYPE_CHECKING:
+    from skillswitch.tools.hub import ToolHub
 
 __all__ = ["ExpertSpec", "Recruitment", "Switch"]
 
@@ -100,8 +113,15 @@ class Switch:
         settings: DispatchConfig | None = None,
         out_of_scope_reply: str = "Sorry, I can't help with that request.",
         recruitment: Recruitment | None = None,
+        hub: ToolHub | None = None,
+        allow_destructive: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
+        """``hub``: the upstream MCP servers (closed by ``aclose``). ``allow_destructive``:
+        skill -> globs of MCP tools its requests may call though they declare destructive
+        effects."""
         self.router = router
+        self.hub = hub
+        self._allow_destructive = {k: tuple(v) for k, v in (allow_destructive or {}).items()}
         self.settings = settings or DispatchConfig()
         self.recruitment = recruitment
         self._specs = {spec.expert.name: spec for spec in experts}
@@ -163,9 +183,18 @@ class Switch:
         for name in replacements:
             if name not in names:
                 raise UnknownExpertError(name, names)
+        hub = None
+        if config.tools.servers:
+            from skillswitch.tools.configured import build_hub
+
+            hub = build_hub(
+                config.tools.servers, environment.cache_dir(cache_dir or config.router.cache_dir)
+            )
         specs = []
         for index, declared in enumerate(config.experts):
-            expert = replacements.get(declared.name) or _expert(declared, index)
+            expert = replacements.get(declared.name) or _expert(
+                declared, index, hub, config.tools.retrieval.k
+            )
             specs.append(
                 ExpertSpec(
                     expert,
@@ -181,6 +210,8 @@ class Switch:
             settings=config.dispatch,
             out_of_scope_reply=config.out_of_scope.reply,
             recruitment=_recruitment(config.recruitment, router, specs, config.experts),
+            hub=hub,
+            allow_destructive={s.name: s.allow_destructive for s in config.skills},
         )
 
     def route(self, request: str | bytes) -> RoutingDecision:
@@ -232,7 +263,8 @@ class Switch:
             decision, None if basis is None else basis.weights
         )
         names = [s.expert for s in selections]
-        dispatch, stages = await self._dispatch_in_stages(names, messages)
+        with tool_policy(self.tool_policy(decision)):
+            dispatch, stages = await self._dispatch_in_stages(names, messages)
         dispatch.raise_if_empty()
         if basis is not None and self._stages(names):
             basis = replace(basis, stages=stages)
@@ -373,18 +405,35 @@ class Switch:
         ]
 
     def run_sync(self, request: Request) -> Answer:
-        """``run`` for code without an event loop (connections are closed before it returns)."""
+        """``run`` for code without an event loop. The experts' HTTP connections belong to the
+        call's loop and are closed before it returns; MCP servers stay up until ``close``."""
 
         async def once() -> Answer:
             try:
                 return await self.run(request)
             finally:
-                await self.aclose()
+                await self._close_experts()
 
         return anyio.run(once)
 
+    def tool_policy(self, decision: RoutingDecision) -> ToolPolicy:
+        """What the MCP tools of a request's answer may do: its skills, and the destructive
+        tools those skills allow."""
+        skills = decision.skill_names
+        allowed = tuple(p for skill in skills for p in self._allow_destructive.get(skill, ()))
+        return ToolPolicy(skills, allowed)
+
     async def aclose(self) -> None:
-        """Close every expert's connections."""
+        """Close every expert's connections and stop the MCP servers."""
+        await self._close_experts()
+        if self.hub is not None:
+            await self.hub.aclose()
+
+    def close(self) -> None:
+        """``aclose`` for code without an event loop."""
+        anyio.run(self.aclose)
+
+    async def _close_experts(self) -> None:
         for spec in self._specs.values():
             close = getattr(spec.expert, "aclose", None)
             if close is not None:
@@ -413,6 +462,7 @@ class Switch:
             name = selections[0].expert
             begin = time.perf_counter()
             sent = False
+            policy = enter_tool_policy(self.tool_policy(decision))
             try:
                 async for event in self._specs[name].expert.stream(messages):
                     if isinstance(event, TextDelta):
@@ -431,6 +481,8 @@ class Switch:
             except ExpertError:
                 if sent:
                     raise  # text already went out; the caller must see the failure
+            finally:
+                leave_tool_policy(policy)
         answer = await self.run(messages)
         yield TextDelta(answer.text)
         yield answer
@@ -476,8 +528,9 @@ class Switch:
         return Answer(aggregation.text, trace)
 
 
-def _expert(declared: ExpertConfig, index: int) -> Expert:
-    """The adapter a config entry describes: a chat model, with a tool loop when it has tools."""
+def _expert(declared: ExpertConfig, index: int, hub: ToolHub | None, tools_k: int) -> Expert:
+    """The adapter a config entry describes: a chat model, with a tool loop when it has tools
+    (builtin functions, and MCP tools of the hub: the ``tools_k`` most relevant per request)."""
     settings: dict[str, Any] = {
         "api_key": environment.api_key(declared.api_key_env, path=f"experts[{index}].api_key_env"),
         "timeout_s": declared.timeout_s,
@@ -485,11 +538,17 @@ def _expert(declared: ExpertConfig, index: int) -> Expert:
         "prices": Prices(**declared.prices.model_dump()),
     }
     if declared.tools:
+        builtin = [BUILTIN_TOOLS[name]() for name in declared.tools if name in BUILTIN_TOOLS]
+        patterns = [name for name in declared.tools if name not in BUILTIN_TOOLS]
+        sources: list[ToolSource] = [StaticTools(builtin)]
+        if patterns:
+            assert hub is not None, "config validation checks that MCP tools name a server"
+            sources.append(CatalogueTools(hub, patterns, k=tools_k))
         return ToolCallingExpert(
             declared.name,
             str(declared.base_url),
             declared.model,
-            tools=[BUILTIN_TOOLS[name]() for name in declared.tools],
+            tools=sources[0] if len(sources) == 1 else CombinedTools(sources),
             max_steps=declared.max_tool_steps,
             **settings,
         )

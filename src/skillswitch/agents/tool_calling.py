@@ -20,6 +20,7 @@ from skillswitch.agents.messages import Message, Prices, TextDelta, Usage
 from skillswitch.agents.openai_chat import OpenAIChatExpert, SamplingSettings, _openai_messages
 from skillswitch.exceptions import ExpertResponseError
 from skillswitch.tools.base import Tool, ToolCall, ToolResult
+from skillswitch.tools.sources import StaticTools, ToolSource
 
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionMessageParam, ChatCompletionMessageToolCall
@@ -43,7 +44,7 @@ class ToolCallingExpert(OpenAIChatExpert):
         base_url: str,
         model: str,
         *,
-        tools: Sequence[Tool],
+        tools: Sequence[Tool] | ToolSource,
         max_steps: int = 5,
         api_key: str | None = None,
         timeout_s: float = 60.0,
@@ -61,23 +62,25 @@ class ToolCallingExpert(OpenAIChatExpert):
         )
         if max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {max_steps}")
-        self.tools = {tool.spec.name: tool for tool in tools}
-        if len(self.tools) != len(tools):
-            raise ValueError("two tools have the same name")
+        if isinstance(tools, ToolSource):
+            self.source: ToolSource = tools
+        else:
+            _by_name(tools)  # two tools of one name are a mistake to report now
+            self.source = StaticTools(tools)
         self.max_steps = max_steps
-        self._schemas = [tool.spec.to_openai() for tool in tools]
 
     async def answer(self, messages: Sequence[Message]) -> ExpertReply:
         started = time.perf_counter()
+        request = next((m.content for m in reversed(messages) if m.role == "user"), "")
+        tools = _by_name(await self.source.tools_for(request))
+        schemas = [tool.spec.to_openai() for tool in tools.values()]
         conversation: list[ChatCompletionMessageParam] = _openai_messages(messages)
         usage = Usage()
         calls: list[ToolCall] = []
         for step in range(1, self.max_steps + 2):
             last = step > self.max_steps  # tools off: the model must answer now
             extra: dict[str, Any] = (
-                {"tools": self._schemas, "tool_choice": "none" if last else "auto"}
-                if self._schemas
-                else {}
+                {"tools": schemas, "tool_choice": "none" if last else "auto"} if schemas else {}
             )
             completion = await self._complete(conversation, **extra)
             if completion.usage is not None:
@@ -92,7 +95,7 @@ class ToolCallingExpert(OpenAIChatExpert):
             ]
             if requested and not last:
                 conversation.append(_assistant_turn(choice.message.content, requested))
-                results = await self._run_calls(requested, step)
+                results = await self._run_calls(tools, requested, step)
                 calls.extend(results)
                 for call, record in zip(requested, results, strict=True):
                     conversation.append(
@@ -126,14 +129,17 @@ class ToolCallingExpert(OpenAIChatExpert):
         yield reply
 
     async def _run_calls(
-        self, requested: Sequence[ChatCompletionMessageToolCall], step: int
+        self,
+        tools: Mapping[str, Tool],
+        requested: Sequence[ChatCompletionMessageToolCall],
+        step: int,
     ) -> list[ToolCall]:
         results: list[ToolCall | None] = [None] * len(requested)
 
         async def run(index: int, call: ChatCompletionMessageToolCall) -> None:
             begin = time.perf_counter()
             name, raw = call.function.name, call.function.arguments or "{}"
-            outcome = await self._call(name, raw)
+            outcome = await _call(tools, name, raw)
             text = outcome.text
             if len(text) > MAX_RESULT_CHARS:
                 text = text[:MAX_RESULT_CHARS] + f"... [truncated, {len(outcome.text)} chars]"
@@ -146,22 +152,33 @@ class ToolCallingExpert(OpenAIChatExpert):
                 group.start_soon(run, index, call)
         return [r for r in results if r is not None]
 
-    async def _call(self, name: str, raw: str) -> ToolResult:
-        tool = self.tools.get(name)
-        if tool is None:
-            known = ", ".join(sorted(self.tools)) or "none"
-            return ToolResult(f"unknown tool {name!r}; available tools: {known}", True)
-        try:
-            arguments = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            return ToolResult(
-                f"arguments of {name} are not valid JSON ({exc.msg} at column {exc.colno}); "
-                "send a JSON object",
-                True,
-            )
-        if not isinstance(arguments, Mapping):
-            return ToolResult(f"arguments of {name} must be a JSON object", True)
-        return await tool.call(arguments)
+
+def _by_name(tools: Sequence[Tool]) -> dict[str, Tool]:
+    named = {tool.spec.name: tool for tool in tools}
+    if len(named) != len(tools):
+        names = [tool.spec.name for tool in tools]
+        raise ValueError(
+            f"two tools have the same name: {sorted({n for n in names if names.count(n) > 1})}"
+        )
+    return named
+
+
+async def _call(tools: Mapping[str, Tool], name: str, raw: str) -> ToolResult:
+    tool = tools.get(name)
+    if tool is None:
+        known = ", ".join(sorted(tools)) or "none"
+        return ToolResult(f"unknown tool {name!r}; available tools: {known}", True)
+    try:
+        arguments = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        return ToolResult(
+            f"arguments of {name} are not valid JSON ({exc.msg} at column {exc.colno}); "
+            "send a JSON object",
+            True,
+        )
+    if not isinstance(arguments, Mapping):
+        return ToolResult(f"arguments of {name} must be a JSON object", True)
+    return await tool.call(arguments)
 
 
 def _assistant_turn(

@@ -106,10 +106,23 @@ def _resolve_paths(config: Config, base_dir: Path) -> Config:
         recruitment = recruitment.model_copy(
             update={"profiles": _anchor(recruitment.profiles, base_dir)}
         )
-    if not updates and recruitment is config.recruitment:
+    tools = config.tools
+    if any(server.cwd is not None for server in tools.servers):
+        servers = [
+            server
+            if server.cwd is None
+            else server.model_copy(update={"cwd": _anchor(server.cwd, base_dir)})
+            for server in tools.servers
+        ]
+        tools = tools.model_copy(update={"servers": servers})
+    if not updates and recruitment is config.recruitment and tools is config.tools:
         return config
     return config.model_copy(
-        update={"router": router.model_copy(update=updates), "recruitment": recruitment}
+        update={
+            "router": router.model_copy(update=updates),
+            "recruitment": recruitment,
+            "tools": tools,
+        }
     )
 
 

@@ -65,6 +65,13 @@ class SkillConfig(_Model):
         default_factory=list,
         description="Optional skill keywords (used by expert profiles and recruitment).",
     )
+    allow_destructive: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Globs of MCP tool names (server__tool) that requests of this skill may call although "
+            "the tools declare destructive effects, e.g. ['memory__delete_*']. Others never are."
+        ),
+    )
 
 
 class OutOfScopeConfig(_Model):
@@ -245,8 +252,9 @@ class ExpertConfig(_Model):
     tools: list[str] = Field(
         default_factory=list,
         description=(
-            "Tools the model may call (builtin: calculator, clock); skillswitch runs the "
-            "call/observe loop."
+            "Tools the model may call: builtin (calculator, units, clock) or MCP tools as "
+            "server__tool, globs allowed (server__* for all); skillswitch runs the call/observe "
+            "loop, handing the model the tools.retrieval.k most relevant MCP tools per request."
         ),
     )
     max_tool_steps: int = Field(
@@ -341,25 +349,66 @@ class RecruitmentConfig(_Model):
 
 
 class MCPServerConfig(_Model):
-    """An upstream MCP server whose tools skillswitch may call."""
+    """An upstream MCP server whose tools skillswitch may call (its tools are named
+    ``<name>__<tool>``)."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,47}$")
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,47}$",
+        description="Prefix of its tools' names; no '__' (that separates server and tool).",
+    )
     command: list[str] | None = Field(default=None, description="stdio: argv of the server.")
     url: HttpUrl | None = Field(default=None, description="streamable HTTP endpoint.")
-    env: dict[str, str] = Field(default_factory=dict)
+    env: dict[str, str] = Field(default_factory=dict, description="stdio: extra environment.")
+    cwd: Path | None = Field(default=None, description="stdio: working directory.")
+    headers: dict[str, str] = Field(default_factory=dict, description="HTTP: extra headers.")
+    bearer_token_env: str | None = Field(
+        default=None, description="HTTP: environment variable holding a bearer token."
+    )
+    protocol: Literal["auto", "legacy"] = Field(
+        default="auto",
+        description="auto: 2026-07-28, else the 2025 handshake; legacy: the handshake only.",
+    )
+    start: Literal["lazy", "eager"] = Field(
+        default="lazy", description="lazy: on first use; eager: when skillswitch starts."
+    )
+    connect_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    call_timeout_s: float = Field(default=60.0, gt=0, le=3600, description="Per tool call.")
+    allow: list[str] = Field(
+        default_factory=list, description="Globs of the server's tool names to expose (empty: all)."
+    )
+    deny: list[str] = Field(default_factory=list, description="Globs of tool names to hide.")
     skills: list[str] = Field(default_factory=list, description="Skills allowed to use it.")
 
     @model_validator(mode="after")
     def _one_transport(self) -> MCPServerConfig:
+        if "__" in self.name:
+            raise ValueError(
+                f"name {self.name!r} contains '__', which separates server and tool in tool "
+                f"names; use e.g. {self.name.replace('__', '_')!r}"
+            )
         if (self.command is None) == (self.url is None):
             raise ValueError("set exactly one of 'command' (stdio) or 'url' (streamable HTTP)")
         if self.command is not None and not self.command:
             raise ValueError("'command' must name a program, e.g. ['mcp-server-time']")
+        if self.url is None and (self.headers or self.bearer_token_env):
+            raise ValueError("'headers' and 'bearer_token_env' apply to 'url' servers only")
+        if self.command is None and (self.env or self.cwd):
+            raise ValueError("'env' and 'cwd' apply to 'command' (stdio) servers only")
         return self
+
+
+class ToolRetrievalConfig(_Model):
+    k: int = Field(
+        default=8,
+        ge=1,
+        le=128,
+        description="Most MCP tools handed to a model per request (the most relevant ones).",
+    )
 
 
 class ToolsConfig(_Model):
     servers: list[MCPServerConfig] = Field(default_factory=list)
+    retrieval: ToolRetrievalConfig = Field(default_factory=ToolRetrievalConfig)
 
 
 class Config(_Model):
@@ -427,12 +476,21 @@ class Config(_Model):
                         f"experts[{index}].fallbacks[{position}]: unknown expert "
                         f"{fallback!r}{did_you_mean(fallback, expert_names)}"
                     )
+        server_names = [server.name for server in self.tools.servers]
+        _first_positions("tools.servers", server_names, errors)
         for index, expert in enumerate(self.experts):
             for position, tool in enumerate(expert.tools):
-                if tool not in BUILTIN_TOOL_NAMES:
+                problem = _tool_reference_problem(tool, server_names)
+                if problem:
+                    errors.append(f"experts[{index}].tools[{position}]: {problem}")
+        for index, skill in enumerate(self.skills):
+            for position, pattern in enumerate(skill.allow_destructive):
+                server = pattern.partition("__")[0]
+                if "__" not in pattern or server not in server_names:
                     errors.append(
-                        f"experts[{index}].tools[{position}]: unknown tool "
-                        f"{tool!r}{did_you_mean(tool, sorted(BUILTIN_TOOL_NAMES))}"
+                        f"skills[{index}].allow_destructive[{position}]: {pattern!r} names no "
+                        "configured MCP server; write server__tool (globs allowed), with the "
+                        f"server one of {server_names or 'tools.servers (none declared)'}"
                     )
         aggregator = self.dispatch.aggregator
         if aggregator is not None and aggregator not in expert_names:
@@ -472,6 +530,23 @@ def _first_positions(section: str, names: list[str], errors: list[str]) -> dict[
             )
         first.setdefault(name, index)
     return first
+
+
+def _tool_reference_problem(tool: str, servers: list[str]) -> str | None:
+    """Why an expert's tool entry names nothing: a builtin tool, or ``server__tool`` (globs
+    allowed in the tool part) of a configured MCP server."""
+    if tool in BUILTIN_TOOL_NAMES:
+        return None
+    server, separator, name = tool.partition("__")
+    if not separator:
+        options = sorted(BUILTIN_TOOL_NAMES) + [f"{s}__*" for s in servers]
+        return f"unknown tool {tool!r}{did_you_mean(tool, options)}"
+    if server not in servers:
+        hint = did_you_mean(server, servers) if servers else "; declare it under tools.servers"
+        return f"{tool!r} names MCP server {server!r}, which is not configured{hint}"
+    if not name:
+        return f"{tool!r} names no tool; write {server}__<tool> or {server}__* for all"
+    return None
 
 
 def did_you_mean(value: str, options: list[str]) -> str:
