@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test lint format typecheck pytest bench bench-intents bench-dispatch bench-recruitment peer-venv clean
+.PHONY: install demo test lint format typecheck pytest bench bench-intents bench-dispatch bench-recruitment peer-venv mcp-peers clean
 
 install: $(STAMP)
 
@@ -38,7 +38,7 @@ format: install
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install
+pytest: install mcp-peers
 	$(BIN)/python -m pytest
 
 # Benchmarks are separate from the tests: they take longer and compare against peers.
@@ -62,5 +62,18 @@ $(PEER)/.installed: benchmarks/peers/requirements-semantic-router.txt
 	$(PEER)/bin/python -m pip install --quiet -r benchmarks/peers/requirements-semantic-router.txt
 	@touch $@
 
+# Real MCP peers for the tests and benchmarks: third-party servers from PyPI in their own venv,
+# and from npm (servers and the MCP Inspector CLI, versions pinned by tests/peers/package-lock.json).
+MCP_PEERS := .venv-mcp-peers
+NODE_PEERS := tests/peers/node_modules
+mcp-peers: $(MCP_PEERS)/.installed $(NODE_PEERS)/.installed
+$(MCP_PEERS)/.installed: tests/peers/requirements-mcp-servers.txt
+	@test -x $(MCP_PEERS)/bin/python || $(PYTHON) -m venv $(MCP_PEERS)
+	$(MCP_PEERS)/bin/python -m pip install --quiet -r tests/peers/requirements-mcp-servers.txt
+	@touch $@
+$(NODE_PEERS)/.installed: tests/peers/package.json tests/peers/package-lock.json
+	cd tests/peers && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 clean:
-	rm -rf $(VENV) $(PEER) .cache .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(PEER) $(MCP_PEERS) $(NODE_PEERS) .cache .pytest_cache .mypy_cache .ruff_cache

@@ -4,7 +4,8 @@ the model name: ``echo`` answers; ``fail-<status>``; ``rate-limit`` (429 + Retry
 ``drop-stream`` (a stream that dies midway). Tool use: ``tool-caller`` calls ``calculator`` on
 the user's text, then answers with the result; ``tool-looper`` calls tools until told
 ``tool_choice: none``; ``tool-unknown`` / ``tool-bad-json`` make a broken call, then answer with
-what the tool message said."""
+what the tool message said; ``tool-directed`` calls the tool the user names as
+``[[name {json arguments}]]`` and answers with the tools it was offered and the result."""
 
 from __future__ import annotations
 
@@ -84,6 +85,12 @@ def _tool_behaviour(model: str, body: dict[str, Any]) -> dict[str, Any] | str:
         if tools_off:
             return f"gave up after {len(observed)} tool results"
         return _calls(("calculator", json.dumps({"expression": f"{len(observed)} + 1"})))
+    if model == "tool-directed":  # calls what the user names: "... [[tool {json args}]]"
+        offered = sorted(t["function"]["name"] for t in body.get("tools") or [])
+        if observed or tools_off:
+            return f"offered {offered}; the tool said: {observed[-1] if observed else None}"
+        name, _, arguments = user.partition("[[")[2].partition("]]")[0].partition(" ")
+        return _calls((name, arguments or "{}"))
     if observed or tools_off:
         return f"The result is {observed[-1]}" if model == "tool-caller" else f"saw: {observed}"
     if model == "tool-caller":

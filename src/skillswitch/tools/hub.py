@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import anyio
 import anyio.from_thread
+import pydantic
 from anyio.abc import TaskGroup
 
 from skillswitch.exceptions import ToolServerError
@@ -156,7 +157,8 @@ class ToolHub:
     async def _refresh(self, servers: Sequence[str] | None = None) -> list[CatalogueTool]:
         """List the stale servers (or ``servers``) again, except those waiting out a backoff
         after failing to start: they are tried again once it has passed."""
-        wanted = self._stale if servers is None else set(servers) & self._stale
+        pending = self._stale | set(self._listing)  # listing now: wait for that listing
+        wanted = pending if servers is None else set(servers) & pending
         due = [name for name in wanted if self._connection(name).retry_in_s() == 0]
         if due:
             async with anyio.create_task_group() as group:
@@ -205,7 +207,14 @@ class ToolHub:
             )
         except (ToolServerError, TimeoutError) as exc:
             return ToolResult(str(exc), is_error=True)
-        except Exception as exc:  # an MCP error response, an invalid result: said, not raised
+        except pydantic.ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'result'}: {e['msg']}" for e in exc.errors()[:3]
+            )
+            return ToolResult(
+                f"{public_name}: the server's result is invalid ({problems})", is_error=True
+            )
+        except Exception as exc:  # an MCP error response: said, not raised
             return ToolResult(f"{public_name} failed: {describe_error(exc)}", is_error=True)
 
     async def _health(self) -> list[dict[str, Any]]:
