@@ -72,11 +72,13 @@ async def test_a_model_expert_calls_mcp_tools_of_its_request_skill(
         assert answer.trace.decision.skill_names[0] == "datetime"
         assert "+09:00" in answer.text
         offered = answer.text.split("; the tool said")[0]
-        assert "time__get_current_time" in offered and "calculator" in offered
+        assert "time__get_current_time" in offered
+        assert "calculator" in offered
         assert "memory__delete_entities" not in offered  # destructive, not allowed
         (result,) = answer.trace.to_dict()["results"]
         (call,) = result["tool_calls"]
-        assert call["tool"] == "time__get_current_time" and not call["is_error"]
+        assert call["tool"] == "time__get_current_time"
+        assert not call["is_error"]
         assert json.loads(call["result"])["timezone"] == "Asia/Tokyo"
 
         # the time server is reserved for datetime requests
@@ -113,7 +115,8 @@ tools:
         )
     text = str(caught.value)
     assert "tools.servers[0]: 'env' and 'cwd' apply to 'command' (stdio) servers only" in text
-    assert "tools.servers[1]: name 'a__b' contains '__'" in text and "use e.g. 'a_b'" in text
+    assert "tools.servers[1]: name 'a__b' contains '__'" in text
+    assert "use e.g. 'a_b'" in text
     assert "tools.servers[2]: set exactly one of 'command' (stdio) or 'url'" in text
 
 
