@@ -59,7 +59,8 @@ ConfigOption = Annotated[
     typer.Option(
         "--config",
         "-c",
-        help="YAML config file (default: the embedded default config).",
+        help="YAML config file (default: $SKILLSWITCH_CONFIG, else the embedded default config).",
+        envvar="SKILLSWITCH_CONFIG",
         dir_okay=False,
     ),
 ]
@@ -217,6 +218,25 @@ def _calibration_text(router: Router) -> str:
         f"{calibration.out_of_scope_items} examples: in-scope accuracy "
         f"{calibration.in_scope_accuracy:.2f}{recall}"
     )
+
+
+@app.command()
+@_reports_errors
+def mcp(config: ConfigOption = None) -> None:
+    """Serve skillswitch as an MCP server over stdio (tools: ask, route, list_skills,
+    find_tools, and the upstream MCP tools as server__tool)."""
+    from skillswitch.server.mcp import SkillSwitchMCPServer
+    from skillswitch.switch import Switch
+
+    loaded = _load(config)
+    switch = Switch.from_config(loaded)
+    server = SkillSwitchMCPServer(
+        switch, proxy_allow_destructive=loaded.tools.proxy_allow_destructive
+    )
+    try:
+        server.run()  # stdio: stdout carries the protocol, logs go to stderr
+    finally:
+        switch.close()
 
 
 @app.command()

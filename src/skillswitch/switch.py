@@ -53,6 +53,7 @@ from skillswitch.tools.sources import (
 from skillswitch.trace import Answer, Selection, SkillBasis, Trace
 
 if TYPE_CHECKING:
+    from skillswitch.tools.finder import ToolFinder
     from skillswitch.tools.hub import ToolHub
 
 __all__ = ["ExpertSpec", "Recruitment", "Switch"]
@@ -114,13 +115,17 @@ class Switch:
         out_of_scope_reply: str = "Sorry, I can't help with that request.",
         recruitment: Recruitment | None = None,
         hub: ToolHub | None = None,
+        tool_finder: ToolFinder | None = None,
         allow_destructive: Mapping[str, Sequence[str]] | None = None,
+        skill_descriptions: Mapping[str, str] | None = None,
     ) -> None:
-        """``hub``: the upstream MCP servers (closed by ``aclose``). ``allow_destructive``:
-        skill -> globs of MCP tools its requests may call though they declare destructive
-        effects."""
+        """``hub``: the upstream MCP servers (closed by ``aclose``); ``tool_finder``: retrieval
+        over their tools. ``allow_destructive``: skill -> globs of MCP tools its requests may
+        call though they declare destructive effects."""
         self.router = router
         self.hub = hub
+        self.tool_finder = tool_finder
+        self.skill_descriptions = dict(skill_descriptions or {})
         self._allow_destructive = {k: tuple(v) for k, v in (allow_destructive or {}).items()}
         self.settings = settings or DispatchConfig()
         self.recruitment = recruitment
@@ -183,17 +188,20 @@ class Switch:
         for name in replacements:
             if name not in names:
                 raise UnknownExpertError(name, names)
-        hub = None
+        router = Router.from_config(config, cache_dir=cache_dir)
+        hub = finder = None
         if config.tools.servers:
             from skillswitch.tools.configured import build_hub
+            from skillswitch.tools.finder import ToolFinder
 
             hub = build_hub(
                 config.tools.servers, environment.cache_dir(cache_dir or config.router.cache_dir)
             )
+            finder = ToolFinder(router.encoder)
         specs = []
         for index, declared in enumerate(config.experts):
             expert = replacements.get(declared.name) or _expert(
-                declared, index, hub, config.tools.retrieval.k
+                declared, index, hub, finder, config.tools.retrieval.k
             )
             specs.append(
                 ExpertSpec(
@@ -203,7 +211,6 @@ class Switch:
                     declared.timeout_s,
                 )
             )
-        router = Router.from_config(config, cache_dir=cache_dir)
         return cls(
             router,
             specs,
@@ -211,12 +218,26 @@ class Switch:
             out_of_scope_reply=config.out_of_scope.reply,
             recruitment=_recruitment(config.recruitment, router, specs, config.experts),
             hub=hub,
+            tool_finder=finder,
             allow_destructive={s.name: s.allow_destructive for s in config.skills},
+            skill_descriptions={s.name: s.description for s in config.skills},
         )
 
     def route(self, request: str | bytes) -> RoutingDecision:
         """The routing decision alone (no expert is called)."""
         return self.router.route(request)
+
+    def experts_for(self, skill: str) -> list[str]:
+        """The experts that serve ``skill`` by declaration (or by profile, with recruitment)."""
+        if self.recruitment is not None:
+            profiled = self.recruitment.profiles
+            return [name for name in self._order if profiled.has_expert(name)]
+        return [
+            name
+            for name in self._order
+            if skill in self._specs[name].skills
+            or (not self._specs[name].skills and name != self.settings.aggregator)
+        ]
 
     def select(
         self, decision: RoutingDecision, weights: Mapping[str, float] | None = None
@@ -528,7 +549,13 @@ class Switch:
         return Answer(aggregation.text, trace)
 
 
-def _expert(declared: ExpertConfig, index: int, hub: ToolHub | None, tools_k: int) -> Expert:
+def _expert(
+    declared: ExpertConfig,
+    index: int,
+    hub: ToolHub | None,
+    finder: ToolFinder | None,
+    tools_k: int,
+) -> Expert:
     """The adapter a config entry describes: a chat model, with a tool loop when it has tools
     (builtin functions, and MCP tools of the hub: the ``tools_k`` most relevant per request)."""
     settings: dict[str, Any] = {
@@ -543,7 +570,8 @@ def _expert(declared: ExpertConfig, index: int, hub: ToolHub | None, tools_k: in
         sources: list[ToolSource] = [StaticTools(builtin)]
         if patterns:
             assert hub is not None, "config validation checks that MCP tools name a server"
-            sources.append(CatalogueTools(hub, patterns, k=tools_k))
+            retriever = None if finder is None else finder.select
+            sources.append(CatalogueTools(hub, patterns, k=tools_k, retriever=retriever))
         return ToolCallingExpert(
             declared.name,
             str(declared.base_url),

@@ -409,6 +409,13 @@ class ToolRetrievalConfig(_Model):
 class ToolsConfig(_Model):
     servers: list[MCPServerConfig] = Field(default_factory=list)
     retrieval: ToolRetrievalConfig = Field(default_factory=ToolRetrievalConfig)
+    proxy_allow_destructive: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Globs of destructive upstream tools (server__tool) that skillswitch's MCP server "
+            "proxies to its clients; others are not listed there."
+        ),
+    )
 
 
 class Config(_Model):

@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+import anyio.to_thread
+
 from skillswitch.tools.base import Tool, ToolResult, ToolSpec
 from skillswitch.tools.catalogue import CatalogueTool
 
@@ -128,8 +130,11 @@ class MCPTool:
         return await self.hub.call(self.entry.public_name, arguments, timeout_s=self.timeout_s)
 
 
-Retriever = Callable[[str, Sequence[CatalogueTool], int], Sequence[CatalogueTool]]
-"""``(request, candidates, k) -> the k most relevant``, best first."""
+Retriever = Callable[
+    [str, Sequence[CatalogueTool], Sequence[CatalogueTool], int], Sequence[CatalogueTool]
+]
+"""``(request, catalogue, candidates, k) -> the k most relevant candidates``, best first (e.g.
+``ToolFinder.select``; it may block: it runs in a worker thread)."""
 
 
 @dataclass
@@ -145,14 +150,17 @@ class CatalogueTools:
 
     async def tools_for(self, request: str) -> Sequence[Tool]:
         policy = current_policy()
+        catalogue = await self.hub.tools()
         entries = [
             entry
-            for entry in await self.hub.tools()
+            for entry in catalogue
             if any(fnmatch.fnmatchcase(entry.public_name, p) for p in self.patterns)
             and policy.permits(entry, self.hub.servers[entry.server].skills)
         ]
         if self.k is not None and self.retriever is not None and len(entries) > self.k:
-            entries = list(self.retriever(request, entries, self.k))
+            entries = list(
+                await anyio.to_thread.run_sync(self.retriever, request, catalogue, entries, self.k)
+            )
         return [MCPTool(self.hub, entry, timeout_s=self.timeout_s) for entry in entries]
 
 
