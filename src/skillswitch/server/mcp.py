@@ -107,8 +107,7 @@ class SkillSwitchMCPServer(MCPServer):
         hub = self.switch.hub
         if hub is None or "__" not in name or self._tool_manager.get_tool(name) is not None:
             return await super().call_tool(name, arguments, context)
-        entries = {entry.public_name: entry for entry in await hub.tools()}
-        entry = entries.get(name)
+        entry = hub.known(name)
         if entry is not None and not self._proxy_allows(entry):
             return _error(
                 f"{name} declares destructive effects and is not proxied; allow it with "

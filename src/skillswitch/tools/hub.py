@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import json
 import logging
 import threading
@@ -129,6 +130,13 @@ class ToolHub:
         """The upstream ``CallToolResult``, or a ``ToolResult`` error when the call could not
         be made (unknown tool, arguments that fail the schema, server down, timeout)."""
         return await self._in_hub(self._call, public_name, dict(arguments), timeout_s)
+
+    def known(self, public_name: str) -> CatalogueTool | None:
+        """The catalogue's entry for a name as listed so far (no listing, no waiting)."""
+        try:
+            return self.catalogue.get(public_name)
+        except LookupError:
+            return None
 
     async def health(self) -> list[dict[str, Any]]:
         return await self._in_hub(self._health)
@@ -305,15 +313,10 @@ def _close_quietly(reference: weakref.ref[ToolHub]) -> None:
 def schema_problem(schema: Mapping[str, Any], arguments: Mapping[str, Any]) -> str | None:
     """Why ``arguments`` fail the JSON Schema, or ``None`` when they pass (or the schema is
     itself invalid: then the server is the judge)."""
-    import jsonschema
-
-    try:
-        schema = dict(schema)
-        validator_class = jsonschema.validators.validator_for(schema)
-        validator_class.check_schema(schema)
-    except jsonschema.SchemaError:
+    validator = _validator(json.dumps(schema, sort_keys=True, default=str))
+    if validator is None:
         return None
-    errors = sorted(validator_class(schema).iter_errors(dict(arguments)), key=lambda e: e.path)
+    errors = sorted(validator.iter_errors(dict(arguments)), key=lambda e: list(e.path))
     if not errors:
         return None
     shown = []
@@ -321,6 +324,20 @@ def schema_problem(schema: Mapping[str, Any], arguments: Mapping[str, Any]) -> s
         where = ".".join(str(p) for p in error.absolute_path) or "(arguments)"
         shown.append(f"{where}: {error.message}")
     return "; ".join(shown)
+
+
+@functools.lru_cache(maxsize=4096)
+def _validator(schema_json: str) -> Any:
+    """A compiled validator per distinct schema (checking a schema is slow; tools keep theirs)."""
+    import jsonschema
+
+    schema = json.loads(schema_json)
+    try:
+        validator_class = jsonschema.validators.validator_for(schema)
+        validator_class.check_schema(schema)
+    except jsonschema.SchemaError:
+        return None
+    return validator_class(schema)
 
 
 def result_text(result: Any) -> ToolResult:
