@@ -607,6 +607,96 @@ def eval_intents(
         typer.echo(f"wrote {plot}")
 
 
+@eval_app.command("tools")
+@_reports_errors
+def eval_tools(
+    queries: Annotated[
+        Path,
+        typer.Option(
+            help="LiveMCPBench annotations (all_annotations.json, with --catalog) or a BFCL "
+            "question file (each query carries its candidate functions)."
+        ),
+    ],
+    catalog: Annotated[
+        Path | None,
+        typer.Option(help="LiveMCPBench tools.json: the MCP catalogue the queries search."),
+    ] = None,
+    answers: Annotated[
+        Path | None,
+        typer.Option(help="BFCL gold calls (default: possible_answer/ next to --queries)."),
+    ] = None,
+    k: Annotated[int, typer.Option(min=1, help="Cut-off for recall and hits.")] = 10,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the report as JSON.")
+    ] = None,
+) -> None:
+    """Score tool retrieval: recall@k, any gold tool in the top 5 / k, MRR, top-1, and how
+    often "no tool applies" is decided (BFCL irrelevance files: all queries should be)."""
+    from skillswitch.config import MiniLMEncoderConfig, environment
+    from skillswitch.evals.tools import (
+        detect_tool_format,
+        evaluate_retrieval,
+        load_bfcl,
+        load_livemcpbench,
+    )
+    from skillswitch.router.encoders import EmbeddingCache, build_encoder
+
+    if detect_tool_format(queries) == "bfcl":
+        if catalog is not None:
+            raise DatasetError(
+                f"{queries} is a BFCL file whose queries carry their own candidate functions; "
+                "leave out --catalog"
+            )
+        data = load_bfcl(queries, answers)
+    else:
+        if catalog is None:
+            raise DatasetError(
+                f"{queries} holds LiveMCPBench tasks; give the catalogue they search with "
+                "--catalog (tools.json)"
+            )
+        if detect_tool_format(catalog) != "livemcpbench":
+            raise DatasetError(f"--catalog {catalog} is not a LiveMCPBench tools.json")
+        data = load_livemcpbench(catalog, queries)
+    root = environment.cache_dir()
+    encoder = build_encoder(MiniLMEncoderConfig(), root)
+    cache = EmbeddingCache(root / "embeddings.sqlite")
+    try:
+        with _progress(f"ranking tools for {len(data)} queries"):
+            report = evaluate_retrieval(data, encoder, k=k, cache=cache)
+    finally:
+        cache.close()
+    _print_tool_report(report, k)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
+        typer.echo(f"wrote {json_out}")
+
+
+def _print_tool_report(report: Any, k: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"tool retrieval on {report.source}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    ranking = report.ranking
+    if ranking is not None:
+        table.add_row("queries with gold tools", str(ranking.queries))
+        table.add_row(f"recall@{k}", f"{ranking.recall[k]:.4f}")
+        table.add_row("any gold tool in top 5", f"{ranking.hit[5]:.4f}")
+        if k != 5:
+            table.add_row(f"any gold tool in top {k}", f"{ranking.hit[k]:.4f}")
+        table.add_row("MRR", f"{ranking.mrr:.4f}")
+        table.add_row("top-1 accuracy", f"{ranking.top1:.4f}")
+        table.add_row(
+            'top-1 accuracy, "no tool applies" counted wrong', f"{ranking.top1_accepted:.4f}"
+        )
+    if report.rejection is not None:
+        table.add_row('"no tool applies" queries rejected', f"{report.rejection:.4f}")
+    table.add_row("relevance threshold", f"{report.threshold:.4f}")
+    Console().print(table)
+
+
 def _router_from_data(
     train: Path, val: Path | None, oos_label: str, method: str, neighbours: int, objective: str
 ) -> Router:

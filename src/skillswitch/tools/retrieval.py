@@ -213,7 +213,7 @@ def split_steps(request: str) -> list[str]:
 
 # --- the index -----------------------------------------------------------------------------
 
-DEFAULT_THRESHOLD = 0.25
+DEFAULT_THRESHOLD = 0.33
 """Relevance below which no tool applies (fitted on BFCL irrelevance + multiple; see
 benchmarks/tool_retrieval.py)."""
 
