@@ -1,0 +1,279 @@
+"""Tool retrieval on a small synthetic catalogue: lexical, dense (real MiniLM), fusion, steps,
+server scores, "no tool applies", bounds and bad input."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pytest
+
+from skillswitch.exceptions import RequestError
+from skillswitch.router.encoders import Encoder
+from skillswitch.router.encoders.base import Embeddings
+from skillswitch.tools.retrieval import (
+    BM25,
+    CatalogueEntry,
+    RetrievalSettings,
+    ToolIndex,
+    split_steps,
+    tokenize,
+)
+
+
+def _schema(**parameters: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            name: {"type": "string", "description": text} for name, text in parameters.items()
+        },
+    }
+
+
+CATALOGUE = (
+    CatalogueEntry(
+        "weather",
+        "get_forecast",
+        "Get the weather forecast for a city for the next days.",
+        _schema(city="City name", days="How many days ahead"),
+    ),
+    CatalogueEntry(
+        "finance",
+        "get_stock_price",
+        "Latest trading price of a stock by its ticker symbol.",
+        _schema(ticker="Ticker symbol such as MSFT"),
+    ),
+    CatalogueEntry(
+        "files",
+        "write_file",
+        "Create a new file or overwrite an existing file with text content.",
+        _schema(path="Where to write", content="The text to write"),
+    ),
+    CatalogueEntry(
+        "files",
+        "read_file",
+        "Read the full text content of a file from disk.",
+        _schema(path="The file to read"),
+    ),
+    CatalogueEntry(
+        "maps",
+        "geocode_address",
+        "Convert a street address into latitude and longitude coordinates.",
+        _schema(address="Street address"),
+    ),
+    CatalogueEntry(
+        "mail",
+        "send_email",
+        "Send an email message to a recipient.",
+        _schema(to="Recipient address", subject="Subject line", body="Message body"),
+    ),
+    CatalogueEntry(
+        "units",
+        "convert_temperature",
+        "Convert a temperature between Celsius and Fahrenheit.",
+        _schema(value="Degrees", unit="celsius or fahrenheit"),
+    ),
+    CatalogueEntry(
+        "translate",
+        "translate_text",
+        "Translate text into another language.",
+        _schema(text="Text", target_language="Language code"),
+    ),
+)
+
+
+class ConstantEncoder:
+    """Every text gets the same vector, so the dense part cannot tell tools apart."""
+
+    name = identity = "constant"
+
+    def encode(self, texts: Sequence[str]) -> Embeddings:
+        return np.full((len(texts), 4), 0.5, dtype=np.float32)
+
+
+@pytest.fixture(scope="module")
+def index(minilm: Encoder) -> ToolIndex:
+    return ToolIndex(CATALOGUE, minilm)
+
+
+def test_tokenize_splits_names_and_stems() -> None:
+    assert tokenize("getWeatherForecast") == ["get", "weather", "forecast"]
+    assert tokenize("write_file read-files HTTPServer") == [
+        "writ",
+        "fil",
+        "read",
+        "fil",
+        "http",
+        "server",
+    ]
+    assert tokenize("creating created creates") == ["creat", "creat", "creat"]
+    assert tokenize("搜索") == ["搜", "索", "搜索"]
+    assert tokenize("the and of") == []
+
+
+def test_bm25_prefers_rare_terms_and_ignores_unknown_ones() -> None:
+    bm25 = BM25([["weather", "city"], ["stock", "city"], ["city"]])
+    scores = bm25.scores(["stock", "city"])
+    assert scores.argmax() == 1
+    assert bm25.idf("stock") > bm25.idf("city") > 0
+    assert bm25.scores(["unknown"]).tolist() == [0.0, 0.0, 0.0]
+    assert bm25.matches(["stock", "city", "unknown"]).tolist() == [1.0, 2.0, 1.0]
+
+
+def test_lexical_match_decides_when_the_dense_part_is_blind() -> None:
+    blind = ToolIndex(CATALOGUE, ConstantEncoder())
+    found = blind.search("MSFT ticker", k=3)
+    assert found.names[0] == "get_stock_price"
+    # A word in no tool leaves every score equal: catalogue order, stable.
+    assert blind.search("zzzz", k=3).names == ["get_forecast", "get_stock_price", "write_file"]
+
+
+def test_dense_match_without_shared_words(index: ToolIndex) -> None:
+    query = "Will it rain in Oslo tomorrow?"
+    assert not set(tokenize(query)) & set(tokenize("get_forecast weather forecast city days"))
+    found = index.search(query, k=3)
+    assert found.names[0] == "get_forecast"
+    assert not found.no_tool_applies
+
+
+def test_score_is_cosine_plus_scaled_bm25(minilm: Encoder) -> None:
+    query = "convert the temperature of my oven"
+    # The dense text of a tool is its name in words, then its description.
+    tool_text = "convert temperature: Convert a temperature between Celsius and Fahrenheit."
+    cosine = minilm.encode([query])[0] @ minilm.encode([tool_text])[0]
+    dense_only = ToolIndex(CATALOGUE, minilm, settings=RetrievalSettings(lexical_weight=0.0))
+    fused = ToolIndex(CATALOGUE, minilm, settings=RetrievalSettings(lexical_weight=0.3))
+    plain = {hit.name: hit.score for hit in dense_only.search(query, k=8).hits}
+    mixed = {hit.name: hit.score for hit in fused.search(query, k=8).hits}
+    assert plain["convert_temperature"] == pytest.approx(float(cosine), abs=1e-5)
+    # The best lexical match gets the whole weight; a tool sharing no word gets none.
+    assert mixed["convert_temperature"] - plain["convert_temperature"] == pytest.approx(0.3)
+    assert mixed["send_email"] == pytest.approx(plain["send_email"])
+
+
+def test_multi_step_request_finds_a_tool_for_each_step(index: ToolIndex) -> None:
+    found = index.search(
+        "Convert 30 degrees Celsius to Fahrenheit, then email the result to my boss", k=2
+    )
+    assert found.texts[1:] == (
+        "Convert 30 degrees Celsius to Fahrenheit",
+        "email the result to my boss",
+    )
+    assert set(found.names) == {"convert_temperature", "send_email"}
+    by_name = {hit.name: hit.step for hit in found.hits}
+    assert by_name == {"convert_temperature": 1, "send_email": 2}
+
+
+def test_split_steps() -> None:
+    assert split_steps("Find the trending repos. Then, save a summary to /tmp/notes.md") == [
+        "Find the trending repos.",
+        "save a summary to /tmp/notes.md",
+    ]
+    assert split_steps("Get the forecast for Paris and save it to a file.") == [
+        "Get the forecast for Paris",
+        "save it to a file.",
+    ]
+    assert split_steps("compare the pros and cons of tea") == []
+    assert split_steps("look up the weather in Paris; and then book a table for two") == [
+        "look up the weather in Paris;",
+        "book a table for two",
+    ]
+    assert split_steps("x" * 2000 + ". Then do something else entirely") == []
+
+
+def test_no_tool_applies_to_an_unrelated_request(index: ToolIndex) -> None:
+    unrelated = index.search("Tell me a joke about penguins", k=3)
+    assert unrelated.no_tool_applies
+    assert unrelated.relevance < unrelated.threshold
+    assert unrelated.hits  # the ranking is still there for callers who want it
+    related = index.search("Save my notes to notes.txt", k=3)
+    assert not related.no_tool_applies
+    assert related.names[0] == "write_file"
+
+
+def test_server_scores_lift_the_tools_of_the_server_the_request_is_about(
+    minilm: Encoder,
+) -> None:
+    twins = (
+        CatalogueEntry(
+            "github",
+            "list_items",
+            "List items.",
+            server_description="GitHub: repositories, issues and pull requests",
+        ),
+        CatalogueEntry(
+            "todo",
+            "list_items",
+            "List items.",
+            server_description="A personal to-do list with reminders",
+        ),
+    )
+    settings = RetrievalSettings(server_min_tools=2)
+    query = "show the open pull requests of my repository"
+    assert [h.server for h in ToolIndex(twins, minilm, settings=settings).search(query).hits] == [
+        "github",
+        "todo",
+    ]
+    assert [
+        h.server for h in ToolIndex(twins[::-1], minilm, settings=settings).search(query).hits
+    ] == [
+        "github",
+        "todo",
+    ]
+    # Below server_min_tools the twins tie, and catalogue order decides.
+    small = ToolIndex(twins[::-1], minilm)
+    assert [h.server for h in small.search(query).hits] == ["todo", "github"]
+
+
+def test_k_bounds_and_determinism(index: ToolIndex) -> None:
+    assert len(index.search("weather", k=1).hits) == 1
+    assert len(index.search("weather", k=100).hits) == len(CATALOGUE)
+    first = index.search("read a file and translate it", k=5)
+    assert index.search("read a file and translate it", k=5) == first
+    assert [s.names for s in index.search_many(["weather", "send mail"], k=2)] == [
+        index.search("weather", k=2).names,
+        index.search("send mail", k=2).names,
+    ]
+
+
+def test_empty_catalogue_has_no_tool(minilm: Encoder) -> None:
+    empty = ToolIndex((), minilm)
+    found = empty.search("what's the weather", k=5)
+    assert found.hits == ()
+    assert found.no_tool_applies
+    assert len(empty) == 0
+
+
+@pytest.mark.parametrize("k", [0, -3, True, 2.5])
+def test_bad_k_is_an_error(index: ToolIndex, k: Any) -> None:
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        index.search("weather", k=k)
+
+
+@pytest.mark.parametrize("request_text", ["", "   \n ", None])
+def test_empty_or_non_text_request_is_an_error(index: ToolIndex, request_text: Any) -> None:
+    with pytest.raises(RequestError):
+        index.search(request_text)
+
+
+def test_bad_settings_are_errors() -> None:
+    with pytest.raises(ValueError, match="lexical_weight"):
+        RetrievalSettings(lexical_weight=-0.1)
+    with pytest.raises(ValueError, match="server_min_tools"):
+        RetrievalSettings(server_min_tools=0)
+
+
+def test_parameters_include_nested_properties() -> None:
+    entry = CatalogueEntry(
+        "s",
+        "t",
+        input_schema={
+            "type": "object",
+            "properties": {
+                "where": {"type": "object", "properties": {"city": {"description": "City"}}},
+                "tags": {"type": "array", "items": {"properties": {"label": {}}}},
+            },
+        },
+    )
+    assert entry.parameters() == [("where", ""), ("city", "City"), ("tags", ""), ("label", "")]
