@@ -141,3 +141,44 @@ tools:
     assert "'time__' names no tool; write time__<tool> or time__* for all" in text
     assert "tools.servers[1].name: 'time' is already declared at tools.servers[0]" in text
     assert "skills[0].allow_destructive[0]: 'fs__write_file' names no configured MCP server" in text
+
+
+def test_the_tools_cli_lists_and_calls_upstream_tools(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    from tests.support.cli import run
+
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        DEFAULT
+        + f"""
+tools:
+  servers:
+    - {{name: time, command: ['{peer("mcp-server-time")}', --local-timezone, UTC]}}
+    - {{name: gone, command: [/bin/sh, -c, 'echo cannot open the database >&2']}}
+"""
+    )
+    listed = run(["tools", "list", "--json", "--config", str(config)], cli_env)
+    assert listed.returncode == 0, listed.stderr
+    report = json.loads(listed.stdout)
+    assert {t["name"] for t in report["tools"]} == {"time__get_current_time", "time__convert_time"}
+    gone = next(s for s in report["servers"] if s["server"] == "gone")
+    assert gone["state"] == "failed"
+    assert "cannot open the database" in gone["last_error"]
+    called = run(
+        [
+            *("tools", "call", "time__get_current_time"),
+            *("--args", '{"timezone": "Asia/Tokyo"}', "--config", str(config)),
+        ],
+        cli_env,
+    )
+    assert called.returncode == 0, called.stderr
+    assert json.loads(called.stdout)["timezone"] == "Asia/Tokyo"
+    wrong = run(
+        ["tools", "call", "time__get_current_time", "--args", "[1]", "-c", str(config)], cli_env
+    )
+    assert wrong.returncode == 2
+    assert "--args must be a JSON object" in wrong.stderr
+    failed = run(["tools", "call", "time__nope", "-c", str(config)], cli_env)
+    assert failed.returncode == 1
+    assert "unknown tool 'time__nope'" in failed.stderr
