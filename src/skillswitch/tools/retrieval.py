@@ -304,10 +304,21 @@ class ToolSearch:
 class ToolIndex:
     """Hybrid (BM25 + dense) retrieval over catalogue tools; deterministic for a given encoder.
 
-    >>> index = ToolIndex(entries, encoder)  # doctest: +SKIP
-    >>> found = index.search("what's the weather in Paris, then convert 20 C to F", k=5)
-    >>> found.no_tool_applies, found.names[:2]  # doctest: +SKIP
-    (False, ['get_forecast', 'convert_temperature'])
+    >>> encoder = build_encoder(MiniLMEncoderConfig(), cache_root)  # doctest: +SKIP
+    >>> index = ToolIndex(
+    ...     [
+    ...         CatalogueEntry("weather", "get_forecast", "Weather forecast for a city."),
+    ...         CatalogueEntry("units", "convert_temperature", "Convert Celsius and Fahrenheit."),
+    ...         CatalogueEntry("mail", "send_email", "Send an email."),
+    ...     ],
+    ...     encoder,
+    ... )  # doctest: +SKIP
+    >>> request = "what's the weather in Paris, then convert 20 C to F"
+    >>> found = index.search(request, k=2)  # doctest: +SKIP
+    >>> found.no_tool_applies, found.names  # doctest: +SKIP
+    (False, ['convert_temperature', 'get_forecast'])
+    >>> index.search("tell me a joke").no_tool_applies  # doctest: +SKIP
+    True
 
     ``cache`` keeps the catalogue's embeddings across runs (requests are not cached).
     """
