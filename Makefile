@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test lint format typecheck pytest bench bench-intents bench-dispatch bench-recruitment bench-mcp peer-venv mcp-peers clean
+.PHONY: install demo test lint format typecheck pytest bench bench-intents bench-dispatch bench-recruitment bench-mcp bench-tools peer-venv mcp-peers clean
 
 install: $(STAMP)
 
@@ -42,10 +42,13 @@ pytest: install mcp-peers
 	$(BIN)/python -m pytest
 
 # Benchmarks are separate from the tests: they take longer and compare against peers.
-bench: bench-intents bench-dispatch bench-recruitment bench-mcp
+bench: bench-intents bench-dispatch bench-recruitment bench-mcp bench-tools
 
 bench-dispatch: install
 	$(BIN)/python benchmarks/dispatch_overhead.py --json bench-results/dispatch_overhead.json
+
+bench-tools: install
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/tool_retrieval.py --json bench-results/tool_retrieval.json
 
 bench-mcp: install mcp-peers
 	$(BIN)/python benchmarks/mcp_overhead.py --json bench-results/mcp_overhead.json
