@@ -6,16 +6,22 @@ from __future__ import annotations
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import ToolAnnotations
 
 from skillswitch.tools.builtin import calculate, convert_units, current_time
 
 __all__ = ["builtin_server", "main"]
 
+# They read nothing and change nothing: safe to offer to any skill and to call again.
+PURE = ToolAnnotations(
+    read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+)
+
 
 def builtin_server() -> MCPServer:
     server = MCPServer("skillswitch-builtin")
 
-    @server.tool()
+    @server.tool(annotations=PURE)
     def calculator(expression: str) -> str:
         """Evaluate an arithmetic expression exactly, e.g. "17 * 23" or "sqrt(2) / 3".
         Supports + - * / // % ** and sqrt, log, exp, sin, cos, tan, abs, round, pi, e."""
@@ -24,7 +30,7 @@ def builtin_server() -> MCPServer:
         except (ValueError, ArithmeticError) as exc:
             raise ToolError(str(exc)) from None
 
-    @server.tool()
+    @server.tool(annotations=PURE)
     def units(value: float, from_unit: str, to_unit: str) -> str:
         """Convert a quantity between units of length, mass, volume, time, speed, data size or
         temperature, e.g. value=5, from_unit="mi", to_unit="km"."""
@@ -33,7 +39,7 @@ def builtin_server() -> MCPServer:
         except ValueError as exc:
             raise ToolError(str(exc)) from None
 
-    @server.tool()
+    @server.tool(annotations=PURE)
     def clock(timezone: str = "UTC") -> str:
         """The current date and time in an IANA timezone, e.g. "Europe/Paris" (default UTC)."""
         try:

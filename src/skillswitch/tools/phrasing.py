@@ -1,0 +1,145 @@
+"""Requests in plain words -> arguments of the builtin tools, without a model.
+
+``arithmetic("What is 18% of 2,450?")`` gives ``"18/100*2450"``; ``conversion("Convert 26.2
+miles to kilometres")`` gives ``(26.2, "mile", "km")``; ``place_timezone("What time is it in
+Singapore?")`` gives ``"Asia/Singapore"``. Each returns ``None`` when the request does not say
+enough; nothing is guessed.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import zoneinfo
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["ARGUMENT_READERS", "arithmetic", "conversion", "place_timezone"]
+
+_NUMBER = r"-?\d+(?:\.\d+)?"
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
+_WORDS = [
+    (r"\bsquare root of\s+(" + _NUMBER + ")", r"sqrt(\1)"),
+    (r"(" + _NUMBER + r")\s*(?:%|percent|per cent)\s+of\s+", r"\1/100*"),
+    (r"(" + _NUMBER + r")\s*(?:%|percent|per cent)", r"(\1/100)"),
+    (r"\bto the power of\b", "**"),
+    (r"\braised to\b", "**"),
+    (r"\bsquared\b", "**2"),
+    (r"\bcubed\b", "**3"),
+    (r"\bmultiplied by\b|\btimes\b|\bx\b|×", "*"),
+    (r"\bdivided by\b|\bover\b|÷", "/"),
+    (r"\bplus\b|\badded to\b", "+"),
+    (r"\bminus\b|\bless\b", "-"),
+    (r"\bmodulo\b|\bmod\b", "%"),
+]
+_VERBS = [
+    (rf"\bdivide\s+({_NUMBER})\s+by\s+({_NUMBER})", r"\1 / \2"),
+    (rf"\bmultiply\s+({_NUMBER})\s+(?:by|and|with)\s+({_NUMBER})", r"\1 * \2"),
+    (rf"\badd\s+({_NUMBER})\s+(?:and|to)\s+({_NUMBER})", r"\1 + \2"),
+    (rf"\bsubtract\s+({_NUMBER})\s+from\s+({_NUMBER})", r"\2 - \1"),
+    (rf"\b(?:sum|total) of\s+({_NUMBER})\s+and\s+({_NUMBER})", r"\1 + \2"),
+    (rf"\bproduct of\s+({_NUMBER})\s+and\s+({_NUMBER})", r"\1 * \2"),
+]
+_EXPRESSION = re.compile(r"[-+*/%().\d\s]*(?:sqrt\([^)]*\)[-+*/%().\d\s]*)*")
+
+
+def arithmetic(request: str) -> str | None:
+    """The arithmetic a request asks for, as an expression ``calculate`` accepts."""
+    text = _THOUSANDS.sub("", request.lower())
+    for pattern, replacement in _VERBS + _WORDS:
+        text = re.sub(pattern, replacement, text)
+    candidates = [m.group().strip() for m in _EXPRESSION.finditer(text)]
+    best = max(candidates, key=len, default="")
+    best = best.strip(" .")
+    if not re.search(r"\d", best) or not re.search(r"[-+*/%]|sqrt", best.lstrip("-")):
+        return None
+    return best
+
+
+_UNIT_NAMES = {
+    "kilometre": "km", "kilometer": "km", "kilometres": "km", "kilometers": "km",
+    "centimetre": "cm", "centimeter": "cm", "centimetres": "cm", "centimeters": "cm",
+    "millimetre": "mm", "millimeter": "mm", "millimetres": "mm", "millimeters": "mm",
+    "metres": "m", "meters": "m", "miles": "mile", "yards": "yard", "inches": "inch",
+    "kilograms": "kg", "kilos": "kg", "kilo": "kg", "grams": "g", "pounds": "lb", "lbs": "lb",
+    "ounces": "oz", "litres": "l", "liters": "l", "millilitres": "ml", "milliliters": "ml",
+    "gallons": "gal", "cups": "cup", "seconds": "s", "minutes": "min", "hours": "h",
+    "days": "day", "weeks": "week", "degrees celsius": "c", "degrees fahrenheit": "f",
+    "celsius": "c", "fahrenheit": "f", "kelvin": "k", "knots": "knot",
+    "kilometres per hour": "km/h", "kilometers per hour": "km/h", "miles per hour": "mph",
+    "gigabytes": "gb", "megabytes": "mb", "kilobytes": "kb", "terabytes": "tb", "bytes": "b",
+}  # fmt: skip
+_UNIT = r"(?:degrees\s+)?[a-z°/]+(?:\s+per\s+hour)?"
+_CONVERT = re.compile(rf"({_NUMBER})\s*({_UNIT})\s+(?:to|in|into|as)\s+({_UNIT})")
+_HOW_MANY = re.compile(
+    rf"how many\s+({_UNIT})\s+(?:are\s+)?(?:in|is|make)\s+({_NUMBER})\s*({_UNIT})"
+)
+_HOW_MANY_IN_ONE = re.compile(rf"how many\s+({_UNIT})\s+(?:are\s+)?in\s+(?:a|an|one)\s+({_UNIT})")
+
+
+def conversion(request: str) -> tuple[float, str, str] | None:
+    """``(value, from_unit, to_unit)`` of a unit-conversion request."""
+    text = _THOUSANDS.sub("", request.lower()).replace("?", " ").strip()
+    if match := _CONVERT.search(text):
+        value, source, target = match.groups()
+    elif match := _HOW_MANY.search(text):
+        target, value, source = match.groups()
+    elif match := _HOW_MANY_IN_ONE.search(text):
+        target, source = match.groups()
+        value = "1"
+    else:
+        return None
+    return float(value), _unit(source), _unit(target)
+
+
+def _unit(word: str) -> str:
+    word = word.strip().removeprefix("°")
+    return _UNIT_NAMES.get(word, _UNIT_NAMES.get(word.removeprefix("degrees "), word))
+
+
+def place_timezone(request: str) -> str | None:
+    """The IANA zone of a city or zone named in the request (``UTC`` when it names UTC/GMT)."""
+    text = " " + re.sub(r"[^a-z ]", " ", request.lower()) + " "
+    if re.search(r"\b(utc|gmt)\b", text):
+        return "UTC"
+    for place, zone in _places():
+        if f" {place} " in text:
+            return zone
+    return None
+
+
+@functools.cache
+def _places() -> list[tuple[str, str]]:
+    """City names of the IANA database (``new york`` -> ``America/New_York``), longest first."""
+    places: dict[str, str] = {}
+    for zone in zoneinfo.available_timezones():
+        region, _, city = zone.rpartition("/")
+        if not region or region.startswith("Etc") or region in ("SystemV", "US", "posix", "right"):
+            continue
+        places.setdefault(city.replace("_", " ").lower(), zone)
+    return sorted(places.items(), key=lambda item: (-len(item[0]), item[0]))
+
+
+def _calculator_arguments(request: str) -> dict[str, Any] | None:
+    expression = arithmetic(request)
+    return None if expression is None else {"expression": expression}
+
+
+def _units_arguments(request: str) -> dict[str, Any] | None:
+    found = conversion(request)
+    if found is None:
+        return None
+    value, source, target = found
+    return {"value": value, "from_unit": source, "to_unit": target}
+
+
+def _clock_arguments(request: str) -> dict[str, Any]:
+    return {"timezone": place_timezone(request) or "UTC"}
+
+
+ARGUMENT_READERS: dict[str, Callable[[str], dict[str, Any] | None]] = {
+    "calculator": _calculator_arguments,
+    "units": _units_arguments,
+    "clock": _clock_arguments,
+}
+"""The builtin tools' arguments read from a request (``clock`` defaults to UTC)."""

@@ -1,0 +1,127 @@
+"""Plain-words readers for the builtin tools, and the tool expert: a request answered by one
+tool call, here through the builtin tools' own MCP server (in-process and stdio)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+
+import pytest
+from mcp import StdioServerParameters
+
+from skillswitch.agents import parse_messages
+from skillswitch.agents.tool_expert import ToolExpert, text_argument
+from skillswitch.exceptions import ExpertError
+from skillswitch.tools.base import FunctionTool
+from skillswitch.tools.builtin import calculate, convert_units
+from skillswitch.tools.builtin_server import builtin_server
+from skillswitch.tools.connection import ServerSettings
+from skillswitch.tools.hub import HubServer, ToolHub
+from skillswitch.tools.phrasing import ARGUMENT_READERS, arithmetic, conversion, place_timezone
+from skillswitch.tools.sources import MCPTool
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.parametrize(
+    ("request_text", "value"),
+    [
+        ("What is 18% of 2,450?", "441"),
+        ("what is 17 times 23", "391"),
+        ("compute (4.5 + 2.25) * 8 / 3", "18"),
+        ("what is 2 to the power of 20", "1048576"),
+        ("what's the square root of 1764", "42"),
+        ("what is 12 squared minus 5", "139"),
+        ("divide 1000 by 7", "142.85714285714286"),
+        ("subtract 8 from 50", "42"),
+    ],
+)
+def test_arithmetic_in_words(request_text: str, value: str) -> None:
+    expression = arithmetic(request_text)
+    assert expression is not None
+    assert calculate(expression) == value
+
+
+@pytest.mark.parametrize(
+    "request_text", ["hi there", "is 2,147,483,647 a prime number?", "what is 42", ""]
+)
+def test_no_arithmetic_is_invented(request_text: str) -> None:
+    assert arithmetic(request_text) is None
+
+
+@pytest.mark.parametrize(
+    ("request_text", "expected", "result"),
+    [
+        ("Convert 26.2 miles to kilometres", (26.2, "mile", "km"), "26.2 mile = 42.1648 km"),
+        ("how many grams are in 3 ounces", (3.0, "oz", "g"), "3 oz = 85.0486 g"),
+        ("what is 30 degrees celsius in fahrenheit", (30.0, "c", "f"), "30 c = 86 f"),
+        ("60 mph in km/h", (60.0, "mph", "km/h"), "60 mph = 96.5606 km/h"),
+        ("convert 3 hours to seconds", (3.0, "h", "s"), "3 h = 10800 s"),
+    ],
+)
+def test_conversions_in_words(
+    request_text: str, expected: tuple[float, str, str], result: str
+) -> None:
+    assert conversion(request_text) == expected
+    assert convert_units(*expected) == result
+
+
+def test_places_become_iana_zones() -> None:
+    assert place_timezone("What time is it in Singapore right now?") == "Asia/Singapore"
+    assert place_timezone("if it is 3pm in London what time is it in New York") in {
+        "Europe/London",
+        "America/New_York",
+    }
+    assert place_timezone("what time is it in UTC") == "UTC"
+    assert place_timezone("what is today's date") is None
+    assert ARGUMENT_READERS["clock"]("what is today's date") == {"timezone": "UTC"}
+
+
+@pytest.fixture
+def hub() -> Iterator[ToolHub]:
+    with ToolHub([HubServer(ServerSettings("builtin", builtin_server()))]) as running:
+        yield running
+
+
+async def test_the_tool_expert_answers_through_the_builtin_mcp_server(hub: ToolHub) -> None:
+    entries = {entry.public_name: entry for entry in await hub.tools()}
+    calculator = ToolExpert(
+        "calc", MCPTool(hub, entries["builtin__calculator"]), ARGUMENT_READERS["calculator"]
+    )
+    reply = await calculator.answer(parse_messages("What is 18% of 2,450?"))
+    assert reply.text == "441"
+    (call,) = reply.tool_calls
+    assert (call.tool, call.arguments) == ("builtin__calculator", '{"expression": "18/100*2450"}')
+    assert reply.usage.cost == 0
+    units = ToolExpert("units", MCPTool(hub, entries["builtin__units"]), ARGUMENT_READERS["units"])
+    converted = await units.answer(parse_messages("how many grams are in 3 ounces"))
+    assert converted.text == "3 oz = 85.0486 g"
+    with pytest.raises(ExpertError, match="does not give what builtin__calculator needs"):
+        await calculator.answer(parse_messages("tell me a joke"))
+    with pytest.raises(ExpertError, match="cannot convert mass"):
+        await units.answer(parse_messages("convert 3 kg to km"))
+
+
+def test_the_builtin_tools_over_stdio_through_the_hub() -> None:
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "skillswitch.tools.builtin_server"]
+    )
+    with ToolHub([HubServer(ServerSettings("builtin", params))]) as hub:
+        tools = {t.public_name: t for t in hub.tools_sync()}
+        assert set(tools) == {"builtin__calculator", "builtin__units", "builtin__clock"}
+        assert all(t.hints.read_only for t in tools.values())
+        assert hub.call_sync("builtin__calculator", {"expression": "17 * 23"}).text == "391"
+
+
+def test_text_argument_needs_one_required_string_parameter() -> None:
+    def search(query: str, limit: int = 5) -> str:
+        return query
+
+    assert text_argument(FunctionTool(search).spec)("find papers") == {"query": "find papers"}
+    with pytest.raises(ValueError, match="exactly one required string parameter"):
+        text_argument(FunctionTool(convert_units).spec)
