@@ -32,17 +32,24 @@ from skillswitch.agents.openai_chat import OpenAIChatExpert, SamplingSettings
 from skillswitch.agents.tool_calling import ToolCallingExpert
 from skillswitch.agents.turns import TurnMemory, TurnRecord
 from skillswitch.config import Config, default_config, environment, load_config
-from skillswitch.config.models import DispatchConfig, ExpertConfig, RecruitmentConfig
+from skillswitch.config.models import (
+    DispatchConfig,
+    ExpertConfig,
+    RecruitmentConfig,
+    ToolExpertConfig,
+)
 from skillswitch.exceptions import ConfigError, ExpertError, NoExpertError, UnknownExpertError
 from skillswitch.router import Router, RoutingDecision
 from skillswitch.router.combiner import AnswerCombiner
 from skillswitch.router.keywords import KeywordMatcher
 from skillswitch.router.profiles import ExpertProfiles, log_odds
 from skillswitch.router.recruitment import Recruiter, RecruitmentPolicy, stage_settled
+from skillswitch.tools.base import Tool
 from skillswitch.tools.builtin import BUILTIN_TOOLS
 from skillswitch.tools.sources import (
     CatalogueTools,
     CombinedTools,
+    MCPTool,
     StaticTools,
     ToolPolicy,
     ToolSource,
@@ -550,14 +557,17 @@ class Switch:
 
 
 def _expert(
-    declared: ExpertConfig,
+    declared: ExpertConfig | ToolExpertConfig,
     index: int,
     hub: ToolHub | None,
     finder: ToolFinder | None,
     tools_k: int,
 ) -> Expert:
     """The adapter a config entry describes: a chat model, with a tool loop when it has tools
-    (builtin functions, and MCP tools of the hub: the ``tools_k`` most relevant per request)."""
+    (builtin functions, and MCP tools of the hub: the ``tools_k`` most relevant per request);
+    or a tool expert (one tool call, no model)."""
+    if isinstance(declared, ToolExpertConfig):
+        return _tool_expert(declared, hub)
     settings: dict[str, Any] = {
         "api_key": environment.api_key(declared.api_key_env, path=f"experts[{index}].api_key_env"),
         "timeout_s": declared.timeout_s,
@@ -583,6 +593,21 @@ def _expert(
     return OpenAIChatExpert(declared.name, str(declared.base_url), declared.model, **settings)
 
 
+def _tool_expert(declared: ToolExpertConfig, hub: ToolHub | None) -> Expert:
+    from skillswitch.agents.tool_expert import ToolExpert
+    from skillswitch.tools.phrasing import ARGUMENT_READERS
+
+    tool: Tool
+    if declared.tool in BUILTIN_TOOLS:
+        tool = BUILTIN_TOOLS[declared.tool]()
+    else:
+        assert hub is not None, "config validation checks that the tool names a server"
+        tool = MCPTool(hub, declared.tool)
+    own_name = declared.tool.rpartition("__")[2]
+    read = ARGUMENT_READERS[own_name] if declared.arguments == "words" else None
+    return ToolExpert(declared.name, tool, read)
+
+
 def _cascade(setting: list[int] | bool, k: int) -> tuple[int, ...]:
     if setting is True:
         return (2, k)
@@ -597,7 +622,7 @@ def _recruitment(
     settings: RecruitmentConfig,
     router: Router,
     specs: Sequence[ExpertSpec],
-    declared: Sequence[ExpertConfig],
+    declared: Sequence[ExpertConfig | ToolExpertConfig],
 ) -> Recruitment | None:
     if settings.profiles is None:
         return None
@@ -605,6 +630,8 @@ def _recruitment(
     tokens = settings.expected_tokens
     costs = {
         d.name: Prices(**d.prices.model_dump()).usage(tokens.input, tokens.output).cost
+        if isinstance(d, ExpertConfig)
+        else 0.0
         for d in declared
     }
     helpers = {settings.keyword_expert}

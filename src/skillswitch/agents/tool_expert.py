@@ -42,7 +42,9 @@ class ToolExpert:
     ...                     ARGUMENT_READERS["calculator"])
     """
 
-    def __init__(self, name: str, tool: Tool, read: ArgumentReader) -> None:
+    def __init__(self, name: str, tool: Tool, read: ArgumentReader | None = None) -> None:
+        """``read``: the arguments from the request; ``None``: the request as the tool's one
+        string parameter (``text_argument``)."""
         self._name = name
         self.tool = tool
         self.read = read
@@ -54,8 +56,15 @@ class ToolExpert:
     async def answer(self, messages: Sequence[Message]) -> ExpertReply:
         started = time.perf_counter()
         request = next((m.content for m in reversed(messages) if m.role == "user"), "")
+        resolve = getattr(self.tool, "resolve", None)
+        if resolve is not None:  # e.g. an MCP tool known by name until its server is listed
+            await resolve()
         tool = self.tool.spec.name
-        arguments = self.read(request)
+        try:
+            read = self.read or text_argument(self.tool.spec)
+        except ValueError as exc:
+            raise ExpertError(self.name, str(exc)) from None
+        arguments = read(request)
         if arguments is None:
             raise ExpertError(self.name, f"the request does not give what {tool} needs")
         begin = time.perf_counter()

@@ -18,6 +18,7 @@ from skillswitch.config.models import (
     RouterConfig,
     SkillConfig,
     ThresholdObjective,
+    ToolExpertConfig,
     ToolsConfig,
     TrainedClassifierConfig,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "RouterConfig",
     "SkillConfig",
     "ThresholdObjective",
+    "ToolExpertConfig",
     "ToolsConfig",
     "TrainedClassifierConfig",
     "config_json_schema",

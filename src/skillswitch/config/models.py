@@ -10,9 +10,18 @@ import difflib
 import itertools
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    HttpUrl,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 # The tools in skillswitch.tools.builtin (kept here so loading a config imports no tool code;
 # a test pins the two lists together).
@@ -31,6 +40,7 @@ __all__ = [
     "RouterConfig",
     "SkillConfig",
     "ThresholdObjective",
+    "ToolExpertConfig",
     "ToolsConfig",
     "TrainedClassifierConfig",
 ]
@@ -262,6 +272,41 @@ class ExpertConfig(_Model):
     )
 
 
+class ToolExpertConfig(_Model):
+    """An expert that answers with one tool call and no model: a builtin tool or an MCP tool."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,127}$")
+    kind: Literal["tool"]
+    tool: str = Field(
+        min_length=1, description="A builtin tool (calculator, units, clock) or server__tool."
+    )
+    arguments: Literal["words", "text"] = Field(
+        default="words",
+        description=(
+            "words: read the arguments from the request's plain words (builtin tools: "
+            "calculator, units, clock); text: the request is the tool's one string parameter."
+        ),
+    )
+    skills: list[str] = Field(
+        default_factory=list, description="Skills this expert serves; empty means all skills."
+    )
+    timeout_s: float = Field(default=60.0, gt=0, le=3600, description="Per attempt.")
+    fallbacks: list[str] = Field(
+        default_factory=list, description="Experts to ask, in order, when this one fails."
+    )
+
+
+def _expert_kind(value: Any) -> str:
+    kind = value.get("kind", "openai") if isinstance(value, dict) else getattr(value, "kind", None)
+    return str(kind or "openai")
+
+
+AnyExpertConfig = Annotated[
+    Annotated[ExpertConfig, Tag("openai")] | Annotated[ToolExpertConfig, Tag("tool")],
+    Discriminator(_expert_kind),
+]
+
+
 class DispatchConfig(_Model):
     """How recruited experts are called and their answers combined."""
 
@@ -425,7 +470,7 @@ class Config(_Model):
     skills: list[SkillConfig] = Field(default_factory=list)
     out_of_scope: OutOfScopeConfig = Field(default_factory=OutOfScopeConfig)
     router: RouterConfig = Field(default_factory=RouterConfig)
-    experts: list[ExpertConfig] = Field(default_factory=list)
+    experts: list[AnyExpertConfig] = Field(default_factory=list)
     dispatch: DispatchConfig = Field(default_factory=DispatchConfig)
     recruitment: RecruitmentConfig = Field(default_factory=RecruitmentConfig)
     tools: ToolsConfig = Field(default_factory=ToolsConfig)
@@ -462,7 +507,7 @@ class Config(_Model):
                 "encoder/ folder); keep only router.encoder.threads, or use the exemplar classifier"
             )
         names = list(seen)
-        sections: tuple[tuple[str, Sequence[ExpertConfig | MCPServerConfig]], ...] = (
+        sections: tuple[tuple[str, Sequence[AnyExpertConfig | MCPServerConfig]], ...] = (
             ("experts", self.experts),
             ("tools.servers", self.tools.servers),
         )
@@ -486,6 +531,11 @@ class Config(_Model):
         server_names = [server.name for server in self.tools.servers]
         _first_positions("tools.servers", server_names, errors)
         for index, expert in enumerate(self.experts):
+            if isinstance(expert, ToolExpertConfig):
+                problem = _tool_expert_problem(expert, server_names)
+                if problem:
+                    errors.append(f"experts[{index}].tool: {problem}")
+                continue
             for position, tool in enumerate(expert.tools):
                 problem = _tool_reference_problem(tool, server_names)
                 if problem:
@@ -553,6 +603,22 @@ def _tool_reference_problem(tool: str, servers: list[str]) -> str | None:
         return f"{tool!r} names MCP server {server!r}, which is not configured{hint}"
     if not name:
         return f"{tool!r} names no tool; write {server}__<tool> or {server}__* for all"
+    return None
+
+
+def _tool_expert_problem(expert: ToolExpertConfig, servers: list[str]) -> str | None:
+    if any(ch in expert.tool for ch in "*?["):
+        return f"{expert.tool!r}: a tool expert calls one tool; name it without globs"
+    problem = _tool_reference_problem(expert.tool, servers)
+    if problem:
+        return problem
+    own_name = expert.tool.rpartition("__")[2]
+    if expert.arguments == "words" and own_name not in BUILTIN_TOOL_NAMES:
+        builtin = ", ".join(sorted(BUILTIN_TOOL_NAMES))
+        return (
+            f"arguments: words reads requests for the builtin tools ({builtin}); for "
+            f"{expert.tool!r} use arguments: text (the request as its one string parameter)"
+        )
     return None
 
 

@@ -109,25 +109,46 @@ class StaticTools:
 
 
 class MCPTool:
-    """One catalogue tool as a ``Tool``: calls go through the hub (schema-checked first)."""
+    """One catalogue tool as a ``Tool``: calls go through the hub (schema-checked first).
+    Given a public name instead of an entry, it finds the entry on first use."""
 
-    def __init__(self, hub: ToolHub, entry: CatalogueTool, *, timeout_s: float | None = None):
+    def __init__(
+        self, hub: ToolHub, entry: CatalogueTool | str, *, timeout_s: float | None = None
+    ) -> None:
         self.hub = hub
         self.entry = entry
         self.timeout_s = timeout_s
 
     @property
+    def name(self) -> str:
+        return self.entry if isinstance(self.entry, str) else self.entry.public_name
+
+    @property
     def spec(self) -> ToolSpec:
-        return self.entry.spec
+        entry = self.hub.known(self.entry) if isinstance(self.entry, str) else self.entry
+        return entry.spec if entry is not None else ToolSpec(self.name, "", {"type": "object"})
+
+    async def resolve(self) -> CatalogueTool | None:
+        """The catalogue entry (listing the servers if it is not known yet)."""
+        if isinstance(self.entry, str):
+            found = self.hub.known(self.entry)
+            if found is None:
+                await self.hub.tools()
+                found = self.hub.known(self.entry)
+            if found is None:
+                return None
+            self.entry = found
+        return self.entry
 
     async def call(self, arguments: Mapping[str, Any]) -> ToolResult:
-        if not current_policy().permits(self.entry, ()):
+        entry = await self.resolve()
+        if entry is not None and not current_policy().permits(entry, ()):
             return ToolResult(
-                f"{self.entry.public_name} declares destructive effects and this request's "
+                f"{entry.public_name} declares destructive effects and this request's "
                 "skills do not allow it (skills[].allow_destructive in the config)",
                 is_error=True,
             )
-        return await self.hub.call(self.entry.public_name, arguments, timeout_s=self.timeout_s)
+        return await self.hub.call(self.name, arguments, timeout_s=self.timeout_s)
 
 
 Retriever = Callable[
