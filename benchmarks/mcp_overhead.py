@@ -58,6 +58,7 @@ async def measure(upstream: str, calls: int, rounds: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder:
         config = Path(folder) / "config.yaml"
         default = resources.files("skillswitch.config").joinpath("default.yaml").read_text()
+        default = default.split("# --- experts and tools of the default config")[0]  # skills
         server = json.dumps([str(program), *args])
         config.write_text(f"{default}\ntools:\n  servers:\n    - {{name: up, command: {server}}}\n")
         env = {**os.environ, "SKILLSWITCH_CONFIG": str(config)}

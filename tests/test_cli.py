@@ -79,6 +79,11 @@ def test_demo_prints_a_table(cli_env: dict[str, str]) -> None:
     assert "unit_conversion" in completed.stdout
     assert "reject (out of scope)" in completed.stdout
     assert completed.stdout.count("│") > 20 * 4
+    # the default config answers math, units and time with its builtin MCP tools
+    assert "441 (calculator)" in completed.stdout
+    assert "26.2 mile = 42.1648 km (converter)" in completed.stdout
+    assert "+08:00 (clock)" in completed.stdout
+    assert "(no expert configured for this skill)" in completed.stdout
 
 
 def test_config_schema_and_check(cli_env: dict[str, str], tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +18,9 @@ from skillswitch.router.profiles import fit_profiles
 from skillswitch.router.validation import load_validation
 from skillswitch.switch import Switch
 from tests.support.cli import run
+from tests.support.configs import DEFAULT_SKILLS
 
 pytestmark = pytest.mark.anyio
-DEFAULT = resources.files("skillswitch.config").joinpath("default.yaml").read_text("utf-8")
 EXPERTS = ("algebraist", "linguist", "allrounder", "judge")
 # math: algebraist 9/10, allrounder 6/10, linguist 2/10; translation: linguist 9/10, ...
 RESULTS = {
@@ -65,7 +64,7 @@ def make(
         f"  - {{name: {name}, base_url: 'http://127.0.0.1:9/v1', model: m}}" for name in EXPERTS
     )
     text = (
-        DEFAULT
+        DEFAULT_SKILLS
         + f"\nexperts:\n{experts}\n"
         + f"recruitment: {{profiles: '{profiles}', {recruitment}}}\n"
         + f"dispatch: {{answer_rule: last_number, {dispatch}}}\n"
@@ -188,11 +187,11 @@ async def test_keyword_extractor_supplies_the_skills(cache_root: Path, tmp_path:
 
 def test_config_errors_name_the_fix(cache_root: Path, profiles_dir: Path) -> None:
     with pytest.raises(ConfigError, match=r"dispatch\.combine: 'vote'"):
-        parse_config(DEFAULT + "\ndispatch: {combine: vote}\n")
+        parse_config(DEFAULT_SKILLS + "\ndispatch: {combine: vote}\n")
     with pytest.raises(ConfigError, match=r"recruitment\.keyword_expert: unknown expert 'nobody'"):
-        parse_config(DEFAULT + "\nrecruitment: {keyword_expert: nobody}\n")
+        parse_config(DEFAULT_SKILLS + "\nrecruitment: {keyword_expert: nobody}\n")
     text = (
-        DEFAULT
+        DEFAULT_SKILLS
         + "\nexperts:\n  - {name: stranger, base_url: 'http://127.0.0.1:9/v1', model: m}\n"
         + f"recruitment: {{profiles: '{profiles_dir}'}}\n"
     )
@@ -262,7 +261,7 @@ async def test_staged_cascade_widens_until_one_answer_leads(
         ["judge"],
     ]
     with pytest.raises(ConfigError, match="increasing positive counts"):
-        parse_config(DEFAULT + "\nrecruitment: {cascade: [3, 2]}\n")
+        parse_config(DEFAULT_SKILLS + "\nrecruitment: {cascade: [3, 2]}\n")
 
 
 def write_predictions(folder: Path) -> Path:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +15,10 @@ from skillswitch.exceptions import ExpertsFailedError, NoExpertError, UnknownExp
 from skillswitch.switch import Switch
 from skillswitch.trace import TRACE_SCHEMA, Answer
 from tests.support.chat_app import chat_app
+from tests.support.configs import DEFAULT_SKILLS
 from tests.support.servers import serve
 
 pytestmark = pytest.mark.anyio
-DEFAULT = resources.files("skillswitch.config").joinpath("default.yaml").read_text("utf-8")
 
 
 @pytest.fixture
@@ -34,7 +33,7 @@ def upstream() -> Iterator[str]:
 
 
 def config(upstream: str, experts: str, dispatch: str = "") -> Any:
-    return parse_config(DEFAULT + f"\nexperts:\n{experts}\n" + dispatch)
+    return parse_config(DEFAULT_SKILLS + f"\nexperts:\n{experts}\n" + dispatch)
 
 
 def make(upstream: str, cache_root: Path, **overrides: Any) -> Switch:
@@ -213,7 +212,7 @@ def test_unknown_tools_are_config_errors() -> None:
 
     assert set(BUILTIN_TOOLS) == BUILTIN_TOOL_NAMES
     text = (
-        DEFAULT
+        DEFAULT_SKILLS
         + "\nexperts:\n  - {name: s, base_url: 'http://127.0.0.1:9/v1', model: m, "
         + "tools: [calculater]}\n"
     )

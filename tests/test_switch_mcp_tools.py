@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +14,11 @@ from skillswitch.config import parse_config
 from skillswitch.exceptions import ConfigError
 from skillswitch.switch import Switch
 from tests.support.chat_app import chat_app
+from tests.support.configs import DEFAULT_SKILLS
 from tests.support.mcp_peers import peer
 from tests.support.servers import serve
 
 pytestmark = pytest.mark.anyio
-DEFAULT = resources.files("skillswitch.config").joinpath("default.yaml").read_text("utf-8")
 
 
 @pytest.fixture
@@ -34,7 +33,7 @@ def upstream() -> Iterator[str]:
 
 
 def switch_config(upstream: str, memory_file: Path, allow: str = "[]") -> Any:
-    skills = DEFAULT.replace(
+    skills = DEFAULT_SKILLS.replace(
         "  - name: brainstorming\n",
         f"  - name: brainstorming\n    allow_destructive: {allow}\n",
     )
@@ -104,7 +103,7 @@ async def test_a_skill_may_allow_destructive_tools(
 def test_config_errors_name_the_server_and_the_fix() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config(
-            DEFAULT
+            DEFAULT_SKILLS
             + """
 tools:
   servers:
@@ -123,7 +122,7 @@ tools:
 def test_config_errors_name_the_tool_reference_and_the_fix(upstream: str) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config(
-            DEFAULT.replace(
+            DEFAULT_SKILLS.replace(
                 "  - name: math\n", "  - name: math\n    allow_destructive: ['fs__write_file']\n"
             )
             + f"""
@@ -150,7 +149,7 @@ def test_the_tools_cli_lists_and_calls_upstream_tools(
 
     config = tmp_path / "config.yaml"
     config.write_text(
-        DEFAULT
+        DEFAULT_SKILLS
         + f"""
 tools:
   servers:

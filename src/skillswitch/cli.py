@@ -173,22 +173,33 @@ def route(
 @app.command()
 @_reports_errors
 def demo(config: ConfigOption = None) -> None:
-    """Route ~20 varied built-in requests and show each decision."""
+    """Route ~20 varied built-in requests, show each decision, and answer those whose skill
+    has an expert (the default config's math, unit and time skills: the builtin tools)."""
+    import anyio
     from rich.console import Console
     from rich.table import Table
 
     from skillswitch.demo import DEMO_REQUESTS
+    from skillswitch.switch import Switch
 
-    router = _router(config)
+    switch = Switch.from_config(_load(config))
+    router = switch.router
     for text in DEMO_REQUESTS[:3]:
         router.route(text)  # warm-up, so the table shows steady-state latency
-    table = Table(title="skillswitch demo: routing decisions", show_lines=False)
-    table.add_column("request", max_width=58)
+    table = Table(title="skillswitch demo: routing decisions and answers", show_lines=False)
+    table.add_column("request", max_width=50)
     table.add_column("skills")
     table.add_column("scores", justify="right")
     table.add_column("decision")
     table.add_column("ms", justify="right")
-    for text in DEMO_REQUESTS:
+    table.add_column("answer", max_width=40, overflow="fold")
+
+    async def answer_all() -> list[str]:
+        async with switch:
+            return [await _demo_answer(switch, text) for text in DEMO_REQUESTS]
+
+    answers = anyio.run(answer_all)
+    for text, answer in zip(DEMO_REQUESTS, answers, strict=True):
         decision = router.route(text)
         if decision.out_of_scope:
             best = decision.candidates[0]
@@ -199,13 +210,30 @@ def demo(config: ConfigOption = None) -> None:
             scores = "\n".join(f"{s.score:.3f}" for s in decision.skills)
             count = len(decision.skills)
             verdict = "[green]route[/]" if count == 1 else f"[green]route to {count} skills[/]"
-        table.add_row(text, skills, scores, verdict, f"{decision.timing.total_ms:.1f}")
+        table.add_row(text, skills, scores, verdict, f"{decision.timing.total_ms:.1f}", answer)
     console = Console()
     console.print(table)
     console.print(
         f"threshold {router.threshold:.3f} ({_calibration_text(router)}); "
-        f"encoder {router.encoder.name}; classifier {router.classifier.name}"
+        f"encoder {router.encoder.name}; classifier {router.classifier.name}; "
+        f"experts: {', '.join(switch.expert_names) or 'none'}"
     )
+
+
+async def _demo_answer(switch: Any, text: str) -> str:
+    from skillswitch.exceptions import ExpertsFailedError, NoExpertError
+
+    try:
+        answer = await switch.run(text)
+    except NoExpertError:
+        return "[dim](no expert configured for this skill)[/]"
+    except ExpertsFailedError as exc:
+        reasons = "; ".join(str(e).split(": ", 1)[-1] for e in exc.exceptions)
+        return f"[red]no answer:[/] {_escape(reasons)}"
+    if answer.out_of_scope:
+        return "[dim](declined)[/]"
+    experts = ", ".join(e.expert for e in answer.trace.selections)
+    return f"{_escape(answer.text)} [dim]({experts})[/]"
 
 
 def _calibration_text(router: Router) -> str:

@@ -234,6 +234,10 @@ class Switch:
         """The routing decision alone (no expert is called)."""
         return self.router.route(request)
 
+    @property
+    def expert_names(self) -> list[str]:
+        return list(self._order)
+
     def experts_for(self, skill: str) -> list[str]:
         """The experts that serve ``skill`` by declaration (or by profile, with recruitment)."""
         if self.recruitment is not None:

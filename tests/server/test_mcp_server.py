@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import AsyncIterator, Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +16,10 @@ from skillswitch.agents import FunctionExpert, Message
 from skillswitch.config import parse_config
 from skillswitch.server.mcp import SkillSwitchMCPServer
 from skillswitch.switch import Switch
+from tests.support.configs import DEFAULT_SKILLS
 from tests.support.mcp_peers import NODE_PEERS, REPO, peer
 
 pytestmark = pytest.mark.anyio
-DEFAULT = resources.files("skillswitch.config").joinpath("default.yaml").read_text("utf-8")
 
 
 @pytest.fixture
@@ -30,7 +29,7 @@ def anyio_backend() -> str:
 
 def config_text(memory_file: Path) -> str:
     return (
-        DEFAULT
+        DEFAULT_SKILLS
         + f"""
 experts:
   - {{name: oracle, base_url: 'http://127.0.0.1:9/v1', model: unused}}

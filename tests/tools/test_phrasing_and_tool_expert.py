@@ -80,6 +80,8 @@ def test_places_become_iana_zones() -> None:
     assert place_timezone("what time is it in UTC") == "UTC"
     assert place_timezone("what is today's date") is None
     assert ARGUMENT_READERS["clock"]("what is today's date") == {"timezone": "UTC"}
+    assert ARGUMENT_READERS["clock"]("what time is it in Tokyo?") == {"timezone": "Asia/Tokyo"}
+    assert ARGUMENT_READERS["clock"]("how many days until Christmas in Paris") is None
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -42,12 +43,12 @@ def server_settings(server: MCPServerConfig, index: int, log_dir: Path) -> Serve
     if server.command is not None:
         from mcp import StdioServerParameters
 
-        program = server.command[0]
-        if shutil.which(program, path=None) is None and not Path(program).is_file():
+        program = _program(server.command[0])
+        if program is None:
             raise ConfigError.single(
                 f"{path}.command",
-                f"program {program!r} of MCP server {server.name!r} is not on PATH; install it "
-                "or give its full path",
+                f"program {server.command[0]!r} of MCP server {server.name!r} is not on PATH "
+                "(nor next to this Python); install it or give its full path",
             )
         target = StdioServerParameters(
             command=program,
@@ -70,3 +71,15 @@ def server_settings(server: MCPServerConfig, index: int, log_dir: Path) -> Serve
         call_timeout_s=server.call_timeout_s,
         stderr_path=log_dir / f"{server.name}.stderr.log" if server.command is not None else None,
     )
+
+
+def _program(name: str) -> str | None:
+    """A program's path: as given, on PATH, or beside the running Python (a virtualenv's
+    ``bin``, where console scripts such as ``skillswitch-builtin-tools`` live)."""
+    if Path(name).is_file():
+        return name
+    found = shutil.which(name)
+    if found is not None:
+        return found
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.is_file() else None

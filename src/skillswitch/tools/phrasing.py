@@ -133,7 +133,16 @@ def _units_arguments(request: str) -> dict[str, Any] | None:
     return {"value": value, "from_unit": source, "to_unit": target}
 
 
-def _clock_arguments(request: str) -> dict[str, Any]:
+_ASKS_NOW = re.compile(
+    r"\b(what time|time is it|current (?:time|date)|time now|right now|today'?s date|"
+    r"date today|what(?:'s| is) the date|what day is (?:it|today))\b"
+)
+
+
+def _clock_arguments(request: str) -> dict[str, Any] | None:
+    """Only for the current time or date (somewhere); other date questions are not its job."""
+    if not _ASKS_NOW.search(request.lower()):
+        return None
     return {"timezone": place_timezone(request) or "UTC"}
 
 
@@ -142,4 +151,5 @@ ARGUMENT_READERS: dict[str, Callable[[str], dict[str, Any] | None]] = {
     "units": _units_arguments,
     "clock": _clock_arguments,
 }
-"""The builtin tools' arguments read from a request (``clock`` defaults to UTC)."""
+"""The builtin tools' arguments read from a request (``clock``: the current time, in UTC when
+no place is named)."""

@@ -1,0 +1,80 @@
+"""The embedded default config answers math, unit and time requests with real results from
+skillswitch's builtin MCP server (a stdio subprocess), with no model and no key."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from skillswitch.config import parse_config
+from skillswitch.exceptions import ConfigError, ExpertsFailedError
+from skillswitch.switch import Switch
+from tests.support.configs import DEFAULT_SKILLS
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+async def switch(cache_root: Path) -> AsyncIterator[Switch]:
+    async with Switch.from_config(None, cache_dir=cache_root) as default:
+        yield default
+
+
+async def test_math_units_and_time_are_answered_by_the_builtin_tools(switch: Switch) -> None:
+    percent = await switch.run("What is 18% of 2,450?")
+    assert percent.text == "441"
+    (result,) = percent.trace.to_dict()["results"]
+    assert result["expert"] == "calculator"
+    assert result["tool_calls"][0]["tool"] == "builtin__calculator"
+    assert result["usage"]["cost"] == 0
+    miles = await switch.run("Convert 26.2 miles to kilometres")
+    assert miles.text == "26.2 mile = 42.1648 km"
+    singapore = await switch.run("What time is it in Singapore right now?")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+08:00", singapore.text)
+    assert switch.hub is not None
+    (health,) = await switch.hub.health()
+    assert (health["server"], health["transport"], health["state"]) == ("builtin", "stdio", "ready")
+
+
+async def test_what_the_tools_cannot_do_fails_clearly(switch: Switch) -> None:
+    with pytest.raises(ExpertsFailedError) as caught:
+        await switch.run("Is 2,147,483,647 a prime number?")
+    assert "the request does not give what builtin__calculator needs" in str(
+        caught.value.exceptions[0]
+    )
+    refused = await switch.run("Transfer $300 from my checking account to savings")
+    assert refused.out_of_scope
+
+
+def test_tool_expert_config_errors_name_the_fix() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(
+            DEFAULT_SKILLS
+            + """
+experts:
+  - {name: a, kind: tool, tool: 'builtin__*'}
+  - {name: b, kind: tool, tool: docs__search}
+  - {name: c, kind: tool, tool: builtin__search}
+  - {name: d, kind: tool, tool: calculater}
+tools:
+  servers:
+    - {name: builtin, command: [skillswitch-builtin-tools]}
+"""
+        )
+    text = str(caught.value)
+    assert "experts[0].tool: 'builtin__*': a tool expert calls one tool" in text
+    assert "experts[1].tool: 'docs__search' names MCP server 'docs', which is not" in text
+    assert "experts[2].tool: arguments: words reads requests for the builtin tools" in text
+    assert "use arguments: text" in text
+    assert "experts[3].tool: unknown tool 'calculater'; did you mean 'calculator'?" in text
+    with pytest.raises(ConfigError) as wrong_kind:
+        parse_config(DEFAULT_SKILLS + "\nexperts:\n  - {name: a, kind: robot}\n")
+    assert "'openai', 'tool'" in str(wrong_kind.value)
