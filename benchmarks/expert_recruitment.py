@@ -42,8 +42,7 @@ from skillswitch.agents.aggregate import weighted_vote
 from skillswitch.config import MiniLMEncoderConfig
 from skillswitch.router import Router
 from skillswitch.router.combiner import combiner_examples, fit_combiner
-from skillswitch.router.encoders import EmbeddingCache, Encoder, build_encoder
-from skillswitch.router.encoders.base import Embeddings
+from skillswitch.router.encoders import CachedEncoder, EmbeddingCache, Encoder, build_encoder
 from skillswitch.router.profiles import fit_profiles, log_odds
 from skillswitch.router.recruitment import Recruiter, RecruitmentPolicy, cascade_length
 from skillswitch.router.validation import ValidationResults, load_validation
@@ -54,17 +53,6 @@ SEEDS = (0, 1, 2, 3, 4)
 VOTE_OPTIONS = 10  # MMLU-Pro questions have up to 10 options
 CASCADES = ((2, 3), (2, 4), (2, 4, 5))
 LEARNED_CASCADES = ((2, 4), (2, 4, 5))
-
-
-class CachedEncoder:
-    """The router's encoder with an on-disk cache, so 5 seeds embed each question once."""
-
-    def __init__(self, encoder: Encoder, cache: EmbeddingCache) -> None:
-        self.inner, self.cache = encoder, cache
-        self.name, self.identity = encoder.name, encoder.identity
-
-    def encode(self, texts: Sequence[str]) -> Embeddings:
-        return self.cache.encode(self.inner, texts)
 
 
 @dataclass

@@ -53,8 +53,7 @@ from skillswitch.evals.tools import (
     load_livemcpbench,
     score_rankings,
 )
-from skillswitch.router.encoders import EmbeddingCache, Encoder, build_encoder
-from skillswitch.router.encoders.base import Embeddings
+from skillswitch.router.encoders import CachedEncoder, EmbeddingCache, Encoder, build_encoder
 from skillswitch.tools.retrieval import (
     BM25,
     CatalogueEntry,
@@ -68,17 +67,6 @@ EVAL = REPO.parent / "shared" / "eval"
 BFCL_SPLITS = ("multiple", "live_multiple", "irrelevance", "live_irrelevance")
 MAX_LOSS = 0.01  # top-1 the threshold may cost on the fit split (BFCL multiple)
 CURVE = (0.2, 0.25, 0.3, 0.35, 0.4)
-
-
-class CachedEncoder:
-    """The router's encoder with an on-disk cache, so reruns embed nothing twice."""
-
-    def __init__(self, encoder: Encoder, cache: EmbeddingCache) -> None:
-        self.inner, self.cache = encoder, cache
-        self.name, self.identity = encoder.name, encoder.identity
-
-    def encode(self, texts: Sequence[str]) -> Embeddings:
-        return self.cache.encode(self.inner, texts)
 
 
 @dataclass(frozen=True)

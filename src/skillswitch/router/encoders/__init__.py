@@ -2,7 +2,7 @@
 endpoints, and the on-disk embedding cache."""
 
 from skillswitch.router.encoders.base import Embeddings, Encoder, normalise
-from skillswitch.router.encoders.cache import EmbeddingCache
+from skillswitch.router.encoders.cache import CachedEncoder, EmbeddingCache
 from skillswitch.router.encoders.factory import (
     BUNDLED_MODEL_NAME,
     build_encoder,
@@ -14,6 +14,7 @@ from skillswitch.router.encoders.openai_endpoint import OpenAIEmbeddingEncoder
 
 __all__ = [
     "BUNDLED_MODEL_NAME",
+    "CachedEncoder",
     "EmbeddingCache",
     "Embeddings",
     "Encoder",

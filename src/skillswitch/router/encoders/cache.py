@@ -16,7 +16,7 @@ import numpy as np
 
 from skillswitch.router.encoders.base import Embeddings, Encoder
 
-__all__ = ["EmbeddingCache"]
+__all__ = ["CachedEncoder", "EmbeddingCache"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS embeddings (
@@ -104,3 +104,15 @@ class EmbeddingCache:
                 "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?)", rows
             )
             self._connection.commit()
+
+
+class CachedEncoder:
+    """An encoder whose vectors go through an ``EmbeddingCache``: a text is embedded once per
+    encoder identity, across runs."""
+
+    def __init__(self, encoder: Encoder, cache: EmbeddingCache) -> None:
+        self.inner, self.cache = encoder, cache
+        self.name, self.identity = encoder.name, encoder.identity
+
+    def encode(self, texts: Sequence[str]) -> Embeddings:
+        return self.cache.encode(self.inner, texts)
