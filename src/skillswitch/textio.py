@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from skillswitch.exceptions import DatasetError
 
-__all__ = ["jsonl_lines", "read_data_file"]
+__all__ = ["jsonl_lines", "read_data_file", "split_parts"]
 
 
 def read_data_file(file: Path, *, what: str, formats: str) -> str:
@@ -40,3 +41,22 @@ def jsonl_lines(text: str) -> Iterator[tuple[int, str]]:
     """
     for number, line in enumerate(text.split("\n"), start=1):
         yield number, line.removesuffix("\r")
+
+
+def split_parts(
+    text: str,
+    breaks: re.Pattern[str],
+    *,
+    min_chars: int,
+    max_parts: int,
+    max_text_chars: int,
+    clean: Callable[[str], str] = str.strip,
+) -> list[str]:
+    """The parts of ``text`` between ``breaks`` (each ``clean``ed, those of at least
+    ``min_chars`` kept, at most ``max_parts``); empty unless there are two or more, and for a
+    text over ``max_text_chars``, which carries content (a document, code), not separate asks."""
+    if len(text) > max_text_chars:
+        return []
+    parts = [clean(part) for part in breaks.split(text)]
+    kept = [part for part in parts if len(part) >= min_chars]
+    return kept[:max_parts] if len(kept) > 1 else []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from skillswitch.exceptions import RequestError
+from skillswitch.textio import split_parts
 
 __all__ = ["ELLIPSIS", "prepare_text", "split_clauses"]
 
@@ -70,8 +71,10 @@ def split_clauses(text: str) -> list[str]:
     >>> split_clauses("translate hi to french and then convert 5 miles to km")
     ['translate hi to french', 'convert 5 miles to km']
     """
-    if len(text) > MAX_SPLIT_CHARS:
-        return []
-    parts = [p.strip() for p in _CLAUSE_BREAK.split(text)]
-    clauses = [p for p in parts if len(p) >= _MIN_CLAUSE_CHARS]
-    return clauses[:_MAX_CLAUSES] if len(clauses) > 1 else []
+    return split_parts(
+        text,
+        _CLAUSE_BREAK,
+        min_chars=_MIN_CLAUSE_CHARS,
+        max_parts=_MAX_CLAUSES,
+        max_text_chars=MAX_SPLIT_CHARS,
+    )

@@ -122,12 +122,13 @@ class SkillSwitchMCPServer(MCPServer):
 
     async def _proxied(self) -> list[CatalogueTool]:
         hub = self.switch.hub
-        if hub is None:
-            return []
+        return [] if hub is None else self._proxiable(await hub.tools())
+
+    def _proxiable(self, catalogue: Sequence[CatalogueTool]) -> list[CatalogueTool]:
         own = {tool.name for tool in self._tool_manager.list_tools()}
         return [
             entry
-            for entry in await hub.tools()
+            for entry in catalogue
             if self._proxy_allows(entry) and entry.public_name not in own
         ]
 
@@ -189,11 +190,11 @@ class SkillSwitchMCPServer(MCPServer):
             names, descriptions and parameters), callable here by the names returned."""
             if not 1 <= k <= 50:
                 raise ToolError(f"k must be between 1 and 50, got {k}")
-            entries = await self._proxied()
-            finder = switch.tool_finder
+            finder, hub = switch.tool_finder, switch.hub
+            catalogue = [] if hub is None else await hub.tools()
+            entries = self._proxiable(catalogue)
             if not entries or finder is None:
                 return FoundTools(tools=[], no_tool_applies=True)
-            catalogue = await switch.hub.tools() if switch.hub is not None else entries
             ranked, applies = await anyio.to_thread.run_sync(
                 lambda: finder.search(_nonempty(query), catalogue, k, within=entries)
             )

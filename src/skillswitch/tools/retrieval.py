@@ -35,6 +35,7 @@ import numpy.typing as npt
 from skillswitch.exceptions import RequestError
 from skillswitch.router.encoders.base import Embeddings, Encoder
 from skillswitch.router.encoders.cache import EmbeddingCache
+from skillswitch.textio import split_parts
 
 __all__ = [
     "BM25",
@@ -215,11 +216,14 @@ def split_steps(request: str) -> list[str]:
     >>> split_steps("Find the trending repos. Then, save a summary to /tmp/notes.md")
     ['Find the trending repos.', 'save a summary to /tmp/notes.md']
     """
-    if len(request) > MAX_SPLIT_CHARS:
-        return []
-    parts = [_LEADING_CONNECTIVE.sub("", p.strip()) for p in _STEP_BREAK.split(request)]
-    steps = [p for p in parts if len(p) >= _MIN_STEP_CHARS]
-    return steps[:_MAX_STEPS] if len(steps) > 1 else []
+    return split_parts(
+        request,
+        _STEP_BREAK,
+        min_chars=_MIN_STEP_CHARS,
+        max_parts=_MAX_STEPS,
+        max_text_chars=MAX_SPLIT_CHARS,
+        clean=lambda part: _LEADING_CONNECTIVE.sub("", part.strip()),
+    )
 
 
 # --- the index -----------------------------------------------------------------------------
