@@ -11,11 +11,26 @@ import pytest
 from skillswitch.config import MiniLMEncoderConfig, default_config
 from skillswitch.router import Router
 from skillswitch.router.encoders import Encoder, build_encoder
+from tests.support.chat_app import chat_app
+from tests.support.servers import serve
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_EVAL = REPO.parent / "shared" / "eval"
 # Exports and embeddings persist between runs here (gitignored), so a second run starts warm.
 TEST_CACHE = REPO / ".cache" / "test"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests run on asyncio (the openai and mcp SDKs' loop)."""
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[str]:
+    """A real OpenAI-compatible server on loopback (tests/support/chat_app.py): its /v1 URL."""
+    with serve(chat_app()) as url:
+        yield f"{url}/v1"
 
 
 @pytest.fixture(scope="session")

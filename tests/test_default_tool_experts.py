@@ -18,11 +18,6 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 async def switch(cache_root: Path) -> AsyncIterator[Switch]:
     async with Switch.from_config(None, cache_dir=cache_root) as default:
         yield default

@@ -29,11 +29,6 @@ RESULTS = {
 }
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def write_results(folder: Path, keywords: bool = False) -> tuple[Path, Path]:
     lines = ["question_id,category," + ",".join(EXPERTS)]
     questions = []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,22 +14,9 @@ from skillswitch.config import parse_config
 from skillswitch.exceptions import ExpertsFailedError, NoExpertError, UnknownExpertError
 from skillswitch.switch import Switch
 from skillswitch.trace import TRACE_SCHEMA, Answer
-from tests.support.chat_app import chat_app
 from tests.support.configs import DEFAULT_SKILLS
-from tests.support.servers import serve
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[str]:
-    with serve(chat_app()) as url:
-        yield f"{url}/v1"
 
 
 def config(upstream: str, experts: str, dispatch: str = "") -> Any:

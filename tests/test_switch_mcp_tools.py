@@ -4,7 +4,6 @@ configured MCP servers' tools (real third-party servers) and skillswitch runs th
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,23 +12,10 @@ import pytest
 from skillswitch.config import parse_config
 from skillswitch.exceptions import ConfigError
 from skillswitch.switch import Switch
-from tests.support.chat_app import chat_app
 from tests.support.configs import DEFAULT_SKILLS
 from tests.support.mcp_peers import peer
-from tests.support.servers import serve
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[str]:
-    with serve(chat_app()) as url:
-        yield f"{url}/v1"
 
 
 def switch_config(upstream: str, memory_file: Path, allow: str = "[]") -> Any:

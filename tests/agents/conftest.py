@@ -9,11 +9,6 @@ from tests.support.chat_app import chat_app
 from tests.support.servers import serve
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def upstream_app() -> Iterator[tuple[str, Any]]:
     app = chat_app()

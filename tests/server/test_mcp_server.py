@@ -22,11 +22,6 @@ from tests.support.mcp_peers import NODE_PEERS, REPO, peer
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def config_text(memory_file: Path) -> str:
     return (
         DEFAULT_SKILLS

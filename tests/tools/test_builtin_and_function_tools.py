@@ -12,11 +12,6 @@ from skillswitch.tools.builtin import BUILTIN_TOOLS, calculate
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.mark.parametrize(
     ("expression", "expected"),
     [

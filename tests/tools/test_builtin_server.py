@@ -12,11 +12,6 @@ from skillswitch.tools.builtin_server import builtin_server
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def test_lists_and_calls_the_builtin_tools_in_process() -> None:
     async with Client(builtin_server()) as client:
         listed = await client.list_tools()

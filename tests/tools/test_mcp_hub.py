@@ -24,11 +24,6 @@ from tests.support.mcp_peers import children_running, faulty_server, stdio
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def counting_server() -> tuple[MCPServer, list[int]]:
     calls: list[int] = []
     server = MCPServer("counting")

@@ -23,11 +23,6 @@ from skillswitch.tools.sources import MCPTool
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.mark.parametrize(
     ("request_text", "value"),
     [
