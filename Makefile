@@ -18,7 +18,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet $(TORCH)
-	$(BIN)/python -m pip install --quiet -e '.[train,plot,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[train,local,plot,dev]'
 	$(BIN)/skillswitch warmup
 	@touch $(STAMP)
 

@@ -23,12 +23,16 @@ __all__ = [
     "ExpertTimeoutError",
     "ExpertUnavailableError",
     "ExpertsFailedError",
+    "GenerationCancelledError",
     "MissingDependencyError",
+    "ModelFolderError",
+    "ModelTooLargeError",
     "NoExpertError",
     "RequestError",
     "SkillSwitchError",
     "ToolServerError",
     "UnknownExpertError",
+    "UnknownModelError",
     "UnknownToolError",
 ]
 
@@ -214,3 +218,48 @@ class ToolServerError(SkillSwitchError):
     def __init__(self, server: str, message: str) -> None:
         self.server = server
         super().__init__(f"MCP server {server!r}: {message}")
+
+
+# --- the local inference backend -----------------------------------------------------------
+
+
+class ModelFolderError(SkillSwitchError):
+    """A local model folder is missing, incomplete or corrupt; the message names the folder and
+    what it lacks."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        super().__init__(f"model folder {path!r}: {message}")
+
+
+class ModelTooLargeError(SkillSwitchError):
+    """A model cannot fit in the memory budget even with every other model evicted."""
+
+    def __init__(self, model: str, needed_bytes: int, budget_bytes: int, tier: str) -> None:
+        self.model = model
+        self.needed_bytes = needed_bytes
+        self.budget_bytes = budget_bytes
+        super().__init__(
+            f"model {model!r} needs {needed_bytes / 2**30:.2f} GiB but the {tier} budget is "
+            f"{budget_bytes / 2**30:.2f} GiB; raise inference.memory.{tier}_gb, or use a smaller "
+            "dtype (inference.models[].dtype: bfloat16)"
+        )
+
+
+class UnknownModelError(SkillSwitchError, LookupError):
+    """A model name that the local registry does not hold."""
+
+    def __init__(self, name: str, known: Sequence[str]) -> None:
+        import difflib
+
+        self.name = name
+        close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; known models: {sorted(known)}"
+        super().__init__(f"unknown local model {name!r}{hint}")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class GenerationCancelledError(SkillSwitchError):
+    """The generation was cancelled before it finished."""

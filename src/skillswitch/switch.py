@@ -35,6 +35,7 @@ from skillswitch.config import Config, default_config, environment, load_config
 from skillswitch.config.models import (
     DispatchConfig,
     ExpertConfig,
+    LocalExpertConfig,
     RecruitmentConfig,
     ToolExpertConfig,
 )
@@ -60,6 +61,7 @@ from skillswitch.tools.sources import (
 from skillswitch.trace import Answer, Selection, SkillBasis, Trace
 
 if TYPE_CHECKING:
+    from skillswitch.inference.backend import LocalBackend
     from skillswitch.tools.finder import ToolFinder
     from skillswitch.tools.hub import ToolHub
 
@@ -125,12 +127,15 @@ class Switch:
         tool_finder: ToolFinder | None = None,
         allow_destructive: Mapping[str, Sequence[str]] | None = None,
         skill_descriptions: Mapping[str, str] | None = None,
+        backend: LocalBackend | None = None,
     ) -> None:
         """``hub``: the upstream MCP servers (closed by ``aclose``); ``tool_finder``: retrieval
         over their tools. ``allow_destructive``: skill -> globs of MCP tools its requests may
-        call though they declare destructive effects."""
+        call though they declare destructive effects. ``backend``: the local inference backend
+        of ``kind: local`` experts (closed by ``aclose``)."""
         self.router = router
         self.hub = hub
+        self.backend = backend
         self.tool_finder = tool_finder
         self.skill_descriptions = dict(skill_descriptions or {})
         self._allow_destructive = {k: tuple(v) for k, v in (allow_destructive or {}).items()}
@@ -205,10 +210,17 @@ class Switch:
                 config.tools.servers, environment.cache_dir(cache_dir or config.router.cache_dir)
             )
             finder = ToolFinder(router.encoder)
+        backend = None
+        if any(
+            isinstance(e, LocalExpertConfig) and e.name not in replacements for e in config.experts
+        ):
+            from skillswitch.inference.configured import build_backend
+
+            backend = build_backend(config.inference)
         specs = []
         for index, declared in enumerate(config.experts):
             expert = replacements.get(declared.name) or _expert(
-                declared, index, hub, finder, config.tools.retrieval.k
+                declared, index, hub, finder, config.tools.retrieval.k, backend
             )
             specs.append(
                 ExpertSpec(
@@ -228,6 +240,7 @@ class Switch:
             tool_finder=finder,
             allow_destructive={s.name: s.allow_destructive for s in config.skills},
             skill_descriptions={s.name: s.description for s in config.skills},
+            backend=backend,
         )
 
     def route(self, request: str | bytes) -> RoutingDecision:
@@ -460,6 +473,8 @@ class Switch:
         await self._close_experts()
         if self.hub is not None:
             await self.hub.aclose()
+        if self.backend is not None:
+            await anyio.to_thread.run_sync(self.backend.close)
 
     def close(self) -> None:
         """``aclose`` for code without an event loop."""
@@ -561,17 +576,21 @@ class Switch:
 
 
 def _expert(
-    declared: ExpertConfig | ToolExpertConfig,
+    declared: ExpertConfig | ToolExpertConfig | LocalExpertConfig,
     index: int,
     hub: ToolHub | None,
     finder: ToolFinder | None,
     tools_k: int,
+    backend: LocalBackend | None,
 ) -> Expert:
     """The adapter a config entry describes: a chat model, with a tool loop when it has tools
     (builtin functions, and MCP tools of the hub: the ``tools_k`` most relevant per request);
     or a tool expert (one tool call, no model)."""
     if isinstance(declared, ToolExpertConfig):
         return _tool_expert(declared, hub)
+    if isinstance(declared, LocalExpertConfig):
+        assert backend is not None, "from_config builds the backend for local experts"
+        return _local_expert(declared, backend)
     settings: dict[str, Any] = {
         "api_key": environment.api_key(declared.api_key_env, path=f"experts[{index}].api_key_env"),
         "timeout_s": declared.timeout_s,
@@ -595,6 +614,21 @@ def _expert(
             **settings,
         )
     return OpenAIChatExpert(declared.name, str(declared.base_url), declared.model, **settings)
+
+
+def _local_expert(declared: LocalExpertConfig, backend: LocalBackend) -> Expert:
+    from skillswitch.agents.local_model import LocalExpert
+    from skillswitch.inference.requests import GenerationParams
+
+    sampling = declared.sampling
+    params = GenerationParams(
+        max_new_tokens=sampling.max_tokens or 512,
+        temperature=sampling.temperature or 0.0,
+        top_p=sampling.top_p or 1.0,
+        seed=sampling.seed,
+    )
+    prices = Prices(**declared.prices.model_dump())
+    return LocalExpert(declared.name, backend, declared.model, params=params, prices=prices)
 
 
 def _tool_expert(declared: ToolExpertConfig, hub: ToolHub | None) -> Expert:
@@ -626,7 +660,7 @@ def _recruitment(
     settings: RecruitmentConfig,
     router: Router,
     specs: Sequence[ExpertSpec],
-    declared: Sequence[ExpertConfig | ToolExpertConfig],
+    declared: Sequence[ExpertConfig | ToolExpertConfig | LocalExpertConfig],
 ) -> Recruitment | None:
     if settings.profiles is None:
         return None
@@ -634,7 +668,7 @@ def _recruitment(
     tokens = settings.expected_tokens
     costs = {
         d.name: Prices(**d.prices.model_dump()).usage(tokens.input, tokens.output).cost
-        if isinstance(d, ExpertConfig)
+        if isinstance(d, ExpertConfig | LocalExpertConfig)
         else 0.0
         for d in declared
     }

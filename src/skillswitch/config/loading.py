@@ -115,13 +115,26 @@ def _resolve_paths(config: Config, base_dir: Path) -> Config:
             for server in tools.servers
         ]
         tools = tools.model_copy(update={"servers": servers})
-    if not updates and recruitment is config.recruitment and tools is config.tools:
+    inference = config.inference
+    if inference.models:
+        models = [
+            model.model_copy(update={"path": str(_anchor(Path(model.path), base_dir))})
+            for model in inference.models
+        ]
+        inference = inference.model_copy(update={"models": models})
+    if (
+        not updates
+        and recruitment is config.recruitment
+        and tools is config.tools
+        and inference is config.inference
+    ):
         return config
     return config.model_copy(
         update={
             "router": router.model_copy(update=updates),
             "recruitment": recruitment,
             "tools": tools,
+            "inference": inference,
         }
     )
 

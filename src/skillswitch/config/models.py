@@ -33,6 +33,9 @@ __all__ = [
     "EncoderConfig",
     "ExemplarClassifierConfig",
     "ExpertConfig",
+    "InferenceConfig",
+    "LocalExpertConfig",
+    "LocalModelConfig",
     "MCPServerConfig",
     "MiniLMEncoderConfig",
     "OpenAIEncoderConfig",
@@ -296,13 +299,32 @@ class ToolExpertConfig(_Model):
     )
 
 
+class LocalExpertConfig(_Model):
+    """A self-hosted model from ``inference.models``, served in-process by the local backend."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,127}$")
+    kind: Literal["local"]
+    model: str = Field(min_length=1, description="The name of a model under inference.models.")
+    skills: list[str] = Field(
+        default_factory=list, description="Skills this expert serves; empty means all skills."
+    )
+    timeout_s: float = Field(default=300.0, gt=0, le=3600, description="Per attempt.")
+    prices: PricesConfig = Field(default_factory=PricesConfig)
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    fallbacks: list[str] = Field(
+        default_factory=list, description="Experts to ask, in order, when this one fails."
+    )
+
+
 def _expert_kind(value: Any) -> str:
     kind = value.get("kind", "openai") if isinstance(value, dict) else getattr(value, "kind", None)
     return str(kind or "openai")
 
 
 AnyExpertConfig = Annotated[
-    Annotated[ExpertConfig, Tag("openai")] | Annotated[ToolExpertConfig, Tag("tool")],
+    Annotated[ExpertConfig, Tag("openai")]
+    | Annotated[ToolExpertConfig, Tag("tool")]
+    | Annotated[LocalExpertConfig, Tag("local")],
     Discriminator(_expert_kind),
 ]
 
@@ -463,6 +485,55 @@ class ToolsConfig(_Model):
     )
 
 
+class LocalModelConfig(_Model):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-/:]{0,127}$")
+    path: str = Field(
+        min_length=1,
+        description="A model folder (config.json, *.safetensors, tokenizer); relative paths "
+        "are read from the config file's folder.",
+    )
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        default="auto", description="auto: bfloat16 on CUDA, float32 on the CPU."
+    )
+
+
+class MemoryConfig(_Model):
+    device_gb: float | None = Field(
+        default=None,
+        gt=0,
+        description="Weights allowed on the device; null: 80% of the GPU, or half the RAM on a "
+        "CPU. Keep room for KV caches beyond it.",
+    )
+    host_gb: float | None = Field(
+        default=None,
+        ge=0,
+        description="Pinned host memory for models evicted from the GPU (CUDA only); null: a "
+        "quarter of the RAM; 0: evicted models go back to disk.",
+    )
+
+
+class LocalSchedulerConfig(_Model):
+    max_batch_size: int = Field(default=32, ge=1, le=4096)
+    max_wait_s: float = Field(
+        default=5.0, gt=0, description="Fairness cap: a request waiting this long runs next."
+    )
+    swap_min_queue: int = Field(
+        default=4, ge=1, description="Queued requests that justify evicting a model for another."
+    )
+    swap_max_wait_s: float = Field(
+        default=0.05, ge=0, description="...or how long the oldest of them may wait first."
+    )
+
+
+class InferenceConfig(_Model):
+    """The local inference backend: self-hosted models for ``kind: local`` experts."""
+
+    device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$")
+    memory: MemoryConfig = Field(default_factory=MemoryConfig)
+    scheduler: LocalSchedulerConfig = Field(default_factory=LocalSchedulerConfig)
+    models: list[LocalModelConfig] = Field(default_factory=list)
+
+
 class Config(_Model):
     """A whole skillswitch config file."""
 
@@ -474,6 +545,7 @@ class Config(_Model):
     dispatch: DispatchConfig = Field(default_factory=DispatchConfig)
     recruitment: RecruitmentConfig = Field(default_factory=RecruitmentConfig)
     tools: ToolsConfig = Field(default_factory=ToolsConfig)
+    inference: InferenceConfig = Field(default_factory=InferenceConfig)
 
     @model_validator(mode="after")
     def _cross_references(self) -> Config:
@@ -530,11 +602,24 @@ class Config(_Model):
                     )
         server_names = [server.name for server in self.tools.servers]
         _first_positions("tools.servers", server_names, errors)
+        model_names = [model.name for model in self.inference.models]
+        _first_positions("inference.models", model_names, errors)
         for index, expert in enumerate(self.experts):
             if isinstance(expert, ToolExpertConfig):
                 problem = _tool_expert_problem(expert, server_names)
                 if problem:
                     errors.append(f"experts[{index}].tool: {problem}")
+                continue
+            if isinstance(expert, LocalExpertConfig):
+                if expert.model not in model_names:
+                    hint = (
+                        did_you_mean(expert.model, model_names)
+                        if model_names
+                        else "; declare it under inference.models (name, path)"
+                    )
+                    errors.append(
+                        f"experts[{index}].model: unknown local model {expert.model!r}{hint}"
+                    )
                 continue
             for position, tool in enumerate(expert.tools):
                 problem = _tool_reference_problem(tool, server_names)

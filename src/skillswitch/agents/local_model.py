@@ -1,0 +1,99 @@
+"""An expert served by skillswitch's own local inference backend (no HTTP hop)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING
+
+from skillswitch.agents.base import ExpertReply
+from skillswitch.agents.messages import Message, Prices, TextDelta
+from skillswitch.exceptions import (
+    ExpertError,
+    ExpertUnavailableError,
+    GenerationCancelledError,
+    SkillSwitchError,
+)
+
+if TYPE_CHECKING:  # torch and transformers load only when a local expert is configured
+    from skillswitch.inference.backend import LocalBackend
+    from skillswitch.inference.requests import GenerationParams, GenerationResult
+    from skillswitch.inference.scheduler import GenerationHandle
+
+__all__ = ["LocalExpert"]
+
+
+class LocalExpert:
+    """Answers with ``model`` from a ``LocalBackend``; requests to the same model share batches.
+
+    >>> expert = LocalExpert("coder", backend, "qwen-coder")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        name: str,
+        backend: LocalBackend,
+        model: str,
+        *,
+        params: GenerationParams | None = None,
+        prices: Prices | None = None,
+    ) -> None:
+        from skillswitch.inference.requests import GenerationParams
+
+        backend.registry.get(model)  # an unknown model fails here, with a did-you-mean
+        self._name = name
+        self._backend = backend
+        self._model = model
+        self._params = params or GenerationParams()
+        self._prices = prices or Prices()
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    async def answer(self, messages: Sequence[Message]) -> ExpertReply:
+        started = time.perf_counter()
+        handle = self._submit(messages)
+        try:
+            result = await handle.result()
+        except SkillSwitchError as exc:
+            raise _expert_error(self._name, exc) from exc
+        return self._reply(result, started)
+
+    async def stream(self, messages: Sequence[Message]) -> AsyncIterator[TextDelta | ExpertReply]:
+        started = time.perf_counter()
+        handle = self._submit(messages)
+        try:
+            async for chunk in handle.stream():
+                yield TextDelta(chunk)
+            result = await handle.result()
+        except SkillSwitchError as exc:
+            raise _expert_error(self._name, exc) from exc
+        finally:
+            if not handle.done:  # the consumer stopped reading: stop generating
+                handle.cancel()
+        yield self._reply(result, started)
+
+    def _submit(self, messages: Sequence[Message]) -> GenerationHandle:
+        try:
+            return self._backend.submit(
+                self._model, [m.to_openai() for m in messages], self._params
+            )
+        except (SkillSwitchError, ValueError, RuntimeError) as exc:
+            raise ExpertError(self._name, str(exc)) from exc
+
+    def _reply(self, result: GenerationResult, started: float) -> ExpertReply:
+        return ExpertReply(
+            expert=self._name,
+            text=result.text,
+            usage=self._prices.usage(result.prompt_tokens, result.completion_tokens),
+            model=self._model,
+            finish_reason=result.finish_reason,
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )
+
+
+def _expert_error(name: str, exc: SkillSwitchError) -> ExpertError:
+    if isinstance(exc, GenerationCancelledError):
+        return ExpertUnavailableError(name, str(exc))
+    return ExpertError(name, str(exc))

@@ -1,0 +1,28 @@
+"""The local backend that a config's ``inference`` section describes."""
+
+from __future__ import annotations
+
+from skillswitch.config.models import InferenceConfig
+from skillswitch.inference.backend import LocalBackend, default_budget
+from skillswitch.inference.loading import resolve_device
+from skillswitch.inference.registry import ModelRegistry
+from skillswitch.inference.residency import MemoryBudget
+from skillswitch.inference.scheduler import SchedulerSettings
+
+__all__ = ["build_backend"]
+
+
+def build_backend(config: InferenceConfig) -> LocalBackend:
+    """Register every model folder (checked now, loaded on first use) and start the scheduler."""
+    registry = ModelRegistry()
+    for model in config.models:
+        registry.add(model.name, model.path, dtype=model.dtype)
+    device = resolve_device(config.device)
+    default = default_budget(device)
+    memory = config.memory
+    budget = MemoryBudget(
+        int(memory.device_gb * 2**30) if memory.device_gb is not None else default.device_bytes,
+        int(memory.host_gb * 2**30) if memory.host_gb is not None else default.host_bytes,
+    )
+    settings = SchedulerSettings(**config.scheduler.model_dump())
+    return LocalBackend(registry, device=device, budget=budget, settings=settings)

@@ -1,0 +1,362 @@
+"""Requests queue per expert; batches form per expert; one worker thread owns every model.
+
+The policy, in order, each time the worker is free:
+
+1. Fairness cap: a request that has waited ``max_wait_s`` is served next, resident or not, so a
+   busy resident expert cannot starve the others.
+2. Resident experts drain first: of the experts already on the device with queued requests, the
+   one with the longest queue runs (up to ``max_batch_size`` requests in one batch).
+3. Otherwise a swap: the expert with the longest queue is loaded, at once if it fits beside the
+   resident ones; if it would evict one, only when its queue is worth the load (``swap_min_queue``
+   requests, or its oldest has waited ``swap_max_wait_s``), so that a lone request does not throw
+   out a model that the next request may need.
+
+Explicit loads, unloads and embedding calls run on the same thread, before the next batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from skillswitch.exceptions import GenerationCancelledError, SkillSwitchError
+from skillswitch.inference.decode import decode_batch
+from skillswitch.inference.loading import LoadedModel
+from skillswitch.inference.requests import GenerationParams, GenerationResult
+from skillswitch.inference.residency import Residency
+
+__all__ = ["GenerationHandle", "Prompt", "Scheduler", "SchedulerSettings", "SchedulerStats"]
+
+T = TypeVar("T")
+Prompt = str | Sequence[dict[str, str]]
+"""Raw text (a completion) or chat messages (rendered with the model's chat template)."""
+_DONE = object()
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerSettings:
+    max_batch_size: int = 32
+    max_wait_s: float = 5.0
+    """Fairness cap: a request waiting this long is served next."""
+    swap_min_queue: int = 4
+    """Queued requests that justify evicting a resident model to load another."""
+    swap_max_wait_s: float = 0.05
+    """...or how long the oldest of them may wait for more to arrive first."""
+
+    def __post_init__(self) -> None:
+        if self.max_batch_size < 1:
+            raise ValueError(f"max_batch_size is {self.max_batch_size}; give 1 or more")
+        if self.max_wait_s <= 0 or self.swap_max_wait_s < 0:
+            raise ValueError("max_wait_s must be > 0 and swap_max_wait_s >= 0")
+
+
+@dataclass(slots=True)
+class SchedulerStats:
+    batches: int = 0
+    requests: int = 0
+    generated_tokens: int = 0
+    busy_s: float = 0.0
+    largest_batch: int = 0
+
+
+class GenerationHandle:
+    """A submitted generation: stream its text, await its result, or cancel it.
+
+    Made by ``Scheduler.submit``; usable from the event loop it was submitted on (``stream``,
+    ``result``) and from any thread (``result_sync``, ``cancel``).
+    """
+
+    def __init__(self, job_id: int, model: str, loop: asyncio.AbstractEventLoop | None) -> None:
+        self.id = job_id
+        self.model = model
+        self._loop = loop
+        self._chunks: asyncio.Queue[Any] | None = asyncio.Queue() if loop else None
+        self._done = threading.Event()
+        self._result: GenerationResult | None = None
+        self._error: BaseException | None = None
+        self._cancelled = False
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    def cancel(self) -> None:
+        """Stop generating; the result keeps the text so far with finish reason "cancelled"."""
+        self._cancelled = True
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    async def stream(self) -> AsyncIterator[str]:
+        """Text chunks as they are generated; raises the generation's error, if any."""
+        if self._chunks is None:
+            raise RuntimeError("stream() needs the handle to be submitted from an event loop")
+        try:
+            while (chunk := await self._chunks.get()) is not _DONE:
+                yield chunk
+        except asyncio.CancelledError:
+            self.cancel()
+            raise
+        if self._error is not None:
+            raise self._error
+
+    async def result(self) -> GenerationResult:
+        if self._chunks is None:
+            raise RuntimeError("result() needs the handle to be submitted from an event loop")
+        try:
+            async for _ in self.stream():
+                pass
+        except asyncio.CancelledError:
+            self.cancel()
+            raise
+        assert self._result is not None  # set before _DONE is queued
+        return self._result
+
+    def result_sync(self, timeout: float | None = None) -> GenerationResult:
+        if not self._done.wait(timeout):
+            self.cancel()
+            raise TimeoutError(f"generation {self.id} did not finish within {timeout} s")
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
+
+    # --- called by the worker thread -------------------------------------------------------
+
+    def _push(self, item: Any) -> None:
+        if self._loop is None or self._chunks is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the caller's loop has closed: nobody listens
+            self._loop.call_soon_threadsafe(self._chunks.put_nowait, item)
+
+    def _finish(self, result: GenerationResult | None, error: BaseException | None) -> None:
+        if self._done.is_set():
+            return
+        self._result, self._error = result, error
+        self._done.set()
+        self._push(_DONE)
+
+
+class _Job:
+    """A queued request; implements ``DecodeRow`` for the decode loop."""
+
+    def __init__(self, handle: GenerationHandle, prompt: Prompt, params: GenerationParams) -> None:
+        self.handle = handle
+        self.prompt = prompt
+        self.params = params
+        self.prompt_ids: list[int] = []
+        self.submitted = time.monotonic()
+
+    @property
+    def cancelled(self) -> bool:
+        return self.handle.cancelled
+
+    def emit(self, text: str) -> None:
+        self.handle._push(text)
+
+    def finish(self, result: GenerationResult) -> None:
+        self.handle._finish(result, None)
+
+    def fail(self, error: BaseException) -> None:
+        self.handle._finish(None, error)
+
+
+class Scheduler:
+    def __init__(
+        self,
+        residency: Residency,
+        settings: SchedulerSettings | None = None,
+        *,
+        runner: Callable[..., None] = decode_batch,
+    ) -> None:
+        self._residency = residency
+        self.settings = settings or SchedulerSettings()
+        self._runner = runner
+        self._queues: dict[str, deque[_Job]] = {}
+        self._calls: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
+        self._wake = threading.Condition()
+        self._ids = itertools.count(1)
+        self._closed = False
+        self.stats = SchedulerStats()
+        self._thread = threading.Thread(
+            target=self._work, name="skillswitch-inference", daemon=True
+        )
+        self._thread.start()
+
+    def submit(self, model: str, prompt: Prompt, params: GenerationParams) -> GenerationHandle:
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        handle = GenerationHandle(next(self._ids), model, loop)
+        job = _Job(handle, prompt, params)
+        with self._wake:
+            if self._closed:
+                raise RuntimeError("the local inference backend is closed")
+            self._queues.setdefault(model, deque()).append(job)
+            self._wake.notify()
+        return handle
+
+    def call(self, function: Callable[[], T]) -> Future[T]:
+        """Run ``function`` on the worker thread (which owns the models), between batches."""
+        future: Future[T] = Future()
+        with self._wake:
+            if self._closed:
+                raise RuntimeError("the local inference backend is closed")
+            self._calls.put((function, future))
+            self._wake.notify()
+        return future
+
+    def queued(self) -> dict[str, int]:
+        with self._wake:
+            return {name: len(q) for name, q in self._queues.items() if q}
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop: queued requests fail with a clear error; the running batch is cancelled."""
+        with self._wake:
+            self._closed = True
+            pending = [job for q in self._queues.values() for job in q]
+            self._queues.clear()
+            self._wake.notify()
+        for job in pending:
+            job.handle.cancel()
+            job.fail(GenerationCancelledError("the local inference backend was closed"))
+        self._thread.join(timeout)
+
+    # --- the worker thread -----------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            with self._wake:
+                batch: list[_Job] = []
+                call = None
+                while not batch and call is None:
+                    if not self._calls.empty():
+                        call = self._calls.get_nowait()
+                        break
+                    if self._closed:
+                        return
+                    model, wait_s = self._pick(time.monotonic())
+                    if model is None:
+                        self._wake.wait(wait_s)
+                        continue
+                    batch = self._take(model)
+            if call is not None:
+                self._run_call(*call)
+            elif batch:
+                self._run_batch(batch[0].handle.model, batch)
+
+    def _pick(self, now: float) -> tuple[str | None, float | None]:
+        waiting = {name: q for name, q in self._queues.items() if q}
+        if not waiting:
+            return None, None
+
+        def oldest(name: str) -> float:
+            return waiting[name][0].submitted
+
+        first = min(waiting, key=oldest)
+        if now - oldest(first) >= self.settings.max_wait_s:
+            return first, None
+        resident = [n for n in waiting if self._residency.is_resident(n)]
+        if resident:
+            return max(resident, key=lambda n: (len(waiting[n]), -oldest(n))), None
+        best = max(waiting, key=lambda n: (len(waiting[n]), -oldest(n)))
+        try:
+            fits = self._residency.fits_without_eviction(best)
+        except SkillSwitchError:
+            return best, None  # unknown model: let the batch fail with the error
+        if fits or len(waiting[best]) >= self.settings.swap_min_queue:
+            return best, None
+        age = now - oldest(best)
+        if age >= self.settings.swap_max_wait_s:
+            return best, None
+        return None, self.settings.swap_max_wait_s - age
+
+    def _take(self, model: str) -> list[_Job]:
+        pending = self._queues[model]
+        batch: list[_Job] = []
+        while pending and len(batch) < self.settings.max_batch_size:
+            batch.append(pending.popleft())
+        return batch
+
+    def _run_call(self, function: Callable[[], Any], future: Future[Any]) -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(function())
+        except BaseException as exc:
+            future.set_exception(exc)
+
+    def _run_batch(self, model: str, batch: list[_Job]) -> None:
+        started = time.perf_counter()
+        try:
+            loaded = self._residency.acquire(model)
+        except Exception as exc:
+            for job in batch:
+                job.fail(exc)
+            return
+        try:
+            ready = [job for job in batch if self._prepare(loaded, job)]
+            if ready:
+                self._runner(loaded, ready, queued_s=lambda j: time.monotonic() - j.submitted)
+        except Exception as exc:
+            for job in batch:
+                job.fail(exc)
+        finally:
+            self._residency.release(model)
+            self.stats.batches += 1
+            self.stats.requests += len(batch)
+            self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+            self.stats.busy_s += time.perf_counter() - started
+            self.stats.generated_tokens += sum(
+                job.handle._result.completion_tokens for job in batch if job.handle._result
+            )
+
+    def _prepare(self, loaded: LoadedModel, job: _Job) -> bool:
+        """Tokenize the prompt; a prompt the model cannot take fails alone, with the reason."""
+        try:
+            job.prompt_ids = tokenize_prompt(loaded, job.prompt)
+            limit = loaded.max_positions
+            if limit is not None and len(job.prompt_ids) >= limit:
+                raise PromptTooLongError(loaded.name, len(job.prompt_ids), limit)
+        except SkillSwitchError as exc:
+            job.fail(exc)
+            return False
+        return True
+
+
+class PromptTooLongError(SkillSwitchError, ValueError):
+    def __init__(self, model: str, tokens: int, limit: int) -> None:
+        super().__init__(
+            f"the prompt is {tokens} tokens but model {model!r} takes at most {limit} positions; "
+            "shorten the conversation"
+        )
+
+
+class ChatTemplateError(SkillSwitchError, ValueError):
+    pass
+
+
+def tokenize_prompt(loaded: LoadedModel, prompt: Prompt) -> list[int]:
+    tokenizer = loaded.tokenizer
+    if isinstance(prompt, str):
+        return list(tokenizer(prompt, add_special_tokens=True)["input_ids"])
+    if not getattr(tokenizer, "chat_template", None):
+        raise ChatTemplateError(
+            f"model {loaded.name!r} has no chat template; send a completion "
+            "(/v1/completions) or add chat_template.jinja to its folder"
+        )
+    rendered = tokenizer.apply_chat_template(
+        [dict(m) for m in prompt], add_generation_prompt=True, tokenize=False
+    )
+    return list(tokenizer(rendered, add_special_tokens=False)["input_ids"])
