@@ -40,6 +40,14 @@ def cache_root() -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny random-weight Llama/Qwen2/BERT model folders (tests/support/tiny_models.py)."""
+    from tests.support.tiny_models import build_tiny_models
+
+    return build_tiny_models(tmp_path_factory.mktemp("tiny-models"))
+
+
+@pytest.fixture(scope="session")
 def minilm(cache_root: Path) -> Encoder:
     return build_encoder(MiniLMEncoderConfig(), cache_root)
 
