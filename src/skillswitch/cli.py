@@ -271,6 +271,45 @@ def mcp(config: ConfigOption = None) -> None:
         switch.close()
 
 
+@app.command("serve-models")
+@_reports_errors
+def serve_models_command(
+    config: ConfigOption = None,
+    model: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="NAME=PATH: serve the model folder PATH as NAME (adds to the config's "
+            "inference.models, or replaces the one named NAME). Repeatable.",
+        ),
+    ] = None,
+    host: Annotated[
+        str, typer.Option(help="Address to bind; beyond loopback needs --api-key-env.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to bind.")] = 8000,
+    device: Annotated[
+        str | None,
+        typer.Option(help="auto, cpu or cuda[:N] (default: the config's inference.device)."),
+    ] = None,
+    api_key_env: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key-env",
+            help="Environment variable holding the API key clients must send as a bearer token.",
+        ),
+    ] = None,
+) -> None:
+    """Serve local model folders over an OpenAI-compatible HTTP API (/v1/chat/completions,
+    /v1/completions, /v1/embeddings, /v1/models, /healthz)."""
+    from skillswitch.config import environment
+    from skillswitch.server.models_api.run import serve_models, with_models
+
+    inference = with_models(_load(config).inference, model or [], device=device)
+    key = environment.api_key(api_key_env, path="--api-key-env")
+    serve_models(inference, host=host, port=port, api_key=key)
+
+
 def _hub(config: ConfigOption) -> Any:
     from skillswitch.config import environment
     from skillswitch.tools.configured import build_hub

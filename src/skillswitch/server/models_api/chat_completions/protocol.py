@@ -1,0 +1,157 @@
+"""The request and response bodies of ``POST /v1/chat/completions`` (OpenAI's shapes)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer
+
+from skillswitch.server.models_api.common import SamplingRequest, Usage
+
+__all__ = [
+    "ChatCompletion",
+    "ChatCompletionChunk",
+    "ChatCompletionRequest",
+    "ChatMessage",
+    "TextPart",
+]
+
+Role = Literal["system", "developer", "user", "assistant"]
+_ROLES = ("system", "developer", "user", "assistant")
+
+
+class TextPart(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: Role
+    content: str | list[TextPart]
+    name: str | None = None
+
+    @field_validator("role", mode="before")
+    @classmethod
+    def _check_role(cls, value: Any) -> Any:
+        if value in ("tool", "function"):
+            raise ValueError(
+                f"role {value!r} is not served: these local models run without tool calling; "
+                "send system, user and assistant messages"
+            )
+        if value not in _ROLES:
+            raise ValueError(f"role {_show(value)} is not one of {', '.join(_ROLES)}")
+        return value
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _check_content(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return value
+        if value is None:
+            raise ValueError("content is null; give the message's text")
+        if not isinstance(value, list):
+            raise ValueError(
+                f"content is {_show(value)}; give a string or a list of "
+                '{"type": "text", "text": ...} parts'
+            )
+        for position, part in enumerate(value):
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind != "text":
+                raise ValueError(
+                    f"content[{position}] is a {kind!r} part; these models read text only, "
+                    'send {"type": "text", "text": ...} parts'
+                    if kind
+                    else f'content[{position}] is {_show(part)}; give {{"type": "text", '
+                    '"text": ...}'
+                )
+        return value
+
+    def text(self) -> str:
+        if isinstance(self.content, str):
+            return self.content
+        return "\n".join(part.text for part in self.content)
+
+    def to_backend(self) -> dict[str, str]:
+        """The message as the chat template reads it (``developer`` is OpenAI's newer name for
+        ``system``)."""
+        role = "system" if self.role == "developer" else self.role
+        return {"role": role, "content": self.text()}
+
+
+class ChatCompletionRequest(SamplingRequest):
+    messages: list[ChatMessage]
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    tools: list[Any] | None = None
+    functions: list[Any] | None = None
+
+    def max_new_tokens(self, default: int) -> int:
+        return self.max_completion_tokens or self.max_tokens or default
+
+    def ignored_fields(self) -> list[str]:
+        names = super().ignored_fields()
+        for index, message in enumerate(self.messages):
+            names += [f"messages[{index}].{name}" for name in sorted(message.model_extra or {})]
+            if message.name is not None:
+                names.append(f"messages[{index}].name")
+        return names
+
+
+class ResponseMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class Choice(BaseModel):
+    index: int = 0
+    message: ResponseMessage
+    logprobs: None = None
+    finish_reason: str
+
+
+class ChatCompletion(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[Choice]
+    usage: Usage
+
+
+class Delta(BaseModel):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+    @model_serializer
+    def _present_fields(self) -> dict[str, str]:
+        """OpenAI's deltas carry only what changed: the role once, then content."""
+        fields = {"role": self.role, "content": self.content}
+        return {name: value for name, value in fields.items() if value is not None}
+
+
+class ChunkChoice(BaseModel):
+    index: int = 0
+    delta: Delta
+    logprobs: None = None
+    finish_reason: str | None = None
+
+
+class ChatCompletionChunk(BaseModel):
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    usage: Usage | None = None
+
+
+def _show(value: Any) -> str:
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

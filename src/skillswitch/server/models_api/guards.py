@@ -1,0 +1,123 @@
+"""What every request passes before an endpoint sees it: the API key, the body size, and the
+number of requests in flight. One plain ASGI middleware, so that a refused request costs no
+parsing, and a streamed answer counts as in flight until its last byte is sent.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from skillswitch.server.openai_errors import OpenAIError
+
+__all__ = ["RequestGuard"]
+
+
+class RequestGuard:
+    """Refuses with OpenAI-shaped errors: 401 (``api_key`` set and the bearer token missing or
+    wrong), 413 (body over ``max_body_bytes``), 429 (``max_concurrency`` requests already in
+    flight). The key and the concurrency cap apply to paths under ``protected_prefix``; health
+    probes stay open, as in vLLM."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        api_key: str | None,
+        max_body_bytes: int,
+        max_concurrency: int,
+        protected_prefix: str = "/v1",
+    ) -> None:
+        self.app = app
+        self._key = api_key.encode() if api_key is not None else None
+        self.max_body_bytes = max_body_bytes
+        self.max_concurrency = max_concurrency
+        self._prefix = protected_prefix
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        protected = scope["path"].startswith(self._prefix)
+        if protected and (refusal := self._check_key(scope)) is not None:
+            await refusal.response()(scope, receive, send)
+            return
+        body = await self._read_body(scope, receive)
+        if isinstance(body, OpenAIError):
+            await body.response()(scope, receive, send)
+            return
+        if body is None:  # the client left while sending
+            return
+        if protected and self.in_flight >= self.max_concurrency:
+            refusal = OpenAIError(
+                429,
+                f"{self.in_flight} requests are in flight, the most this server takes at once "
+                f"(max_concurrency {self.max_concurrency}); retry shortly",
+                headers={"Retry-After": "1"},
+            )
+            await refusal.response()(scope, receive, send)
+            return
+        self.in_flight += int(protected)
+        try:
+            await self.app(scope, _replay(body, receive), send)
+        finally:
+            self.in_flight -= int(protected)
+
+    def _check_key(self, scope: Scope) -> OpenAIError | None:
+        if self._key is None:
+            return None
+        header = dict(scope["headers"]).get(b"authorization", b"")
+        scheme, _, token = header.partition(b" ")
+        if not header:
+            problem = "no API key was sent; send it as the header 'Authorization: Bearer <key>'"
+        elif scheme.lower() != b"bearer" or not token.strip():
+            problem = "the Authorization header is not 'Bearer <key>'"
+        elif not hmac.compare_digest(token.strip(), self._key):
+            problem = "the API key is not valid for this server"  # never echo what was sent
+        else:
+            return None
+        return OpenAIError(401, problem, headers={"WWW-Authenticate": "Bearer"})
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes | OpenAIError | None:
+        """The whole body (small by construction), or the 413 once it passes the limit."""
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            return self._too_large(int(declared))
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return self._too_large(None)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    def _too_large(self, size: int | None) -> OpenAIError:
+        sent = f"{size} bytes" if size is not None else "more"
+        return OpenAIError(
+            413,
+            f"the request body is {sent}; this server takes at most {self.max_body_bytes} bytes "
+            "(send fewer or shorter texts per request)",
+        )
+
+
+def _replay(body: bytes, receive: Receive) -> Callable[[], Awaitable[Message]]:
+    """The buffered body as one message, then the real channel (for the disconnect)."""
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed

@@ -1,0 +1,1 @@
+"""``GET /healthz``: the backend's device, resident models and queues."""
