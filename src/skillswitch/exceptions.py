@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 __all__ = [
     "ArtifactError",
+    "BackendClosedError",
+    "ChatTemplateError",
     "ConfigError",
     "ConfigIssue",
     "DatasetError",
@@ -28,12 +30,14 @@ __all__ = [
     "ModelFolderError",
     "ModelTooLargeError",
     "NoExpertError",
+    "PromptTooLongError",
     "RequestError",
     "SkillSwitchError",
     "ToolServerError",
     "UnknownExpertError",
     "UnknownModelError",
     "UnknownToolError",
+    "WrongModelKindError",
 ]
 
 
@@ -263,3 +267,28 @@ class UnknownModelError(SkillSwitchError, LookupError):
 
 class GenerationCancelledError(SkillSwitchError):
     """The generation was cancelled before it finished."""
+
+
+class WrongModelKindError(SkillSwitchError, ValueError):
+    """A chat request to an embedding model, or the other way round."""
+
+
+class ChatTemplateError(SkillSwitchError, ValueError):
+    """Chat messages for a model whose folder has no chat template."""
+
+
+class PromptTooLongError(SkillSwitchError, ValueError):
+    """A prompt with more tokens than the model has positions."""
+
+    def __init__(self, model: str, tokens: int, limit: int) -> None:
+        self.model = model
+        self.tokens = tokens
+        self.limit = limit
+        super().__init__(
+            f"the prompt is {tokens} tokens but model {model!r} takes at most {limit} positions; "
+            "shorten the conversation"
+        )
+
+
+class BackendClosedError(SkillSwitchError, RuntimeError):
+    """The local inference backend is closed (shutting down); nothing more is accepted."""

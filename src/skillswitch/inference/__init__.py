@@ -5,10 +5,11 @@ Needs torch and transformers (``pip install 'skillswitch[local]'``); nothing her
 """
 
 from skillswitch.inference.backend import Embeddings, LocalBackend, WrongModelKindError
+from skillswitch.inference.policy import SchedulerSettings
 from skillswitch.inference.registry import ModelEntry, ModelRegistry
 from skillswitch.inference.requests import GenerationParams, GenerationResult
 from skillswitch.inference.residency import MemoryBudget
-from skillswitch.inference.scheduler import GenerationHandle, SchedulerSettings
+from skillswitch.inference.scheduler import GenerationHandle
 
 __all__ = [
     "Embeddings",

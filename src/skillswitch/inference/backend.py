@@ -10,23 +10,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from skillswitch.exceptions import SkillSwitchError
+from skillswitch.exceptions import ModelTooLargeError, WrongModelKindError
 from skillswitch.inference.loading import LoadedModel, resolve_device
+from skillswitch.inference.policy import SchedulerSettings
 from skillswitch.inference.registry import ModelEntry, ModelRegistry
 from skillswitch.inference.requests import GenerationParams, GenerationResult
 from skillswitch.inference.residency import MemoryBudget, Residency, ResidentModel
-from skillswitch.inference.scheduler import (
-    GenerationHandle,
-    Prompt,
-    Scheduler,
-    SchedulerSettings,
-)
+from skillswitch.inference.scheduler import GenerationHandle, Prompt, Scheduler
 
 __all__ = ["Embeddings", "LocalBackend", "WrongModelKindError", "default_budget"]
-
-
-class WrongModelKindError(SkillSwitchError, ValueError):
-    """A chat request to an embedding model, or the other way round."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +64,6 @@ class LocalBackend:
         self.residency = Residency(registry, self.budget, self.device)
         for name in registry.names():  # a model that can never fit is a config mistake
             if self.residency.expected_bytes(name) > self.budget.device_bytes:
-                from skillswitch.exceptions import ModelTooLargeError
-
                 raise ModelTooLargeError(
                     name, self.residency.expected_bytes(name), self.budget.device_bytes, "device"
                 )

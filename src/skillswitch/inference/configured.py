@@ -5,9 +5,9 @@ from __future__ import annotations
 from skillswitch.config.models import InferenceConfig
 from skillswitch.inference.backend import LocalBackend, default_budget
 from skillswitch.inference.loading import resolve_device
+from skillswitch.inference.policy import SchedulerSettings
 from skillswitch.inference.registry import ModelRegistry
 from skillswitch.inference.residency import MemoryBudget
-from skillswitch.inference.scheduler import SchedulerSettings
 
 __all__ = ["build_backend"]
 

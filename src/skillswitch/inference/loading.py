@@ -96,7 +96,10 @@ def load_model(name: str, info: FolderInfo, device: str, dtype: str) -> LoadedMo
             raise
         raise ModelFolderError(where, f"has corrupt weights: {_first_line(exc)}") from exc
     model.eval()
-    tokenizer.padding_side = "left"
+    if info.kind == "chat":  # the decode loop left-pads; encoders keep their absolute positions
+        tokenizer.padding_side = "left"
+    else:
+        tokenizer.padding_side = "right"
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     nbytes = sum(t.numel() * t.element_size() for t in model.parameters())

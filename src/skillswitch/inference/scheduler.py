@@ -1,17 +1,8 @@
 """Requests queue per expert; batches form per expert; one worker thread owns every model.
 
-The policy, in order, each time the worker is free:
-
-1. Fairness cap: a request that has waited ``max_wait_s`` is served next, resident or not, so a
-   busy resident expert cannot starve the others.
-2. Resident experts drain first: of the experts already on the device with queued requests, the
-   one with the longest queue runs (up to ``max_batch_size`` requests in one batch).
-3. Otherwise a swap: the expert with the longest queue is loaded, at once if it fits beside the
-   resident ones; if it would evict one, only when its queue is worth the load (``swap_min_queue``
-   requests, or its oldest has waited ``swap_max_wait_s``), so that a lone request does not throw
-   out a model that the next request may need.
-
-Explicit loads, unloads and embedding calls run on the same thread, before the next batch.
+Which queue runs next is ``policy.choose_next`` (resident experts first, a fairness cap, swaps only
+when a queue is worth the load). Explicit loads, unloads and embedding calls run on the same
+thread, before the next batch, so no two threads ever touch a model.
 """
 
 from __future__ import annotations
@@ -28,9 +19,16 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from skillswitch.exceptions import GenerationCancelledError, SkillSwitchError
+from skillswitch.exceptions import (
+    BackendClosedError,
+    ChatTemplateError,
+    GenerationCancelledError,
+    PromptTooLongError,
+    SkillSwitchError,
+)
 from skillswitch.inference.decode import decode_batch
 from skillswitch.inference.loading import LoadedModel
+from skillswitch.inference.policy import QueueView, SchedulerSettings, choose_next
 from skillswitch.inference.requests import GenerationParams, GenerationResult
 from skillswitch.inference.residency import Residency
 
@@ -40,23 +38,6 @@ T = TypeVar("T")
 Prompt = str | Sequence[dict[str, str]]
 """Raw text (a completion) or chat messages (rendered with the model's chat template)."""
 _DONE = object()
-
-
-@dataclass(frozen=True, slots=True)
-class SchedulerSettings:
-    max_batch_size: int = 32
-    max_wait_s: float = 5.0
-    """Fairness cap: a request waiting this long is served next."""
-    swap_min_queue: int = 4
-    """Queued requests that justify evicting a resident model to load another."""
-    swap_max_wait_s: float = 0.05
-    """...or how long the oldest of them may wait for more to arrive first."""
-
-    def __post_init__(self) -> None:
-        if self.max_batch_size < 1:
-            raise ValueError(f"max_batch_size is {self.max_batch_size}; give 1 or more")
-        if self.max_wait_s <= 0 or self.swap_max_wait_s < 0:
-            raise ValueError("max_wait_s must be > 0 and swap_max_wait_s >= 0")
 
 
 @dataclass(slots=True)
@@ -80,6 +61,7 @@ class GenerationHandle:
         self.model = model
         self._loop = loop
         self._chunks: asyncio.Queue[Any] | None = asyncio.Queue() if loop else None
+        self._finished: asyncio.Event | None = asyncio.Event() if loop else None
         self._done = threading.Event()
         self._result: GenerationResult | None = None
         self._error: BaseException | None = None
@@ -111,15 +93,17 @@ class GenerationHandle:
             raise self._error
 
     async def result(self) -> GenerationResult:
-        if self._chunks is None:
+        """The finished generation (whether or not ``stream`` was read)."""
+        if self._finished is None:
             raise RuntimeError("result() needs the handle to be submitted from an event loop")
         try:
-            async for _ in self.stream():
-                pass
+            await self._finished.wait()
         except asyncio.CancelledError:
             self.cancel()
             raise
-        assert self._result is not None  # set before _DONE is queued
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None  # set before _finished
         return self._result
 
     def result_sync(self, timeout: float | None = None) -> GenerationResult:
@@ -145,6 +129,9 @@ class GenerationHandle:
         self._result, self._error = result, error
         self._done.set()
         self._push(_DONE)
+        if self._loop is not None and self._finished is not None:
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._finished.set)
 
 
 class _Job:
@@ -202,7 +189,7 @@ class Scheduler:
         job = _Job(handle, prompt, params)
         with self._wake:
             if self._closed:
-                raise RuntimeError("the local inference backend is closed")
+                raise BackendClosedError("the local inference backend is closed")
             self._queues.setdefault(model, deque()).append(job)
             self._wake.notify()
         return handle
@@ -212,7 +199,7 @@ class Scheduler:
         future: Future[T] = Future()
         with self._wake:
             if self._closed:
-                raise RuntimeError("the local inference backend is closed")
+                raise BackendClosedError("the local inference backend is closed")
             self._calls.put((function, future))
             self._wake.notify()
         return future
@@ -257,30 +244,17 @@ class Scheduler:
                 self._run_batch(batch[0].handle.model, batch)
 
     def _pick(self, now: float) -> tuple[str | None, float | None]:
-        waiting = {name: q for name, q in self._queues.items() if q}
-        if not waiting:
-            return None, None
-
-        def oldest(name: str) -> float:
-            return waiting[name][0].submitted
-
-        first = min(waiting, key=oldest)
-        if now - oldest(first) >= self.settings.max_wait_s:
-            return first, None
-        resident = [n for n in waiting if self._residency.is_resident(n)]
-        if resident:
-            return max(resident, key=lambda n: (len(waiting[n]), -oldest(n))), None
-        best = max(waiting, key=lambda n: (len(waiting[n]), -oldest(n)))
-        try:
-            fits = self._residency.fits_without_eviction(best)
-        except SkillSwitchError:
-            return best, None  # unknown model: let the batch fail with the error
-        if fits or len(waiting[best]) >= self.settings.swap_min_queue:
-            return best, None
-        age = now - oldest(best)
-        if age >= self.settings.swap_max_wait_s:
-            return best, None
-        return None, self.settings.swap_max_wait_s - age
+        views = []
+        for name, pending in self._queues.items():
+            if not pending:
+                continue
+            resident = self._residency.is_resident(name)
+            try:
+                fits = resident or self._residency.fits_without_eviction(name)
+            except SkillSwitchError:
+                fits = True  # an unknown model: let its batch fail with the error
+            views.append(QueueView(name, len(pending), pending[0].submitted, resident, fits))
+        return choose_next(views, self.settings, now)
 
     def _take(self, model: str) -> list[_Job]:
         pending = self._queues[model]
@@ -333,18 +307,6 @@ class Scheduler:
             job.fail(exc)
             return False
         return True
-
-
-class PromptTooLongError(SkillSwitchError, ValueError):
-    def __init__(self, model: str, tokens: int, limit: int) -> None:
-        super().__init__(
-            f"the prompt is {tokens} tokens but model {model!r} takes at most {limit} positions; "
-            "shorten the conversation"
-        )
-
-
-class ChatTemplateError(SkillSwitchError, ValueError):
-    pass
 
 
 def tokenize_prompt(loaded: LoadedModel, prompt: Prompt) -> list[int]:

@@ -106,7 +106,9 @@ def build_model(
     The same seed gives the same weights; different seeds give different "experts".
     """
     import torch
+    import transformers
 
+    transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer(folder)

@@ -17,7 +17,14 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.types import Receive, Scope, Send
 
-from skillswitch.exceptions import ModelFolderError, ModelTooLargeError, SkillSwitchError
+from skillswitch.exceptions import (
+    ChatTemplateError,
+    ModelFolderError,
+    ModelTooLargeError,
+    PromptTooLongError,
+    SkillSwitchError,
+    WrongModelKindError,
+)
 from skillswitch.inference.requests import GenerationParams, GenerationResult
 from skillswitch.server.openai_errors import OpenAIError, error_for, validation_error
 
@@ -191,9 +198,6 @@ def backend_error(
 
     ``prompt_param`` is the field a too-long prompt came in (``messages`` or ``prompt``).
     """
-    from skillswitch.inference.backend import WrongModelKindError
-    from skillswitch.inference.scheduler import ChatTemplateError, PromptTooLongError
-
     if isinstance(exc, PromptTooLongError):
         return OpenAIError(400, str(exc), param=prompt_param, code="context_length_exceeded")
     if isinstance(exc, WrongModelKindError | ChatTemplateError):

@@ -1,0 +1,106 @@
+"""``kind: local`` experts: configured, routed and answered by the in-process backend."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from skillswitch import Switch
+from skillswitch.agents.messages import TextDelta
+from skillswitch.config import parse_config
+from skillswitch.exceptions import ConfigError
+from skillswitch.inference import GenerationParams, LocalBackend
+from skillswitch.trace import Answer
+from tests.support.configs import DEFAULT_SKILLS
+
+pytestmark = pytest.mark.anyio
+
+
+def local_config(tiny_models: dict[str, Path]) -> str:
+    return (
+        DEFAULT_SKILLS
+        + f"""
+experts:
+  - name: poet
+    kind: local
+    model: tiny-llama
+    sampling: {{max_tokens: 12}}
+    prices: {{input_per_million: 1.0, output_per_million: 2.0}}
+inference:
+  device: cpu
+  memory: {{device_gb: 1}}
+  scheduler: {{max_batch_size: 8}}
+  models:
+    - {{name: tiny-llama, path: {tiny_models["llama-a"]}}}
+"""
+    )
+
+
+@pytest.fixture
+async def switch(tiny_models: dict[str, Path], cache_root: Path) -> AsyncIterator[Switch]:
+    config = parse_config(local_config(tiny_models))
+    async with Switch.from_config(config, cache_dir=cache_root) as built:
+        yield built
+
+
+async def test_a_local_expert_answers_as_its_model_does(
+    switch: Switch, tiny_models: dict[str, Path]
+) -> None:
+    question = "Write a short poem about the sea"
+    answer = await switch.run(question)
+    reference = LocalBackend.from_folders({"m": tiny_models["llama-a"]}, device="cpu")
+    try:
+        expected = reference.generate_sync(
+            "m", [{"role": "user", "content": question}], GenerationParams(max_new_tokens=12)
+        )
+    finally:
+        reference.close()
+    assert answer.text == expected.text
+    assert answer.trace.dispatch is not None
+    (result,) = answer.trace.dispatch.results
+    assert result.expert == "poet"
+    assert result.reply is not None
+    usage = result.reply.usage
+    assert usage.completion_tokens == expected.completion_tokens
+    assert usage.prompt_tokens == expected.prompt_tokens
+    assert usage.cost == pytest.approx(
+        (expected.prompt_tokens * 1.0 + expected.completion_tokens * 2.0) / 1e6
+    )
+
+
+async def test_a_streamed_local_answer_adds_up(switch: Switch) -> None:
+    deltas: list[str] = []
+    final: Answer | None = None
+    async for event in switch.stream("Translate good morning to German"):
+        if isinstance(event, TextDelta):
+            deltas.append(event.text)
+        else:
+            final = event
+    assert final is not None
+    assert "".join(deltas) == final.text
+
+
+def test_an_unknown_local_model_is_a_config_error_with_a_suggestion(
+    tiny_models: dict[str, Path],
+) -> None:
+    text = local_config(tiny_models).replace("model: tiny-llama", "model: tiny-lama")
+    with pytest.raises(
+        ConfigError, match="unknown local model 'tiny-lama'; did you mean 'tiny-llama'"
+    ):
+        parse_config(text)
+
+
+def test_relative_model_paths_are_read_from_the_config_folder(
+    tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    from skillswitch.config import load_config
+
+    folder = tiny_models["llama-a"]
+    config_file = folder.parent / "skillswitch.yaml"
+    config_file.write_text(
+        local_config(tiny_models).replace(str(folder), folder.name), encoding="utf-8"
+    )
+    loaded = load_config(config_file)
+    assert Path(loaded.inference.models[0].path) == folder
