@@ -53,7 +53,7 @@ class LocalExpert:
 
     async def answer(self, messages: Sequence[Message]) -> ExpertReply:
         started = time.perf_counter()
-        handle = self._submit(messages)
+        handle = self._submit(messages, stream=False)
         try:
             result = await handle.result()
         except SkillSwitchError as exc:
@@ -62,7 +62,7 @@ class LocalExpert:
 
     async def stream(self, messages: Sequence[Message]) -> AsyncIterator[TextDelta | ExpertReply]:
         started = time.perf_counter()
-        handle = self._submit(messages)
+        handle = self._submit(messages, stream=True)
         try:
             async for chunk in handle.stream():
                 yield TextDelta(chunk)
@@ -74,10 +74,10 @@ class LocalExpert:
                 handle.cancel()
         yield self._reply(result, started)
 
-    def _submit(self, messages: Sequence[Message]) -> GenerationHandle:
+    def _submit(self, messages: Sequence[Message], *, stream: bool) -> GenerationHandle:
         try:
             return self._backend.submit(
-                self._model, [m.to_openai() for m in messages], self._params
+                self._model, [m.to_openai() for m in messages], self._params, stream=stream
             )
         except (SkillSwitchError, ValueError, RuntimeError) as exc:
             raise ExpertError(self._name, str(exc)) from exc

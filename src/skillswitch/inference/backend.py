@@ -82,9 +82,15 @@ class LocalBackend:
     # --- generation --------------------------------------------------------------------------
 
     def submit(
-        self, model: str, prompt: Prompt, params: GenerationParams | None = None
+        self,
+        model: str,
+        prompt: Prompt,
+        params: GenerationParams | None = None,
+        *,
+        stream: bool = True,
     ) -> GenerationHandle:
-        """Queue a generation; the handle streams, awaits or cancels it."""
+        """Queue a generation; the handle streams, awaits or cancels it. ``stream=False``: its
+        text arrives whole at the end (cheaper when nobody reads it token by token)."""
         entry = self.registry.get(model)
         if entry.kind != "chat":
             raise WrongModelKindError(
@@ -93,12 +99,12 @@ class LocalBackend:
             )
         if not isinstance(prompt, str) and not prompt:
             raise ValueError("messages is empty; send at least one message")
-        return self.scheduler.submit(model, prompt, params or GenerationParams())
+        return self.scheduler.submit(model, prompt, params or GenerationParams(), stream=stream)
 
     async def generate(
         self, model: str, prompt: Prompt, params: GenerationParams | None = None
     ) -> GenerationResult:
-        handle = self.submit(model, prompt, params)
+        handle = self.submit(model, prompt, params, stream=False)
         return await handle.result()
 
     async def stream(
@@ -116,7 +122,7 @@ class LocalBackend:
         *,
         timeout: float | None = None,
     ) -> GenerationResult:
-        return self.submit(model, prompt, params).result_sync(timeout)
+        return self.submit(model, prompt, params, stream=False).result_sync(timeout)
 
     # --- embeddings ---------------------------------------------------------------------------
 

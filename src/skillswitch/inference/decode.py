@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from skillswitch.inference.loading import LoadedModel
 from skillswitch.inference.requests import FinishReason, GenerationParams, GenerationResult
 
-__all__ = ["DecodeRow", "TextTracker", "decode_batch"]
+__all__ = ["DecodeRow", "DecodeStats", "TextTracker", "decode_batch"]
 
 
 class DecodeRow(Protocol):
@@ -29,6 +29,8 @@ class DecodeRow(Protocol):
 
     prompt_ids: list[int]
     params: GenerationParams
+    incremental: bool
+    """Whether its text is streamed as it is generated (else decoded once at the end)."""
 
     @property
     def cancelled(self) -> bool: ...
@@ -46,9 +48,11 @@ class TextTracker:
     or a tail that may be the start of a stop string, so streamed text is never taken back.
     """
 
-    def __init__(self, tokenizer: Any, stop: Sequence[str]) -> None:
+    def __init__(self, tokenizer: Any, stop: Sequence[str], *, incremental: bool = True) -> None:
         self._tokenizer = tokenizer
         self._stop = tuple(stop)
+        # Nobody reads the text before the end and no stop string needs it: decode once, at the end.
+        self._incremental = incremental or bool(self._stop)
         self._hold = max((len(s) for s in self._stop), default=1) - 1
         self.ids: list[int] = []
         self.text = ""
@@ -60,6 +64,8 @@ class TextTracker:
     def add(self, token_id: int) -> str:
         """Append one token; the text that is now safe to stream."""
         self.ids.append(token_id)
+        if not self._incremental:
+            return ""
         decode = self._tokenizer.decode
         prefix = decode(self.ids[self._prefix_offset : self._read_offset], skip_special_tokens=True)
         full = decode(self.ids[self._prefix_offset :], skip_special_tokens=True)
@@ -73,6 +79,8 @@ class TextTracker:
 
     def flush(self) -> str:
         """Everything not yet streamed (at the end of the answer)."""
+        if not self._incremental:
+            self.text = self._tokenizer.decode(self.ids, skip_special_tokens=True)
         return self._release(final=True)
 
     def _check_stops(self, start: int) -> None:
@@ -104,6 +112,18 @@ class TextTracker:
 
 
 @dataclass(slots=True)
+class DecodeStats:
+    """Where a model's time went, summed over its batches (for metrics and benchmarks)."""
+
+    prefill_s: float = 0.0
+    prefill_tokens: int = 0
+    decode_s: float = 0.0
+    decode_steps: int = 0
+    decode_tokens: int = 0
+    """Tokens generated in decode steps (rows x steps)."""
+
+
+@dataclass(slots=True)
 class _Row:
     job: DecodeRow
     tracker: TextTracker
@@ -116,6 +136,7 @@ def decode_batch(
     jobs: Sequence[DecodeRow],
     *,
     queued_s: Callable[[DecodeRow], float] = lambda _: 0.0,
+    stats: DecodeStats | None = None,
 ) -> None:
     """Generate for every job in one batch; each job is finished exactly once."""
     import torch
@@ -128,7 +149,8 @@ def decode_batch(
         if job.cancelled:
             job.finish(_result(loaded, job, TextTracker(tokenizer, ()), "cancelled", 0.0, 0))
             continue
-        rows.append(_Row(job, TextTracker(tokenizer, job.params.stop), _generator(job, device)))
+        tracker = TextTracker(tokenizer, job.params.stop, incremental=job.incremental)
+        rows.append(_Row(job, tracker, _generator(job, device)))
     if not rows:
         return
     batch_size = len(rows)
@@ -164,8 +186,18 @@ def decode_batch(
         logits = out.logits[:, -1, :]
         next_positions = positions[:, -1:] + 1
         limit = loaded.max_positions or 1 << 30
+        stats = stats if stats is not None else DecodeStats()
+        stats.prefill_tokens += int(mask.sum())
+        step_started: float | None = None
         while True:
-            tokens = _choose(logits, rows)
+            tokens = _choose(logits, rows)  # waits for the step's kernels: the step's time ends
+            now = time.perf_counter()
+            if step_started is None:
+                stats.prefill_s += now - started
+            else:
+                stats.decode_s += now - step_started
+                stats.decode_steps += 1
+                stats.decode_tokens += len(rows)
             keep: list[int] = []
             for i, (row, token) in enumerate(zip(rows, tokens, strict=True)):
                 if row.job.cancelled:
@@ -194,6 +226,7 @@ def decode_batch(
                 rows = [rows[i] for i in keep]
             step_ids = torch.tensor([[tokens[i]] for i in keep], dtype=torch.long, device=device)
             mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
+            step_started = time.perf_counter()
             out = model(
                 input_ids=step_ids,
                 attention_mask=mask,

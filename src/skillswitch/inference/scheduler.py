@@ -26,7 +26,7 @@ from skillswitch.exceptions import (
     PromptTooLongError,
     SkillSwitchError,
 )
-from skillswitch.inference.decode import decode_batch
+from skillswitch.inference.decode import DecodeStats, decode_batch
 from skillswitch.inference.loading import LoadedModel
 from skillswitch.inference.policy import QueueView, SchedulerSettings, choose_next
 from skillswitch.inference.requests import GenerationParams, GenerationResult
@@ -137,10 +137,13 @@ class GenerationHandle:
 class _Job:
     """A queued request; implements ``DecodeRow`` for the decode loop."""
 
-    def __init__(self, handle: GenerationHandle, prompt: Prompt, params: GenerationParams) -> None:
+    def __init__(
+        self, handle: GenerationHandle, prompt: Prompt, params: GenerationParams, incremental: bool
+    ) -> None:
         self.handle = handle
         self.prompt = prompt
         self.params = params
+        self.incremental = incremental
         self.prompt_ids: list[int] = []
         self.submitted = time.monotonic()
 
@@ -175,18 +178,24 @@ class Scheduler:
         self._ids = itertools.count(1)
         self._closed = False
         self.stats = SchedulerStats()
+        self.decode_stats: dict[str, DecodeStats] = {}
+        """Prefill and decode time per model."""
         self._thread = threading.Thread(
             target=self._work, name="skillswitch-inference", daemon=True
         )
         self._thread.start()
 
-    def submit(self, model: str, prompt: Prompt, params: GenerationParams) -> GenerationHandle:
+    def submit(
+        self, model: str, prompt: Prompt, params: GenerationParams, *, stream: bool = True
+    ) -> GenerationHandle:
+        """Queue a generation. ``stream=False``: the text arrives as one chunk at the end
+        (no per-token detokenizing, which costs CPU time per row and step)."""
         try:
             loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             loop = None
         handle = GenerationHandle(next(self._ids), model, loop)
-        job = _Job(handle, prompt, params)
+        job = _Job(handle, prompt, params, stream)
         with self._wake:
             if self._closed:
                 raise BackendClosedError("the local inference backend is closed")
@@ -273,6 +282,9 @@ class Scheduler:
 
     def _run_batch(self, model: str, batch: list[_Job]) -> None:
         started = time.perf_counter()
+        self.stats.batches += 1  # counted before any job finishes: readers see it at once
+        self.stats.requests += len(batch)
+        self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
         try:
             loaded = self._residency.acquire(model)
         except Exception as exc:
@@ -282,15 +294,17 @@ class Scheduler:
         try:
             ready = [job for job in batch if self._prepare(loaded, job)]
             if ready:
-                self._runner(loaded, ready, queued_s=lambda j: time.monotonic() - j.submitted)
+                self._runner(
+                    loaded,
+                    ready,
+                    queued_s=lambda j: time.monotonic() - j.submitted,
+                    stats=self.decode_stats.setdefault(model, DecodeStats()),
+                )
         except Exception as exc:
             for job in batch:
                 job.fail(exc)
         finally:
             self._residency.release(model)
-            self.stats.batches += 1
-            self.stats.requests += len(batch)
-            self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
             self.stats.busy_s += time.perf_counter() - started
             self.stats.generated_tokens += sum(
                 job.handle._result.completion_tokens for job in batch if job.handle._result

@@ -60,6 +60,7 @@ class ModelShape:
 
 SHAPES: dict[str, ModelShape] = {
     "tiny": ModelShape(64, 128, 2, 4, 2),
+    "small": ModelShape(256, 768, 4, 8, 2),
     # Qwen2.5-1.5B and Qwen2.5-7B (their published configs), for the GPU benchmark.
     "1.5b": ModelShape(1536, 8960, 28, 12, 2, vocab_size=151_936, max_position_embeddings=32768),
     "7b": ModelShape(3584, 18944, 28, 28, 4, vocab_size=152_064, max_position_embeddings=32768),

@@ -226,9 +226,10 @@ def submit(
     params: GenerationParams,
     *,
     prompt_param: str,
+    stream: bool,
 ) -> GenerationHandle:
     try:
-        return backend.submit(model, prompt, params)
+        return backend.submit(model, prompt, params, stream=stream)
     except (SkillSwitchError, ValueError) as exc:
         mapped = backend_error(exc, device=backend.device, model=model, prompt_param=prompt_param)
         if mapped is exc:  # the backend's own checks of the input (an empty conversation)

@@ -59,7 +59,9 @@ class ChatCompletionsServing:
             raise OpenAIError(400, "messages is empty; send at least one message", param="messages")
         params = body.params(body.max_new_tokens(self.default_max_tokens))
         messages = [message.to_backend() for message in body.messages]
-        handle = submit(self.backend, body.model, messages, params, prompt_param="messages")
+        handle = submit(
+            self.backend, body.model, messages, params, prompt_param="messages", stream=body.stream
+        )
         generation = Generation(handle, request, self.backend, "messages")
         if body.stream:
             await generation.start_stream()

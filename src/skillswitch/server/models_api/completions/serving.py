@@ -43,7 +43,9 @@ class CompletionsServing:
         check_n(body.n)
         prompt = body.text()
         params = body.params(body.max_tokens or DEFAULT_MAX_TOKENS)
-        handle = submit(self.backend, body.model, prompt, params, prompt_param="prompt")
+        handle = submit(
+            self.backend, body.model, prompt, params, prompt_param="prompt", stream=body.stream
+        )
         generation = Generation(handle, request, self.backend, "prompt")
         echoed = prompt if body.echo else ""
         if body.stream:
