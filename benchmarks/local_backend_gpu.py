@@ -150,7 +150,11 @@ def run_scheduler(
     load_s0 = backend.residency.stats.load_s
     started = time.perf_counter()
     handles = [backend.submit(expert, prompt, params, stream=False) for expert, prompt in jobs]
-    results = [h.result_sync(3600) for h in handles]
+    results = []
+    for index, handle in enumerate(handles, 1):
+        results.append(handle.result_sync(3600))
+        if index % (len(handles) // 8 or 1) == 0:
+            log(f"{index}/{len(handles)} done, {backend.residency.stats.events[-3:]}")
     elapsed = time.perf_counter() - started
     stats = backend.residency.stats
     tokens = sum(r.completion_tokens for r in results)

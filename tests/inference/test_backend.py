@@ -226,6 +226,39 @@ def test_least_recently_used_model_is_evicted_under_the_budget(
         backend.close()
 
 
+def test_evicted_models_wait_in_the_host_tier_and_come_back_unchanged(
+    tiny_models: dict[str, Path],
+) -> None:
+    registry = ModelRegistry()
+    for name in ("llama-a", "qwen-a"):
+        registry.add(name, tiny_models[name])
+    size = max(registry.get(n).info.stored_bytes for n in registry.names())
+    one_and_a_half = int(size * 1.5)
+    backend = LocalBackend(
+        registry, device="cpu", budget=MemoryBudget(one_and_a_half, one_and_a_half), host_tier=True
+    )
+    try:
+        params = GenerationParams(max_new_tokens=6)
+        first = {n: backend.generate_sync(n, PROMPTS[0], params) for n in ("llama-a", "qwen-a")}
+        again = {n: backend.generate_sync(n, PROMPTS[0], params) for n in ("llama-a", "qwen-a")}
+        assert backend.residency.stats.events == [
+            "load:llama-a",
+            "evict:llama-a->host",
+            "load:qwen-a",
+            "evict:qwen-a->host",  # making room never drops the model that is coming back
+            "promote:llama-a",
+            "evict:llama-a->host",
+            "promote:qwen-a",
+        ]
+        assert {n: r.token_ids for n, r in again.items()} == {
+            n: r.token_ids for n, r in first.items()
+        }
+        locations = {r.name: r.location for r in backend.resident()}
+        assert locations == {"qwen-a": "device", "llama-a": "host"}
+    finally:
+        backend.close()
+
+
 def test_loaded_size_matches_the_size_read_from_the_folder(tiny_models: dict[str, Path]) -> None:
     backend = LocalBackend.from_folders({"llama-a": tiny_models["llama-a"]}, device="cpu")
     try:

@@ -57,11 +57,14 @@ class LocalBackend:
         device: str = "auto",
         budget: MemoryBudget | None = None,
         settings: SchedulerSettings | None = None,
+        host_tier: bool | None = None,
     ) -> None:
+        """``host_tier``: keep models evicted from the device in (pinned) host memory, within
+        ``budget.host_bytes``; None: on CUDA devices only."""
         self.registry = registry
         self.device = resolve_device(device)
         self.budget = budget or default_budget(self.device)
-        self.residency = Residency(registry, self.budget, self.device)
+        self.residency = Residency(registry, self.budget, self.device, host_tier=host_tier)
         for name in registry.names():  # a model that can never fit is a config mistake
             if self.residency.expected_bytes(name) > self.budget.device_bytes:
                 raise ModelTooLargeError(

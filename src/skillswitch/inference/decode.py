@@ -81,6 +81,15 @@ class TextTracker:
         """Everything not yet streamed (at the end of the answer)."""
         if not self._incremental:
             self.text = self._tokenizer.decode(self.ids, skip_special_tokens=True)
+        elif not self.stopped and self._read_offset < len(self.ids):
+            # Tokens held back as an unfinished character: at the end they are what they are.
+            decode = self._tokenizer.decode
+            prefix = decode(
+                self.ids[self._prefix_offset : self._read_offset], skip_special_tokens=True
+            )
+            full = decode(self.ids[self._prefix_offset :], skip_special_tokens=True)
+            self.text += full[len(prefix) :]
+            self._read_offset = len(self.ids)
         return self._release(final=True)
 
     def _check_stops(self, start: int) -> None:
@@ -164,7 +173,7 @@ def decode_batch(
         result = _result(loaded, row.job, row.tracker, reason, elapsed, batch_size)
         row.job.finish(_with_wait(result, waits[id(row.job)]))
 
-    with torch.inference_mode():
+    with torch.inference_mode(), _attention_kernels(device):
         pad = tokenizer.pad_token_id
         width = max(len(r.job.prompt_ids) for r in rows)
         input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
@@ -237,6 +246,20 @@ def decode_batch(
             cache = out.past_key_values
             logits = out.logits[:, -1, :]
             next_positions = next_positions + 1
+
+
+def _attention_kernels(device: Any) -> Any:
+    """Flash or memory-efficient attention on CUDA, never cuDNN's: cuDNN builds a new execution
+    plan whenever the sequence length changes, which in decoding is every step (measured on an
+    H200: 1.3 ms of CPU per layer per step, 64% of a 1.5B model's decode step)."""
+    import contextlib
+
+    if getattr(device, "type", str(device)) != "cuda":
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    backends = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+    return sdpa_kernel(backends)
 
 
 def _choose(logits: Any, rows: Sequence[_Row]) -> list[int]:

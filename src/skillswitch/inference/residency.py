@@ -79,11 +79,16 @@ class Residency:
         device: str,
         *,
         loader: Loader | None = None,
+        host_tier: bool | None = None,
     ) -> None:
+        """``host_tier``: keep evicted models in host memory (None: on CUDA devices, when the
+        budget has host bytes; pinned whenever CUDA is present)."""
         self._registry = registry
         self._budget = budget
         self._device = device
-        self._host_tier = device.startswith("cuda") and budget.host_bytes > 0
+        if host_tier is None:
+            host_tier = device.startswith("cuda")
+        self._host_tier = host_tier and budget.host_bytes > 0
         self._loader = loader or self._load_from_folder
         # Least recently used first.
         self._on_device: OrderedDict[str, LoadedModel] = OrderedDict()
@@ -159,15 +164,22 @@ class Residency:
         needed = self.expected_bytes(name)
         if needed > self._budget.device_bytes:
             raise ModelTooLargeError(name, needed, self._budget.device_bytes, "device")
-        self._make_room(needed)
+        with self._lock:  # out of the host tier first, so making room never drops it
+            on_host = self._on_host.pop(name, None)
+        try:
+            self._make_room(needed)
+        except BaseException:
+            if on_host is not None:
+                with self._lock:
+                    self._on_host[name] = on_host
+            raise
         started = time.perf_counter()
-        on_host = self._on_host.get(name)
         if on_host is not None:
             on_host.model.to(self._device)
             on_host.location = "device"
+            release_pinned_cache()  # its pinned copy is free now
             loaded = on_host
             with self._lock:
-                del self._on_host[name]
                 self._on_device[name] = loaded
             self.stats.promotions += 1
             self.stats.promotion_s += time.perf_counter() - started
@@ -224,9 +236,12 @@ class Residency:
 
 
 def _to_pinned_host(loaded: LoadedModel) -> None:
+    import torch
+
     loaded.model.to("cpu")
-    for tensor in [*loaded.model.parameters(), *loaded.model.buffers()]:
-        tensor.data = tensor.data.pin_memory()
+    if torch.cuda.is_available():  # pinned: the way back to the GPU is one DMA copy
+        for tensor in [*loaded.model.parameters(), *loaded.model.buffers()]:
+            tensor.data = tensor.data.pin_memory()
     loaded.location = "host"
 
 
@@ -238,3 +253,22 @@ def _free(loaded: LoadedModel) -> None:
         import torch
 
         torch.cuda.empty_cache()
+    release_pinned_cache()
+
+
+def release_pinned_cache() -> None:
+    """Give freed pinned host memory back to the OS.
+
+    PyTorch's host allocator keeps freed pinned blocks for reuse; a model promoted back to the GPU
+    or dropped from the host tier would otherwise stay pinned, and the host tier would grow past
+    its budget (seen on an H200 host: 113 GB pinned for a 60 GB tier, then the OOM killer).
+    """
+    import torch
+
+    if not torch.cuda.is_available():
+        return
+    for name in ("_accelerator_emptyHostCache", "_host_emptyCache", "_cuda_hostEmptyCache"):
+        empty = getattr(torch._C, name, None)
+        if empty is not None:
+            empty()
+            return
