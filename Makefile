@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test lint format typecheck pytest bench bench-intents bench-dispatch bench-recruitment bench-mcp bench-tools peer-venv mcp-peers clean
+.PHONY: install demo test lint format typecheck pytest bench bench-intents bench-dispatch bench-recruitment bench-mcp bench-tools bench-local bench-local-gpu peer-venv mcp-peers clean
 
 install: $(STAMP)
 
@@ -42,7 +42,7 @@ pytest: install mcp-peers
 	$(BIN)/python -m pytest
 
 # Benchmarks are separate from the tests: they take longer and compare against peers.
-bench: bench-intents bench-dispatch bench-recruitment bench-mcp bench-tools
+bench: bench-intents bench-dispatch bench-recruitment bench-mcp bench-tools bench-local
 
 bench-dispatch: install
 	$(BIN)/python benchmarks/dispatch_overhead.py --json bench-results/dispatch_overhead.json
@@ -52,6 +52,14 @@ bench-tools: install
 
 bench-mcp: install mcp-peers
 	$(BIN)/python benchmarks/mcp_overhead.py --json bench-results/mcp_overhead.json
+
+# Local backend on the CPU; the GPU script (an H200's figures in README) runs where CUDA is.
+bench-local: install
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/local_backend.py --json bench-results/local_backend.json
+
+bench-local-gpu: install
+	$(BIN)/python benchmarks/local_backend_gpu.py --part 1.5b --json bench-results/gpu-1.5b.json
+	$(BIN)/python benchmarks/local_backend_gpu.py --part 7b --host-gb 0 --json bench-results/gpu-7b.json
 
 bench-recruitment: install
 	$(BIN)/python benchmarks/expert_recruitment.py --json bench-results/expert_recruitment.json
