@@ -45,9 +45,14 @@ class RecordingBackend(LocalBackend):
         self.handles: list[GenerationHandle] = []
 
     def submit(
-        self, model: str, prompt: Prompt, params: GenerationParams | None = None
+        self,
+        model: str,
+        prompt: Prompt,
+        params: GenerationParams | None = None,
+        *,
+        stream: bool = True,
     ) -> GenerationHandle:
-        handle = super().submit(model, prompt, params)
+        handle = super().submit(model, prompt, params, stream=stream)
         self.handles.append(handle)
         return handle
 
