@@ -37,7 +37,7 @@ from typing import Any
 
 from skillswitch.inference import GenerationParams, LocalBackend, MemoryBudget, ModelRegistry
 from skillswitch.inference.policy import SchedulerSettings
-from skillswitch.inference.tiny import SHAPES, build_tokenizer
+from skillswitch.inference.tiny import SHAPES, build_tokenizer, model_config
 
 _CORPUS = (
     "the quick brown fox jumps over the lazy dog while seven wizards quietly judge a box of "
@@ -70,7 +70,7 @@ def hbm_copy_bandwidth(device: str, gib: float = 4.0, repeats: int = 20) -> floa
 def build_checkpoints(root: Path, shape: str, distinct: int, device: str) -> list[Path]:
     """``distinct`` random checkpoints of ``shape`` (initialised on the GPU: seconds)."""
     import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
+    from transformers import Qwen2ForCausalLM
 
     size = SHAPES[shape]
     folders = []
@@ -81,19 +81,7 @@ def build_checkpoints(root: Path, shape: str, distinct: int, device: str) -> lis
             continue
         folder.mkdir(parents=True, exist_ok=True)
         tokenizer = build_tokenizer(folder)
-        config = Qwen2Config(
-            vocab_size=size.vocab_size or len(tokenizer),
-            hidden_size=size.hidden_size,
-            intermediate_size=size.intermediate_size,
-            num_hidden_layers=size.num_hidden_layers,
-            num_attention_heads=size.num_attention_heads,
-            num_key_value_heads=size.num_key_value_heads,
-            max_position_embeddings=size.max_position_embeddings,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-            tie_word_embeddings=shape == "1.5b",
-            architectures=["Qwen2ForCausalLM"],
-        )
+        config = model_config("qwen2", size, tokenizer)
         torch.manual_seed(index)
         with torch.device(device):
             model = Qwen2ForCausalLM(config).to(torch.bfloat16)

@@ -170,15 +170,22 @@ class ExpertResponseError(ExpertError):
     retryable = True
 
 
+def _suggestion(name: str, known: Sequence[str], *, many: int = 1, otherwise: str) -> str:
+    """ "; did you mean 'x'?" for the closest known names, else ``otherwise``."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(known), n=many, cutoff=0.6)
+    if close:
+        return f"; did you mean {', '.join(repr(c) for c in close)}?"
+    return otherwise
+
+
 class UnknownExpertError(SkillSwitchError):
     """A name that no configured expert has."""
 
     def __init__(self, name: str, known: list[str]) -> None:
-        import difflib
-
         self.name = name
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-        hint = f"; did you mean {close[0]!r}?" if close else f"; known experts: {known}"
+        hint = _suggestion(name, known, otherwise=f"; known experts: {known}")
         super().__init__(f"unknown expert {name!r}{hint}")
 
 
@@ -202,14 +209,9 @@ class UnknownToolError(SkillSwitchError, LookupError):
     """A tool name that the catalogue does not hold."""
 
     def __init__(self, name: str, known: Sequence[str]) -> None:
-        import difflib
-
         self.name = name
-        close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
-        if close:
-            hint = f"; did you mean {', '.join(repr(c) for c in close)}?"
-        else:
-            hint = "; list the tools with `skillswitch tools list`" if known else "; no tools"
+        listing = "; list the tools with `skillswitch tools list`" if known else "; no tools"
+        hint = _suggestion(name, known, many=3, otherwise=listing)
         super().__init__(f"unknown tool {name!r}{hint}")
 
     def __str__(self) -> str:  # LookupError would repr() the message
@@ -254,11 +256,8 @@ class UnknownModelError(SkillSwitchError, LookupError):
     """A model name that the local registry does not hold."""
 
     def __init__(self, name: str, known: Sequence[str]) -> None:
-        import difflib
-
         self.name = name
-        close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-        hint = f"; did you mean {close[0]!r}?" if close else f"; known models: {sorted(known)}"
+        hint = _suggestion(name, known, otherwise=f"; known models: {sorted(known)}")
         super().__init__(f"unknown local model {name!r}{hint}")
 
     def __str__(self) -> str:

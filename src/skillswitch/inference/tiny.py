@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["SHAPES", "Architecture", "ModelShape", "build_model", "build_tokenizer"]
+__all__ = ["SHAPES", "Architecture", "ModelShape", "build_model", "build_tokenizer", "model_config"]
 
 Architecture = Literal["llama", "qwen2", "bert"]
 
@@ -56,14 +56,15 @@ class ModelShape:
     vocab_size: int | None = None
     """None: the tokenizer's own size (tiny models); real shapes keep their real vocabulary."""
     max_position_embeddings: int = 2048
+    tie_word_embeddings: bool = False
 
 
 SHAPES: dict[str, ModelShape] = {
     "tiny": ModelShape(64, 128, 2, 4, 2),
     "small": ModelShape(256, 768, 4, 8, 2),
     # Qwen2.5-1.5B and Qwen2.5-7B (their published configs), for the GPU benchmark.
-    "1.5b": ModelShape(1536, 8960, 28, 12, 2, vocab_size=151_936, max_position_embeddings=32768),
-    "7b": ModelShape(3584, 18944, 28, 28, 4, vocab_size=152_064, max_position_embeddings=32768),
+    "1.5b": ModelShape(1536, 8960, 28, 12, 2, 151_936, 32768, tie_word_embeddings=True),
+    "7b": ModelShape(3584, 18944, 28, 28, 4, 152_064, 32768),
 }
 
 
@@ -114,14 +115,17 @@ def build_model(
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer(folder)
     size = SHAPES[shape] if isinstance(shape, str) else shape
-    config = _config(arch, size, tokenizer, initializer_range)
+    config = model_config(arch, size, tokenizer, initializer_range)
     torch.manual_seed(seed)
     model = _model_class(arch)(config).to(getattr(torch, dtype))
     model.save_pretrained(str(folder))
     return folder
 
 
-def _config(arch: Architecture, size: ModelShape, tokenizer: Any, init_range: float) -> Any:
+def model_config(
+    arch: Architecture, size: ModelShape, tokenizer: Any, init_range: float = 0.02
+) -> Any:
+    """A transformers config of ``arch`` with ``size``, its special tokens from ``tokenizer``."""
     from transformers import BertConfig, LlamaConfig, Qwen2Config
 
     vocab = size.vocab_size or len(tokenizer)
@@ -149,7 +153,7 @@ def _config(arch: Architecture, size: ModelShape, tokenizer: Any, init_range: fl
         "pad_token_id": tokenizer.pad_token_id,
         "bos_token_id": None,
         "initializer_range": init_range,
-        "tie_word_embeddings": False,
+        "tie_word_embeddings": size.tie_word_embeddings,
     }
     if arch == "llama":
         return LlamaConfig(**common, architectures=["LlamaForCausalLM"])
