@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
+from skillswitch.server.guards import RequestGuard
 from skillswitch.server.models_api.chat_completions.route import router as chat_router
 from skillswitch.server.models_api.chat_completions.serving import ChatCompletionsServing
 from skillswitch.server.models_api.completions.route import router as completions_router
 from skillswitch.server.models_api.completions.serving import CompletionsServing
 from skillswitch.server.models_api.embeddings.route import router as embeddings_router
 from skillswitch.server.models_api.embeddings.serving import EmbeddingsServing
-from skillswitch.server.models_api.guards import RequestGuard
 from skillswitch.server.models_api.health.route import router as health_router
 from skillswitch.server.models_api.models.route import router as models_router
 from skillswitch.server.models_api.models.serving import ModelsServing
