@@ -39,9 +39,16 @@ from skillswitch.config.models import (
     RecruitmentConfig,
     ToolExpertConfig,
 )
-from skillswitch.exceptions import ConfigError, ExpertError, NoExpertError, UnknownExpertError
+from skillswitch.exceptions import (
+    ConfigError,
+    ExpertError,
+    NoExpertError,
+    RequestError,
+    UnknownExpertError,
+)
 from skillswitch.router import Router, RoutingDecision
 from skillswitch.router.combiner import AnswerCombiner
+from skillswitch.router.decision import RoutingTiming, SkillScore
 from skillswitch.router.keywords import KeywordMatcher
 from skillswitch.router.profiles import ExpertProfiles, log_odds
 from skillswitch.router.recruitment import Recruiter, RecruitmentPolicy, stage_settled
@@ -296,16 +303,36 @@ class Switch:
             raise NoExpertError(decision.skill_names)
         return tuple(chosen[: self.settings.max_experts])
 
-    async def run(self, request: Request) -> Answer:
-        """Answer a text or an OpenAI-style message list."""
+    async def run(
+        self, request: Request, *, skill: str | None = None, expert: str | None = None
+    ) -> Answer:
+        """Answer a text or an OpenAI-style message list.
+
+        ``skill`` skips the router: the request goes to that skill's experts as if the router
+        had chosen it (score 1). ``expert`` skips routing and recruitment: that expert alone
+        answers. The trace's decision says so (classifier ``forced`` or ``direct``).
+
+        >>> answer = await switch.run("17 * 23", skill="math")  # doctest: +SKIP
+        >>> answer.trace.decision.skill_names  # doctest: +SKIP
+        ('math',)
+        """
         started = time.perf_counter()
         messages = parse_messages(request)
-        decision, route_ms = await self._route(messages)
+        decision, route_ms = await self._decide(messages, skill, expert)
         if decision.out_of_scope:
             return self._out_of_scope(decision, route_ms, started)
-        basis, extraction_usage = await self._basis(decision, messages)
-        selections = self._kept(decision, messages) or self.select(
-            decision, None if basis is None else basis.weights
+        if skill is None and expert is None:
+            basis, extraction_usage = await self._basis(decision, messages)
+        else:  # pinned by the caller: no keyword extraction to second-guess it
+            basis = None
+            if self.recruitment is not None and expert is None:
+                note = "skill named by the caller"
+                basis = SkillBasis("router", _router_weights(decision), note=note)
+            extraction_usage = Usage()
+        selections = (
+            self._direct(expert)
+            or self._kept(decision, messages)
+            or self.select(decision, None if basis is None else basis.weights)
         )
         names = [s.expert for s in selections]
         with tool_policy(self.tool_policy(decision)):
@@ -337,6 +364,46 @@ class Switch:
             basis=basis,
             extra_usage=extraction_usage,
         )
+
+    async def _decide(
+        self, messages: Sequence[Message], skill: str | None, expert: str | None
+    ) -> tuple[RoutingDecision, float]:
+        """The router's decision, or the one the caller pinned with ``skill`` or ``expert``."""
+        if skill is None and expert is None:
+            return await self._route(messages)
+        if skill is not None and expert is not None:
+            raise ValueError("give skill= or expert=, not both")
+        if expert is not None:
+            if expert not in self._specs:
+                raise UnknownExpertError(expert, self._order)
+            # A skill-less expert serves every skill.
+            skills = self._specs[expert].skills or self.router.skills
+            return self._pinned(skills, "direct"), 0.0
+        assert skill is not None
+        if skill not in self.router.skills:
+            raise RequestError(
+                f"unknown skill {skill!r}; the skills are: {', '.join(self.router.skills)}"
+            )
+        return self._pinned((skill,), "forced"), 0.0
+
+    def _pinned(self, skills: Sequence[str], classifier: str) -> RoutingDecision:
+        scores = tuple(SkillScore(name, 1.0) for name in skills)
+        return RoutingDecision(
+            skills=scores,
+            candidates=scores,
+            out_of_scope=False,
+            out_of_scope_label=self.router.out_of_scope_label,
+            confidence=1.0,
+            threshold=self.router.threshold,
+            encoder="none",
+            classifier=classifier,
+            timing=RoutingTiming(0.0, 0.0, 0.0),
+        )
+
+    def _direct(self, expert: str | None) -> tuple[Selection, ...] | None:
+        if expert is None:
+            return None
+        return (Selection(expert, None, "named by the caller; routing bypassed"),)
 
     def _kept(
         self, decision: RoutingDecision, messages: Sequence[Message]
@@ -492,19 +559,22 @@ class Switch:
     async def __aexit__(self, *_: object) -> None:
         await self.aclose()
 
-    async def stream(self, request: Request) -> AsyncIterator[TextDelta | Answer]:
+    async def stream(
+        self, request: Request, *, skill: str | None = None, expert: str | None = None
+    ) -> AsyncIterator[TextDelta | Answer]:
         """Text deltas, then the ``Answer``. One expert streams token by token (falling back
         to the dispatcher's retries when it fails before its first token); several experts
-        are dispatched, aggregated, and their answer is sent as one delta."""
+        are dispatched, aggregated, and their answer is sent as one delta. ``skill`` and
+        ``expert`` pin the route as in ``run``."""
         started = time.perf_counter()
         messages = parse_messages(request)
-        decision, route_ms = await self._route(messages)
+        decision, route_ms = await self._decide(messages, skill, expert)
         if decision.out_of_scope:
             answer = self._out_of_scope(decision, route_ms, started)
             yield TextDelta(answer.text)
             yield answer
             return
-        selections = self._kept(decision, messages) or self.select(decision)
+        selections = self._direct(expert) or self._kept(decision, messages) or self.select(decision)
         if len(selections) == 1:
             name = selections[0].expert
             begin = time.perf_counter()
@@ -530,7 +600,7 @@ class Switch:
                     raise  # text already went out; the caller must see the failure
             finally:
                 leave_tool_policy(policy)
-        answer = await self.run(messages)
+        answer = await self.run(messages, skill=skill, expert=expert)
         yield TextDelta(answer.text)
         yield answer
 
