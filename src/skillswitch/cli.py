@@ -310,6 +310,35 @@ def serve_models_command(
     serve_models(inference, host=host, port=port, api_key=key)
 
 
+@app.command()
+@_reports_errors
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[
+        str, typer.Option(help="Address to bind; beyond loopback needs --api-key-env.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to bind.")] = 8000,
+    api_key_env: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key-env",
+            help="Environment variable holding the API key clients must send as a bearer token.",
+        ),
+    ] = None,
+    max_concurrency: Annotated[
+        int, typer.Option(min=1, help="Requests in flight at once; more get 429.")
+    ] = 256,
+) -> None:
+    """Serve skillswitch over an OpenAI-compatible HTTP API (/v1/chat/completions with model
+    skillswitch, skillswitch/<skill> or an expert's name; /v1/models, /v1/route, /healthz,
+    /metrics)."""
+    from skillswitch.config import environment
+    from skillswitch.server.api.run import serve as serve_api
+
+    key = environment.api_key(api_key_env, path="--api-key-env")
+    serve_api(_load(config), host=host, port=port, api_key=key, max_concurrency=max_concurrency)
+
+
 def _hub(config: ConfigOption) -> Any:
     from skillswitch.config import environment
     from skillswitch.tools.configured import build_hub

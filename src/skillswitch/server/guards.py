@@ -18,8 +18,8 @@ __all__ = ["RequestGuard"]
 class RequestGuard:
     """Refuses with OpenAI-shaped errors: 401 (``api_key`` set and the bearer token missing or
     wrong), 413 (body over ``max_body_bytes``), 429 (``max_concurrency`` requests already in
-    flight). The key and the concurrency cap apply to paths under ``protected_prefix``; health
-    probes stay open, as in vLLM."""
+    flight). The key and the concurrency cap apply to paths under ``protected_prefix`` (one
+    prefix or several); health probes stay open, as in vLLM."""
 
     def __init__(
         self,
@@ -28,7 +28,7 @@ class RequestGuard:
         api_key: str | None,
         max_body_bytes: int,
         max_concurrency: int,
-        protected_prefix: str = "/v1",
+        protected_prefix: str | tuple[str, ...] = "/v1",
     ) -> None:
         self.app = app
         self._key = api_key.encode() if api_key is not None else None

@@ -1,0 +1,95 @@
+"""The OpenAI-compatible HTTP app of skillswitch (``skillswitch serve``).
+
+Services live on ``app.state`` (one per endpoint, built here); nothing is read or built when the
+module is imported.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI
+
+from skillswitch.server.api.chat_completions.route import router as chat_router
+from skillswitch.server.api.chat_completions.serving import ChatCompletionsServing
+from skillswitch.server.api.health.route import router as health_router
+from skillswitch.server.api.metrics.collectors import Metrics
+from skillswitch.server.api.metrics.middleware import MetricsMiddleware
+from skillswitch.server.api.metrics.route import router as metrics_router
+from skillswitch.server.api.models.route import router as models_router
+from skillswitch.server.api.models.serving import ModelsServing
+from skillswitch.server.api.routing.route import router as routing_router
+from skillswitch.server.api.routing.serving import RouteServing
+from skillswitch.server.api.targets import Targets
+from skillswitch.server.guards import RequestGuard
+from skillswitch.server.openai_errors import install_error_handlers
+
+if TYPE_CHECKING:
+    from skillswitch.switch import Switch
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app"]
+
+DEFAULT_MAX_BODY_BYTES = 4 * 2**20
+
+
+def create_app(
+    switch: Switch,
+    *,
+    api_key: str | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_concurrency: int = 256,
+) -> FastAPI:
+    """An OpenAI-compatible API over ``switch``: ``/v1/chat/completions``, ``/v1/models``,
+    ``/v1/route``, ``/healthz`` and ``/metrics``.
+
+    ``api_key``: clients must send it as a bearer token (``/v1/*`` and ``/metrics``;
+    ``/healthz`` stays open). Bodies over ``max_body_bytes`` get 413; requests beyond
+    ``max_concurrency`` in flight get 429. The app's lifespan closes ``switch`` when the
+    server stops, in the server's event loop, where its connections live (run it with
+    lifespan on, uvicorn's default).
+
+    >>> switch = Switch.from_config("config.yaml")  # doctest: +SKIP
+    >>> uvicorn.run(create_app(switch), port=8000)  # doctest: +SKIP
+    """
+    for name, value in (("max_body_bytes", max_body_bytes), ("max_concurrency", max_concurrency)):
+        if value < 1:
+            raise ValueError(f"{name} is {value}; give 1 or more")
+    if api_key is not None and not api_key.strip():
+        raise ValueError("api_key is empty; give a key, or None to serve without one")
+    from skillswitch import __version__
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await switch.aclose()
+
+    app = FastAPI(
+        title="skillswitch",
+        version=__version__,
+        summary="Requests routed by skill to specialist experts, OpenAI-compatible.",
+        lifespan=lifespan,
+    )
+    targets = Targets(switch)
+    metrics = Metrics()
+    app.state.switch = switch
+    app.state.metrics = metrics
+    app.state.chat_completions = ChatCompletionsServing(switch, targets, metrics)
+    app.state.models = ModelsServing(targets, created=int(time.time()))
+    app.state.routing = RouteServing(switch)
+    for router in (chat_router, models_router, routing_router, health_router, metrics_router):
+        app.include_router(router)
+    install_error_handlers(app)
+    app.add_middleware(
+        RequestGuard,
+        api_key=api_key,
+        max_body_bytes=max_body_bytes,
+        max_concurrency=max_concurrency,
+        protected_prefix=("/v1", "/metrics"),
+    )
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: counts refusals too
+    return app

@@ -1,0 +1,124 @@
+"""The request and response bodies of ``POST /v1/chat/completions`` (OpenAI's shapes, plus
+the ``skillswitch`` extension field that carries the trace)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
+
+from skillswitch.agents.messages import Usage as TraceUsage
+from skillswitch.server.api.common import ChatMessage
+
+__all__ = [
+    "ChatCompletion",
+    "ChatCompletionChunk",
+    "ChatCompletionRequest",
+    "Choice",
+    "ChunkChoice",
+    "Delta",
+    "ResponseMessage",
+    "StreamOptions",
+    "Usage",
+]
+
+# Tool choices that ask for no tool: harmless without tools, so accepted.
+NO_TOOL_CHOICES = (None, "none", "auto")
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    include_usage: bool = False
+
+
+class ChatCompletionRequest(BaseModel):
+    """OpenAI's chat completion request. Fields not declared here (sampling settings among
+    them: each expert samples as its config says) are accepted and logged as ignored."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(min_length=1)
+    messages: list[ChatMessage]
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    n: int | None = None
+    tools: list[Any] | None = None
+    tool_choice: Any = None
+    functions: list[Any] | None = None
+    function_call: Any = None
+
+    def include_usage(self) -> bool:
+        return self.stream_options is not None and self.stream_options.include_usage
+
+    def ignored_fields(self) -> list[str]:
+        names = sorted(self.model_extra or {})
+        for index, message in enumerate(self.messages):
+            names += message.ignored_fields(f"messages[{index}]")
+        return names
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+    @classmethod
+    def of(cls, usage: TraceUsage) -> Usage:
+        return cls(
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            total_tokens=usage.total_tokens,
+        )
+
+
+class ResponseMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class Choice(BaseModel):
+    index: int = 0
+    message: ResponseMessage
+    logprobs: None = None
+    finish_reason: str
+
+
+class ChatCompletion(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[Choice]
+    usage: Usage
+    skillswitch: dict[str, Any]
+    """The trace (schema ``skillswitch.trace/1``): skills, experts, tool calls, cost, timings."""
+
+
+class Delta(BaseModel):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+    @model_serializer
+    def _present_fields(self) -> dict[str, str]:
+        """OpenAI's deltas carry only what changed: the role once, then content."""
+        fields = {"role": self.role, "content": self.content}
+        return {name: value for name, value in fields.items() if value is not None}
+
+
+class ChunkChoice(BaseModel):
+    index: int = 0
+    delta: Delta
+    logprobs: None = None
+    finish_reason: str | None = None
+
+
+class ChatCompletionChunk(BaseModel):
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    usage: Usage | None = None
+    skillswitch: dict[str, Any] | None = None
+    """The trace, on the last chunk before ``[DONE]`` only."""

@@ -1,0 +1,290 @@
+"""``POST /v1/chat/completions`` through the switch: routed by skill, pinned to a skill, or sent
+to one expert by name; one choice, streamed or not, with the trace."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
+
+from skillswitch.agents.messages import TextDelta
+from skillswitch.exceptions import SkillSwitchError
+from skillswitch.server.api.chat_completions.protocol import (
+    NO_TOOL_CHOICES,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    Choice,
+    ChunkChoice,
+    Delta,
+    ResponseMessage,
+    Usage,
+)
+from skillswitch.server.api.common import ignored, logger, switch_error, to_messages
+from skillswitch.server.api.metrics.collectors import Metrics
+from skillswitch.server.api.targets import NO_SKILL, Target, Targets
+from skillswitch.server.models_api.common import check_n, new_id, now, sse
+from skillswitch.server.openai_errors import OpenAIError
+from skillswitch.trace import Answer
+
+if TYPE_CHECKING:
+    from skillswitch.switch import Switch
+
+__all__ = ["ROUTE_HEADER", "AnswerStream", "ChatCompletionsServing", "refuse_client_tools"]
+
+ROUTE_HEADER = "x-skillswitch-route"
+_FINISH_REASONS = ("stop", "length", "content_filter")
+
+
+class ChatCompletionsServing:
+    """Turns a chat completion request into a run of the switch and its answer."""
+
+    def __init__(self, switch: Switch, targets: Targets, metrics: Metrics) -> None:
+        self.switch = switch
+        self.targets = targets
+        self.metrics = metrics
+
+    async def create(self, body: ChatCompletionRequest, request: Request) -> Response:
+        request.state.model = "unknown"
+        target = self.targets.resolve(body.model)
+        request.state.model = target.model
+        headers = ignored("chat.completions", body.ignored_fields())
+        check_n(body.n)
+        refuse_client_tools(body)
+        messages = to_messages(body.messages)
+        if body.stream:
+            events = self.switch.stream(messages, skill=target.skill, expert=target.expert)
+            chunks = _Chunks(new_id("chatcmpl"), now(), body.model, body.include_usage())
+            return AnswerStream(
+                events,
+                chunks,
+                headers=headers,
+                on_answer=lambda answer: self.metrics.observe_answer(
+                    answer, metrics_skill(target, answer)
+                ),
+                on_error=self._stream_failed,
+            )
+        try:
+            answer = await self.switch.run(messages, skill=target.skill, expert=target.expert)
+        except SkillSwitchError as exc:
+            self.metrics.observe_failure(exc)
+            raise switch_error(exc) from None
+        self.metrics.observe_answer(answer, metrics_skill(target, answer))
+        completion = ChatCompletion(
+            id=new_id("chatcmpl"),
+            created=now(),
+            model=body.model,
+            choices=[
+                Choice(
+                    message=ResponseMessage(content=answer.text),
+                    finish_reason=finish_reason(answer),
+                )
+            ],
+            usage=Usage.of(answer.trace.usage),
+            skillswitch=answer.trace.to_dict(),
+        )
+        headers[ROUTE_HEADER] = route_header(target, answer)
+        return JSONResponse(completion.model_dump(mode="json"), headers=headers)
+
+    def _stream_failed(self, exc: SkillSwitchError, error: OpenAIError, started: bool) -> None:
+        self.metrics.observe_failure(exc)
+        if started:  # a refused stream is counted with its status by the middleware
+            self.metrics.observe_error("/v1/chat/completions", error.status, error.code)
+
+
+def refuse_client_tools(body: ChatCompletionRequest) -> None:
+    """Tools sent by the client are refused with a 400, never dropped silently.
+
+    skillswitch's experts call the tools of its own config (builtin tools and MCP servers) in
+    their own loops; none of them can hand a call back to the client, so a request that
+    offers ``tools`` (or ``functions``), or that requires a tool through ``tool_choice``, is
+    answered 400 naming the field. ``tool_choice`` ``"none"`` or ``"auto"`` without tools asks
+    for nothing and is accepted.
+    """
+    for field in ("tools", "functions"):
+        offered = getattr(body, field)
+        if offered:
+            raise OpenAIError(
+                400,
+                f"{field} holds {len(offered)} tool(s), but skillswitch's experts cannot call "
+                "tools of the client: they call the tools of skillswitch's own config (builtin "
+                "and MCP servers). Leave out tools, or add them to skillswitch as MCP tools.",
+                param=field,
+            )
+    for field in ("tool_choice", "function_call"):
+        choice = getattr(body, field)
+        if choice not in NO_TOOL_CHOICES:
+            raise OpenAIError(
+                400,
+                f"{field} asks for a tool call, but skillswitch's experts cannot call tools of "
+                "the client; leave it out or send 'none'",
+                param=field,
+            )
+
+
+def finish_reason(answer: Answer) -> str:
+    """The answering expert's reason when one expert's reply is the answer, else ``stop``."""
+    aggregation, dispatch = answer.trace.aggregation, answer.trace.dispatch
+    if aggregation is None or aggregation.mode != "pass_through" or dispatch is None:
+        return "stop"
+    reason = dispatch.replies[0].finish_reason if dispatch.replies else None
+    return reason if reason in _FINISH_REASONS else "stop"
+
+
+def metrics_skill(target: Target, answer: Answer) -> str:
+    return NO_SKILL if target.kind == "expert" else answer.trace.decision.label
+
+
+def route_header(target: Target, answer: Answer) -> str:
+    """The route in one header, e.g. ``route=auto;skill=math;experts=calculator;aggregator=
+    pass_through`` (``route``: auto, skill or expert; ``skill`` ``-`` when an expert was named;
+    ``aggregator``: how the answers became one, ``none`` when no expert was asked)."""
+    trace = answer.trace
+    skills = (
+        NO_SKILL
+        if target.kind == "expert"
+        else ",".join(trace.decision.skill_names or (trace.decision.label,))
+    )
+    experts = ",".join(selection.expert for selection in trace.selections)
+    aggregator = trace.aggregation.mode if trace.aggregation is not None else "none"
+    value = f"route={target.kind};skill={skills};experts={experts};aggregator={aggregator}"
+    # Names come from the config, but a header is printable ASCII whatever they hold.
+    return "".join(c if " " <= c <= "~" else "?" for c in value)
+
+
+class _Chunks:
+    """The chat.completion.chunk events of one answer."""
+
+    def __init__(self, chunk_id: str, created: int, model: str, include_usage: bool) -> None:
+        self.id, self.created, self.model = chunk_id, created, model
+        self.include_usage = include_usage
+
+    def _chunk(
+        self,
+        choices: list[ChunkChoice],
+        usage: Usage | None = None,
+        trace: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        chunk = ChatCompletionChunk(
+            id=self.id,
+            created=self.created,
+            model=self.model,
+            choices=choices,
+            usage=usage,
+            skillswitch=trace,
+        )
+        # With include_usage every chunk carries "usage": null until the last one (OpenAI).
+        exclude = set() if self.include_usage else {"usage"}
+        if trace is None:
+            exclude.add("skillswitch")
+        return chunk.model_dump(mode="json", exclude=exclude)
+
+    def opening(self) -> dict[str, Any]:
+        return self._chunk([ChunkChoice(delta=Delta(role="assistant", content=""))])
+
+    def delta(self, text: str) -> dict[str, Any]:
+        return self._chunk([ChunkChoice(delta=Delta(content=text))])
+
+    def closing(self, answer: Answer) -> list[dict[str, Any]]:
+        """The finish chunk, then the usage chunk when asked for; the last carries the trace."""
+        trace = answer.trace.to_dict()
+        finish = [ChunkChoice(delta=Delta(), finish_reason=finish_reason(answer))]
+        if not self.include_usage:
+            return [self._chunk(finish, trace=trace)]
+        usage = Usage.of(answer.trace.usage)
+        return [self._chunk(finish), self._chunk([], usage, trace=trace)]
+
+
+class AnswerStream(Response):
+    """A streamed answer: server-sent chat.completion.chunk events, then ``data: [DONE]``.
+
+    The switch's stream runs inside this response, in one task, from its first event to its
+    last (its context must not change task midway), and is cancelled when the client leaves.
+    The response starts only once the first event is there, so that a request that fails
+    before any text (no expert answered) gets its error status (502, 504) rather than a 200
+    stream that breaks; a failure after that is sent as an OpenAI error event, which OpenAI
+    clients raise. The route header is not sent on streams: the route is known only when the
+    answer is done, and the last chunk carries the trace.
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self,
+        events: AsyncIterator[TextDelta | Answer],
+        chunks: _Chunks,
+        *,
+        headers: dict[str, str],
+        on_answer: Callable[[Answer], None],
+        on_error: Callable[[SkillSwitchError, OpenAIError, bool], None],
+    ) -> None:
+        self.status_code = 200
+        self.background = None
+        self.init_headers({**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        self._events = events
+        self._chunks = chunks
+        self._on_answer = on_answer
+        self._on_error = on_error
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async with anyio.create_task_group() as group:
+            group.start_soon(_cancel_on_disconnect, receive, group.cancel_scope)
+            try:
+                await self._respond(scope, receive, send)
+            except OSError:
+                pass  # the client left while we were sending; nothing more to do
+            finally:
+                group.cancel_scope.cancel()
+
+    async def _respond(self, scope: Scope, receive: Receive, send: Send) -> None:
+        events = self._events
+        started = False
+        try:
+            try:
+                event = await anext(events)
+            except SkillSwitchError as exc:
+                error = switch_error(exc)
+                self._on_error(exc, error, False)
+                await error.response()(scope, receive, send)
+                return
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            started = True
+            await self._send(send, self._chunks.opening())
+            while isinstance(event, TextDelta):
+                if event.text:
+                    await self._send(send, self._chunks.delta(event.text))
+                event = await anext(events)
+            self._on_answer(event)
+            for chunk in self._chunks.closing(event):
+                await self._send(send, chunk)
+        except SkillSwitchError as exc:  # after the response started
+            error = switch_error(exc)
+            self._on_error(exc, error, True)
+            await self._send(send, error.body())
+        except Exception as exc:
+            if not started or isinstance(exc, OSError):
+                raise  # before: the app's handlers answer 500; OSError: the client left
+            logger.error("a streamed chat completion failed", exc_info=exc)
+            error = OpenAIError(
+                500, f"internal server error ({type(exc).__name__}); see the server log"
+            )
+            await self._send(send, error.body())
+        finally:
+            close = getattr(events, "aclose", None)  # an async generator: end it in this task
+            if close is not None:
+                await close()
+        await send({"type": "http.response.body", "body": sse("[DONE]"), "more_body": False})
+
+    @staticmethod
+    async def _send(send: Send, payload: dict[str, Any]) -> None:
+        await send({"type": "http.response.body", "body": sse(payload), "more_body": True})
+
+
+async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    scope.cancel()

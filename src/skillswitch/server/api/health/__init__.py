@@ -1,0 +1,1 @@
+"""``GET /healthz``: open without the API key, for probes."""

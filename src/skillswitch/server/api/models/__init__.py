@@ -1,0 +1,1 @@
+"""``GET /v1/models``: protocol (bodies), serving (the logic), route."""
