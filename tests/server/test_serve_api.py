@@ -304,6 +304,26 @@ async def test_an_expert_name_bypasses_routing(async_client: openai.AsyncOpenAI)
     assert len([d for d in deltas if d]) > 1
 
 
+def test_out_of_scope_requests_get_the_configured_reply(
+    client: openai.OpenAI, upstream: str
+) -> None:
+    raw = client.chat.completions.with_raw_response.create(
+        model="skillswitch", messages=user("book me a flight to paris")
+    )
+    assert (
+        raw.headers["x-skillswitch-route"]
+        == "route=auto;skill=out_of_scope;experts=;aggregator=none"
+    )
+    answer = raw.parse()
+    reply = parse_config(config_text(upstream)).out_of_scope.reply
+    assert answer.choices[0].message.content == reply
+    trace = trace_of(answer)
+    assert trace["routing"]["out_of_scope"] is True
+    assert trace["experts"] == []
+    assert answer.usage is not None
+    assert answer.usage.total_tokens == 0
+
+
 def test_a_failed_expert_with_a_fallback_is_in_the_trace(client: openai.OpenAI) -> None:
     answer = client.chat.completions.create(
         model="skillswitch/writing", messages=user("write a poem about the sea")
@@ -600,22 +620,44 @@ def test_unknown_fields_are_accepted_and_logged(url: str, caplog: pytest.LogCapt
     assert all(KEY not in record.getMessage() for record in caplog.records)
 
 
-def test_requests_beyond_max_concurrency_get_429(upstream: str, cache_root: Path) -> None:
-    entered = threading.Event()
-    release = threading.Event()
+class Gate:
+    """An expert that answers only when released, and tells when it is called and whether
+    its call was cancelled."""
 
-    async def held(messages: Sequence[Message]) -> str:
-        entered.set()
-        await anyio.to_thread.run_sync(release.wait, 30)
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.cancelled = threading.Event()
+
+    async def __call__(self, messages: Sequence[Message]) -> str:
+        self.entered.set()
+        try:
+            await anyio.to_thread.run_sync(self.release.wait, 30, abandon_on_cancel=True)
+        except anyio.get_cancelled_exc_class():
+            self.cancelled.set()
+            raise
         return "done"
 
+
+@contextmanager
+def gated_server(upstream: str, cache_root: Path, **limits: Any) -> Iterator[tuple[str, Gate]]:
+    """A server whose ``calculator`` is a ``Gate``."""
+    gate = Gate()
     gated = Switch.from_config(
         parse_config(config_text(upstream)),
-        overrides={"calculator": FunctionExpert("calculator", held)},
+        overrides={"calculator": FunctionExpert("calculator", gate)},
         cache_dir=cache_root,
     )
+    try:
+        with serve_app(create_app(gated, **limits)) as base:
+            yield base, gate
+    finally:
+        gate.release.set()
+
+
+def test_requests_beyond_max_concurrency_get_429(upstream: str, cache_root: Path) -> None:
     answers: list[str | None] = []
-    with serve_app(create_app(gated, max_concurrency=1)) as base:
+    with gated_server(upstream, cache_root, max_concurrency=1) as (base, gate):
 
         def ask() -> None:
             with openai.OpenAI(base_url=f"{base}/v1", api_key="-", max_retries=0) as held_client:
@@ -627,15 +669,33 @@ def test_requests_beyond_max_concurrency_get_429(upstream: str, cache_root: Path
         first = threading.Thread(target=ask)
         first.start()
         try:
-            assert entered.wait(30)  # the first request is in flight
+            assert gate.entered.wait(30)  # the first request is in flight
             refused = httpx.get(f"{base}/v1/models")
             assert_error(refused, 429, "max_concurrency 1")
             assert refused.headers["retry-after"] == "1"
         finally:
-            release.set()
+            gate.release.set()
             first.join(30)
         assert answers == ["done"]
         assert httpx.get(f"{base}/v1/models").status_code == 200
+
+
+def test_a_client_that_leaves_a_stream_cancels_its_expert(upstream: str, cache_root: Path) -> None:
+    with gated_server(upstream, cache_root) as (base, gate):
+        body = json.dumps(
+            {"model": "calculator", "messages": user("what is 2 plus 2"), "stream": True}
+        ).encode()
+        port = int(base.rpartition(":")[2])
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+            connection.sendall(
+                b"POST /v1/chat/completions HTTP/1.1\r\nHost: test\r\n"
+                b"Content-Type: application/json\r\n"
+                + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            assert gate.entered.wait(30)  # the expert is answering; the client hangs up
+        assert gate.cancelled.wait(30)
+        assert not gate.release.is_set()
 
 
 def test_create_app_checks_its_limits(switch: Switch) -> None:
