@@ -338,3 +338,48 @@ def test_a_folder_that_breaks_at_load_time_fails_its_requests_clearly(
             backend.generate_sync("broken", PROMPTS[1], GenerationParams(max_new_tokens=2))
     finally:
         backend.close()
+
+
+# --- continuous batching -------------------------------------------------------------------------
+
+
+async def test_a_request_joins_the_running_batch_and_decodes_as_it_would_alone(
+    backend: LocalBackend,
+) -> None:
+    long, short = GenerationParams(max_new_tokens=400), GenerationParams(max_new_tokens=12)
+    solo = [backend.generate_sync("qwen-a", p, long) for p in PROMPTS]
+    first = max(range(len(PROMPTS)), key=lambda i: solo[i].completion_tokens)
+    assert solo[first].completion_tokens > 100, "no prompt gives a long enough answer"
+    second = PROMPTS[(first + 1) % len(PROMPTS)]
+    second_alone = backend.generate_sync("qwen-a", second, short)
+
+    running = backend.submit("qwen-a", PROMPTS[first], long)
+    chunks = running.stream()
+    await anext(chunks)  # the first batch is generating
+    joiner = await backend.generate("qwen-a", second, short)
+    assert not running.done, "the joiner waited for the running batch to end"
+    rest = await running.result()
+    assert joiner.batch_size == 2
+    assert joiner.token_ids == second_alone.token_ids
+    assert rest.token_ids == solo[first].token_ids
+
+
+def test_without_joining_a_request_waits_for_the_running_batch(
+    tiny_models: dict[str, Path],
+) -> None:
+    from skillswitch.inference.policy import SchedulerSettings
+
+    backend = LocalBackend.from_folders(
+        {"m": tiny_models["qwen-a"]},
+        device="cpu",
+        settings=SchedulerSettings(join_running=False),
+    )
+    try:
+        running = backend.submit("m", PROMPTS[2], GenerationParams(max_new_tokens=300))
+        while backend.scheduler.stats.batches == 0:
+            running._done.wait(0.01)
+        later = backend.generate_sync("m", PROMPTS[1], GenerationParams(max_new_tokens=5))
+        assert running.done
+        assert later.batch_size == 1
+    finally:
+        backend.close()

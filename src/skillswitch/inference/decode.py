@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from skillswitch.inference.loading import LoadedModel
 from skillswitch.inference.requests import FinishReason, GenerationParams, GenerationResult
 
-__all__ = ["DecodeRow", "DecodeStats", "TextTracker", "decode_batch"]
+__all__ = ["DecodeRow", "DecodeStats", "Joiner", "TextTracker", "decode_batch"]
 
 
 class DecodeRow(Protocol):
@@ -140,112 +140,220 @@ class _Row:
     started: float = field(default_factory=time.perf_counter)
 
 
+Joiner = Callable[[int], Sequence[DecodeRow]]
+"""Given the room left in a running batch, the queued requests that join it now (tokenized)."""
+
+
+@dataclass(slots=True)
+class _Batch:
+    """The rows decoding together and their state: KV cache, attention mask, next positions."""
+
+    rows: list[_Row]
+    cache: Any
+    mask: Any
+    next_positions: Any
+    logits: Any
+    pending: list[int] = field(default_factory=list)
+    """The token each row feeds to the next step (chosen from ``logits``)."""
+
+
 def decode_batch(
     loaded: LoadedModel,
     jobs: Sequence[DecodeRow],
     *,
     queued_s: Callable[[DecodeRow], float] = lambda _: 0.0,
     stats: DecodeStats | None = None,
+    join: Joiner | None = None,
+    max_rows: int | None = None,
 ) -> None:
-    """Generate for every job in one batch; each job is finished exactly once."""
+    """Generate for every job in one batch; each job is finished exactly once.
+
+    ``join``: asked between steps for queued requests of the same model, which are prefilled
+    and merged into the running batch (continuous batching, up to ``max_rows`` rows), when the
+    model's cache allows it (``DynamicCache`` with full-attention layers).
+    """
     import torch
 
-    model, tokenizer = loaded.model, loaded.tokenizer
-    device = model.device
+    device = loaded.model.device
     started = time.perf_counter()
-    rows: list[_Row] = []
-    for job in jobs:
-        if job.cancelled:
-            job.finish(_result(loaded, job, TextTracker(tokenizer, ()), "cancelled", 0.0, 0))
-            continue
-        tracker = TextTracker(tokenizer, job.params.stop, incremental=job.incremental)
-        rows.append(_Row(job, tracker, _generator(job, device)))
-    if not rows:
-        return
-    batch_size = len(rows)
-    waits = {id(r.job): queued_s(r.job) for r in rows}
+    stats = stats if stats is not None else DecodeStats()
+    waits: dict[int, float] = {}
+    sizes: dict[int, int] = {}
+
+    def begin(new_jobs: Sequence[DecodeRow]) -> list[_Row]:
+        rows = []
+        for job in new_jobs:
+            waits[id(job)] = queued_s(job)
+            if job.cancelled:
+                job.finish(
+                    _result(loaded, job, TextTracker(loaded.tokenizer, ()), "cancelled", 0, 0)
+                )
+                continue
+            tracker = TextTracker(loaded.tokenizer, job.params.stop, incremental=job.incremental)
+            rows.append(_Row(job, tracker, _generator(job, device)))
+        return rows
 
     def finish(row: _Row, reason: FinishReason) -> None:
         tail = row.tracker.flush()
         if tail:
             row.job.emit(tail)
-        elapsed = time.perf_counter() - started
-        result = _result(loaded, row.job, row.tracker, reason, elapsed, batch_size)
+        elapsed = time.perf_counter() - row.started
+        result = _result(loaded, row.job, row.tracker, reason, elapsed, sizes[id(row.job)])
         row.job.finish(_with_wait(result, waits[id(row.job)]))
 
+    rows = begin(jobs)
+    if not rows:
+        return
+    limit = max_rows or len(rows)
     with torch.inference_mode(), _attention_kernels(device):
-        pad = tokenizer.pad_token_id
-        width = max(len(r.job.prompt_ids) for r in rows)
-        input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, row in enumerate(rows):
-            ids = row.job.prompt_ids
-            input_ids[i, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
-            mask[i, width - len(ids) :] = 1
-        input_ids, mask = input_ids.to(device), mask.to(device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = model(
-            input_ids=input_ids,
-            attention_mask=mask,
-            position_ids=positions,
-            use_cache=True,
-            logits_to_keep=1,
-        )
-        cache = out.past_key_values
-        logits = out.logits[:, -1, :]
-        next_positions = positions[:, -1:] + 1
-        limit = loaded.max_positions or 1 << 30
-        stats = stats if stats is not None else DecodeStats()
-        stats.prefill_tokens += int(mask.sum())
-        step_started: float | None = None
+        batch = _prefill(loaded, rows, stats, sizes)
+        stats.prefill_s += time.perf_counter() - started
         while True:
-            tokens = _choose(logits, rows)  # waits for the step's kernels: the step's time ends
-            now = time.perf_counter()
-            if step_started is None:
-                stats.prefill_s += now - started
-            else:
-                stats.decode_s += now - step_started
-                stats.decode_steps += 1
-                stats.decode_tokens += len(rows)
-            keep: list[int] = []
-            for i, (row, token) in enumerate(zip(rows, tokens, strict=True)):
-                if row.job.cancelled:
-                    finish(row, "cancelled")
-                elif token in loaded.eos_token_ids:
-                    finish(row, "stop")
-                else:
-                    chunk = row.tracker.add(token)
-                    if chunk:
-                        row.job.emit(chunk)
-                    if row.tracker.stopped:
-                        finish(row, "stop")
-                    elif (
-                        len(row.tracker.ids) >= row.job.params.max_new_tokens
-                        or int(next_positions[i, 0]) + 1 >= limit
-                    ):
-                        finish(row, "length")
-                    else:
-                        keep.append(i)
-            if not keep:
+            _advance(loaded, batch, finish)
+            room = limit - len(batch.rows)
+            if join is not None and room > 0 and _joinable(batch.cache):
+                newcomers = begin(join(room))
+                if newcomers:
+                    prefill_started = time.perf_counter()
+                    joined = _prefill(loaded, newcomers, stats, sizes, len(batch.rows))
+                    stats.prefill_s += time.perf_counter() - prefill_started
+                    _advance(loaded, joined, finish)
+                    batch = _merge(batch, joined)
+            if not batch.rows:
                 return
-            if len(keep) < len(rows):
-                index = torch.tensor(keep, device=device)
-                cache.batch_select_indices(index)
-                mask, next_positions = mask[index], next_positions[index]
-                rows = [rows[i] for i in keep]
-            step_ids = torch.tensor([[tokens[i]] for i in keep], dtype=torch.long, device=device)
-            mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
             step_started = time.perf_counter()
-            out = model(
-                input_ids=step_ids,
-                attention_mask=mask,
-                position_ids=next_positions,
-                past_key_values=cache,
-                use_cache=True,
-            )
-            cache = out.past_key_values
-            logits = out.logits[:, -1, :]
-            next_positions = next_positions + 1
+            _step(loaded, batch)
+            stats.decode_s += time.perf_counter() - step_started
+            stats.decode_steps += 1
+            stats.decode_tokens += len(batch.rows)
+
+
+def _prefill(
+    loaded: LoadedModel,
+    rows: list[_Row],
+    stats: DecodeStats,
+    sizes: dict[int, int],
+    already: int = 0,
+) -> _Batch:
+    """Left-padded prompts through the model: a batch with its cache and first logits."""
+    import torch
+
+    model, device = loaded.model, loaded.model.device
+    width = max(len(r.job.prompt_ids) for r in rows)
+    input_ids = torch.full((len(rows), width), loaded.tokenizer.pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids = row.job.prompt_ids
+        input_ids[i, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+        mask[i, width - len(ids) :] = 1
+        sizes[id(row.job)] = already + len(rows)
+    input_ids, mask = input_ids.to(device), mask.to(device)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    out = model(
+        input_ids=input_ids,
+        attention_mask=mask,
+        position_ids=positions,
+        use_cache=True,
+        logits_to_keep=1,
+    )
+    stats.prefill_tokens += int(mask.sum())
+    return _Batch(rows, out.past_key_values, mask, positions[:, -1:] + 1, out.logits[:, -1, :])
+
+
+def _advance(
+    loaded: LoadedModel, batch: _Batch, finish: Callable[[_Row, FinishReason], None]
+) -> None:
+    """Choose each row's next token, stream it, finish the rows that are done, drop them."""
+    import torch
+
+    tokens = _choose(batch.logits, batch.rows)  # waits for the step's kernels
+    limit = loaded.max_positions or 1 << 30
+    keep: list[int] = []
+    for i, (row, token) in enumerate(zip(batch.rows, tokens, strict=True)):
+        if row.job.cancelled:
+            finish(row, "cancelled")
+        elif token in loaded.eos_token_ids:
+            finish(row, "stop")
+        else:
+            chunk = row.tracker.add(token)
+            if chunk:
+                row.job.emit(chunk)
+            if row.tracker.stopped:
+                finish(row, "stop")
+            elif (
+                len(row.tracker.ids) >= row.job.params.max_new_tokens
+                or int(batch.next_positions[i, 0]) + 1 >= limit
+            ):
+                finish(row, "length")
+            else:
+                keep.append(i)
+    if len(keep) < len(batch.rows) and keep:
+        index = torch.tensor(keep, device=batch.mask.device)
+        batch.cache.batch_select_indices(index)
+        batch.mask, batch.next_positions = batch.mask[index], batch.next_positions[index]
+    batch.rows = [batch.rows[i] for i in keep]
+    batch.pending = [tokens[i] for i in keep]
+
+
+def _step(loaded: LoadedModel, batch: _Batch) -> None:
+    """One decode step: feed every row its pending token."""
+    import torch
+
+    device = batch.mask.device
+    step_ids = torch.tensor([[t] for t in batch.pending], dtype=torch.long, device=device)
+    batch.mask = torch.cat([batch.mask, batch.mask.new_ones((len(batch.rows), 1))], dim=1)
+    out = loaded.model(
+        input_ids=step_ids,
+        attention_mask=batch.mask,
+        position_ids=batch.next_positions,
+        past_key_values=batch.cache,
+        use_cache=True,
+    )
+    batch.cache = out.past_key_values
+    batch.logits = out.logits[:, -1, :]
+    batch.next_positions = batch.next_positions + 1
+
+
+def _joinable(cache: Any) -> bool:
+    """Rows can join when every layer keeps plain key/value tensors (no sliding windows, no
+    quantised or offloaded layers): those are padded on the left and concatenated."""
+    layers = getattr(cache, "layers", None) or []
+    return bool(layers) and all(
+        type(layer).__name__ == "DynamicLayer" and getattr(layer, "keys", None) is not None
+        for layer in layers
+    )
+
+
+def _merge(running: _Batch, joined: _Batch) -> _Batch:
+    """One batch of both: caches and masks left-padded to the same length, rows concatenated.
+
+    Padded key/value slots are masked out, and every row keeps its own positions, so a joined row
+    decodes exactly as it would have alone.
+    """
+    import torch
+
+    if not joined.rows:
+        return running
+    if not running.rows:
+        return joined
+    length = max(running.mask.shape[1], joined.mask.shape[1])
+
+    def left_pad(tensor: Any, dim: int) -> Any:
+        missing = length - tensor.shape[dim]
+        if missing == 0:
+            return tensor
+        shape = list(tensor.shape)
+        shape[dim] = missing
+        return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
+
+    for mine, theirs in zip(running.cache.layers, joined.cache.layers, strict=True):
+        mine.keys = torch.cat([left_pad(mine.keys, 2), left_pad(theirs.keys, 2)], dim=0)
+        mine.values = torch.cat([left_pad(mine.values, 2), left_pad(theirs.values, 2)], dim=0)
+    running.mask = torch.cat([left_pad(running.mask, 1), left_pad(joined.mask, 1)], dim=0)
+    running.next_positions = torch.cat([running.next_positions, joined.next_positions], dim=0)
+    running.rows = running.rows + joined.rows
+    running.pending = running.pending + joined.pending
+    return running
 
 
 def _attention_kernels(device: Any) -> Any:

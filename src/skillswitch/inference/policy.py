@@ -29,6 +29,9 @@ class SchedulerSettings:
     """Queued requests that justify evicting a resident model to load another."""
     swap_max_wait_s: float = 0.05
     """...or how long the oldest of them may wait for more to arrive first."""
+    join_running: bool = True
+    """Continuous batching: requests for a model that is generating join its running batch
+    between steps (while it has room and no other model's request has waited ``max_wait_s``)."""
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1:

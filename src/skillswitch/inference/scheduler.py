@@ -265,10 +265,10 @@ class Scheduler:
             views.append(QueueView(name, len(pending), pending[0].submitted, resident, fits))
         return choose_next(views, self.settings, now)
 
-    def _take(self, model: str) -> list[_Job]:
+    def _take(self, model: str, room: int | None = None) -> list[_Job]:
         pending = self._queues[model]
         batch: list[_Job] = []
-        while pending and len(batch) < self.settings.max_batch_size:
+        while pending and len(batch) < (room or self.settings.max_batch_size):
             batch.append(pending.popleft())
         return batch
 
@@ -291,6 +291,15 @@ class Scheduler:
             for job in batch:
                 job.fail(exc)
             return
+        members = list(batch)
+
+        def join(room: int) -> list[_Job]:
+            joined = self._join(model, room)
+            members.extend(joined)
+            running = self.settings.max_batch_size - room + len(joined)
+            self.stats.largest_batch = max(self.stats.largest_batch, running)
+            return [job for job in joined if self._prepare(loaded, job)]
+
         try:
             ready = [job for job in batch if self._prepare(loaded, job)]
             if ready:
@@ -299,16 +308,36 @@ class Scheduler:
                     ready,
                     queued_s=lambda j: time.monotonic() - j.submitted,
                     stats=self.decode_stats.setdefault(model, DecodeStats()),
+                    join=join if self.settings.join_running else None,
+                    max_rows=self.settings.max_batch_size,
                 )
         except Exception as exc:
-            for job in batch:
+            for job in members:
                 job.fail(exc)
         finally:
             self._residency.release(model)
             self.stats.busy_s += time.perf_counter() - started
             self.stats.generated_tokens += sum(
-                job.handle._result.completion_tokens for job in batch if job.handle._result
+                job.handle._result.completion_tokens for job in members if job.handle._result
             )
+
+    def _join(self, model: str, room: int) -> list[_Job]:
+        """Queued requests for ``model`` that may join its running batch now: none while another
+        model's request has waited past the fairness cap, or an explicit call is waiting."""
+        with self._wake:
+            if self._closed or not self._calls.empty():
+                return []
+            now = time.monotonic()
+            for name, pending in self._queues.items():
+                if (
+                    name != model
+                    and pending
+                    and now - pending[0].submitted >= self.settings.max_wait_s
+                ):
+                    return []
+            joined = self._take(model, room) if self._queues.get(model) else []
+        self.stats.requests += len(joined)
+        return joined
 
     def _prepare(self, loaded: LoadedModel, job: _Job) -> bool:
         """Tokenize the prompt; a prompt the model cannot take fails alone, with the reason."""
