@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from skillswitch.server.models_api.run import _quiet_second_sigterm, check_exposure
+from skillswitch.server.hosting import check_exposure, quiet_second_sigterm
 
 if TYPE_CHECKING:
     from skillswitch.config import Config
@@ -57,5 +57,5 @@ def serve(
         lifespan="on",  # its shutdown closes the switch in the server's event loop
         timeout_graceful_shutdown=5,  # open streams get this long before they are cut
     )
-    with _quiet_second_sigterm():
+    with quiet_second_sigterm():
         uvicorn.Server(settings).run()

@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 from fastapi import Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.types import Receive, Scope, Send
 
 from skillswitch.exceptions import (
@@ -26,7 +24,8 @@ from skillswitch.exceptions import (
     WrongModelKindError,
 )
 from skillswitch.inference.requests import GenerationParams, GenerationResult
-from skillswitch.server.openai_errors import OpenAIError, error_for, validation_error
+from skillswitch.server.openai_errors import OpenAIError, error_for
+from skillswitch.server.wire import sse
 
 if TYPE_CHECKING:
     from skillswitch.inference.backend import LocalBackend
@@ -39,11 +38,7 @@ __all__ = [
     "StreamOptions",
     "Usage",
     "backend_error",
-    "check_n",
     "ignored",
-    "new_id",
-    "parse_body",
-    "sse",
     "submit",
 ]
 
@@ -134,29 +129,6 @@ class Usage(BaseModel):
         )
 
 
-async def parse_body(request: Request, model: type[M]) -> M:
-    """The JSON body as ``model``, whatever the Content-Type says (curl's ``-d`` sends a form
-    type); bad JSON and bad fields are 400s naming the field and the value."""
-    raw = await request.body()
-    try:
-        data = json.loads(raw)
-    except RecursionError:
-        raise OpenAIError(400, "the request body is JSON nested too deeply") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        detail = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
-        where = f" at position {exc.pos}" if isinstance(exc, json.JSONDecodeError) else ""
-        shown = "empty" if not raw else "not valid JSON"
-        raise OpenAIError(400, f"the request body is {shown} ({detail}{where})") from None
-    if not isinstance(data, dict):
-        raise OpenAIError(
-            400, f"the request body is a JSON {type(data).__name__}; send a JSON object"
-        )
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise validation_error(exc.errors(include_url=False)) from None
-
-
 def ignored(endpoint: str, names: list[str]) -> dict[str, str]:
     """Log the fields a request sent that the backend does not honour, and the response header
     that tells the client so (empty when there are none)."""
@@ -169,26 +141,6 @@ def ignored(endpoint: str, names: list[str]) -> dict[str, str]:
     safe = "".join(c if " " <= c <= "~" else "?" for c in shown)
     logger.info("%s: ignoring fields the local backend does not honour: %s", endpoint, safe)
     return {"X-Skillswitch-Ignored-Fields": safe}
-
-
-def check_n(n: int | None) -> None:
-    if n is not None and n != 1:
-        raise OpenAIError(
-            400, f"n is {n}; this server answers one choice per request, give n=1", param="n"
-        )
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex}"
-
-
-def now() -> int:
-    return int(time.time())
-
-
-def sse(payload: dict[str, Any] | str) -> bytes:
-    data = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
-    return f"data: {data}\n\n".encode()
 
 
 def backend_error(
@@ -288,8 +240,7 @@ class Generation:
                 async for chunk in self._chunks:
                     yield sse(delta(chunk))
             for event in closing(self._handle.result_sync(timeout=0)):
-                # result_sync: the stream has ended, so the result is set; handle.result()
-                # would wait for a second end-of-stream marker that never comes.
+                # The stream has ended, so the result is set: no need to await it.
                 yield sse(event)
         except Exception as exc:
             error = self._error(exc)

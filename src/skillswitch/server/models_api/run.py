@@ -7,12 +7,8 @@
 from __future__ import annotations
 
 import importlib.util
-import ipaddress
 import logging
-import signal
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +22,9 @@ from skillswitch.exceptions import (
     ModelFolderError,
     ModelTooLargeError,
 )
+from skillswitch.server.hosting import check_exposure, quiet_second_sigterm
 
-__all__ = ["check_exposure", "is_loopback", "serve_models", "with_models"]
+__all__ = ["serve_models", "with_models"]
 
 logger = logging.getLogger("skillswitch.server.models_api")
 
@@ -75,26 +72,6 @@ def with_models(
             for error in exc.errors(include_url=False)
         ]
         raise ConfigError(issues) from None
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name: it may resolve anywhere
-
-
-def check_exposure(host: str, api_key: str | None) -> None:
-    """Refuse to serve beyond this machine without an API key (DESIGN: loopback by default)."""
-    if api_key is None and not is_loopback(host):
-        raise ConfigError.single(
-            "--host",
-            f"{host!r} is not a loopback address, and serving models beyond this machine "
-            "needs an API key: export one in a variable and pass --api-key-env VARIABLE, or "
-            "bind 127.0.0.1",
-        )
 
 
 def serve_models(
@@ -145,25 +122,10 @@ def serve_models(
             lifespan="off",
             timeout_graceful_shutdown=5,  # open streams get this long before they are cut
         )
-        with _quiet_second_sigterm():
+        with quiet_second_sigterm():
             uvicorn.Server(config).run()
     finally:
         backend.close()
-
-
-@contextmanager
-def _quiet_second_sigterm() -> Iterator[None]:
-    """uvicorn shuts down gracefully on SIGTERM and then raises the signal again for the
-    handler it replaced; the default handler would kill the process before the backend is
-    closed. Ignoring that second delivery lets ``serve_models`` close it and return."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, lambda *_: None)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _dotted(loc: Sequence[Any]) -> str:

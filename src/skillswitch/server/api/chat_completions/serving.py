@@ -27,8 +27,8 @@ from skillswitch.server.api.chat_completions.protocol import (
 from skillswitch.server.api.common import ignored, logger, switch_error, to_messages
 from skillswitch.server.api.metrics.collectors import Metrics
 from skillswitch.server.api.targets import NO_SKILL, Target, Targets
-from skillswitch.server.models_api.common import check_n, new_id, now, sse
 from skillswitch.server.openai_errors import OpenAIError
+from skillswitch.server.wire import check_n, new_id, now, sse
 from skillswitch.trace import Answer
 
 if TYPE_CHECKING:

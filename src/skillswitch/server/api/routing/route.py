@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from skillswitch.server.api.common import ignored
 from skillswitch.server.api.routing.protocol import RouteRequest
 from skillswitch.server.api.routing.serving import RouteServing
-from skillswitch.server.models_api.common import parse_body
+from skillswitch.server.wire import parse_body
 
 __all__ = ["router"]
 

@@ -7,7 +7,7 @@ from fastapi.responses import Response
 
 from skillswitch.server.models_api.chat_completions.protocol import ChatCompletionRequest
 from skillswitch.server.models_api.chat_completions.serving import ChatCompletionsServing
-from skillswitch.server.models_api.common import parse_body
+from skillswitch.server.wire import parse_body
 
 __all__ = ["router"]
 

@@ -20,13 +20,11 @@ from skillswitch.server.models_api.common import (
     Generation,
     GenerationStream,
     Usage,
-    check_n,
     ignored,
-    new_id,
-    now,
     submit,
 )
 from skillswitch.server.openai_errors import OpenAIError
+from skillswitch.server.wire import check_n, new_id, now
 
 if TYPE_CHECKING:
     from skillswitch.inference.backend import LocalBackend

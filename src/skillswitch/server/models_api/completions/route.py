@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from skillswitch.server.models_api.common import parse_body
 from skillswitch.server.models_api.completions.protocol import CompletionRequest
 from skillswitch.server.models_api.completions.serving import CompletionsServing
+from skillswitch.server.wire import parse_body
 
 __all__ = ["router"]
 

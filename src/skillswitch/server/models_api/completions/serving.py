@@ -11,10 +11,7 @@ from skillswitch.server.models_api.common import (
     Generation,
     GenerationStream,
     Usage,
-    check_n,
     ignored,
-    new_id,
-    now,
     submit,
 )
 from skillswitch.server.models_api.completions.protocol import (
@@ -24,6 +21,7 @@ from skillswitch.server.models_api.completions.protocol import (
     CompletionChunk,
     CompletionRequest,
 )
+from skillswitch.server.wire import check_n, new_id, now
 
 if TYPE_CHECKING:
     from skillswitch.inference.backend import LocalBackend

@@ -1,0 +1,61 @@
+"""The OpenAI wire format both HTTP servers share: JSON bodies parsed into request models,
+ids and timestamps, server-sent events."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any, TypeVar
+
+from fastapi import Request
+from pydantic import BaseModel, ValidationError
+
+from skillswitch.server.openai_errors import OpenAIError, validation_error
+
+__all__ = ["check_n", "new_id", "now", "parse_body", "sse"]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def parse_body(request: Request, model: type[M]) -> M:
+    """The JSON body as ``model``, whatever the Content-Type says (curl's ``-d`` sends a form
+    type); bad JSON and bad fields are 400s naming the field and the value."""
+    raw = await request.body()
+    try:
+        data = json.loads(raw)
+    except RecursionError:
+        raise OpenAIError(400, "the request body is JSON nested too deeply") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        detail = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
+        where = f" at position {exc.pos}" if isinstance(exc, json.JSONDecodeError) else ""
+        shown = "empty" if not raw else "not valid JSON"
+        raise OpenAIError(400, f"the request body is {shown} ({detail}{where})") from None
+    if not isinstance(data, dict):
+        raise OpenAIError(
+            400, f"the request body is a JSON {type(data).__name__}; send a JSON object"
+        )
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc.errors(include_url=False)) from None
+
+
+def check_n(n: int | None) -> None:
+    if n is not None and n != 1:
+        raise OpenAIError(
+            400, f"n is {n}; this server answers one choice per request, give n=1", param="n"
+        )
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex}"
+
+
+def now() -> int:
+    return int(time.time())
+
+
+def sse(payload: dict[str, Any] | str) -> bytes:
+    data = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
+    return f"data: {data}\n\n".encode()
