@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_serializer
+from pydantic import BaseModel, ConfigDict, Field
 
 from skillswitch.agents.messages import Usage as TraceUsage
 from skillswitch.server.api.common import ChatMessage
+from skillswitch.server.chat_chunks import ChunkChoice, Delta
 
 __all__ = [
     "ChatCompletion",
@@ -93,24 +94,6 @@ class ChatCompletion(BaseModel):
     usage: Usage
     skillswitch: dict[str, Any]
     """The trace (schema ``skillswitch.trace/1``): skills, experts, tool calls, cost, timings."""
-
-
-class Delta(BaseModel):
-    role: Literal["assistant"] | None = None
-    content: str | None = None
-
-    @model_serializer
-    def _present_fields(self) -> dict[str, str]:
-        """OpenAI's deltas carry only what changed: the role once, then content."""
-        fields = {"role": self.role, "content": self.content}
-        return {name: value for name, value in fields.items() if value is not None}
-
-
-class ChunkChoice(BaseModel):
-    index: int = 0
-    delta: Delta
-    logprobs: None = None
-    finish_reason: str | None = None
 
 
 class ChatCompletionChunk(BaseModel):

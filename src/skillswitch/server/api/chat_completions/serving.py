@@ -19,14 +19,13 @@ from skillswitch.server.api.chat_completions.protocol import (
     ChatCompletionChunk,
     ChatCompletionRequest,
     Choice,
-    ChunkChoice,
-    Delta,
     ResponseMessage,
     Usage,
 )
 from skillswitch.server.api.common import ignored, logger, switch_error, to_messages
 from skillswitch.server.api.metrics.collectors import Metrics
 from skillswitch.server.api.targets import NO_SKILL, Target, Targets
+from skillswitch.server.chat_chunks import ChunkChoice, Delta
 from skillswitch.server.openai_errors import OpenAIError
 from skillswitch.server.wire import check_n, new_id, now, sse
 from skillswitch.trace import Answer

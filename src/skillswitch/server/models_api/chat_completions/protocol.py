@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from skillswitch.server.chat_chunks import ChunkChoice
 from skillswitch.server.models_api.common import SamplingRequest, Usage
 
 __all__ = [
@@ -120,24 +121,6 @@ class ChatCompletion(BaseModel):
     model: str
     choices: list[Choice]
     usage: Usage
-
-
-class Delta(BaseModel):
-    role: Literal["assistant"] | None = None
-    content: str | None = None
-
-    @model_serializer
-    def _present_fields(self) -> dict[str, str]:
-        """OpenAI's deltas carry only what changed: the role once, then content."""
-        fields = {"role": self.role, "content": self.content}
-        return {name: value for name, value in fields.items() if value is not None}
-
-
-class ChunkChoice(BaseModel):
-    index: int = 0
-    delta: Delta
-    logprobs: None = None
-    finish_reason: str | None = None
 
 
 class ChatCompletionChunk(BaseModel):

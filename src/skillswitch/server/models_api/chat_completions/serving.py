@@ -7,13 +7,12 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
+from skillswitch.server.chat_chunks import ChunkChoice, Delta
 from skillswitch.server.models_api.chat_completions.protocol import (
     ChatCompletion,
     ChatCompletionChunk,
     ChatCompletionRequest,
     Choice,
-    ChunkChoice,
-    Delta,
     ResponseMessage,
 )
 from skillswitch.server.models_api.common import (
