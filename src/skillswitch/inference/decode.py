@@ -268,6 +268,7 @@ def _advance(
 
     tokens = _choose(batch.logits, batch.rows)  # waits for the step's kernels
     limit = loaded.max_positions or 1 << 30
+    positions = batch.next_positions[:, 0].tolist()  # one copy, not one device sync per row
     keep: list[int] = []
     for i, (row, token) in enumerate(zip(batch.rows, tokens, strict=True)):
         if row.job.cancelled:
@@ -282,7 +283,7 @@ def _advance(
                 finish(row, "stop")
             elif (
                 len(row.tracker.ids) >= row.job.params.max_new_tokens
-                or int(batch.next_positions[i, 0]) + 1 >= limit
+                or positions[i] + 1 >= limit
             ):
                 finish(row, "length")
             else:
