@@ -281,10 +281,7 @@ def _advance(
                 row.job.emit(chunk)
             if row.tracker.stopped:
                 finish(row, "stop")
-            elif (
-                len(row.tracker.ids) >= row.job.params.max_new_tokens
-                or positions[i] + 1 >= limit
-            ):
+            elif len(row.tracker.ids) >= row.job.params.max_new_tokens or positions[i] + 1 >= limit:
                 finish(row, "length")
             else:
                 keep.append(i)
