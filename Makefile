@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test lint format typecheck pytest bench bench-intents bench-dispatch bench-recruitment bench-mcp bench-tools bench-local bench-local-gpu peer-venv mcp-peers clean
+.PHONY: install demo test lint format typecheck pytest bench bench-intents bench-dispatch bench-recruitment bench-mcp bench-tools bench-local bench-local-gpu peer-venv mcp-peers browser clean
 
 install: $(STAMP)
 
@@ -38,8 +38,9 @@ format: install
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install mcp-peers
-	$(BIN)/python -m pytest
+# SKILLSWITCH_REQUIRE_BROWSER: here the playground's browser tests fail rather than skip.
+pytest: install mcp-peers browser
+	SKILLSWITCH_REQUIRE_BROWSER=1 $(BIN)/python -m pytest
 
 # Benchmarks are separate from the tests: they take longer and compare against peers.
 bench: bench-intents bench-dispatch bench-recruitment bench-mcp bench-tools bench-local
@@ -88,6 +89,14 @@ $(MCP_PEERS)/.installed: tests/peers/requirements-mcp-servers.txt
 $(NODE_PEERS)/.installed: tests/peers/package.json tests/peers/package-lock.json
 	cd tests/peers && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
+
+# Debian's Chromium for the playground's end-to-end tests (Playwright drives it; Playwright's
+# own browser downloads are never used). Needs root, as on the CI and dev machines.
+CHROMIUM := /usr/bin/chromium
+browser: $(CHROMIUM)
+$(CHROMIUM):
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
 
 clean:
 	rm -rf $(VENV) $(PEER) $(MCP_PEERS) $(NODE_PEERS) .cache .pytest_cache .mypy_cache .ruff_cache

@@ -21,6 +21,7 @@ from skillswitch.server.api.metrics.middleware import MetricsMiddleware
 from skillswitch.server.api.metrics.route import router as metrics_router
 from skillswitch.server.api.models.route import router as models_router
 from skillswitch.server.api.models.serving import ModelsServing
+from skillswitch.server.api.playground.route import router as playground_router
 from skillswitch.server.api.routing.route import router as routing_router
 from skillswitch.server.api.routing.serving import RouteServing
 from skillswitch.server.api.targets import Targets
@@ -81,7 +82,14 @@ def create_app(
     app.state.chat_completions = ChatCompletionsServing(switch, targets, metrics)
     app.state.models = ModelsServing(targets, created=int(time.time()))
     app.state.routing = RouteServing(switch)
-    for router in (chat_router, models_router, routing_router, health_router, metrics_router):
+    for router in (
+        chat_router,
+        models_router,
+        routing_router,
+        health_router,
+        metrics_router,
+        playground_router,
+    ):
         app.include_router(router)
     install_error_handlers(app)
     app.add_middleware(
