@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from fastapi import FastAPI
 
 from skillswitch.config import MiniLMEncoderConfig, default_config
 from skillswitch.router import Router
@@ -27,10 +29,22 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[str]:
+def upstream_app() -> FastAPI:
+    return chat_app()
+
+
+@pytest.fixture(scope="module")
+def upstream(upstream_app: FastAPI) -> Iterator[str]:
     """A real OpenAI-compatible server on loopback (tests/support/chat_app.py): its /v1 URL."""
-    with serve(chat_app()) as url:
+    with serve(upstream_app) as url:
         yield f"{url}/v1"
+
+
+@pytest.fixture(scope="module")
+def chat_requests(upstream_app: FastAPI, upstream: str) -> list[dict[str, Any]]:
+    """The bodies the upstream received, in order (append-only)."""
+    requests: list[dict[str, Any]] = upstream_app.state.requests
+    return requests
 
 
 @pytest.fixture(scope="session")

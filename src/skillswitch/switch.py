@@ -18,6 +18,13 @@ import anyio.to_thread
 
 from skillswitch.agents.aggregate import Aggregation, AnswerScorer, aggregate, extract_answer
 from skillswitch.agents.base import Expert, ExpertReply
+from skillswitch.agents.client_tools import (
+    ClientTools,
+    client_tools,
+    enter_client_tools,
+    leave_client_tools,
+    parse_client_tools,
+)
 from skillswitch.agents.dispatch import (
     Attempt,
     BreakerPolicy,
@@ -27,7 +34,14 @@ from skillswitch.agents.dispatch import (
     RetryPolicy,
 )
 from skillswitch.agents.keywords import extract_keywords
-from skillswitch.agents.messages import Message, Prices, TextDelta, Usage, parse_messages
+from skillswitch.agents.messages import (
+    Message,
+    Prices,
+    TextDelta,
+    Usage,
+    last_user_text,
+    parse_messages,
+)
 from skillswitch.agents.openai_chat import OpenAIChatExpert, SamplingSettings
 from skillswitch.agents.tool_calling import ToolCallingExpert
 from skillswitch.agents.turns import TurnMemory, TurnRecord
@@ -52,7 +66,7 @@ from skillswitch.router.decision import RoutingTiming, SkillScore
 from skillswitch.router.keywords import KeywordMatcher
 from skillswitch.router.profiles import ExpertProfiles, log_odds
 from skillswitch.router.recruitment import Recruiter, RecruitmentPolicy, stage_settled
-from skillswitch.tools.base import Tool
+from skillswitch.tools.base import Tool, ToolSpec
 from skillswitch.tools.builtin import BUILTIN_TOOLS
 from skillswitch.tools.sources import (
     CatalogueTools,
@@ -75,6 +89,7 @@ if TYPE_CHECKING:
 __all__ = ["ExpertSpec", "Recruitment", "Switch"]
 
 Request = str | Sequence[Mapping[str, Any] | Message]
+ClientToolsArg = Sequence[Mapping[str, Any] | ToolSpec] | None
 
 # Votes are weighted by log(p (L - 1) / (1 - p)) for an expert of expected accuracy p among L
 # answer options; L = 4 (a typical multiple-choice question), and every answer keeps a small
@@ -304,7 +319,13 @@ class Switch:
         return tuple(chosen[: self.settings.max_experts])
 
     async def run(
-        self, request: Request, *, skill: str | None = None, expert: str | None = None
+        self,
+        request: Request,
+        *,
+        skill: str | None = None,
+        expert: str | None = None,
+        tools: ClientToolsArg = None,
+        tool_choice: Any = None,
     ) -> Answer:
         """Answer a text or an OpenAI-style message list.
 
@@ -312,12 +333,19 @@ class Switch:
         had chosen it (score 1). ``expert`` skips routing and recruitment: that expert alone
         answers. The trace's decision says so (classifier ``forced`` or ``direct``).
 
+        ``tools`` and ``tool_choice`` (OpenAI's shapes): the caller's tools, offered to the
+        experts that can call tools. When one asks for them, ``answer.tool_calls`` holds the
+        calls for the caller to run; the next request sends the conversation with their
+        results as ``tool`` messages and goes back to that expert. A ``tool_choice`` that
+        requires a call needs an expert that can call tools.
+
         >>> answer = await switch.run("17 * 23", skill="math")  # doctest: +SKIP
         >>> answer.trace.decision.skill_names  # doctest: +SKIP
         ('math',)
         """
         started = time.perf_counter()
         messages = parse_messages(request)
+        offered = parse_client_tools(tools, tool_choice)
         decision, route_ms = await self._decide(messages, skill, expert)
         if decision.out_of_scope:
             return self._out_of_scope(decision, route_ms, started)
@@ -334,8 +362,9 @@ class Switch:
             or self._kept(decision, messages)
             or self.select(decision, None if basis is None else basis.weights)
         )
+        self._check_tool_callers(selections, offered)
         names = [s.expert for s in selections]
-        with tool_policy(self.tool_policy(decision)):
+        with tool_policy(self.tool_policy(decision)), client_tools(offered):
             dispatch, stages = await self._dispatch_in_stages(names, messages)
         dispatch.raise_if_empty()
         if basis is not None and self._stages(names):
@@ -349,11 +378,7 @@ class Switch:
             weights=self._vote_weights(dispatch, basis),
             scorer=self._scorer(dispatch, basis),
         )
-        self.turns.remember(
-            messages,
-            aggregation.text,
-            TurnRecord(decision.skill_names, tuple(s.expert for s in selections)),
-        )
+        self._remember(messages, decision, selections, dispatch.replies, aggregation)
         return self._answer(
             decision,
             selections,
@@ -400,6 +425,49 @@ class Switch:
             timing=RoutingTiming(0.0, 0.0, 0.0),
         )
 
+    def _remember(
+        self,
+        messages: Sequence[Message],
+        decision: RoutingDecision,
+        selections: Sequence[Selection],
+        replies: Sequence[ExpertReply],
+        aggregation: Aggregation,
+    ) -> None:
+        """Remember the turn; one that asks for the caller's tools resumes with the expert
+        that asked."""
+        experts = tuple(s.expert for s in selections)
+        if aggregation.tool_calls:
+            experts = tuple(r.expert for r in replies if r.client_tool_calls)[:1]
+        self.turns.remember(
+            messages,
+            aggregation.text,
+            TurnRecord(decision.skill_names, experts),
+            aggregation.tool_calls,
+        )
+
+    def _check_tool_callers(
+        self, selections: Sequence[Selection], offered: ClientTools | None
+    ) -> None:
+        """A ``tool_choice`` that requires a call needs an expert that can make it."""
+        if offered is None or not offered.choice.requires_call:
+            return
+        if any(self._calls_client_tools(s.expert) for s in selections):
+            return
+        able = [name for name in self._order if self._calls_client_tools(name)]
+        chosen = ", ".join(s.expert for s in selections)
+        raise RequestError(
+            f"tool_choice requires a tool call, but the experts chosen for this request "
+            f"({chosen}) cannot call the caller's tools; "
+            + (
+                f"name one that can ({', '.join(able[:8])}) or pin its skill"
+                if able
+                else "no configured expert can (OpenAI-compatible chat experts can)"
+            )
+        )
+
+    def _calls_client_tools(self, name: str) -> bool:
+        return bool(getattr(self._specs[name].expert, "calls_client_tools", False))
+
     def _direct(self, expert: str | None) -> tuple[Selection, ...] | None:
         if expert is None:
             return None
@@ -408,19 +476,23 @@ class Switch:
     def _kept(
         self, decision: RoutingDecision, messages: Sequence[Message]
     ) -> tuple[Selection, ...] | None:
-        """The previous turn's experts when this request follows it with unchanged skills."""
+        """The previous turn's experts when this request follows it with unchanged skills, or
+        brings the results of the tools it asked the caller to run."""
         previous = self.turns.previous(messages)
-        if (
-            previous is None
-            or not decision.skills
-            or decision.skills[0].skill not in previous.skills
-        ):
+        resumed = messages[-1].role == "tool"
+        if previous is None or not decision.skills:
+            return None
+        if not resumed and decision.skills[0].skill not in previous.skills:
             return None
         available = [name for name in previous.experts if name in self._specs]
         if not available:
             return None
         skill = decision.skills[0].skill
-        reason = f"kept from the previous turn (skill {skill!r} unchanged)"
+        reason = (
+            "asked the caller to run its tools; resumes with their results"
+            if resumed
+            else f"kept from the previous turn (skill {skill!r} unchanged)"
+        )
         return tuple(Selection(name, skill, reason) for name in available)
 
     async def _basis(
@@ -436,7 +508,7 @@ class Switch:
             return router_basis, Usage()
         extraction = await extract_keywords(
             self._specs[recruitment.keyword_expert].expert,
-            messages[-1].content,
+            last_user_text(messages),
             samples=recruitment.keyword_samples,
             min_count=recruitment.keyword_min_count,
         )
@@ -516,13 +588,23 @@ class Switch:
             for r in dispatch.replies
         ]
 
-    def run_sync(self, request: Request) -> Answer:
+    def run_sync(
+        self,
+        request: Request,
+        *,
+        skill: str | None = None,
+        expert: str | None = None,
+        tools: ClientToolsArg = None,
+        tool_choice: Any = None,
+    ) -> Answer:
         """``run`` for code without an event loop. The experts' HTTP connections belong to the
         call's loop and are closed before it returns; MCP servers stay up until ``close``."""
 
         async def once() -> Answer:
             try:
-                return await self.run(request)
+                return await self.run(
+                    request, skill=skill, expert=expert, tools=tools, tool_choice=tool_choice
+                )
             finally:
                 await self._close_experts()
 
@@ -560,14 +642,22 @@ class Switch:
         await self.aclose()
 
     async def stream(
-        self, request: Request, *, skill: str | None = None, expert: str | None = None
+        self,
+        request: Request,
+        *,
+        skill: str | None = None,
+        expert: str | None = None,
+        tools: ClientToolsArg = None,
+        tool_choice: Any = None,
     ) -> AsyncIterator[TextDelta | Answer]:
         """Text deltas, then the ``Answer``. One expert streams token by token (falling back
         to the dispatcher's retries when it fails before its first token); several experts
-        are dispatched, aggregated, and their answer is sent as one delta. ``skill`` and
-        ``expert`` pin the route as in ``run``."""
+        are dispatched, aggregated, and their answer is sent as one delta. ``skill``,
+        ``expert``, ``tools`` and ``tool_choice`` as in ``run`` (calls of the caller's tools
+        are in the ``Answer``)."""
         started = time.perf_counter()
         messages = parse_messages(request)
+        offered = parse_client_tools(tools, tool_choice)
         decision, route_ms = await self._decide(messages, skill, expert)
         if decision.out_of_scope:
             answer = self._out_of_scope(decision, route_ms, started)
@@ -575,11 +665,13 @@ class Switch:
             yield answer
             return
         selections = self._direct(expert) or self._kept(decision, messages) or self.select(decision)
+        self._check_tool_callers(selections, offered)
         if len(selections) == 1:
             name = selections[0].expert
             begin = time.perf_counter()
             sent = False
             policy = enter_tool_policy(self.tool_policy(decision))
+            offering = enter_client_tools(offered)
             try:
                 async for event in self._specs[name].expert.stream(messages):
                     if isinstance(event, TextDelta):
@@ -588,9 +680,7 @@ class Switch:
                     else:
                         dispatch = _streamed_dispatch(name, event, begin)
                         aggregation = await aggregate(messages, [event], aggregator=None)
-                        self.turns.remember(
-                            messages, event.text, TurnRecord(decision.skill_names, (name,))
-                        )
+                        self._remember(messages, decision, selections, [event], aggregation)
                         yield self._answer(
                             decision, selections, dispatch, aggregation, route_ms, started
                         )
@@ -599,15 +689,18 @@ class Switch:
                 if sent:
                     raise  # text already went out; the caller must see the failure
             finally:
+                leave_client_tools(offering)
                 leave_tool_policy(policy)
-        answer = await self.run(messages, skill=skill, expert=expert)
-        yield TextDelta(answer.text)
+        answer = await self.run(
+            messages, skill=skill, expert=expert, tools=tools, tool_choice=tool_choice
+        )
+        if answer.text:
+            yield TextDelta(answer.text)
         yield answer
 
     async def _route(self, messages: Sequence[Message]) -> tuple[RoutingDecision, float]:
         begin = time.perf_counter()
-        last_user = messages[-1].content
-        decision = await anyio.to_thread.run_sync(self.router.route, last_user)
+        decision = await anyio.to_thread.run_sync(self.router.route, last_user_text(messages))
         return decision, (time.perf_counter() - begin) * 1000
 
     def _aggregator(self) -> Expert | None:

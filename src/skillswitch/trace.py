@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from skillswitch.agents.aggregate import Aggregation
+from skillswitch.agents.client_tools import ClientToolCall
 from skillswitch.agents.dispatch import Dispatch
 from skillswitch.agents.messages import Usage
 from skillswitch.router.decision import RoutingDecision
@@ -86,6 +87,9 @@ class Trace:
                     if result.reply is None
                     else round(result.reply.latency_ms, 3),
                     "usage": None if result.reply is None else _usage(result.reply.usage),
+                    "client_tool_calls": []
+                    if result.reply is None
+                    else [call.to_dict() for call in result.reply.client_tool_calls],
                     "tool_calls": []
                     if result.reply is None
                     else [
@@ -122,6 +126,7 @@ class Trace:
                 "usage": _usage(self.aggregation.usage),
                 "error": self.aggregation.error,
                 "detail": self.aggregation.detail,
+                "tool_calls": [call.to_dict() for call in self.aggregation.tool_calls],
             },
             "usage": _usage(self.usage),
             "timing_ms": {
@@ -143,8 +148,19 @@ class Answer:
     def out_of_scope(self) -> bool:
         return self.trace.decision.out_of_scope
 
+    @property
+    def tool_calls(self) -> tuple[ClientToolCall, ...]:
+        """Calls of the caller's tools the answer asks for: run them and send each result
+        as a ``tool`` message in the next request (the text may then be empty)."""
+        aggregation = self.trace.aggregation
+        return () if aggregation is None else aggregation.tool_calls
+
     def to_dict(self) -> dict[str, Any]:
-        return {"text": self.text, "trace": self.trace.to_dict()}
+        return {
+            "text": self.text,
+            "tool_calls": [call.to_dict() for call in self.tool_calls],
+            "trace": self.trace.to_dict(),
+        }
 
 
 def _usage(usage: Usage) -> dict[str, Any]:

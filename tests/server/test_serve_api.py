@@ -55,6 +55,7 @@ experts:
   - {{name: sloth, base_url: '{u}', model: stall, skills: [brainstorming], timeout_s: 0.2}}
   - {{name: dropper, base_url: '{u}', model: drop-stream, skills: [smalltalk]}}
   - {{name: generalist, base_url: '{u}', model: echo}}
+  - {{name: clock, kind: tool, tool: clock, skills: [datetime]}}
 dispatch: {{max_experts: 1, retry_attempts: 2, retry_base_delay_s: 0.01, breaker_failures: 1000}}
 """
 
@@ -419,6 +420,19 @@ def test_metrics_count_the_requests_just_made(client: openai.OpenAI, url: str) -
 # --- errors --------------------------------------------------------------------------------
 
 CHAT = "/v1/chat/completions"
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city now.",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+CALL = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
 
 
 def case(name: str, body: Any, status: int, param: str | None, *needles: str) -> Any:
@@ -452,11 +466,42 @@ ERROR_CASES = [
         'role "robot" is not one of system, developer, user, assistant',
     ),
     case(
-        "tool-role",
+        "tool-without-id",
         {"model": "skillswitch", "messages": [{"role": "tool", "content": "4"}, *user("hi")]},
         400,
+        "messages[0]",
+        "tool message without tool_call_id",
+    ),
+    case(
+        "tool-result-of-no-call",
+        {
+            "model": "skillswitch",
+            "messages": [*user("hi"), {"role": "tool", "tool_call_id": "call_9", "content": "4"}],
+        },
+        400,
+        "messages[1]",
+        "answers tool call 'call_9', which the assistant message before it did not make",
+    ),
+    case(
+        "unanswered-tool-call",
+        {
+            "model": "skillswitch",
+            "messages": [
+                *user("weather?"),
+                {"role": "assistant", "content": None, "tool_calls": [CALL]},
+                *user("and now?"),
+            ],
+        },
+        400,
+        "messages[1]",
+        "calls tools whose results are missing (call_1)",
+    ),
+    case(
+        "function-role",
+        {"model": "skillswitch", "messages": [{"role": "function", "content": "4"}]},
+        400,
         "messages[0].role",
-        "client-side tool call",
+        "deprecated form of tool results; send role 'tool'",
     ),
     case(
         "empty-messages",
@@ -497,23 +542,67 @@ ERROR_CASES = [
         "content is null",
     ),
     case(
-        "client-tools",
+        "tool-not-a-function",
+        {"model": "skillswitch", "messages": user("hi"), "tools": [{"type": "retrieval"}]},
+        400,
+        "tools",
+        "tools[0].type is 'retrieval'; only 'function' tools",
+    ),
+    case(
+        "tool-bad-name",
         {
             "model": "skillswitch",
             "messages": user("hi"),
-            "tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}],
+            "tools": [{"type": "function", "function": {"name": "get weather"}}],
         },
         400,
         "tools",
-        "tools holds 1 tool(s)",
-        "cannot call tools of the client",
+        "tools[0].function.name is 'get weather'",
     ),
     case(
-        "tool-choice",
+        "tool-twice",
+        {"model": "skillswitch", "messages": user("hi"), "tools": [WEATHER, WEATHER]},
+        400,
+        "tools",
+        "get_weather more than once",
+    ),
+    case(
+        "tool-choice-without-tools",
         {"model": "skillswitch", "messages": user("hi"), "tool_choice": "required"},
         400,
         "tool_choice",
-        "tool_choice asks for a tool call",
+        "tool_choice is 'required' but no tools are given",
+    ),
+    case(
+        "tool-choice-unknown-function",
+        {
+            "model": "skillswitch",
+            "messages": user("hi"),
+            "tools": [WEATHER],
+            "tool_choice": {"type": "function", "function": {"name": "get_time"}},
+        },
+        400,
+        "tool_choice",
+        "names the function 'get_time', which is not among the tools (get_weather)",
+    ),
+    case(
+        "tool-choice-required-no-capable-expert",
+        {
+            "model": "clock",
+            "messages": user("hi"),
+            "tools": [WEATHER],
+            "tool_choice": "required",
+        },
+        400,
+        None,
+        "cannot call the caller's tools",
+    ),
+    case(
+        "legacy-functions",
+        {"model": "skillswitch", "messages": user("hi"), "functions": [{"name": "f"}]},
+        400,
+        "functions",
+        "deprecated form of tools",
     ),
     case("n", {"model": "skillswitch", "messages": user("hi"), "n": 2}, 400, "n", "n is 2"),
     case(

@@ -5,7 +5,11 @@ the model name: ``echo`` answers; ``fail-<status>``; ``rate-limit`` (429 + Retry
 the user's text, then answers with the result; ``tool-looper`` calls tools until told
 ``tool_choice: none``; ``tool-unknown`` / ``tool-bad-json`` make a broken call, then answer with
 what the tool message said; ``tool-directed`` calls the tool the user names as
-``[[name {json arguments}]]`` and answers with the tools it was offered and the result."""
+``[[name {json arguments}]]`` and answers with the tools it was offered and the result.
+``client-tools`` plays a model offered the caller's tools, streamed or not: it calls the
+function ``tool_choice`` names, else the tool the user names as ``[[name {json arguments}]]``,
+else the first tool offered; once a tool message is there it answers ``offered [...]; the tool
+said: <result>``."""
 
 from __future__ import annotations
 
@@ -29,6 +33,8 @@ def chat_app() -> FastAPI:
         app.state.requests.append(body)
         model = body["model"]
         last = body["messages"][-1]["content"]
+        if model == "client-tools":
+            return _client_tools(body)
         if model.startswith("fail-"):
             status = int(model.removeprefix("fail-"))
             return JSONResponse({"error": {"message": "injected failure"}}, status_code=status)
@@ -100,6 +106,48 @@ def _tool_behaviour(model: str, body: dict[str, Any]) -> dict[str, Any] | str:
     if model == "tool-bad-json":
         return _calls(("calculator", "{not json"))
     return _calls(("calculator", json.dumps({"expression": user})), ("clock", "{}"))
+
+
+def _client_tools(body: dict[str, Any]) -> Response:
+    messages = body["messages"]
+    offered = [t["function"]["name"] for t in body.get("tools") or []]
+    user = next(m["content"] for m in reversed(messages) if m["role"] == "user")
+    choice = body.get("tool_choice")
+    if messages[-1]["role"] == "tool" or not offered or choice == "none":
+        said = messages[-1]["content"] if messages[-1]["role"] == "tool" else None
+        text = f"offered {offered}; the tool said: {said}"
+        if body.get("stream"):
+            usage = _usage(body, text)
+            return StreamingResponse(_stream("client-tools", text, usage), "text/event-stream")
+        return JSONResponse(_completion("client-tools", _text(text), "stop", _usage(body, text)))
+    named, _, arguments = user.partition("[[")[2].partition("]]")[0].partition(" ")
+    if isinstance(choice, dict):
+        name = choice["function"]["name"]
+    else:
+        name = named if named in offered else offered[0]
+    arguments = arguments or "{}"
+    if not body.get("stream"):
+        message = _calls((name, arguments))
+        return JSONResponse(_completion("client-tools", message, "tool_calls", _usage(body, "")))
+    return StreamingResponse(_streamed_call(name, arguments, _usage(body, "")), "text/event-stream")
+
+
+async def _streamed_call(name: str, arguments: str, usage: dict[str, int]) -> AsyncIterator[bytes]:
+    """A tool call as OpenAI streams it: id and name first, then the arguments in pieces."""
+    head = {"index": 0, "id": "call_0", "type": "function", "function": {"name": name}}
+    yield _event("client-tools", {"role": "assistant", "tool_calls": [head]}, None)
+    half = len(arguments) // 2
+    for piece in (arguments[:half], arguments[half:]):
+        yield _event(
+            "client-tools", {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}, None
+        )
+    yield _event("client-tools", {}, "tool_calls")
+    yield b"data: " + json.dumps(_chunk("client-tools", [], usage)).encode() + b"\n\n"
+    yield b"data: [DONE]\n\n"
+
+
+def _text(text: str) -> dict[str, Any]:
+    return {"role": "assistant", "content": text}
 
 
 def _calls(*calls: tuple[str, str]) -> dict[str, Any]:

@@ -6,14 +6,17 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 
 
 @contextmanager
-def serve(app: Any) -> Iterator[str]:
-    """Run an ASGI app on 127.0.0.1 and yield its base URL until the block ends."""
+def serve(app: Any, *, lifespan: Literal["on", "off"] = "off") -> Iterator[str]:
+    """Run an ASGI app on 127.0.0.1 and yield its base URL until the block ends.
+
+    ``lifespan="on"`` for apps whose shutdown matters (``create_app`` closes its switch there,
+    in the server's event loop, where the experts' connections live)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -22,7 +25,7 @@ def serve(app: Any) -> Iterator[str]:
         host="127.0.0.1",
         port=port,
         log_level="critical",  # injected failures are expected here; no log noise
-        lifespan="off",
+        lifespan=lifespan,
         timeout_graceful_shutdown=1,  # a deliberately stalled handler must not hold shutdown
     )
     server = uvicorn.Server(config)

@@ -3,7 +3,9 @@
 One reply passes through. Replies whose final answers agree under the extraction rule skip the
 aggregator (Symbolic-MoE's observation: agreement is a strong signal, and aggregation costs a
 call). Otherwise the aggregator expert synthesises them with the Mixture-of-Agents prompt; if it
-fails, the first (best-ranked) reply is returned and the result says why.
+fails, the first (best-ranked) reply is returned and the result says why. A reply that asks
+for the caller's tools is the answer (the best-ranked such reply): the caller must run them
+before anything can be synthesised.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from skillswitch.agents.base import Expert, ExpertReply
+from skillswitch.agents.client_tools import ClientToolCall
 from skillswitch.agents.messages import Message, Usage
 from skillswitch.exceptions import ExpertError
 from skillswitch.prompts import load_prompt
@@ -28,7 +31,9 @@ __all__ = [
 ]
 
 AnswerRule = Literal["option_letter", "last_number", "normalised_text"]
-Mode = Literal["pass_through", "agreement", "voted", "synthesised", "aggregator_failed"]
+Mode = Literal[
+    "pass_through", "agreement", "voted", "synthesised", "aggregator_failed", "tool_calls"
+]
 CombineMethod = Literal["synthesise", "vote", "learned"]
 AnswerScorer = Callable[[Sequence[str | None]], Mapping[str, float]]
 
@@ -75,6 +80,8 @@ class Aggregation:
     error: str | None = None
     detail: str | None = None
     """How the answer was reached when that needs words (e.g. the vote's tally)."""
+    tool_calls: tuple[ClientToolCall, ...] = ()
+    """The caller's tools the answer asks it to run (mode ``tool_calls``)."""
 
 
 async def aggregate(
@@ -97,6 +104,21 @@ async def aggregate(
     if not replies:
         raise ValueError("aggregate() needs at least one reply")
     answers = tuple(extract_answer(reply.text, rule) for reply in replies)
+    asking = next((reply for reply in replies if reply.client_tool_calls), None)
+    if asking is not None:
+        names = ", ".join(call.name for call in asking.client_tool_calls)
+        others = len(replies) - 1
+        detail = f"{asking.expert} asks the caller to run {names}" + (
+            f"; {others} other answer(s) not aggregated" if others else ""
+        )
+        return Aggregation(
+            asking.text,
+            "tool_calls",
+            answers,
+            Usage(),
+            detail=detail,
+            tool_calls=asking.client_tool_calls,
+        )
     if len(replies) == 1:
         return Aggregation(replies[0].text, "pass_through", answers, Usage())
     if answers[0] is not None and all(answer == answers[0] for answer in answers):

@@ -10,11 +10,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 import anyio
 
 from skillswitch.agents.base import ExpertReply
-from skillswitch.agents.messages import Message, Prices, TextDelta
+from skillswitch.agents.client_tools import ClientToolCall
+from skillswitch.agents.messages import Message, Prices, TextDelta, last_user_text
 
 __all__ = ["FunctionExpert", "TestExpert"]
 
-Function = Callable[[Sequence[Message]], str | Awaitable[str]]
+Reply = str | Sequence[ClientToolCall]
+Function = Callable[[Sequence[Message]], Reply | Awaitable[Reply]]
 
 
 class _FakeExpert:
@@ -29,7 +31,7 @@ class _FakeExpert:
     def name(self) -> str:
         return self._name
 
-    async def _text(self, messages: Sequence[Message]) -> str:
+    async def _reply(self, messages: Sequence[Message]) -> Reply:
         raise NotImplementedError
 
     async def answer(self, messages: Sequence[Message]) -> ExpertReply:
@@ -37,15 +39,17 @@ class _FakeExpert:
         self.calls.append(tuple(messages))
         if self._delay_s:
             await anyio.sleep(self._delay_s)
-        text = await self._text(messages)
+        reply = await self._reply(messages)
+        text, calls = (reply, ()) if isinstance(reply, str) else ("", tuple(reply))
         prompt = sum(len(m.content.split()) for m in messages)
         return ExpertReply(
             expert=self._name,
             text=text,
             usage=self._prices.usage(prompt, len(text.split())),
             model=self._model,
-            finish_reason="stop",
+            finish_reason="tool_calls" if calls else "stop",
             latency_ms=(time.perf_counter() - started) * 1000,
+            client_tool_calls=calls,
         )
 
     async def stream(self, messages: Sequence[Message]) -> AsyncIterator[TextDelta | ExpertReply]:
@@ -74,19 +78,23 @@ class TestExpert(_FakeExpert):
         model: str = "test",
     ) -> None:
         super().__init__(name, prices=prices, delay_s=delay_s, model=model)
-        self._reply = reply
+        self._fixed = reply
 
-    async def _text(self, messages: Sequence[Message]) -> str:
-        if self._reply is not None:
-            return self._reply
-        return f"{self.name}: {messages[-1].content}"
+    async def _reply(self, messages: Sequence[Message]) -> Reply:
+        if self._fixed is not None:
+            return self._fixed
+        return f"{self.name}: {last_user_text(messages)}"
 
 
 class FunctionExpert(_FakeExpert):
-    """A function (sync or async) plays the model: ``function(messages) -> text``.
+    """A function (sync or async) plays the model: ``function(messages) -> text``, or a list
+    of ``ClientToolCall`` to ask the caller to run its tools (``offered_client_tools()`` says
+    which the request offered).
 
     >>> expert = FunctionExpert("upper", lambda messages: messages[-1].content.upper())
     """
+
+    calls_client_tools = True
 
     def __init__(
         self,
@@ -100,13 +108,19 @@ class FunctionExpert(_FakeExpert):
         super().__init__(name, prices=prices, delay_s=delay_s, model=model)
         self._function = function
 
-    async def _text(self, messages: Sequence[Message]) -> str:
+    async def _reply(self, messages: Sequence[Message]) -> Reply:
         result = self._function(messages)
         if inspect.isawaitable(result):
             result = await result
-        if not isinstance(result, str):
-            raise TypeError(
-                f"FunctionExpert {self.name!r}: the function returned "
-                f"{type(result).__name__}; return the reply text (str)"
-            )
-        return result
+        if isinstance(result, str):
+            return result
+        if (
+            isinstance(result, Sequence)
+            and result
+            and all(isinstance(call, ClientToolCall) for call in result)
+        ):
+            return result
+        raise TypeError(
+            f"FunctionExpert {self.name!r}: the function returned {type(result).__name__}; "
+            "return the reply text (str) or a non-empty list of ClientToolCall"
+        )

@@ -6,21 +6,41 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from skillswitch.agents.client_tools import ClientToolCall
 from skillswitch.exceptions import RequestError
 
-__all__ = ["Message", "Prices", "Role", "TextDelta", "Usage", "parse_messages"]
+__all__ = [
+    "Message",
+    "Prices",
+    "Role",
+    "TextDelta",
+    "Usage",
+    "last_user_text",
+    "parse_messages",
+]
 
-Role = Literal["system", "user", "assistant"]
-_ROLES: tuple[Role, ...] = ("system", "user", "assistant")
+Role = Literal["system", "user", "assistant", "tool"]
+_ROLES: tuple[Role, ...] = ("system", "user", "assistant", "tool")
 
 
 @dataclass(frozen=True, slots=True)
 class Message:
+    """One chat message. ``tool_calls``: an assistant's calls of the caller's tools;
+    ``tool_call_id``: which call a ``tool`` message answers."""
+
     role: Role
     content: str
+    tool_calls: tuple[ClientToolCall, ...] = ()
+    tool_call_id: str | None = None
 
-    def to_openai(self) -> dict[str, str]:
-        return {"role": self.role, "content": self.content}
+    def to_openai(self) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            message["tool_calls"] = [call.to_openai() for call in self.tool_calls]
+            message["content"] = self.content or None
+        if self.tool_call_id is not None:
+            message["tool_call_id"] = self.tool_call_id
+        return message
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,33 +87,116 @@ class TextDelta:
 def parse_messages(request: str | Sequence[Mapping[str, Any] | Message]) -> tuple[Message, ...]:
     """A text becomes one user message; OpenAI-shaped dicts are checked and typed.
 
+    The conversation ends with a non-empty user message, or with the ``tool`` messages that
+    answer the calls of the assistant message before them (the caller ran its tools).
+
     >>> parse_messages("hi")
-    (Message(role='user', content='hi'),)
+    (Message(role='user', content='hi', tool_calls=(), tool_call_id=None),)
     """
     if isinstance(request, str):
         if not request.strip():
             raise RequestError("request is empty or only whitespace; send some text")
         return (Message("user", request),)
-    messages: list[Message] = []
-    for index, item in enumerate(request):
-        if isinstance(item, Message):
-            messages.append(item)
-            continue
-        if not isinstance(item, Mapping):
-            raise RequestError(f"messages[{index}] must be an object with role and content")
-        role = item.get("role")
-        content = item.get("content")
-        if role not in _ROLES:
-            raise RequestError(
-                f"messages[{index}].role is {role!r}; use one of {', '.join(_ROLES)}"
-            )
-        if not isinstance(content, str):
-            raise RequestError(
-                f"messages[{index}].content must be text, got {type(content).__name__}"
-            )
-        messages.append(Message(role, content))
+    messages = tuple(
+        item if isinstance(item, Message) else _message(index, item)
+        for index, item in enumerate(request)
+    )
     if not messages:
         raise RequestError("messages is empty; send at least one user message")
-    if messages[-1].role != "user" or not messages[-1].content.strip():
-        raise RequestError("the last message must be a non-empty user message")
-    return tuple(messages)
+    _check_tool_answers(messages)
+    last = messages[-1]
+    if last.role == "tool":
+        if not any(m.role == "user" for m in messages):
+            raise RequestError("messages has no user message; send the user's request too")
+    elif last.role != "user" or not last.content.strip():
+        raise RequestError(
+            "the last message must be a non-empty user message (or the tool messages that "
+            "answer the assistant's tool calls)"
+        )
+    return messages
+
+
+def last_user_text(messages: Sequence[Message]) -> str:
+    """The text of the last user message: what a request is routed on."""
+    return next((m.content for m in reversed(messages) if m.role == "user"), "")
+
+
+def _message(index: int, item: object) -> Message:
+    where = f"messages[{index}]"
+    if not isinstance(item, Mapping):
+        raise RequestError(f"{where} must be an object with role and content")
+    role = item.get("role")
+    content = item.get("content")
+    if role not in _ROLES:
+        raise RequestError(f"{where}.role is {role!r}; use one of {', '.join(_ROLES)}")
+    calls = _tool_calls(where, item.get("tool_calls")) if role == "assistant" else ()
+    if content is None and calls:
+        content = ""  # an assistant turn that only calls tools
+    if content is None:
+        raise RequestError(
+            f"{where}.content is null; give the message's text (null is only for an "
+            "assistant message that calls tools)"
+        )
+    if not isinstance(content, str):
+        raise RequestError(f"{where}.content must be text, got {type(content).__name__}")
+    call_id = item.get("tool_call_id")
+    if role == "tool":
+        if not isinstance(call_id, str) or not call_id:
+            raise RequestError(
+                f"{where} is a tool message without tool_call_id; give the id of the call "
+                "it answers"
+            )
+        return Message("tool", content, tool_call_id=call_id)
+    return Message(role, content, tool_calls=calls)
+
+
+def _tool_calls(where: str, value: object) -> tuple[ClientToolCall, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        raise RequestError(f"{where}.tool_calls must be a list of tool calls")
+    calls: list[ClientToolCall] = []
+    for index, call in enumerate(value):
+        place = f"{where}.tool_calls[{index}]"
+        function = call.get("function") if isinstance(call, Mapping) else None
+        if not isinstance(call, Mapping) or not isinstance(function, Mapping):
+            raise RequestError(f"{place} must be an object with id and function")
+        call_id, name = call.get("id"), function.get("name")
+        arguments = function.get("arguments", "{}")
+        if not isinstance(call_id, str) or not call_id:
+            raise RequestError(f"{place}.id must be a non-empty string")
+        if not isinstance(name, str) or not name:
+            raise RequestError(f"{place}.function.name must be a non-empty string")
+        if not isinstance(arguments, str):
+            raise RequestError(f"{place}.function.arguments must be JSON text (a string)")
+        calls.append(ClientToolCall(call_id, name, arguments))
+    return tuple(calls)
+
+
+def _check_tool_answers(messages: Sequence[Message]) -> None:
+    """OpenAI's rule: the tool messages right after an assistant message that calls tools
+    answer each of its calls, once; no other tool message exists."""
+    pending: dict[str, None] = {}
+    asked_at = -1
+    for index, message in enumerate(messages):
+        if message.role == "tool":
+            if message.tool_call_id not in pending:
+                raise RequestError(
+                    f"messages[{index}] answers tool call {message.tool_call_id!r}, which the "
+                    "assistant message before it did not make (or which is already answered)"
+                )
+            del pending[message.tool_call_id]
+            continue
+        if pending:
+            raise RequestError(_unanswered(asked_at, pending))
+        pending = dict.fromkeys(call.id for call in message.tool_calls)
+        asked_at = index
+    if pending and asked_at != len(messages) - 1:
+        raise RequestError(_unanswered(asked_at, pending))
+
+
+def _unanswered(index: int, pending: Mapping[str, None]) -> str:
+    return (
+        f"messages[{index}] calls tools whose results are missing ({', '.join(pending)}); "
+        "follow it with one tool message per call"
+    )

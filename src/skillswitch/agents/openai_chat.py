@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # the SDK costs ~0.4 s to import: only experts that are used 
     from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 
 from skillswitch.agents.base import ExpertReply
+from skillswitch.agents.client_tools import ClientToolCall, offered_client_tools
 from skillswitch.agents.messages import Message, Prices, TextDelta
 from skillswitch.exceptions import (
     ExpertError,
@@ -42,11 +43,14 @@ class OpenAIChatExpert:
     """Calls ``{base_url}/chat/completions`` with ``model``; every reply carries its cost.
 
     The SDK's own retries are off: retrying (with Retry-After, budgets and circuit breakers) is
-    the dispatcher's job, so one ``answer`` is one HTTP attempt.
+    the dispatcher's job, so one ``answer`` is one HTTP attempt. The caller's tools of the
+    request, if any, are offered to the model; the calls it asks for come back in the reply.
 
     >>> expert = OpenAIChatExpert("coder", "http://127.0.0.1:8000/v1", "qwen")  # doctest: +SKIP
     >>> reply = await expert.answer([Message("user", "hi")])  # doctest: +SKIP
     """
+
+    calls_client_tools = True
 
     def __init__(
         self,
@@ -119,12 +123,17 @@ class OpenAIChatExpert:
 
     async def answer(self, messages: Sequence[Message]) -> ExpertReply:
         started = time.perf_counter()
-        completion = await self._complete(_openai_messages(messages))
+        completion = await self._complete(_openai_messages(messages), **_client_tool_options())
         if not completion.choices:
             raise ExpertResponseError(self._name, "the response has no choices")
         choice = completion.choices[0]
-        text = choice.message.content
-        if not text or not text.strip():
+        calls = tuple(
+            ClientToolCall(call.id, call.function.name, call.function.arguments or "{}")
+            for call in choice.message.tool_calls or ()
+            if call.type == "function"
+        )
+        text = choice.message.content or ""
+        if not calls and not text.strip():
             raise ExpertResponseError(self._name, "the reply is empty")
         usage = completion.usage
         return ExpertReply(
@@ -136,6 +145,7 @@ class OpenAIChatExpert:
             model=completion.model or self._model,
             finish_reason=choice.finish_reason,
             latency_ms=(time.perf_counter() - started) * 1000,
+            client_tool_calls=calls,
         )
 
     async def stream(self, messages: Sequence[Message]) -> AsyncIterator[TextDelta | ExpertReply]:
@@ -144,6 +154,7 @@ class OpenAIChatExpert:
         finish: str | None = None
         prompt_tokens = completion_tokens = 0
         model = self._model
+        calls = _StreamedCalls()
         try:
             chunks = await self._client.chat.completions.create(
                 model=self._model,
@@ -154,6 +165,7 @@ class OpenAIChatExpert:
                 top_p=_given(self._sampling.top_p),
                 max_tokens=_given(self._sampling.max_tokens),
                 seed=_given(self._sampling.seed),
+                **_client_tool_options(),
             )
             async for chunk in chunks:
                 model = chunk.model or model
@@ -164,6 +176,8 @@ class OpenAIChatExpert:
                     if choice.delta.content:
                         parts.append(choice.delta.content)
                         yield TextDelta(choice.delta.content)
+                    for piece in choice.delta.tool_calls or ():
+                        calls.add(piece)
                     finish = choice.finish_reason or finish
         except ExpertError:
             raise
@@ -174,7 +188,8 @@ class OpenAIChatExpert:
                 self._name, f"the stream ended before the answer finished ({len(parts)} parts)"
             )
         text = "".join(parts)
-        if not text.strip():
+        requested = calls.complete(self._name)
+        if not requested and not text.strip():
             raise ExpertResponseError(self._name, "the reply is empty")
         yield ExpertReply(
             expert=self._name,
@@ -183,6 +198,7 @@ class OpenAIChatExpert:
             model=model,
             finish_reason=finish,
             latency_ms=(time.perf_counter() - started) * 1000,
+            client_tool_calls=requested,
         )
 
     def _error(self, exc: Exception) -> Exception:
@@ -205,6 +221,41 @@ class OpenAIChatExpert:
         if isinstance(exc, httpx2.HTTPError):  # e.g. the connection dropped mid-stream
             return ExpertUnavailableError(self._name, f"connection failed: {exc!r}")
         return exc
+
+
+def _client_tool_options() -> dict[str, Any]:
+    """``tools`` and ``tool_choice`` of the caller's request, when it offered tools."""
+    offered = offered_client_tools()
+    if offered is None:
+        return {}
+    return {"tools": offered.to_openai(), "tool_choice": offered.choice.to_openai()}
+
+
+class _StreamedCalls:
+    """Tool calls assembled from stream deltas: the first piece of a call (by ``index``)
+    carries its id and name, later pieces append to its arguments."""
+
+    def __init__(self) -> None:
+        self._calls: dict[int, list[str]] = {}  # index -> [id, name, arguments]
+
+    def add(self, piece: Any) -> None:
+        call = self._calls.setdefault(piece.index, ["", "", ""])
+        call[0] = piece.id or call[0]
+        function = piece.function
+        if function is not None:
+            call[1] = function.name or call[1]
+            call[2] += function.arguments or ""
+
+    def complete(self, expert: str) -> tuple[ClientToolCall, ...]:
+        calls = []
+        for index in sorted(self._calls):
+            call_id, name, arguments = self._calls[index]
+            if not call_id or not name:
+                raise ExpertResponseError(
+                    expert, f"the stream's tool call {index} has no id or no function name"
+                )
+            calls.append(ClientToolCall(call_id, name, arguments or "{}"))
+        return tuple(calls)
 
 
 def _openai_messages(messages: Sequence[Message]) -> list[ChatCompletionMessageParam]:

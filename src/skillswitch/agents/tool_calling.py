@@ -4,6 +4,11 @@ Each step sends the conversation and the tools' schemas to an OpenAI-compatible 
 the model asks for tool calls, they run concurrently and their results (or errors, as text the
 model can act on) are appended; when it answers in text, that is the reply. After ``max_steps``
 rounds of calls the model is asked once more with tools disabled, so an answer always comes back.
+
+The caller's tools of the request (``offered_client_tools()``) are offered beside the expert's
+own. When the model calls one of them, the loop stops and the reply hands those calls to the
+caller (any call of the expert's own tools in the same turn is left out: the caller's next
+request, with its results, resumes the conversation).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import TYPE_CHECKING, Any, cast
 import anyio
 
 from skillswitch.agents.base import ExpertReply
+from skillswitch.agents.client_tools import ClientToolCall, ClientTools, offered_client_tools
 from skillswitch.agents.messages import Message, Prices, TextDelta, Usage
 from skillswitch.agents.openai_chat import OpenAIChatExpert, SamplingSettings, _openai_messages
 from skillswitch.exceptions import ExpertResponseError
@@ -73,14 +79,20 @@ class ToolCallingExpert(OpenAIChatExpert):
         started = time.perf_counter()
         request = next((m.content for m in reversed(messages) if m.role == "user"), "")
         tools = _by_name(await self.source.tools_for(request))
+        offered = offered_client_tools()
+        if offered is not None and offered.choice.mode == "none":
+            offered = None  # the caller wants no call of its tools; the expert's own stay on
+        self._check_clashes(tools, offered)
         schemas = [tool.spec.to_openai() for tool in tools.values()]
+        if offered is not None:
+            schemas += offered.to_openai()
         conversation: list[ChatCompletionMessageParam] = _openai_messages(messages)
         usage = Usage()
         calls: list[ToolCall] = []
         for step in range(1, self.max_steps + 2):
             last = step > self.max_steps  # tools off: the model must answer now
             extra: dict[str, Any] = (
-                {"tools": schemas, "tool_choice": "none" if last else "auto"} if schemas else {}
+                {"tools": schemas, "tool_choice": _choice(offered, step, last)} if schemas else {}
             )
             completion = await self._complete(conversation, **extra)
             if completion.usage is not None:
@@ -93,6 +105,21 @@ class ToolCallingExpert(OpenAIChatExpert):
             requested = [
                 call for call in (choice.message.tool_calls or []) if call.type == "function"
             ]
+            for_caller = [c for c in requested if offered and c.function.name in offered.names]
+            if for_caller:
+                return ExpertReply(
+                    expert=self.name,
+                    text=choice.message.content or "",
+                    usage=usage,
+                    model=completion.model or self._model,
+                    finish_reason="tool_calls",
+                    latency_ms=(time.perf_counter() - started) * 1000,
+                    tool_calls=tuple(calls),
+                    client_tool_calls=tuple(
+                        ClientToolCall(c.id, c.function.name, c.function.arguments or "{}")
+                        for c in for_caller
+                    ),
+                )
             if requested and not last:
                 conversation.append(_assistant_turn(choice.message.content, requested))
                 results = await self._run_calls(tools, requested, step)
@@ -125,8 +152,18 @@ class ToolCallingExpert(OpenAIChatExpert):
     async def stream(self, messages: Sequence[Message]) -> AsyncIterator[TextDelta | ExpertReply]:
         """The loop's answer as one delta (tool steps are not streamable token by token)."""
         reply = await self.answer(messages)
-        yield TextDelta(reply.text)
+        if reply.text:
+            yield TextDelta(reply.text)
         yield reply
+
+    def _check_clashes(self, tools: Mapping[str, Tool], offered: ClientTools | None) -> None:
+        clashes = sorted(set(tools) & set(offered.names)) if offered is not None else []
+        if clashes:
+            raise ExpertResponseError(
+                self.name,
+                f"the caller's tools {', '.join(clashes)} have the names of this expert's own "
+                "tools; rename them in the request",
+            )
 
     async def _run_calls(
         self,
@@ -151,6 +188,16 @@ class ToolCallingExpert(OpenAIChatExpert):
             for index, call in enumerate(requested):
                 group.start_soon(run, index, call)
         return [r for r in results if r is not None]
+
+
+def _choice(offered: ClientTools | None, step: int, last: bool) -> Any:
+    """``tool_choice`` of a step: the caller's on the first (it may require a call), then
+    ``auto``; ``none`` on the last, which must answer."""
+    if last:
+        return "none"
+    if offered is not None and step == 1:
+        return offered.choice.to_openai()
+    return "auto"
 
 
 def _by_name(tools: Sequence[Tool]) -> dict[str, Tool]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -33,7 +34,8 @@ __all__ = [
 logger = logging.getLogger("skillswitch.server.api")
 
 IGNORED_FIELDS_HEADER = "X-Skillswitch-Ignored-Fields"
-_ROLES = ("system", "developer", "user", "assistant")
+_ROLES = ("system", "developer", "user", "assistant", "tool")
+_NAMED_PART = re.compile(r"^(messages\[\d+\](?:\.\w+)?)")
 _MAX_SHOWN_FIELDS = 20
 _MAX_SHOWN_FAILURES = 8
 
@@ -46,23 +48,26 @@ class TextPart(BaseModel):
 
 
 class ChatMessage(BaseModel):
-    """One message of a conversation: text, or a list of text parts. Tool messages are refused
-    with a reason (skillswitch's experts call their own tools; see ``refuse_client_tools``)."""
+    """One message of a conversation: text, or a list of text parts; an assistant message may
+    call the client's tools (``tool_calls``, content then null) and a ``tool`` message brings
+    a call's result (``tool_call_id``). The pairing of calls and results is checked by
+    ``parse_messages``."""
 
     model_config = ConfigDict(extra="allow")
 
-    role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[TextPart]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[TextPart] | None = None
     name: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
 
     @field_validator("role", mode="before")
     @classmethod
     def _check_role(cls, value: Any) -> Any:
-        if value in ("tool", "function"):
+        if value == "function":
             raise ValueError(
-                f"role {value!r} carries the result of a client-side tool call, which skillswitch "
-                "does not serve: its experts call the tools of its own config; send system, "
-                "user and assistant messages"
+                "role 'function' is OpenAI's deprecated form of tool results; send role 'tool' "
+                "with the tool_call_id of the call it answers"
             )
         if value not in _ROLES:
             raise ValueError(f"role {_show(value)} is not one of {', '.join(_ROLES)}")
@@ -71,12 +76,8 @@ class ChatMessage(BaseModel):
     @field_validator("content", mode="before")
     @classmethod
     def _check_content(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return value
-        if value is None:
-            raise ValueError(
-                "content is null; give the message's text (assistant tool calls are not served)"
-            )
+        if isinstance(value, str) or value is None:
+            return value  # null is for assistant tool calls only: parse_messages checks
         if not isinstance(value, list):
             raise ValueError(
                 f"content is {_show(value)}; give a string or a list of "
@@ -94,14 +95,20 @@ class ChatMessage(BaseModel):
                 )
         return value
 
-    def to_message(self) -> Message:
-        """``developer`` is OpenAI's newer name for ``system``; text parts join by lines."""
-        text = (
-            self.content
-            if isinstance(self.content, str)
-            else "\n".join(part.text for part in self.content)
-        )
-        return Message("system" if self.role == "developer" else self.role, text)
+    def to_openai(self) -> dict[str, Any]:
+        """OpenAI's shape, simplified: ``developer`` is OpenAI's newer name for ``system``;
+        text parts join by lines."""
+        content = self.content
+        text = content if content is None or isinstance(content, str) else _joined(content)
+        message: dict[str, Any] = {
+            "role": "system" if self.role == "developer" else self.role,
+            "content": text,
+        }
+        if self.tool_calls is not None:
+            message["tool_calls"] = self.tool_calls
+        if self.tool_call_id is not None:
+            message["tool_call_id"] = self.tool_call_id
+        return message
 
     def ignored_fields(self, where: str) -> list[str]:
         """The fields not honoured, named from ``where`` (this message, e.g. ``messages[2]``)."""
@@ -117,9 +124,14 @@ def to_messages(messages: Sequence[ChatMessage], *, param: str = "messages") -> 
     if not messages:
         raise OpenAIError(400, f"{param} is empty; send at least one user message", param=param)
     try:
-        return parse_messages([message.to_message() for message in messages])
+        return parse_messages([message.to_openai() for message in messages])
     except RequestError as exc:
-        raise OpenAIError(400, f"{param}: {exc}", param=param) from None
+        text = str(exc)
+        named = _NAMED_PART.match(text)  # e.g. "messages[2].content is null; ..."
+        if named is not None:
+            where = param + named.group(1).removeprefix("messages")
+            raise OpenAIError(400, param + text.removeprefix("messages"), param=where) from None
+        raise OpenAIError(400, f"{param}: {text}", param=param) from None
 
 
 def ignored(endpoint: str, names: list[str]) -> dict[str, str]:
@@ -149,6 +161,10 @@ def switch_error(exc: SkillSwitchError) -> OpenAIError:
             return OpenAIError(504, f"no expert answered in time: {shown}", code="upstream_timeout")
         return OpenAIError(502, f"no expert answered: {shown}", code="upstream_error")
     return error_for(exc)
+
+
+def _joined(parts: Sequence[TextPart]) -> str:
+    return "\n".join(part.text for part in parts)
 
 
 def _show(value: Any) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
 from skillswitch.agents.messages import Usage as TraceUsage
 from skillswitch.server.api.common import ChatMessage
@@ -22,9 +22,6 @@ __all__ = [
     "StreamOptions",
     "Usage",
 ]
-
-# Tool choices that ask for no tool: harmless without tools, so accepted.
-NO_TOOL_CHOICES = (None, "none", "auto")
 
 
 class StreamOptions(BaseModel):
@@ -75,7 +72,17 @@ class Usage(BaseModel):
 
 class ResponseMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
-    content: str
+    content: str | None
+    tool_calls: list[dict[str, Any]] | None = None
+    """Calls of the client's tools (OpenAI's shape); content is then null unless the expert
+    also wrote text."""
+
+    @model_serializer
+    def _fields(self) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            message["tool_calls"] = self.tool_calls
+        return message
 
 
 class Choice(BaseModel):

@@ -11,10 +11,10 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from skillswitch.agents.client_tools import ClientTools, parse_client_tools
 from skillswitch.agents.messages import TextDelta
-from skillswitch.exceptions import SkillSwitchError
+from skillswitch.exceptions import RequestError, SkillSwitchError
 from skillswitch.server.api.chat_completions.protocol import (
-    NO_TOOL_CHOICES,
     ChatCompletion,
     ChatCompletionChunk,
     ChatCompletionRequest,
@@ -33,10 +33,10 @@ from skillswitch.trace import Answer
 if TYPE_CHECKING:
     from skillswitch.switch import Switch
 
-__all__ = ["ROUTE_HEADER", "AnswerStream", "ChatCompletionsServing", "refuse_client_tools"]
+__all__ = ["ROUTE_HEADER", "AnswerStream", "ChatCompletionsServing", "client_tools_of"]
 
 ROUTE_HEADER = "x-skillswitch-route"
-_FINISH_REASONS = ("stop", "length", "content_filter")
+_FINISH_REASONS = ("stop", "length", "content_filter", "tool_calls")
 
 
 class ChatCompletionsServing:
@@ -53,10 +53,13 @@ class ChatCompletionsServing:
         request.state.model = target.model
         headers = ignored("chat.completions", body.ignored_fields())
         check_n(body.n)
-        refuse_client_tools(body)
+        offered = client_tools_of(body)
+        tools: dict[str, Any] = (
+            {} if offered is None else {"tools": offered.specs, "tool_choice": offered.choice}
+        )
         messages = to_messages(body.messages)
         if body.stream:
-            events = self.switch.stream(messages, skill=target.skill, expert=target.expert)
+            events = self.switch.stream(messages, skill=target.skill, expert=target.expert, **tools)
             chunks = _Chunks(new_id("chatcmpl"), now(), body.model, body.include_usage())
             return AnswerStream(
                 events,
@@ -68,7 +71,9 @@ class ChatCompletionsServing:
                 on_error=self._stream_failed,
             )
         try:
-            answer = await self.switch.run(messages, skill=target.skill, expert=target.expert)
+            answer = await self.switch.run(
+                messages, skill=target.skill, expert=target.expert, **tools
+            )
         except SkillSwitchError as exc:
             self.metrics.observe_failure(exc)
             raise switch_error(exc) from None
@@ -79,7 +84,10 @@ class ChatCompletionsServing:
             model=body.model,
             choices=[
                 Choice(
-                    message=ResponseMessage(content=answer.text),
+                    message=ResponseMessage(
+                        content=answer.text or (None if answer.tool_calls else ""),
+                        tool_calls=[call.to_openai() for call in answer.tool_calls] or None,
+                    ),
                     finish_reason=finish_reason(answer),
                 )
             ],
@@ -95,38 +103,30 @@ class ChatCompletionsServing:
             self.metrics.observe_error("/v1/chat/completions", error.status, error.code)
 
 
-def refuse_client_tools(body: ChatCompletionRequest) -> None:
-    """Tools sent by the client are refused with a 400, never dropped silently.
-
-    skillswitch's experts call the tools of its own config (builtin tools and MCP servers) in
-    their own loops; none of them can hand a call back to the client, so a request that
-    offers ``tools`` (or ``functions``), or that requires a tool through ``tool_choice``, is
-    answered 400 naming the field. ``tool_choice`` ``"none"`` or ``"auto"`` without tools asks
-    for nothing and is accepted.
-    """
-    for field in ("tools", "functions"):
-        offered = getattr(body, field)
-        if offered:
+def client_tools_of(body: ChatCompletionRequest) -> ClientTools | None:
+    """The client's ``tools`` and ``tool_choice``, checked (a 400 naming the field when they
+    are malformed); OpenAI's deprecated ``functions``/``function_call`` get a 400 that says to
+    send ``tools``."""
+    for field in ("functions", "function_call"):
+        if getattr(body, field) is not None:
             raise OpenAIError(
                 400,
-                f"{field} holds {len(offered)} tool(s), but skillswitch's experts cannot call "
-                "tools of the client: they call the tools of skillswitch's own config (builtin "
-                "and MCP servers). Leave out tools, or add them to skillswitch as MCP tools.",
+                f"{field} is OpenAI's deprecated form of tools; send tools (and tool_choice) "
+                "instead",
                 param=field,
             )
-    for field in ("tool_choice", "function_call"):
-        choice = getattr(body, field)
-        if choice not in NO_TOOL_CHOICES:
-            raise OpenAIError(
-                400,
-                f"{field} asks for a tool call, but skillswitch's experts cannot call tools of "
-                "the client; leave it out or send 'none'",
-                param=field,
-            )
+    try:
+        return parse_client_tools(body.tools, body.tool_choice)
+    except RequestError as exc:
+        param = "tool_choice" if str(exc).startswith("tool_choice") else "tools"
+        raise OpenAIError(400, str(exc), param=param) from None
 
 
 def finish_reason(answer: Answer) -> str:
-    """The answering expert's reason when one expert's reply is the answer, else ``stop``."""
+    """``tool_calls`` when the answer calls the client's tools; the answering expert's reason
+    when one expert's reply is the answer; else ``stop``."""
+    if answer.tool_calls:
+        return "tool_calls"
     aggregation, dispatch = answer.trace.aggregation, answer.trace.dispatch
     if aggregation is None or aggregation.mode != "pass_through" or dispatch is None:
         return "stop"
@@ -189,13 +189,18 @@ class _Chunks:
         return self._chunk([ChunkChoice(delta=Delta(content=text))])
 
     def closing(self, answer: Answer) -> list[dict[str, Any]]:
-        """The finish chunk, then the usage chunk when asked for; the last carries the trace."""
+        """The client's tool calls when there are, the finish chunk, then the usage chunk when
+        asked for; the last carries the trace."""
         trace = answer.trace.to_dict()
+        calls = [
+            {"index": index, **call.to_openai()} for index, call in enumerate(answer.tool_calls)
+        ]
+        opening = [self._chunk([ChunkChoice(delta=Delta(tool_calls=calls))])] if calls else []
         finish = [ChunkChoice(delta=Delta(), finish_reason=finish_reason(answer))]
         if not self.include_usage:
-            return [self._chunk(finish, trace=trace)]
+            return [*opening, self._chunk(finish, trace=trace)]
         usage = Usage.of(answer.trace.usage)
-        return [self._chunk(finish), self._chunk([], usage, trace=trace)]
+        return [*opening, self._chunk(finish), self._chunk([], usage, trace=trace)]
 
 
 class AnswerStream(Response):
