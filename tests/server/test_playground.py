@@ -58,7 +58,7 @@ experts:
   - {{name: dropper, base_url: '{u}', model: drop-stream, skills: [smalltalk]}}
   - {{name: sloth, base_url: '{u}', model: stall, skills: [brainstorming], timeout_s: 8}}
   - {{name: generalist, base_url: '{u}', model: echo}}
-dispatch: {{max_experts: 1, retry_attempts: 1, breaker_failures: 1000}}
+dispatch: {{max_experts: 2, retry_attempts: 1, breaker_failures: 1000}}
 """
 
 
@@ -232,8 +232,11 @@ def test_a_conversation_streams_answers_with_their_routes(page: Page, url: str) 
     expect(first.locator(".msg.assistant")).to_have_class(re.compile(r"\bdone\b"))
     assert_route_shows(first, trace)
     route = first.locator(".route")
-    expect(route.locator(".summary")).to_contain_text("polyglot")
-    expect(route.locator(".stage.aggregator")).to_contain_text("pass-through")
+    # Two echo experts (the skill's and the generalist) say the same: no aggregator call.
+    assert [e["expert"] for e in trace["experts"]] == ["polyglot", "generalist"]
+    assert trace["aggregation"]["mode"] == "agreement"
+    expect(route.locator(".summary")).to_contain_text("polyglot, generalist")
+    expect(route.locator(".stage.aggregator")).to_contain_text("aggregator skipped")
     expect(route.locator(".stage.request")).to_contain_text("routed by skill")
 
     # The second turn sends the whole conversation: the API, given the same history, answers
@@ -253,7 +256,8 @@ def test_a_conversation_streams_answers_with_their_routes(page: Page, url: str) 
     expect(second.locator(".stage.request dd[data-term='messages']")).to_have_text("3")
 
     # Both turns and their routes in one picture (the conversation is the part that scrolls).
-    page.set_viewport_size({"width": 1400, "height": 1900})
+    height = page.locator("#conversation").evaluate("node => node.scrollHeight")
+    page.set_viewport_size({"width": 1400, "height": int(height) + 200})
     page.locator("#conversation").evaluate("node => { node.scrollTop = 0; }")
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOT))
@@ -271,7 +275,7 @@ def test_a_forced_skill_is_shown_as_forced(page: Page, url: str) -> None:
     assert_route_shows(turn, trace)
     expect(turn.locator(".skill-score")).to_have_text(["1.000"])
     expect(turn.locator(".stage.request")).to_contain_text("forced skill")
-    expect(turn.locator(".expert-name")).to_have_text(["calculator"])
+    expect(turn.locator(".expert-name")).to_have_text(["calculator", "generalist"])
 
 
 def test_tool_calls_are_shown_with_their_arguments_and_results(page: Page, url: str) -> None:
@@ -355,7 +359,7 @@ def test_an_api_key_is_asked_for_and_then_sent(page: Page, keyed_url: str) -> No
     page.select_option("#model", "skillswitch")
     turn = ask(page, TRANSLATE)
     expect(turn.locator(".msg.assistant .text")).to_have_text(f"echo: {TRANSLATE}")
-    expect(turn.locator(".expert-name")).to_have_text(["polyglot"])
+    expect(turn.locator(".expert-name")).to_have_text(["polyglot", "generalist"])
     expect(page.locator("#key-state")).to_be_visible()
 
 

@@ -289,7 +289,7 @@ function scrollToEnd() {
 function showError(view, error) {
   const box = el("div", "error-box", el("strong", null, error.midStream ? "The stream broke: " : "Error: "), describeError(error));
   box.setAttribute("role", "alert");
-  view.answer.append(box);
+  view.status.before(box);
   view.answer.classList.add("failed");
 }
 
