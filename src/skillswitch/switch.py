@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import anyio
 import anyio.to_thread
@@ -79,7 +79,7 @@ from skillswitch.tools.sources import (
     leave_tool_policy,
     tool_policy,
 )
-from skillswitch.trace import Answer, Selection, SkillBasis, Trace
+from skillswitch.trace import Answer, Routed, Selection, SkillBasis, Trace
 
 if TYPE_CHECKING:
     from skillswitch.inference.backend import LocalBackend
@@ -641,6 +641,30 @@ class Switch:
     async def __aexit__(self, *_: object) -> None:
         await self.aclose()
 
+    @overload
+    def stream(
+        self,
+        request: Request,
+        *,
+        skill: str | None = None,
+        expert: str | None = None,
+        tools: ClientToolsArg = None,
+        tool_choice: Any = None,
+        announce_route: Literal[False] = False,
+    ) -> AsyncIterator[TextDelta | Answer]: ...
+
+    @overload
+    def stream(
+        self,
+        request: Request,
+        *,
+        skill: str | None = None,
+        expert: str | None = None,
+        tools: ClientToolsArg = None,
+        tool_choice: Any = None,
+        announce_route: Literal[True],
+    ) -> AsyncIterator[Routed | TextDelta | Answer]: ...
+
     async def stream(
         self,
         request: Request,
@@ -649,23 +673,29 @@ class Switch:
         expert: str | None = None,
         tools: ClientToolsArg = None,
         tool_choice: Any = None,
-    ) -> AsyncIterator[TextDelta | Answer]:
+        announce_route: bool = False,
+    ) -> AsyncIterator[Routed | TextDelta | Answer]:
         """Text deltas, then the ``Answer``. One expert streams token by token (falling back
         to the dispatcher's retries when it fails before its first token); several experts
         are dispatched, aggregated, and their answer is sent as one delta. ``skill``,
         ``expert``, ``tools`` and ``tool_choice`` as in ``run`` (calls of the caller's tools
-        are in the ``Answer``)."""
+        are in the ``Answer``). ``announce_route``: first a ``Routed`` event with the
+        decision and the experts chosen, before any expert is called."""
         started = time.perf_counter()
         messages = parse_messages(request)
         offered = parse_client_tools(tools, tool_choice)
         decision, route_ms = await self._decide(messages, skill, expert)
         if decision.out_of_scope:
+            if announce_route:
+                yield Routed(decision, ())
             answer = self._out_of_scope(decision, route_ms, started)
             yield TextDelta(answer.text)
             yield answer
             return
         selections = self._direct(expert) or self._kept(decision, messages) or self.select(decision)
         self._check_tool_callers(selections, offered)
+        if announce_route:
+            yield Routed(decision, selections)
         if len(selections) == 1:
             name = selections[0].expert
             begin = time.perf_counter()

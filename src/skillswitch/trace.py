@@ -13,7 +13,7 @@ from skillswitch.agents.dispatch import Dispatch
 from skillswitch.agents.messages import Usage
 from skillswitch.router.decision import RoutingDecision
 
-__all__ = ["TRACE_SCHEMA", "Answer", "Selection", "SkillBasis", "Trace"]
+__all__ = ["TRACE_SCHEMA", "Answer", "Routed", "Selection", "SkillBasis", "Trace"]
 
 TRACE_SCHEMA = "skillswitch.trace/1"
 
@@ -25,6 +25,16 @@ class Selection:
     expert: str
     skill: str | None
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """The route of a streamed request as planned, before any expert answers (the first event
+    of ``Switch.stream(..., announce_route=True)``); the ``Answer``'s trace says what happened
+    (a fallback may have answered instead)."""
+
+    decision: RoutingDecision
+    selections: tuple[Selection, ...]
 
 
 @dataclass(frozen=True, slots=True)

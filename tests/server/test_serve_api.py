@@ -237,9 +237,12 @@ def test_routed_answer_equals_its_stream_and_carries_the_trace(client: openai.Op
 def test_a_stream_without_usage_ends_with_the_trace_on_its_finish_chunk(
     client: openai.OpenAI,
 ) -> None:
-    with client.chat.completions.create(
+    raw = client.chat.completions.with_raw_response.create(
         model="skillswitch", messages=user(TRANSLATE), stream=True
-    ) as stream:
+    )
+    # The route as planned comes first, in the header; the trace says how it ended.
+    assert raw.headers["x-skillswitch-route"] == "route=auto;skill=translation;experts=polyglot"
+    with raw.parse() as stream:
         chunks = list(stream)
     last = chunks[-1]
     assert last.choices[0].finish_reason == "stop"
@@ -769,10 +772,13 @@ def test_requests_beyond_max_concurrency_get_429(upstream: str, cache_root: Path
         assert httpx.get(f"{base}/v1/models").status_code == 200
 
 
-def test_a_client_that_leaves_a_stream_cancels_its_expert(upstream: str, cache_root: Path) -> None:
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "whole"])
+def test_a_client_that_leaves_cancels_its_expert(
+    upstream: str, cache_root: Path, stream: bool
+) -> None:
     with gated_server(upstream, cache_root) as (base, gate):
         body = json.dumps(
-            {"model": "calculator", "messages": user("what is 2 plus 2"), "stream": True}
+            {"model": "calculator", "messages": user("what is 2 plus 2"), "stream": stream}
         ).encode()
         port = int(base.rpartition(":")[2])
         with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:

@@ -3,7 +3,7 @@ to one expert by name; one choice, streamed or not, with the trace."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -14,6 +14,7 @@ from starlette.types import Receive, Scope, Send
 from skillswitch.agents.client_tools import ClientTools, parse_client_tools
 from skillswitch.agents.messages import TextDelta
 from skillswitch.exceptions import RequestError, SkillSwitchError
+from skillswitch.router import RoutingDecision
 from skillswitch.server.api.chat_completions.protocol import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -28,7 +29,7 @@ from skillswitch.server.api.targets import NO_SKILL, Target, Targets
 from skillswitch.server.chat_chunks import ChunkChoice, Delta
 from skillswitch.server.openai_errors import OpenAIError
 from skillswitch.server.wire import check_n, new_id, now, sse
-from skillswitch.trace import Answer
+from skillswitch.trace import Answer, Routed, Selection
 
 if TYPE_CHECKING:
     from skillswitch.switch import Switch
@@ -59,24 +60,36 @@ class ChatCompletionsServing:
         )
         messages = to_messages(body.messages)
         if body.stream:
-            events = self.switch.stream(messages, skill=target.skill, expert=target.expert, **tools)
+            events = self.switch.stream(
+                messages,
+                skill=target.skill,
+                expert=target.expert,
+                announce_route=True,
+                **tools,
+            )
             chunks = _Chunks(new_id("chatcmpl"), now(), body.model, body.include_usage())
             return AnswerStream(
                 events,
                 chunks,
                 headers=headers,
+                route_header=lambda routed: route_header(
+                    target, routed.decision, routed.selections
+                ),
                 on_answer=lambda answer: self.metrics.observe_answer(
                     answer, metrics_skill(target, answer)
                 ),
                 on_error=self._stream_failed,
             )
         try:
-            answer = await self.switch.run(
-                messages, skill=target.skill, expert=target.expert, **tools
+            answer = await _unless_client_leaves(
+                self.switch.run(messages, skill=target.skill, expert=target.expert, **tools),
+                request.receive,
             )
         except SkillSwitchError as exc:
             self.metrics.observe_failure(exc)
             raise switch_error(exc) from None
+        if answer is None:  # the client left: its experts were cancelled, nobody to answer
+            return Response(status_code=499)
         self.metrics.observe_answer(answer, metrics_skill(target, answer))
         completion = ChatCompletion(
             id=new_id("chatcmpl"),
@@ -94,7 +107,13 @@ class ChatCompletionsServing:
             usage=Usage.of(answer.trace.usage),
             skillswitch=answer.trace.to_dict(),
         )
-        headers[ROUTE_HEADER] = route_header(target, answer)
+        trace = answer.trace
+        headers[ROUTE_HEADER] = route_header(
+            target,
+            trace.decision,
+            trace.selections,
+            trace.aggregation.mode if trace.aggregation is not None else "none",
+        )
         return JSONResponse(completion.model_dump(mode="json"), headers=headers)
 
     def _stream_failed(self, exc: SkillSwitchError, error: OpenAIError, started: bool) -> None:
@@ -138,19 +157,24 @@ def metrics_skill(target: Target, answer: Answer) -> str:
     return NO_SKILL if target.kind == "expert" else answer.trace.decision.label
 
 
-def route_header(target: Target, answer: Answer) -> str:
+def route_header(
+    target: Target,
+    decision: RoutingDecision,
+    selections: Sequence[Selection],
+    aggregator: str | None = None,
+) -> str:
     """The route in one header, e.g. ``route=auto;skill=math;experts=calculator;aggregator=
     pass_through`` (``route``: auto, skill or expert; ``skill`` ``-`` when an expert was named;
-    ``aggregator``: how the answers became one, ``none`` when no expert was asked)."""
-    trace = answer.trace
+    ``aggregator``: how the answers became one, ``none`` when no expert was asked). Streams
+    send the route as planned, before any expert answers: no ``aggregator`` (the trace on the
+    last chunk says what happened)."""
     skills = (
-        NO_SKILL
-        if target.kind == "expert"
-        else ",".join(trace.decision.skill_names or (trace.decision.label,))
+        NO_SKILL if target.kind == "expert" else ",".join(decision.skill_names or (decision.label,))
     )
-    experts = ",".join(selection.expert for selection in trace.selections)
-    aggregator = trace.aggregation.mode if trace.aggregation is not None else "none"
-    value = f"route={target.kind};skill={skills};experts={experts};aggregator={aggregator}"
+    experts = ",".join(selection.expert for selection in selections)
+    value = f"route={target.kind};skill={skills};experts={experts}"
+    if aggregator is not None:
+        value += f";aggregator={aggregator}"
     # Names come from the config, but a header is printable ASCII whatever they hold.
     return "".join(c if " " <= c <= "~" else "?" for c in value)
 
@@ -208,27 +232,29 @@ class AnswerStream(Response):
 
     The switch's stream runs inside this response, in one task, from its first event to its
     last (its context must not change task midway), and is cancelled when the client leaves.
-    The response starts only once the first event is there, so that a request that fails
-    before any text (no expert answered) gets its error status (502, 504) rather than a 200
-    stream that breaks; a failure after that is sent as an OpenAI error event, which OpenAI
-    clients raise. The route header is not sent on streams: the route is known only when the
-    answer is done, and the last chunk carries the trace.
+    The response starts only once the first answer event is there, so that a request that
+    fails before any text (no expert answered) gets its error status (502, 504) rather than a
+    200 stream that breaks; a failure after that is sent as an OpenAI error event, which
+    OpenAI clients raise. A ``Routed`` event, when the stream starts with one, becomes the
+    route header (the route as planned); the last chunk carries the trace.
     """
 
     media_type = "text/event-stream"
 
     def __init__(
         self,
-        events: AsyncIterator[TextDelta | Answer],
+        events: AsyncIterator[Routed | TextDelta | Answer],
         chunks: _Chunks,
         *,
         headers: dict[str, str],
         on_answer: Callable[[Answer], None],
         on_error: Callable[[SkillSwitchError, OpenAIError, bool], None],
+        route_header: Callable[[Routed], str] | None = None,
     ) -> None:
         self.status_code = 200
         self.background = None
         self.init_headers({**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        self._route_header = route_header
         self._events = events
         self._chunks = chunks
         self._on_answer = on_answer
@@ -250,6 +276,11 @@ class AnswerStream(Response):
         try:
             try:
                 event = await anext(events)
+                if isinstance(event, Routed):
+                    if self._route_header is not None:
+                        header = self._route_header(event).encode("latin-1")
+                        self.raw_headers.append((ROUTE_HEADER.encode(), header))
+                    event = await anext(events)
             except SkillSwitchError as exc:
                 error = switch_error(exc)
                 self._on_error(exc, error, False)
@@ -258,8 +289,8 @@ class AnswerStream(Response):
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             started = True
             await self._send(send, self._chunks.opening())
-            while isinstance(event, TextDelta):
-                if event.text:
+            while not isinstance(event, Answer):
+                if isinstance(event, TextDelta) and event.text:
                     await self._send(send, self._chunks.delta(event.text))
                 event = await anext(events)
             self._on_answer(event)
@@ -286,6 +317,23 @@ class AnswerStream(Response):
     @staticmethod
     async def _send(send: Send, payload: dict[str, Any]) -> None:
         await send({"type": "http.response.body", "body": sse(payload), "more_body": True})
+
+
+async def _unless_client_leaves(run: Awaitable[Answer], receive: Receive) -> Answer | None:
+    """``run``'s answer, or None when the client disconnects first (``run`` is cancelled, and
+    with it the experts' calls: nobody would read their answers)."""
+    answer: Answer | None = None
+    failure: Exception | None = None
+    async with anyio.create_task_group() as group:
+        group.start_soon(_cancel_on_disconnect, receive, group.cancel_scope)
+        try:
+            answer = await run
+        except Exception as exc:  # raised below, outside the group (not as an ExceptionGroup)
+            failure = exc
+        group.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+    return answer
 
 
 async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
