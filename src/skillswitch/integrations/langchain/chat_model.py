@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -84,7 +85,7 @@ class SkillSwitchChatModel(BaseChatModel):
 
     @model_validator(mode="after")
     def _check_pin(self) -> SkillSwitchChatModel:
-        _check_route(self.switch, _Route(self.skill, self.expert))
+        _check_route(self.switch, self._pin)
         return self
 
     @property
@@ -100,7 +101,9 @@ class SkillSwitchChatModel(BaseChatModel):
         }
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        route = self._route(None, kwargs)
+        # For tracing only: the call's options are checked (and refused) where it runs.
+        pinned = any(name in kwargs for name in _CALL_OPTIONS)
+        route = _Route(kwargs.get("skill"), kwargs.get("expert")) if pinned else self._pin
         return LangSmithParams(
             ls_provider=PROVIDER, ls_model_name=route.model_name, ls_model_type="chat"
         )
@@ -162,9 +165,11 @@ class SkillSwitchChatModel(BaseChatModel):
 
     async def aclose(self) -> None:
         """``close`` for async code."""
-        import asyncio
-
         await asyncio.to_thread(close_switch, self.switch)
+
+    @property
+    def _pin(self) -> _Route:
+        return _Route(self.skill, self.expert)
 
     def _route(self, stop: list[str] | None, options: Mapping[str, Any]) -> _Route:
         """The call's route; its options are checked, never dropped."""
@@ -181,7 +186,7 @@ class SkillSwitchChatModel(BaseChatModel):
                 "config)"
             )
         if not any(name in options for name in _CALL_OPTIONS):
-            return _Route(self.skill, self.expert)
+            return self._pin
         route = _Route(options.get("skill"), options.get("expert"))
         _check_route(self.switch, route)
         return route
