@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "ArtifactError",
@@ -190,7 +191,13 @@ class UnknownExpertError(SkillSwitchError):
 
 
 class ExpertsFailedError(ExceptionGroup[ExpertError], SkillSwitchError):
-    """Every expert asked for an answer failed; ``exceptions`` holds each one's last error."""
+    """Every expert asked for an answer failed; ``exceptions`` holds each one's last error.
+
+    ``trace``: when raised by ``Switch.run``/``stream``, the ``skillswitch.trace.Trace`` of
+    what was tried (the route, every expert's error and attempts); else None.
+    """
+
+    trace: Any = None
 
 
 class NoExpertError(SkillSwitchError):

@@ -56,6 +56,7 @@ from skillswitch.config.models import (
 from skillswitch.exceptions import (
     ConfigError,
     ExpertError,
+    ExpertsFailedError,
     NoExpertError,
     RequestError,
     UnknownExpertError,
@@ -366,7 +367,20 @@ class Switch:
         names = [s.expert for s in selections]
         with tool_policy(self.tool_policy(decision)), client_tools(offered):
             dispatch, stages = await self._dispatch_in_stages(names, messages)
-        dispatch.raise_if_empty()
+        try:
+            dispatch.raise_if_empty()
+        except ExpertsFailedError as failed:
+            failed.trace = Trace(
+                decision,
+                selections,
+                dispatch,
+                None,
+                dispatch.usage + extraction_usage,
+                route_ms,
+                (time.perf_counter() - started) * 1000,
+                basis,
+            )
+            raise
         if basis is not None and self._stages(names):
             basis = replace(basis, stages=stages)
         aggregation = await aggregate(

@@ -117,7 +117,10 @@ async def test_fallback_answers_when_the_primary_fails() -> None:
         "backup": TestExpert("backup", reply="4"),
     }
     dispatcher = Dispatcher(experts, retry=FAST, fallbacks={"primary": ["backup"]})
-    (result,) = (await dispatcher.dispatch(["primary"], ASK)).results
+    failed, result = (await dispatcher.dispatch(["primary"], ASK)).results
+    assert (failed.expert, failed.fallback_for, failed.reply) == ("primary", None, None)
+    assert isinstance(failed.error, ExpertHTTPError)
+    assert failed.attempts[0].status == 400
     assert result.expert == "backup"
     assert result.fallback_for == "primary"
     assert result.reply is not None

@@ -142,7 +142,9 @@ def assert_error(response: httpx.Response, status: int, *needles: str) -> dict[s
     assert response.status_code == status, response.text
     body = response.json()
     assert set(body) == {"error"}
-    assert set(body["error"]) == ERROR_FIELDS
+    # A failed run's error carries its trace (502, 504); client mistakes carry nothing more.
+    extra = {"skillswitch"} if status in (502, 504) else set()
+    assert set(body["error"]) == ERROR_FIELDS | extra
     for needle in needles:
         assert needle in body["error"]["message"], body["error"]["message"]
     assert "Traceback" not in response.text
@@ -335,7 +337,10 @@ def test_a_failed_expert_with_a_fallback_is_in_the_trace(client: openai.OpenAI) 
     assert answer.choices[0].message.content == "echo: write a poem about the sea"
     trace = trace_of(answer)
     assert experts_of(trace) == ["flaky"]
-    (result,) = trace["results"]
+    failed, result = trace["results"]
+    assert (failed["expert"], failed["ok"]) == ("flaky", False)
+    assert "500" in failed["error"]
+    assert [a["status"] for a in failed["attempts"]] == [500, 500]
     assert result["expert"] == "generalist"
     assert result["fallback_for"] == "flaky"
     assert result["ok"] is True
@@ -665,6 +670,11 @@ def test_a_failing_expert_is_a_502_naming_it_and_its_error(client: openai.OpenAI
     assert body["code"] == "upstream_error"
     assert "no expert answered: expert 'broken': HTTP 503" in body["message"]
     assert "injected failure" in body["message"]
+    trace = body["skillswitch"]  # what was tried: the route, the error, every attempt
+    assert experts_of(trace) == ["broken"]
+    (result,) = trace["results"]
+    assert (result["ok"], [a["status"] for a in result["attempts"]]) == (False, [503, 503])
+    assert trace["aggregation"] is None
     with pytest.raises(openai.InternalServerError, match="expert 'broken': HTTP 503") as streamed:
         client.chat.completions.create(model="broken", messages=user("hi"), stream=True)
     assert streamed.value.status_code == 502  # refused before the stream started

@@ -133,7 +133,9 @@ class ExpertResult:
 
 @dataclass(frozen=True)
 class Dispatch:
-    """Everything one dispatch produced, in the order the experts were asked."""
+    """Everything one dispatch produced, in the order the experts were asked; an expert that
+    failed over to a fallback is followed by the fallback's result (``fallback_for`` names
+    it)."""
 
     results: tuple[ExpertResult, ...]
     elapsed_ms: float
@@ -238,7 +240,7 @@ class Dispatcher:
             self._check(name)
         started = self._clock()
         deadline = started + deadline_s if deadline_s is not None else math.inf
-        slots: list[ExpertResult | None] = [None] * len(names)
+        slots: list[tuple[ExpertResult, ...] | None] = [None] * len(names)
         attempts: list[Attempt] = []
 
         async def run(index: int, name: str) -> None:
@@ -249,15 +251,20 @@ class Dispatcher:
                 for index, name in enumerate(names):
                     group.start_soon(run, index, name)
         results = tuple(
-            slot
-            if slot is not None
-            else ExpertResult(
-                name,
-                None,
-                ExpertTimeoutError(name, deadline_s or 0.0),
-                tuple(a for a in attempts if a.expert == name),
-            )
+            result
             for slot, name in zip(slots, names, strict=True)
+            for result in (
+                slot
+                if slot is not None
+                else (
+                    ExpertResult(
+                        name,
+                        None,
+                        ExpertTimeoutError(name, deadline_s or 0.0),
+                        tuple(a for a in attempts if a.expert == name),
+                    ),
+                )
+            )
         )
         return Dispatch(
             results,
@@ -273,16 +280,19 @@ class Dispatcher:
         started: float,
         deadline: float,
         attempts: list[Attempt],
-    ) -> ExpertResult:
-        result = await self._call(name, messages, started, deadline, attempts)
+    ) -> tuple[ExpertResult, ...]:
+        """The expert's result, then, while the last one failed, each fallback's."""
+        results = [await self._call(name, messages, started, deadline, attempts)]
         for fallback in self._fallbacks.get(name, ()):
-            if result.reply is not None:
+            if results[-1].reply is not None:
                 break
             answer = await self._call(fallback, messages, started, deadline, attempts)
-            result = ExpertResult(
-                fallback, answer.reply, answer.error, answer.attempts, fallback_for=name
+            results.append(
+                ExpertResult(
+                    fallback, answer.reply, answer.error, answer.attempts, fallback_for=name
+                )
             )
-        return result
+        return tuple(results)
 
     async def _call(
         self,

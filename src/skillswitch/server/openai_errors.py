@@ -78,16 +78,22 @@ _MAPPING: tuple[tuple[type[BaseException], int, str | None, str | None], ...] = 
 
 
 def error_body(
-    message: str, error_type: str, param: str | None = None, code: str | None = None
+    message: str,
+    error_type: str,
+    param: str | None = None,
+    code: str | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
+    error = {"message": message, "type": error_type, "param": param, "code": code}
+    return {"error": {**error, **(extra or {})}}
 
 
 class OpenAIError(Exception):
     """An error answer: the status, and the fields of OpenAI's error object.
 
     ``error_type`` defaults by status (``invalid_request_error`` for 4xx, ``server_error`` for
-    5xx); ``param`` names the request field at fault.
+    5xx); ``param`` names the request field at fault; ``extra``: more fields of the error
+    object (skillswitch's ``skillswitch`` trace of a failed run).
     """
 
     def __init__(
@@ -99,8 +105,10 @@ class OpenAIError(Exception):
         param: str | None = None,
         code: str | None = None,
         headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
+        self.extra = dict(extra or {})
         self.status = status
         self.message = message
         self.error_type = (
@@ -113,7 +121,7 @@ class OpenAIError(Exception):
         self.headers = dict(headers or {})
 
     def body(self) -> dict[str, Any]:
-        return error_body(self.message, self.error_type, self.param, self.code)
+        return error_body(self.message, self.error_type, self.param, self.code, self.extra)
 
     def response(self) -> JSONResponse:
         return JSONResponse(self.body(), status_code=self.status, headers=self.headers)

@@ -151,15 +151,19 @@ def ignored(endpoint: str, names: list[str]) -> dict[str, str]:
 def switch_error(exc: SkillSwitchError) -> OpenAIError:
     """The answer to an error of the switch. When no expert answered: 504 ``upstream_timeout``
     if every one ran out of time (its timeout or the request's deadline), else 502
-    ``upstream_error``; the message names each failing expert and its error."""
+    ``upstream_error``; the message names each failing expert and its error, and the error
+    object's ``skillswitch`` field holds the trace of what was tried."""
     if isinstance(exc, ExpertsFailedError):
         failures = list(exc.exceptions)
         shown = "; ".join(str(e) for e in failures[:_MAX_SHOWN_FAILURES])
         if len(failures) > _MAX_SHOWN_FAILURES:
             shown += f"; and {len(failures) - _MAX_SHOWN_FAILURES} more"
+        extra = {} if exc.trace is None else {"skillswitch": exc.trace.to_dict()}
         if all(isinstance(e, ExpertTimeoutError) for e in failures):
-            return OpenAIError(504, f"no expert answered in time: {shown}", code="upstream_timeout")
-        return OpenAIError(502, f"no expert answered: {shown}", code="upstream_error")
+            return OpenAIError(
+                504, f"no expert answered in time: {shown}", code="upstream_timeout", extra=extra
+            )
+        return OpenAIError(502, f"no expert answered: {shown}", code="upstream_error", extra=extra)
     return error_for(exc)
 
 
