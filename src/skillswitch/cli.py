@@ -328,15 +328,31 @@ def serve(
     max_concurrency: Annotated[
         int, typer.Option(min=1, help="Requests in flight at once; more get 429.")
     ] = 256,
+    mcp: Annotated[
+        bool,
+        typer.Option(
+            "--mcp/--no-mcp",
+            help="Serve skillswitch's MCP server over streamable HTTP at /mcp (same key).",
+        ),
+    ] = True,
 ) -> None:
     """Serve skillswitch over an OpenAI-compatible HTTP API (/v1/chat/completions with model
     skillswitch, skillswitch/<skill> or an expert's name; /v1/models, /v1/route, /healthz,
-    /metrics)."""
+    /metrics) and as an MCP server over streamable HTTP at /mcp (tools ask, route, list_skills,
+    find_tools and the upstream MCP tools as server__tool; --no-mcp leaves it out). With
+    --api-key-env, clients send the key as a bearer token on /v1, /mcp and /metrics."""
     from skillswitch.config import environment
     from skillswitch.server.api.run import serve as serve_api
 
     key = environment.api_key(api_key_env, path="--api-key-env")
-    serve_api(_load(config), host=host, port=port, api_key=key, max_concurrency=max_concurrency)
+    serve_api(
+        _load(config),
+        host=host,
+        port=port,
+        api_key=key,
+        max_concurrency=max_concurrency,
+        mcp=mcp,
+    )
 
 
 def _hub(config: ConfigOption) -> Any:

@@ -1,23 +1,27 @@
-"""skillswitch as an MCP server: driven in-process by the ``mcp`` client (2026-07-28) and over
-stdio by a client we did not write, the MCP Inspector CLI (2025 handshake)."""
+"""skillswitch as an MCP server: driven in-process by the ``mcp`` client (2026-07-28), over
+stdio by a client we did not write, the MCP Inspector CLI (2025 handshake), and over stdio by the
+``mcp`` client in both eras, told when an upstream's tool list changes."""
 
 from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import anyio
+import mcp_types
 import pytest
-from mcp import Client
+from mcp import Client, StdioServerParameters
 
 from skillswitch.agents import FunctionExpert, Message
 from skillswitch.config import parse_config
 from skillswitch.server.mcp import SkillSwitchMCPServer
 from skillswitch.switch import Switch
 from tests.support.configs import DEFAULT_SKILLS
-from tests.support.mcp_peers import NODE_PEERS, REPO, peer
+from tests.support.mcp_peers import FAULTY_SERVER, NODE_PEERS, REPO, peer
 
 pytestmark = pytest.mark.anyio
 
@@ -167,3 +171,43 @@ def test_the_mcp_inspector_drives_skillswitch_mcp_over_stdio(
     )
     assert proxied["isError"] is False
     assert proxied["structuredContent"]["target"]["datetime"].endswith("21:00:00+09:00")
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_stdio_clients_are_told_when_an_upstream_tool_list_changes(
+    tmp_path: Path, cli_env: dict[str, str], mode: str
+) -> None:
+    """tests/support/faulty_mcp_server.py's ``grow`` adds a tool and announces it: the hub
+    hears it, and ``skillswitch mcp`` tells its own client (a notification on the 2025
+    handshake, an event on a ``subscriptions/listen`` stream at 2026-07-28)."""
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        config_text(tmp_path / "memory.jsonl")
+        + f"    - name: faulty\n      command: ['{sys.executable}', '{FAULTY_SERVER}']\n"
+    )
+    server = StdioServerParameters(
+        command=str(REPO / ".venv" / "bin" / "skillswitch"),
+        args=["mcp"],
+        env={**cli_env, "SKILLSWITCH_CONFIG": str(config)},
+    )
+    changed = anyio.Event()
+
+    async def on_message(message: Any) -> None:
+        if isinstance(message, mcp_types.ToolListChangedNotification):
+            changed.set()
+
+    async with Client(server, mode=mode, message_handler=on_message, cache=None) as client:
+        assert client.server_capabilities.tools is not None
+        assert client.server_capabilities.tools.list_changed is True
+        before = {tool.name for tool in (await client.list_tools()).tools}
+        if mode == "legacy":
+            grown = await client.call_tool("faulty__grow", {})
+            with anyio.fail_after(20):
+                await changed.wait()
+        else:
+            async with client.listen(tools_list_changed=True) as subscription:
+                grown = await client.call_tool("faulty__grow", {})
+                with anyio.fail_after(20):
+                    await subscription.__anext__()
+        after = {tool.name for tool in (await client.list_tools()).tools}
+    assert after - before == {"faulty__" + text_of(grown).removeprefix("added ")}

@@ -2,7 +2,8 @@
 
 Tools: ``echo`` answers; ``hang`` never answers; ``crash`` exits the process; ``garbage`` writes a
 line that is not JSON and then answers nothing; ``wrong_shape`` answers with a result that breaks
-the schema; ``flood`` sends 2000 log notifications before answering. Run:
+the schema; ``flood`` sends 2000 log notifications before answering; ``grow`` adds a tool
+(``grown_1``, ``grown_2``...) and announces it with ``notifications/tools/list_changed``. Run:
 ``python tests/support/faulty_mcp_server.py``.
 """
 
@@ -31,6 +32,7 @@ TOOLS = [
         ("garbage", "Writes a line that is not JSON."),
         ("wrong_shape", "Answers with an invalid result."),
         ("flood", "Sends many notifications, then answers."),
+        ("grow", "Adds a tool and announces the new tool list."),
     ]
 ]
 
@@ -55,7 +57,7 @@ def main() -> None:
                 request_id,
                 {
                     "protocolVersion": "2025-06-18",
-                    "capabilities": {"tools": {"listChanged": False}},
+                    "capabilities": {"tools": {"listChanged": True}},
                     "serverInfo": {"name": "faulty", "version": "1.0"},
                 },
             )
@@ -85,6 +87,11 @@ def main() -> None:
                         }
                     )
                 result(request_id, {"content": [{"type": "text", "text": "after the flood"}]})
+            elif name == "grow":
+                added = f"grown_{sum(t['name'].startswith('grown_') for t in TOOLS) + 1}"
+                TOOLS.append({**TOOLS[0], "name": added, "description": "Grown by grow."})
+                send({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
+                result(request_id, {"content": [{"type": "text", "text": f"added {added}"}]})
             else:
                 send(
                     {

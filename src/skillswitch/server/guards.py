@@ -8,18 +8,25 @@ from __future__ import annotations
 import hmac
 from collections.abc import Awaitable, Callable
 
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from skillswitch.server.openai_errors import OpenAIError
 
 __all__ = ["RequestGuard"]
 
+# JSON-RPC codes of the refusals on an MCP endpoint: the request is refused as sent (-32600),
+# or the server is busy (-32000, a server-defined error: retry).
+_JSONRPC_CODES = {401: -32600, 413: -32600, 429: -32000}
+
 
 class RequestGuard:
     """Refuses with OpenAI-shaped errors: 401 (``api_key`` set and the bearer token missing or
     wrong), 413 (body over ``max_body_bytes``), 429 (``max_concurrency`` requests already in
     flight). The key and the concurrency cap apply to paths under ``protected_prefix`` (one
-    prefix or several); health probes stay open, as in vLLM."""
+    prefix or several); health probes stay open, as in vLLM. Under ``jsonrpc_prefix`` (an MCP
+    endpoint) the same refusals are JSON-RPC error bodies, which MCP clients show as they are.
+    """
 
     def __init__(
         self,
@@ -29,8 +36,10 @@ class RequestGuard:
         max_body_bytes: int,
         max_concurrency: int,
         protected_prefix: str | tuple[str, ...] = "/v1",
+        jsonrpc_prefix: str | tuple[str, ...] = (),
     ) -> None:
         self.app = app
+        self._jsonrpc_prefix = jsonrpc_prefix
         self._key = api_key.encode() if api_key is not None else None
         self.max_body_bytes = max_body_bytes
         self.max_concurrency = max_concurrency
@@ -43,11 +52,11 @@ class RequestGuard:
             return
         protected = scope["path"].startswith(self._prefix)
         if protected and (refusal := self._check_key(scope)) is not None:
-            await refusal.response()(scope, receive, send)
+            await self._refuse(refusal, scope, receive, send)
             return
         body = await self._read_body(scope, receive)
         if isinstance(body, OpenAIError):
-            await body.response()(scope, receive, send)
+            await self._refuse(body, scope, receive, send)
             return
         if body is None:  # the client left while sending
             return
@@ -58,13 +67,30 @@ class RequestGuard:
                 f"(max_concurrency {self.max_concurrency}); retry shortly",
                 headers={"Retry-After": "1"},
             )
-            await refusal.response()(scope, receive, send)
+            await self._refuse(refusal, scope, receive, send)
             return
         self.in_flight += int(protected)
         try:
             await self.app(scope, _replay(body, receive), send)
         finally:
             self.in_flight -= int(protected)
+
+    async def _refuse(self, error: OpenAIError, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"].startswith(self._jsonrpc_prefix):
+            # The MCP client surfaces a JSON-RPC error body at any status (else only "Server
+            # returned an error response"); no id: the request was not read.
+            body = {
+                "jsonrpc": "2.0",
+                "id": None,
+                "error": {
+                    "code": _JSONRPC_CODES.get(error.status, -32600),
+                    "message": error.message,
+                },
+            }
+            response = JSONResponse(body, status_code=error.status, headers=error.headers)
+        else:
+            response = error.response()
+        await response(scope, receive, send)
 
     def _check_key(self, scope: Scope) -> OpenAIError | None:
         if self._key is None:

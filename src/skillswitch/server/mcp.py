@@ -6,6 +6,11 @@ Both protocol eras are served (``MCPServer`` answers the 2026-07-28 probe and th
 handshake). Proxied calls are schema-checked before they leave; upstream failures come back as
 ``is_error`` results, never as a crash of this server. Destructive upstream tools are not
 proxied unless ``tools.proxy_allow_destructive`` names them.
+
+When an upstream server's tool list changes (it said so, or it was restarted), connected clients
+are told: ``notifications/tools/list_changed`` on 2025-handshake connections (stdio, or the
+standalone GET stream of a streamable HTTP session), a ``ToolsListChanged`` event on
+2026-07-28 ``subscriptions/listen`` streams.
 """
 
 from __future__ import annotations
@@ -13,15 +18,22 @@ from __future__ import annotations
 import fnmatch
 import inspect
 import logging
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio.to_thread
+from anyio.from_thread import BlockingPortal
 from mcp.server import MCPServer
+from mcp.server.connection import Connection
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.subscriptions import ToolsListChanged
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from mcp_types import Tool as WireTool
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, Field
 
 from skillswitch.exceptions import SkillSwitchError
@@ -36,6 +48,7 @@ __all__ = ["SkillSwitchMCPServer"]
 logger = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
+_SERVING = "skillswitch.serving"  # the lifespan state's key for the _Serving of a connection
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=False)
 
 
@@ -89,10 +102,13 @@ class SkillSwitchMCPServer(MCPServer):
                 "request (with a trace of how); `route` shows where it would go; `find_tools` "
                 "searches the upstream tools, which are callable here as server__tool."
             ),
+            lifespan=self._serving,
             **options,
         )
         self.switch = switch
         self.proxy_allow_destructive = tuple(proxy_allow_destructive)
+        self._servings: list[_Serving] = []
+        self.middleware.append(self._track_change_listeners)
         self._register()
 
     # --- proxying -------------------------------------------------------------------------------
@@ -136,6 +152,61 @@ class SkillSwitchMCPServer(MCPServer):
         return not entry.hints.destructive or any(
             fnmatch.fnmatchcase(entry.public_name, p) for p in self.proxy_allow_destructive
         )
+
+    # --- telling clients that the upstream catalogue changed ------------------------------------
+
+    @asynccontextmanager
+    async def _serving(self, _: MCPServer[Any]) -> AsyncIterator[dict[str, Any]]:
+        """One serving of this server (a stdio connection, an in-process client, the HTTP
+        session manager): while it runs, the hub's change signals reach its event loop."""
+        hub = self.switch.hub
+        if hub is None:
+            yield {}
+            return
+        async with BlockingPortal() as portal:
+            serving = _Serving(portal, self._announce)
+            self._servings.append(serving)
+            remove = hub.on_tools_changed(serving.changed)
+            try:
+                yield {_SERVING: serving}
+            finally:
+                remove()
+                self._servings.remove(serving)
+                await portal.stop(cancel_remaining=True)
+
+    async def _announce(self, serving: _Serving) -> None:
+        # One event on the bus reaches every listen stream: the first serving publishes it (two
+        # servings at once happen only with several in-process clients, all in one loop).
+        if self._servings and self._servings[0] is serving:
+            await self._subscriptions.publish(ToolsListChanged())
+        for connection in list(serving.legacy):
+            await connection.send_tool_list_changed()  # best effort: never raises
+
+    async def _track_change_listeners(
+        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
+    ) -> HandlerResult:
+        """Advertise ``tools.listChanged`` in the 2025 handshake, and keep the connections
+        that completed it, to notify them (2026-07-28 clients subscribe instead)."""
+        result = await call_next(ctx)
+        serving = (ctx.lifespan_context or {}).get(_SERVING)
+        if not isinstance(serving, _Serving):
+            return result
+        if ctx.method == "initialize" and isinstance(result, dict):
+            tools = result.get("capabilities", {}).get("tools")
+            if isinstance(tools, dict):
+                tools["listChanged"] = True
+        elif ctx.method == "notifications/initialized":
+            # The SDK (2.3) gives middleware no public handle on the connection; its session
+            # holds it. Without one, this client is not told of changes (it can still re-list).
+            connection = getattr(ctx.session, "_connection", None)
+            if (
+                isinstance(connection, Connection)
+                and connection.protocol_version not in MODERN_PROTOCOL_VERSIONS
+                and connection not in serving.legacy
+            ):
+                serving.legacy.add(connection)
+                connection.exit_stack.callback(serving.legacy.discard, connection)
+        return result
 
     # --- skillswitch's own tools ------------------------------------------------------------------
 
@@ -210,6 +281,45 @@ class SkillSwitchMCPServer(MCPServer):
                 ],
                 no_tool_applies=not applies,
             )
+
+
+class _Serving:
+    """Hands the hub's change signals (from the hub's thread) to one serving's event loop, at
+    most one announcement in flight: a flood of upstream notifications becomes a few."""
+
+    def __init__(self, portal: BlockingPortal, announce: Callable[[_Serving], Any]) -> None:
+        self.legacy: set[Connection] = set()
+        """2025-handshake connections of this serving, told with a notification."""
+        self._portal = portal
+        self._announce = announce
+        self._lock = threading.Lock()
+        self._due = False
+        self._running = False
+
+    def changed(self, server: str) -> None:
+        """In the hub's thread: schedule an announcement, unless one is about to be made."""
+        with self._lock:
+            self._due = True
+            if self._running:
+                return
+            self._running = True
+        try:
+            self._portal.start_task_soon(self._run)
+        except RuntimeError:  # the serving is ending: nobody is left to tell
+            with self._lock:
+                self._running = False
+
+    async def _run(self) -> None:
+        while True:
+            with self._lock:  # the check and the reset at once, or a change could be missed
+                if not self._due:
+                    self._running = False
+                    return
+                self._due = False
+            try:
+                await self._announce(self)
+            except Exception:  # telling clients is advisory: the next change tries again
+                logger.exception("could not tell MCP clients that the tool list changed")
 
 
 def _nonempty(text: str) -> str:

@@ -81,6 +81,7 @@ class ToolHub:
         self._finalizer: weakref.finalize[Any, Any] | None = None
         self.changes = 0
         """How many times a server announced (or a restart implied) a new tool list."""
+        self._change_listeners: dict[object, Callable[[str], None]] = {}
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -143,6 +144,22 @@ class ToolHub:
 
     async def restart(self, server: str) -> None:
         await self._in_hub(self._restart, server)
+
+    def on_tools_changed(self, listener: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``listener(server)`` each time a server announces a new tool list (or a restart
+        implies one); the catalogue lists that server again on its next use. Listeners run in
+        the hub's own thread: they must return at once (hand work to another loop) and not
+        raise. Returns the callable that removes the listener (idempotent).
+
+        >>> stop = hub.on_tools_changed(lambda server: print(server, "changed"))  # doctest: +SKIP
+        """
+        token = object()  # the same callable may be added twice (bound methods compare equal)
+        self._change_listeners[token] = listener
+
+        def remove() -> None:
+            self._change_listeners.pop(token, None)
+
+        return remove
 
     def tools_sync(self) -> list[CatalogueTool]:
         return self._ensure_portal().call(self._refresh)
@@ -255,6 +272,11 @@ class ToolHub:
     def _tools_changed(self, server: str) -> None:
         self.changes += 1
         self._stale.add(server)
+        for listener in list(self._change_listeners.values()):
+            try:
+                listener(server)
+            except Exception:  # one listener's bug must not stop the others or the session
+                logger.exception("a tools-changed listener failed (server %r)", server)
 
     async def _serve(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
         self._closing, self._served = anyio.Event(), anyio.Event()

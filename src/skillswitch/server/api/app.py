@@ -7,8 +7,8 @@ module is imported.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from skillswitch.server.api.chat_completions.route import router as chat_router
 from skillswitch.server.api.chat_completions.serving import ChatCompletionsServing
 from skillswitch.server.api.health.route import router as health_router
+from skillswitch.server.api.mcp_http import MCP_PATH, mcp_over_http
 from skillswitch.server.api.metrics.collectors import Metrics
 from skillswitch.server.api.metrics.middleware import MetricsMiddleware
 from skillswitch.server.api.metrics.route import router as metrics_router
@@ -42,15 +43,23 @@ def create_app(
     api_key: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_concurrency: int = 256,
+    mcp: bool = True,
+    proxy_allow_destructive: Sequence[str] = (),
 ) -> FastAPI:
     """An OpenAI-compatible API over ``switch``: ``/v1/chat/completions``, ``/v1/models``,
-    ``/v1/route``, ``/healthz`` and ``/metrics``.
+    ``/v1/route``, ``/healthz`` and ``/metrics``; and, unless ``mcp`` is false, skillswitch's
+    MCP server over streamable HTTP at ``/mcp`` (tools ``ask``, ``route``, ``list_skills``,
+    ``find_tools`` and the upstream tools as ``server__tool``; ``proxy_allow_destructive``
+    is the config's ``tools.proxy_allow_destructive``).
 
-    ``api_key``: clients must send it as a bearer token (``/v1/*`` and ``/metrics``;
-    ``/healthz`` stays open). Bodies over ``max_body_bytes`` get 413; requests beyond
-    ``max_concurrency`` in flight get 429. The app's lifespan closes ``switch`` when the
-    server stops, in the server's event loop, where its connections live (run it with
-    lifespan on, uvicorn's default).
+    ``api_key``: clients must send it as a bearer token (``/v1/*``, ``/mcp`` and
+    ``/metrics``; ``/healthz`` stays open). Bodies over ``max_body_bytes`` get 413; requests
+    beyond ``max_concurrency`` in flight get 429 (on ``/mcp`` as JSON-RPC errors, which MCP
+    clients show). Without a key, ``/mcp`` answers only requests addressed to a loopback host
+    (the ``Host`` header), against DNS rebinding. The app's
+    lifespan runs the MCP sessions and closes ``switch`` when the server stops, in the
+    server's event loop, where its connections live (run it with lifespan on, uvicorn's
+    default).
 
     >>> switch = Switch.from_config("config.yaml")  # doctest: +SKIP
     >>> uvicorn.run(create_app(switch), port=8000)  # doctest: +SKIP
@@ -62,10 +71,24 @@ def create_app(
         raise ValueError("api_key is empty; give a key, or None to serve without one")
     from skillswitch import __version__
 
+    mounted = (
+        mcp_over_http(
+            switch,
+            api_key=api_key,
+            max_body_bytes=max_body_bytes,
+            proxy_allow_destructive=proxy_allow_destructive,
+        )
+        if mcp
+        else None
+    )
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         try:
-            yield
+            async with AsyncExitStack() as stack:
+                if mounted is not None:  # an added route gets no lifespan of its own
+                    await stack.enter_async_context(mounted.server.session_manager.run())
+                yield
         finally:
             await switch.aclose()
 
@@ -91,13 +114,17 @@ def create_app(
         playground_router,
     ):
         app.include_router(router)
+    app.state.mcp_server = mounted.server if mounted is not None else None
+    if mounted is not None:
+        app.router.routes.extend(mounted.routes)
     install_error_handlers(app)
     app.add_middleware(
         RequestGuard,
         api_key=api_key,
         max_body_bytes=max_body_bytes,
         max_concurrency=max_concurrency,
-        protected_prefix=("/v1", "/metrics"),
+        protected_prefix=("/v1", "/metrics", MCP_PATH),
+        jsonrpc_prefix=MCP_PATH,
     )
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: counts refusals too
     return app

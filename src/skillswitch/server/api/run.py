@@ -1,4 +1,5 @@
-"""``skillswitch serve``: the switch of a config on an OpenAI-compatible HTTP server.
+"""``skillswitch serve``: the switch of a config on an OpenAI-compatible HTTP server, with its
+MCP server over streamable HTTP at ``/mcp``.
 
 >>> serve(load_config("config.yaml"), port=8000)  # doctest: +SKIP
 """
@@ -27,6 +28,7 @@ def serve(
     api_key: str | None = None,
     max_concurrency: int = 256,
     cache_dir: Path | None = None,
+    mcp: bool = True,
 ) -> None:
     """Serve ``config``'s switch until interrupted (SIGINT or SIGTERM), then close it.
 
@@ -40,14 +42,21 @@ def serve(
     from skillswitch.switch import Switch
 
     switch = Switch.from_config(config, cache_dir=cache_dir)
-    app = create_app(switch, api_key=api_key, max_concurrency=max_concurrency)
+    app = create_app(
+        switch,
+        api_key=api_key,
+        max_concurrency=max_concurrency,
+        mcp=mcp,
+        proxy_allow_destructive=config.tools.proxy_allow_destructive,
+    )
+    base = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     logger.info(
-        "serving %d skills and %d experts on http://%s:%d/v1%s",
+        "serving %d skills and %d experts on %s/v1%s%s",
         len(switch.router.skills),
         len(switch.expert_names),
-        host if ":" not in host else f"[{host}]",
-        port,
+        base,
         " (API key required)" if api_key else "",
+        f"; MCP (streamable HTTP) on {base}/mcp" if mcp else "; MCP over HTTP off (--no-mcp)",
     )
     settings = uvicorn.Config(
         app,

@@ -11,7 +11,7 @@ from skillswitch.server.api.metrics.collectors import Metrics
 
 __all__ = ["ENDPOINTS", "MetricsMiddleware", "endpoint_of"]
 
-ENDPOINTS = ("/v1/chat/completions", "/v1/models", "/v1/route", "/healthz", "/metrics")
+ENDPOINTS = ("/v1/chat/completions", "/v1/models", "/v1/route", "/healthz", "/metrics", "/mcp")
 _MODEL_PATH = "/v1/models/"
 _MAX_ERROR_BODY = 64 * 1024
 
