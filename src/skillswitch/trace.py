@@ -165,6 +165,19 @@ class Answer:
         aggregation = self.trace.aggregation
         return () if aggregation is None else aggregation.tool_calls
 
+    @property
+    def finish_reason(self) -> str:
+        """OpenAI's ``finish_reason``: ``tool_calls`` when the answer calls the caller's tools;
+        the answering expert's own reason (``stop``, ``length``, ``content_filter``) when its
+        reply is the answer as it came; else ``stop``."""
+        if self.tool_calls:
+            return "tool_calls"
+        aggregation, dispatch = self.trace.aggregation, self.trace.dispatch
+        if aggregation is None or aggregation.mode != "pass_through" or dispatch is None:
+            return "stop"
+        reason = dispatch.replies[0].finish_reason if dispatch.replies else None
+        return reason if reason in ("stop", "length", "content_filter") else "stop"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "text": self.text,

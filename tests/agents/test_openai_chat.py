@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import asyncio
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -122,3 +124,21 @@ async def test_unreachable_endpoint() -> None:
     async with OpenAIChatExpert("gone", f"http://127.0.0.1:{port}/v1", "m", timeout_s=5) as expert:
         with pytest.raises(ExpertUnavailableError, match="cannot reach"):
             await expert.answer(ASK)
+
+
+def test_one_expert_serves_callers_in_several_event_loops(upstream: str) -> None:
+    """Connections belong to the loop that opened them: each loop gets its own client (and
+    closes its own), so asyncio.run twice, or threads with loops of their own, all get
+    answers while other loops' clients stay open."""
+    expert = OpenAIChatExpert("e", upstream, "echo")
+
+    async def ask() -> str:
+        try:
+            return (await expert.answer(ASK)).text
+        finally:
+            await expert.aclose()
+
+    texts = [asyncio.run(ask()) for _ in range(2)]
+    with ThreadPoolExecutor(4) as pool:
+        texts += pool.map(lambda _: asyncio.run(ask()), range(8))
+    assert texts == ["echo: what is two plus two"] * 10

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import time
+import weakref
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -70,7 +72,10 @@ class OpenAIChatExpert:
         self._sampling = sampling or SamplingSettings()
         self._prices = prices or Prices()
         self._base_url = base_url.rstrip("/")
-        self._open_client: openai.AsyncOpenAI | None = None
+        # One client per event loop: connections belong to the loop that opened them, so a
+        # caller in another loop (a thread of its own, asyncio.run twice) gets its own.
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, openai.AsyncOpenAI]
+        self._clients = weakref.WeakKeyDictionary()
 
     @property
     def name(self) -> str:
@@ -78,23 +83,28 @@ class OpenAIChatExpert:
 
     @property
     def _client(self) -> openai.AsyncOpenAI:
-        # Made on first use, and again after aclose(): connections belong to one event loop,
-        # so a synchronous caller (one loop per call) closes and reopens.
-        if self._open_client is None:
+        """The running loop's client, made on first use there (and again after aclose)."""
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
             import openai
 
-            self._open_client = openai.AsyncOpenAI(
+            client = openai.AsyncOpenAI(
                 base_url=self._base_url,
                 api_key=self._api_key or "no-key",  # the SDK insists; local endpoints ignore it
                 timeout=self._timeout_s,
                 max_retries=0,
             )
-        return self._open_client
+            self._clients[loop] = client
+        return client
 
     async def aclose(self) -> None:
-        """Close the HTTP connections (the expert stays usable; it reconnects on demand)."""
-        if self._open_client is not None:
-            client, self._open_client = self._open_client, None
+        """Close this loop's HTTP connections (the expert stays usable; it reconnects on
+        demand). Clients of loops that have closed are dropped; other loops close their own."""
+        for loop in [loop for loop in self._clients if loop.is_closed()]:
+            del self._clients[loop]
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
             await client.close()
 
     async def __aenter__(self) -> OpenAIChatExpert:

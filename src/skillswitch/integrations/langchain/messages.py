@@ -28,7 +28,6 @@ __all__ = [
     "PROVIDER",
     "answer_chunk",
     "answer_message",
-    "finish_reason",
     "response_metadata",
     "to_skillswitch_messages",
     "usage_metadata",
@@ -40,7 +39,6 @@ SUPPORTED = (
     "assistant) with text content: a string or a list of text blocks"
 )
 _CHAT_ROLES: Mapping[str, Role] = {"system": "system", "user": "user", "assistant": "assistant"}
-_FINISH_REASONS = ("stop", "length", "content_filter")
 
 
 def to_skillswitch_messages(messages: Sequence[BaseMessage]) -> list[Message]:
@@ -106,16 +104,6 @@ def _text(where: str, kind: str, content: str | list[str | dict[Any, Any]]) -> s
     return "".join(parts)
 
 
-def finish_reason(answer: Answer) -> str:
-    """The answering expert's reason when its reply is the answer as it came, else ``stop``
-    (an aggregated or out-of-scope answer is complete by construction)."""
-    aggregation, dispatch = answer.trace.aggregation, answer.trace.dispatch
-    if aggregation is None or aggregation.mode != "pass_through" or dispatch is None:
-        return "stop"
-    reason = dispatch.replies[0].finish_reason if dispatch.replies else None
-    return reason if reason in _FINISH_REASONS else "stop"
-
-
 def usage_metadata(answer: Answer) -> UsageMetadata:
     """Tokens of every call the answer took (experts, aggregator, keyword extraction)."""
     usage = answer.trace.usage
@@ -132,7 +120,7 @@ def response_metadata(answer: Answer, model_name: str) -> dict[str, Any]:
     ``skillswitch`` (``Trace.to_dict()``: skills and scores, experts, results, tool calls,
     aggregation, usage with cost, timings)."""
     return {
-        "finish_reason": finish_reason(answer),
+        "finish_reason": answer.finish_reason,
         "model_name": model_name,
         "model_provider": PROVIDER,
         PROVIDER: answer.trace.to_dict(),

@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 __all__ = ["ROUTE_HEADER", "AnswerStream", "ChatCompletionsServing", "client_tools_of"]
 
 ROUTE_HEADER = "x-skillswitch-route"
-_FINISH_REASONS = ("stop", "length", "content_filter", "tool_calls")
 
 
 class ChatCompletionsServing:
@@ -101,7 +100,7 @@ class ChatCompletionsServing:
                         content=answer.text or (None if answer.tool_calls else ""),
                         tool_calls=[call.to_openai() for call in answer.tool_calls] or None,
                     ),
-                    finish_reason=finish_reason(answer),
+                    finish_reason=answer.finish_reason,
                 )
             ],
             usage=Usage.of(answer.trace.usage),
@@ -139,18 +138,6 @@ def client_tools_of(body: ChatCompletionRequest) -> ClientTools | None:
     except RequestError as exc:
         param = "tool_choice" if str(exc).startswith("tool_choice") else "tools"
         raise OpenAIError(400, str(exc), param=param) from None
-
-
-def finish_reason(answer: Answer) -> str:
-    """``tool_calls`` when the answer calls the client's tools; the answering expert's reason
-    when one expert's reply is the answer; else ``stop``."""
-    if answer.tool_calls:
-        return "tool_calls"
-    aggregation, dispatch = answer.trace.aggregation, answer.trace.dispatch
-    if aggregation is None or aggregation.mode != "pass_through" or dispatch is None:
-        return "stop"
-    reason = dispatch.replies[0].finish_reason if dispatch.replies else None
-    return reason if reason in _FINISH_REASONS else "stop"
 
 
 def metrics_skill(target: Target, answer: Answer) -> str:
@@ -220,7 +207,7 @@ class _Chunks:
             {"index": index, **call.to_openai()} for index, call in enumerate(answer.tool_calls)
         ]
         opening = [self._chunk([ChunkChoice(delta=Delta(tool_calls=calls))])] if calls else []
-        finish = [ChunkChoice(delta=Delta(), finish_reason=finish_reason(answer))]
+        finish = [ChunkChoice(delta=Delta(), finish_reason=answer.finish_reason)]
         if not self.include_usage:
             return [*opening, self._chunk(finish, trace=trace)]
         usage = Usage.of(answer.trace.usage)
