@@ -10,14 +10,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel, LangSmithParams
-from langchain_core.messages import AIMessageChunk, BaseMessage
+from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, model_validator
 
 from skillswitch.agents.messages import Message, TextDelta
@@ -26,8 +29,8 @@ from skillswitch.integrations.langchain.messages import (
     PROVIDER,
     answer_chunk,
     answer_message,
-    to_skillswitch_messages,
 )
+from skillswitch.integrations.langchain.messages import conversation as checked_conversation
 from skillswitch.switch import Switch
 from skillswitch.trace import Answer
 
@@ -35,6 +38,7 @@ __all__ = ["SkillSwitchChatModel"]
 
 SKILL_PREFIX = "skillswitch/"
 _CALL_OPTIONS = ("skill", "expert")
+_TOOL_OPTIONS = ("tools", "tool_choice")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +65,12 @@ class SkillSwitchChatModel(BaseChatModel):
 
     Streaming sends the experts' text deltas as they come; the last chunk has no text and
     carries the metadata. A call may pin its own route: ``model.invoke(text, skill="math")``
-    or ``expert="calculator"`` (replacing the model's own pin). Messages are text only:
-    system, human and AI messages; other kinds raise ``ValueError``.
+    or ``expert="calculator"`` (replacing the model's own pin). Messages are text (system,
+    human and AI messages) and tool use; other kinds raise ``ValueError``.
+
+    ``bind_tools`` offers the caller's tools to the experts that can call tools (as
+    ``Switch.run(tools=...)``): a call an expert asks for comes back in ``tool_calls``; send
+    the ``ToolMessage`` with its result in the next call, which goes back to that expert.
 
     The switch runs in an event loop of its own (one per switch, in a daemon thread, shared by
     every model over it), so sync and async calls may be mixed from any thread or loop. Don't
@@ -108,6 +116,21 @@ class SkillSwitchChatModel(BaseChatModel):
             ls_provider=PROVIDER, ls_model_name=route.model_name, ls_model_type="chat"
         )
 
+    def bind_tools(
+        self,
+        tools: Sequence[Mapping[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | Mapping[str, Any] | bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """This model with ``tools`` offered on every call (LangChain tools, functions,
+        pydantic models or OpenAI tool dicts). ``tool_choice``: ``auto``, ``none``,
+        ``required`` (or ``any``), a tool's name, or ``True`` for the one tool given."""
+        formatted = [convert_to_openai_tool(tool) for tool in tools]
+        if tool_choice is not None:
+            kwargs["tool_choice"] = _tool_choice(tool_choice, formatted)
+        return super().bind(tools=formatted, **kwargs)
+
     def _generate(
         self,
         messages: list[BaseMessage],
@@ -116,8 +139,9 @@ class SkillSwitchChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         route = self._route(stop, kwargs)
-        conversation = to_skillswitch_messages(messages)
-        answer = loop_for(self.switch).call(lambda: self._run(conversation, route))
+        conversation = checked_conversation(messages)
+        tools = _tools(kwargs)
+        answer = loop_for(self.switch).call(lambda: self._run(conversation, route, tools))
         return _result(answer, route)
 
     async def _agenerate(
@@ -128,8 +152,9 @@ class SkillSwitchChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         route = self._route(stop, kwargs)
-        conversation = to_skillswitch_messages(messages)
-        answer = await loop_for(self.switch).acall(lambda: self._run(conversation, route))
+        conversation = checked_conversation(messages)
+        tools = _tools(kwargs)
+        answer = await loop_for(self.switch).acall(lambda: self._run(conversation, route, tools))
         return _result(answer, route)
 
     def _stream(
@@ -140,9 +165,11 @@ class SkillSwitchChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         route = self._route(stop, kwargs)
-        conversation = to_skillswitch_messages(messages)
+        conversation = checked_conversation(messages)
+        tools = _tools(kwargs)
         # LangChain reports each chunk to the callbacks (on_llm_new_token) itself.
-        for event in loop_for(self.switch).iterate(lambda: self._events(conversation, route)):
+        events = loop_for(self.switch).iterate(lambda: self._events(conversation, route, tools))
+        for event in events:
             yield _chunk(event, route)
 
     async def _astream(
@@ -153,8 +180,9 @@ class SkillSwitchChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         route = self._route(stop, kwargs)
-        conversation = to_skillswitch_messages(messages)
-        events = loop_for(self.switch).aiterate(lambda: self._events(conversation, route))
+        conversation = checked_conversation(messages)
+        tools = _tools(kwargs)
+        events = loop_for(self.switch).aiterate(lambda: self._events(conversation, route, tools))
         async for event in events:
             yield _chunk(event, route)
 
@@ -178,12 +206,12 @@ class SkillSwitchChatModel(BaseChatModel):
                 f"stop={stop!r}: SkillSwitchChatModel does not support stop sequences (its "
                 "experts are chosen per request); leave stop out"
             )
-        unknown = sorted(set(options) - set(_CALL_OPTIONS))
+        unknown = sorted(set(options) - {*_CALL_OPTIONS, *_TOOL_OPTIONS})
         if unknown:
             raise TypeError(
                 f"SkillSwitchChatModel got unsupported call option(s) {', '.join(unknown)}; "
-                "it takes skill= and expert= (sampling is set per expert in the skillswitch "
-                "config)"
+                "it takes skill=, expert=, tools= and tool_choice= (sampling is set per "
+                "expert in the skillswitch config)"
             )
         if not any(name in options for name in _CALL_OPTIONS):
             return self._pin
@@ -191,13 +219,40 @@ class SkillSwitchChatModel(BaseChatModel):
         _check_route(self.switch, route)
         return route
 
-    async def _run(self, conversation: list[Message], route: _Route) -> Answer:
-        return await self.switch.run(conversation, skill=route.skill, expert=route.expert)
+    async def _run(
+        self, conversation: list[Message], route: _Route, tools: Mapping[str, Any]
+    ) -> Answer:
+        return await self.switch.run(conversation, skill=route.skill, expert=route.expert, **tools)
 
     def _events(
-        self, conversation: list[Message], route: _Route
+        self, conversation: list[Message], route: _Route, tools: Mapping[str, Any]
     ) -> AsyncIterator[TextDelta | Answer]:
-        return self.switch.stream(conversation, skill=route.skill, expert=route.expert)
+        return self.switch.stream(conversation, skill=route.skill, expert=route.expert, **tools)
+
+
+def _tools(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The call's ``tools`` and ``tool_choice`` for ``Switch.run`` (checked there)."""
+    return {name: options[name] for name in _TOOL_OPTIONS if name in options}
+
+
+def _tool_choice(
+    choice: str | Mapping[str, Any] | bool, tools: Sequence[Mapping[str, Any]]
+) -> str | Mapping[str, Any]:
+    """LangChain's spellings of ``tool_choice`` in OpenAI's (as langchain-openai does)."""
+    if choice is True:
+        if len(tools) != 1:
+            raise ValueError(
+                f"tool_choice=True needs exactly one tool, got {len(tools)}; name the tool "
+                "to call, or use 'required'"
+            )
+        return {"type": "function", "function": {"name": tools[0]["function"]["name"]}}
+    if choice is False:
+        return "none"
+    if choice == "any":
+        return "required"
+    if isinstance(choice, str) and choice not in ("auto", "none", "required"):
+        return {"type": "function", "function": {"name": choice}}
+    return choice
 
 
 def _check_route(switch: Switch, route: _Route) -> None:

@@ -1,13 +1,14 @@
 """LangChain messages in, skillswitch messages out; a skillswitch ``Answer`` back as an
 ``AIMessage`` (or the last ``AIMessageChunk`` of a stream) with its trace and usage.
 
-Text only for now: system, human and AI messages whose content is text or a list of text
-blocks. Anything else (tool messages, tool calls, images, files) is refused with a
-``ValueError`` naming it, never dropped.
+Text, and the caller's tools: system, human and AI messages whose content is text or a list
+of text blocks, AI messages' tool calls and the tool messages that answer them. Anything else
+(images, files, invalid tool calls) is refused with a ``ValueError`` naming it, never dropped.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,17 +18,24 @@ from langchain_core.messages import (
     BaseMessage,
     ChatMessage,
     HumanMessage,
+    InvalidToolCall,
     SystemMessage,
+    ToolCall,
+    ToolCallChunk,
+    ToolMessage,
 )
 from langchain_core.messages.ai import UsageMetadata
 
-from skillswitch.agents.messages import Message, Role
+from skillswitch.agents.client_tools import ClientToolCall
+from skillswitch.agents.messages import Message, Role, parse_messages
+from skillswitch.exceptions import RequestError
 from skillswitch.trace import Answer
 
 __all__ = [
     "PROVIDER",
     "answer_chunk",
     "answer_message",
+    "conversation",
     "response_metadata",
     "to_skillswitch_messages",
     "usage_metadata",
@@ -36,7 +44,8 @@ __all__ = [
 PROVIDER = "skillswitch"
 SUPPORTED = (
     "SystemMessage, HumanMessage and AIMessage (or ChatMessage with role system, user or "
-    "assistant) with text content: a string or a list of text blocks"
+    "assistant) with text content: a string or a list of text blocks; AIMessage's tool calls "
+    "and the ToolMessages that answer them"
 )
 _CHAT_ROLES: Mapping[str, Role] = {"system": "system", "user": "user", "assistant": "assistant"}
 
@@ -52,19 +61,33 @@ def to_skillswitch_messages(messages: Sequence[BaseMessage]) -> list[Message]:
     return [_message(index, message) for index, message in enumerate(messages)]
 
 
+def conversation(messages: Sequence[BaseMessage]) -> list[Message]:
+    """``to_skillswitch_messages``, checked as the switch will check it (the last message;
+    tool calls and the results that answer them): a ``ValueError`` before anything runs."""
+    converted = to_skillswitch_messages(messages)
+    try:
+        parse_messages(converted)
+    except RequestError as exc:
+        raise ValueError(str(exc)) from None
+    return converted
+
+
 def _message(index: int, message: BaseMessage) -> Message:
     where = f"messages[{index}]"
     kind = type(message).__name__
     if isinstance(message, AIMessage):
-        calls = [call["name"] for call in message.tool_calls] + [
-            str(call.get("name")) for call in message.invalid_tool_calls
-        ]
-        if calls:
+        if message.invalid_tool_calls:
+            names = ", ".join(str(call.get("name")) for call in message.invalid_tool_calls)
             raise ValueError(
-                f"{where} is an {kind} with tool calls ({', '.join(calls)}); "
-                f"SkillSwitchChatModel does not take tool calls yet. It accepts {SUPPORTED}."
+                f"{where} is an {kind} with invalid tool calls ({names}); drop them or send "
+                "their corrected calls"
             )
-        return Message("assistant", _text(where, kind, message.content))
+        calls = tuple(_client_call(where, call) for call in message.tool_calls)
+        return Message("assistant", _text(where, kind, message.content), tool_calls=calls)
+    if isinstance(message, ToolMessage):
+        return Message(
+            "tool", _text(where, kind, message.content), tool_call_id=message.tool_call_id
+        )
     if isinstance(message, HumanMessage):
         return Message("user", _text(where, kind, message.content))
     if isinstance(message, SystemMessage):
@@ -78,9 +101,44 @@ def _message(index: int, message: BaseMessage) -> Message:
             )
         return Message(role, _text(where, kind, message.content))
     raise ValueError(
-        f"{where} is a {kind}, which SkillSwitchChatModel does not take "
-        f"(tool messages and tool calls are not supported yet); it accepts {SUPPORTED}."
+        f"{where} is a {kind}, which SkillSwitchChatModel does not take; it accepts {SUPPORTED}."
     )
+
+
+def _client_call(where: str, call: ToolCall) -> ClientToolCall:
+    if not call.get("id"):
+        raise ValueError(
+            f"{where} has a tool call of {call['name']!r} without an id; give each call the id "
+            "its ToolMessage answers"
+        )
+    return ClientToolCall(str(call["id"]), call["name"], json.dumps(call["args"]))
+
+
+def tool_calls(answer: Answer) -> tuple[list[ToolCall], list[InvalidToolCall]]:
+    """The answer's calls of the caller's tools, as LangChain's parsed tool calls (arguments
+    that are not a JSON object become invalid tool calls, as in langchain-openai)."""
+    valid: list[ToolCall] = []
+    invalid: list[InvalidToolCall] = []
+    for call in answer.tool_calls:
+        try:
+            arguments = json.loads(call.arguments or "{}")
+        except json.JSONDecodeError as exc:
+            problem = f"arguments are not JSON: {exc}"
+        else:
+            if isinstance(arguments, dict):
+                valid.append(ToolCall(name=call.name, args=arguments, id=call.id, type="tool_call"))
+                continue
+            problem = "arguments are not a JSON object"
+        invalid.append(
+            InvalidToolCall(
+                name=call.name,
+                args=call.arguments,
+                id=call.id,
+                error=problem,
+                type="invalid_tool_call",
+            )
+        )
+    return valid, invalid
 
 
 def _text(where: str, kind: str, content: str | list[str | dict[Any, Any]]) -> str:
@@ -128,17 +186,28 @@ def response_metadata(answer: Answer, model_name: str) -> dict[str, Any]:
 
 
 def answer_message(answer: Answer, model_name: str) -> AIMessage:
+    valid, invalid = tool_calls(answer)
     return AIMessage(
         content=answer.text,
+        tool_calls=valid,
+        invalid_tool_calls=invalid,
         response_metadata=response_metadata(answer, model_name),
         usage_metadata=usage_metadata(answer),
     )
 
 
 def answer_chunk(answer: Answer, model_name: str) -> AIMessageChunk:
-    """The last chunk of a stream: no text (the deltas carried it), the metadata."""
+    """The last chunk of a stream: no text (the deltas carried it), the tool calls whole, the
+    metadata."""
+    chunks = [
+        ToolCallChunk(
+            name=call.name, args=call.arguments, id=call.id, index=index, type="tool_call_chunk"
+        )
+        for index, call in enumerate(answer.tool_calls)
+    ]
     return AIMessageChunk(
         content="",
+        tool_call_chunks=chunks,
         response_metadata=response_metadata(answer, model_name),
         usage_metadata=usage_metadata(answer),
         chunk_position="last",
