@@ -26,24 +26,12 @@ from skillswitch.exceptions import ExpertsFailedError, RequestError
 from skillswitch.switch import Switch
 from skillswitch.tools.builtin import BUILTIN_TOOLS
 from skillswitch.trace import Answer
+from tests.support.client_tools import ASK, WEATHER
 from tests.support.configs import DEFAULT_SKILLS
 
 pytestmark = pytest.mark.anyio
 
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "The weather in a city now.",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"],
-        },
-    },
-}
 CLOCK = {"type": "function", "function": {"name": "get_time"}}
-ASK = 'what is the weather in Paris? [[get_weather {"city": "Paris"}]]'
 
 
 def make(upstream: str, cache_root: Path, experts: str, **overrides: Any) -> Switch:

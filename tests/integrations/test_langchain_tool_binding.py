@@ -18,10 +18,9 @@ from skillswitch.config import parse_config
 from skillswitch.integrations.langchain import SkillSwitchChatModel
 from skillswitch.server.api import create_app
 from skillswitch.switch import Switch
+from tests.support.client_tools import ASK
 from tests.support.configs import DEFAULT_SKILLS
 from tests.support.servers import serve
-
-ASK = 'what is the weather in Paris? [[get_weather {"city": "Paris"}]]'
 
 
 @tool

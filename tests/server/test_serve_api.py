@@ -35,6 +35,7 @@ from skillswitch.config import parse_config
 from skillswitch.server.api import create_app
 from skillswitch.switch import Switch
 from tests.support.cli import run
+from tests.support.client_tools import WEATHER
 from tests.support.configs import DEFAULT_SKILLS
 
 KEY = "sk-test-0123456789"
@@ -428,18 +429,6 @@ def test_metrics_count_the_requests_just_made(client: openai.OpenAI, url: str) -
 # --- errors --------------------------------------------------------------------------------
 
 CHAT = "/v1/chat/completions"
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "The weather in a city now.",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"],
-        },
-    },
-}
 CALL = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
 
 

@@ -17,22 +17,9 @@ import pytest
 from skillswitch.config import parse_config
 from skillswitch.server.api import create_app
 from skillswitch.switch import Switch
+from tests.support.client_tools import ASK, WEATHER
 from tests.support.configs import DEFAULT_SKILLS
 from tests.support.servers import serve
-
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "The weather in a city now.",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"],
-        },
-    },
-}
-ASK = 'what is the weather in Paris? [[get_weather {"city": "Paris"}]]'
 
 
 @pytest.fixture(scope="module")
