@@ -310,7 +310,12 @@ def test_a_failing_expert_shows_the_error(page: Page, url: str) -> None:
     expect(error).to_contain_text("HTTP 502")
     expect(error).to_contain_text("upstream_error")
     expect(error).to_contain_text("expert 'broken'")
-    expect(turn.locator(".route")).to_have_attribute("data-state", "failed")
+    route = turn.locator(".route")
+    expect(route).to_have_attribute("data-state", "failed")
+    # The error's trace is drawn: the expert that was asked, its error and its attempts.
+    expect(route.locator(".stage.experts")).to_contain_text("broken")
+    expect(route.locator(".stage.experts")).to_contain_text("HTTP 503")
+    expect(route.locator(".stage.aggregator")).to_contain_text("no expert answered")
 
     # A failed turn is left out of the conversation: the next one is sent alone.
     page.select_option("#model", "polyglot")

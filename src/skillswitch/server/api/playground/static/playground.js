@@ -335,7 +335,14 @@ async function send(text) {
       : "This turn is left out of the conversation.";
     if (stopped) view.answer.classList.add("stopped");
     else showError(view, error);
-    renderFailedRoute(view.route, stopped ? "Stopped before the trace arrived." : "No trace: the request failed.");
+    // A failed run's error carries the trace of what was tried (502, 504): draw it.
+    const failedTrace = !stopped && error instanceof ApiError ? error.error.skillswitch : null;
+    if (failedTrace) {
+      renderRoute(view.route, failedTrace, model, messages.length);
+      view.route.dataset.state = "failed";
+    } else {
+      renderFailedRoute(view.route, stopped ? "Stopped before the trace arrived." : "No trace: the request failed.");
+    }
   } finally {
     if (state.controller === controller) state.controller = null;
     setBusy(false);
