@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test lint format typecheck pytest bench bench-intents bench-dispatch bench-recruitment bench-mcp bench-tools bench-local bench-local-gpu peer-venv mcp-peers browser clean
+.PHONY: install demo test lint format typecheck pytest bench bench-intents bench-dispatch bench-recruitment bench-mcp bench-tools bench-local bench-local-gpu bench-http peer-venv litellm-venv mcp-peers browser clean
 
 install: $(STAMP)
 
@@ -43,7 +43,7 @@ pytest: install mcp-peers browser
 	SKILLSWITCH_REQUIRE_BROWSER=1 $(BIN)/python -m pytest
 
 # Benchmarks are separate from the tests: they take longer and compare against peers.
-bench: bench-intents bench-dispatch bench-recruitment bench-mcp bench-tools bench-local
+bench: bench-intents bench-dispatch bench-recruitment bench-mcp bench-tools bench-local bench-http
 
 bench-dispatch: install
 	$(BIN)/python benchmarks/dispatch_overhead.py --json bench-results/dispatch_overhead.json
@@ -68,6 +68,11 @@ bench-recruitment: install
 bench-intents: install peer-venv
 	$(BIN)/python benchmarks/intent_routing.py --json bench-results/intent_routing.json
 
+# skillswitch serve vs the LiteLLM proxy in front of one fast upstream (latency, requests/s, 1000
+# held streams). Timings on a shared machine are noisy: run it when nothing else runs.
+bench-http: install litellm-venv
+	$(BIN)/python benchmarks/http_overhead.py --json bench-results/http_overhead.json
+
 # semantic-router (the peer) lives in its own venv, pinned, so its dependencies never touch ours.
 PEER := .venv-semrouter
 peer-venv: $(PEER)/.installed
@@ -75,6 +80,15 @@ $(PEER)/.installed: benchmarks/peers/requirements-semantic-router.txt
 	@test -x $(PEER)/bin/python || $(PYTHON) -m venv $(PEER)
 	$(PEER)/bin/python -m pip install --quiet $(TORCH)
 	$(PEER)/bin/python -m pip install --quiet -r benchmarks/peers/requirements-semantic-router.txt
+	@touch $@
+
+# The LiteLLM proxy (bench-http's peer), latest from PyPI when the venv is made (the benchmark
+# records its version), in its own venv so its dependencies never touch ours. Not used by tests.
+LITELLM := .venv-litellm
+litellm-venv: $(LITELLM)/.installed
+$(LITELLM)/.installed: benchmarks/peers/requirements-litellm.txt
+	@test -x $(LITELLM)/bin/python || $(PYTHON) -m venv $(LITELLM)
+	$(LITELLM)/bin/python -m pip install --quiet --upgrade -r benchmarks/peers/requirements-litellm.txt
 	@touch $@
 
 # Real MCP peers for the tests and benchmarks: third-party servers from PyPI in their own venv,
@@ -99,4 +113,4 @@ $(CHROMIUM):
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
 
 clean:
-	rm -rf $(VENV) $(PEER) $(MCP_PEERS) $(NODE_PEERS) .cache .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(PEER) $(LITELLM) $(MCP_PEERS) $(NODE_PEERS) .cache .pytest_cache .mypy_cache .ruff_cache
