@@ -20,6 +20,20 @@ __all__ = ["serve"]
 logger = logging.getLogger("skillswitch.server.api")
 
 
+# The HTTP client under the experts (the openai SDK's httpx2) logs every upstream call at INFO:
+# ~14% of the server's CPU per request through the CLI's handler (benchmarks/http_overhead.py).
+_PER_REQUEST_LOGGERS = ("httpx2", "httpx", "httpcore2", "httpcore")
+
+
+def _quiet_per_request_loggers() -> None:
+    """Warnings and errors only from the loggers that write a line per upstream call, unless
+    their level was set already (by the caller's logging config)."""
+    for name in _PER_REQUEST_LOGGERS:
+        named = logging.getLogger(name)
+        if named.level == logging.NOTSET:
+            named.setLevel(logging.WARNING)
+
+
 def serve(
     config: Config,
     *,
@@ -58,11 +72,15 @@ def serve(
         " (API key required)" if api_key else "",
         f"; MCP (streamable HTTP) on {base}/mcp" if mcp else "; MCP over HTTP off (--no-mcp)",
     )
+    _quiet_per_request_loggers()
     settings = uvicorn.Config(
         app,
         host=host,
         port=port,
         log_config=None,  # uvicorn's records go to the CLI's handler, like ours
+        # One INFO line per request through the CLI's rich handler cost ~10% of the server's
+        # CPU per request (benchmarks/http_overhead.py); /metrics counts every request.
+        access_log=False,
         lifespan="on",  # its shutdown closes the switch in the server's event loop
         timeout_graceful_shutdown=5,  # open streams get this long before they are cut
     )
