@@ -1,0 +1,130 @@
+"""What the commands share: the --config option, errors as one line and an exit status,
+logging, loading a config or a router, a progress bar."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
+
+import typer
+
+from skillswitch.exceptions import (
+    ArtifactError,
+    ConfigError,
+    DatasetError,
+    MissingDependencyError,
+    RequestError,
+    SkillSwitchError,
+)
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from skillswitch.config import Config
+    from skillswitch.router import Router
+
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="YAML config file (default: $SKILLSWITCH_CONFIG, else the embedded default config).",
+        envvar="SKILLSWITCH_CONFIG",
+        dir_okay=False,
+    ),
+]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_USER_ERRORS = (ConfigError, DatasetError, RequestError, ArtifactError, MissingDependencyError)
+
+
+def stderr() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def reports_errors(function: Callable[P, R]) -> Callable[P, R]:
+    """Print skillswitch errors as one message (no traceback) and exit with a status code."""
+
+    @wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return function(*args, **kwargs)
+        except _USER_ERRORS as exc:
+            stderr().print(f"[bold red]error:[/] {escape(str(exc))}")
+            raise typer.Exit(2) from None
+        except SkillSwitchError as exc:
+            stderr().print(f"[bold red]failed:[/] {escape(str(exc))}")
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            stderr().print("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def load_config_or_default(config_path: Path | None) -> Config:
+    from skillswitch.config import default_config, load_config
+
+    return load_config(config_path) if config_path is not None else default_config()
+
+
+def load_router(config_path: Path | None) -> Router:
+    from skillswitch.router import Router
+
+    return Router.from_config(load_config_or_default(config_path))
+
+
+def setup_logging(verbose: bool) -> None:
+    from rich.logging import RichHandler
+
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=stderr(), show_path=False, show_time=False)],
+    )
+    for noisy in ("httpx", "openai", "httpcore", "urllib3", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def progress_bar() -> Progress:
+    """A transient progress bar on stderr (stdout stays clean for --json users)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=stderr(),
+        transient=True,
+    )
+
+
+class Spinner:
+    """A spinner on stderr for work without a known length."""
+
+    def __init__(self, message: str) -> None:
+        from rich.status import Status
+
+        self._status = Status(message, console=stderr())
+
+    def __enter__(self) -> None:
+        self._status.start()
+
+    def __exit__(self, *_: object) -> None:
+        self._status.stop()

@@ -1,0 +1,258 @@
+"""``skillswitch fit intents`` and ``fit profiles``."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from skillswitch.exceptions import (
+    DatasetError,
+)
+
+if TYPE_CHECKING:
+    pass
+
+from skillswitch.cli.app import fit_app
+from skillswitch.cli.common import (
+    ConfigOption,
+    Spinner,
+    load_router,
+    progress_bar,
+    reports_errors,
+)
+
+
+@fit_app.command("intents")
+@reports_errors
+def fit_intents_command(
+    train: Annotated[
+        Path, typer.Option(help="Training data (CSV/JSONL text,label or CLINC JSON).")
+    ],
+    out: Annotated[Path, typer.Option(help="Folder to write the classifier artifact to.")],
+    val: Annotated[
+        Path | None,
+        typer.Option(help="Validation data for the threshold (default: 10% of --train held out)."),
+    ] = None,
+    oos_label: Annotated[
+        str, typer.Option("--oos-label", help="Label of out-of-scope items.")
+    ] = "oos",
+    method: Annotated[
+        str, typer.Option(help="finetune (encoder + head) or linear (head only).")
+    ] = "finetune",
+    epochs: Annotated[
+        float | None, typer.Option(min=0.01, help="finetune: passes over the data (default 3).")
+    ] = None,
+    max_steps: Annotated[
+        int | None, typer.Option(min=1, help="Stop after this many steps.")
+    ] = None,
+    objective: Annotated[
+        str, typer.Option(help="Threshold objective: balanced, min or accuracy.")
+    ] = "min",
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    threads: Annotated[
+        int, typer.Option(min=1, max=256, help="CPU threads (1 is faster on a busy machine).")
+    ] = 2,
+) -> None:
+    """Train an intent classifier and choose its out-of-scope threshold on validation data."""
+    fitted = fit_classifier(
+        train, val, out, oos_label, method, epochs, max_steps, objective, seed, threads
+    )
+    calibration = fitted.calibration
+    recall = (
+        f", out-of-scope recall {calibration.out_of_scope_recall:.4f}"
+        if calibration.out_of_scope_recall is not None
+        else ""
+    )
+    typer.echo(
+        f"wrote {fitted.folder}: {len(fitted.labels)} labels, {fitted.steps} steps in "
+        f"{fitted.seconds:.0f}s; threshold {calibration.threshold:.4f} chosen on validation "
+        f"({calibration.objective}): in-scope accuracy {calibration.in_scope_accuracy:.4f}{recall}"
+    )
+    typer.echo(
+        f"use it with:  router: {{classifier: {{kind: trained, artifact: {fitted.folder}}}}}"
+    )
+
+
+@fit_app.command("profiles")
+@reports_errors
+def fit_profiles_command(
+    results: Annotated[
+        Path,
+        typer.Option(
+            help="Validation results: wide CSV (question_id, 0/1 column per expert) or JSONL."
+        ),
+    ],
+    out: Annotated[Path, typer.Option(help="Folder to write profiles.json to.")],
+    questions: Annotated[
+        Path | None,
+        typer.Option(help="Questions JSONL (question_id, question, category, keywords)."),
+    ] = None,
+    predictions: Annotated[
+        Path | None, typer.Option(help="Wide CSV of the answer each expert gave.")
+    ] = None,
+    aggregator_results: Annotated[
+        Path | None,
+        typer.Option(
+            help="Results of candidates acting as aggregator (same layout): picks the aggregator."
+        ),
+    ] = None,
+    skills: Annotated[
+        str,
+        typer.Option(
+            help="Skill of each question: auto (its category, else the router's skill for its "
+            "text), category, or router."
+        ),
+    ] = "auto",
+    prior: Annotated[
+        float, typer.Option(min=0, help="Shrinkage toward global strength, in questions.")
+    ] = 10.0,
+    cascade: Annotated[
+        str,
+        typer.Option(
+            help="With --predictions: the cascade stages the learned combiner is fitted for "
+            "(as recruitment.cascade), e.g. 2,4."
+        ),
+    ] = "2,4",
+    config: ConfigOption = None,
+) -> None:
+    """Build expert profiles (global strength, competence per skill) for recruitment; with
+    --predictions also a learned answer combiner (dispatch.combine: learned)."""
+    import itertools
+    from dataclasses import replace
+
+    from skillswitch.router.combiner import combiner_examples, fit_combiner
+    from skillswitch.router.profiles import fit_profiles
+    from skillswitch.router.validation import load_validation
+
+    try:
+        stages = [int(part) for part in cascade.split(",")]
+    except ValueError:
+        stages = []
+    if not stages or stages[0] < 1 or any(b <= a for a, b in itertools.pairwise(stages)):
+        raise typer.BadParameter(
+            f"{cascade!r}; give increasing counts like 2,4", param_hint="--cascade"
+        )
+
+    if skills not in {"auto", "category", "router"}:
+        raise typer.BadParameter(f"{skills!r}; use auto, category or router", param_hint="--skills")
+    data = load_validation(results, predictions=predictions, questions=questions)
+    unlabelled = sum(skill is None for skill in data.skills)
+    if skills == "router" or (skills == "auto" and unlabelled):
+        data = _route_questions(data, config)
+    elif skills == "category" and unlabelled == len(data):
+        raise DatasetError(
+            f"{results}: no question has a category; add a category column, give --questions "
+            "with categories, or use --skills router"
+        )
+    judged = (
+        load_validation(aggregator_results, questions=questions)
+        if aggregator_results is not None
+        else None
+    )
+    profiles = fit_profiles(data, prior=prior, aggregator_results=judged)
+    combiner_note = ""
+    if data.answers is not None:
+        combiner = fit_combiner(data.experts, combiner_examples(profiles, data, stages))
+        profiles = replace(profiles, combiner=combiner.to_dict())
+        combiner_note = f"; learned combiner for cascade {stages}"
+    path = profiles.save(out)
+    strongest = sorted(
+        zip(profiles.experts, profiles.strength, strict=True), key=lambda pair: -pair[1]
+    )[:3]
+    typer.echo(
+        f"wrote {path}: {len(profiles.experts)} experts x {len(profiles.skill_labels)} skills"
+        f" + {len(profiles.keywords)} keywords from {profiles.questions} questions; strongest: "
+        + ", ".join(f"{name} {value:.3f}" for name, value in strongest)
+        + f"; aggregator {profiles.aggregator} ({profiles.aggregator_reason})"
+        + combiner_note
+    )
+    typer.echo(f"use it with:  recruitment: {{profiles: {out}}}")
+
+
+def _route_questions(data: Any, config_path: Path | None) -> Any:
+    """Label each validation question with the router's best skill for its text."""
+    texts = data.texts()
+    missing = sum(text is None for text in texts)
+    if missing:
+        raise DatasetError(
+            f"{data.source}: {missing} question(s) have neither a category nor text to route; "
+            "give --questions with the question texts"
+        )
+    router = load_router(config_path)
+    with Spinner(f"routing {len(texts)} validation questions"):
+        decisions = router.route_many(list(texts))
+    return data.with_skills([None if d.out_of_scope else d.label for d in decisions])
+
+
+def fit_classifier(
+    train: Path,
+    val: Path | None,
+    out: Path,
+    oos_label: str,
+    method: str,
+    epochs: float | None,
+    max_steps: int | None,
+    objective: str,
+    seed: int,
+    threads: int = 2,
+) -> Any:
+    from skillswitch.config import environment
+    from skillswitch.evals.datasets import check_labels, load_labelled
+    from skillswitch.router.training import FitSettings, fit_intents, holdout_split
+
+    if method not in ("finetune", "linear"):
+        raise DatasetError(f"--method {method!r} is not one of finetune, linear")
+    if objective not in ("balanced", "min", "accuracy"):
+        raise DatasetError(f"--objective {objective!r} is not one of balanced, min, accuracy")
+    train_data = load_labelled(train, "train")
+    texts, labels = list(train_data.texts), list(train_data.labels)
+    if val is not None:
+        val_data = load_labelled(val, "val")
+        known = sorted({label for label in labels if label != oos_label})
+        check_labels(val_data, known, out_of_scope_label=oos_label, against="the training labels")
+        val_texts, val_labels = list(val_data.texts), list(val_data.labels)
+    else:
+        kept, held = holdout_split(texts, labels, seed=seed)
+        val_texts, val_labels = [texts[i] for i in held], [labels[i] for i in held]
+        texts, labels = [texts[i] for i in kept], [labels[i] for i in kept]
+    settings = FitSettings(
+        method=method,  # type: ignore[arg-type]
+        epochs=epochs if epochs is not None else FitSettings().epochs,
+        max_steps=max_steps,
+        seed=seed,
+        threads=threads,
+        objective=objective,  # type: ignore[arg-type]
+    )
+    with progress_bar() as bar:
+        tasks: dict[str, Any] = {}
+
+        logged: dict[str, int] = {}
+        log = logging.getLogger("skillswitch.fit")
+
+        def report(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+            if not bar.console.is_terminal:  # a log file or CI: a line every 10%
+                tenth = 10 * done // max(total, 1)
+                if tenth > logged.get(stage, -1):
+                    logged[stage] = tenth
+                    log.info("%s: %d/%d", stage, done, total)
+
+        return fit_intents(
+            texts,
+            labels,
+            val_texts,
+            val_labels,
+            out,
+            oos_label=oos_label,
+            settings=settings,
+            cache_root=environment.cache_dir(),
+            progress=report,
+        )
+
+
+# --- eval ----------------------------------------------------------------------------------

@@ -1,0 +1,120 @@
+"""``skillswitch mcp``, ``serve`` and ``serve-models``: skillswitch behind MCP and HTTP."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    pass
+
+from skillswitch.cli.app import app
+from skillswitch.cli.common import (
+    ConfigOption,
+    load_config_or_default,
+    reports_errors,
+)
+
+
+@app.command()
+@reports_errors
+def mcp(config: ConfigOption = None) -> None:
+    """Serve skillswitch as an MCP server over stdio (tools: ask, route, list_skills,
+    find_tools, and the upstream MCP tools as server__tool)."""
+    from skillswitch.server.mcp import SkillSwitchMCPServer
+    from skillswitch.switch import Switch
+
+    loaded = load_config_or_default(config)
+    switch = Switch.from_config(loaded)
+    server = SkillSwitchMCPServer(
+        switch, proxy_allow_destructive=loaded.tools.proxy_allow_destructive
+    )
+    try:
+        server.run()  # stdio: stdout carries the protocol, logs go to stderr
+    finally:
+        switch.close()
+
+
+@app.command("serve-models")
+@reports_errors
+def serve_models_command(
+    config: ConfigOption = None,
+    model: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="NAME=PATH: serve the model folder PATH as NAME (adds to the config's "
+            "inference.models, or replaces the one named NAME). Repeatable.",
+        ),
+    ] = None,
+    host: Annotated[
+        str, typer.Option(help="Address to bind; beyond loopback needs --api-key-env.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to bind.")] = 8000,
+    device: Annotated[
+        str | None,
+        typer.Option(help="auto, cpu or cuda[:N] (default: the config's inference.device)."),
+    ] = None,
+    api_key_env: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key-env",
+            help="Environment variable holding the API key clients must send as a bearer token.",
+        ),
+    ] = None,
+) -> None:
+    """Serve local model folders over an OpenAI-compatible HTTP API (/v1/chat/completions,
+    /v1/completions, /v1/embeddings, /v1/models, /healthz)."""
+    from skillswitch.config import environment
+    from skillswitch.server.models_api.run import serve_models, with_models
+
+    inference = with_models(load_config_or_default(config).inference, model or [], device=device)
+    key = environment.api_key(api_key_env, path="--api-key-env")
+    serve_models(inference, host=host, port=port, api_key=key)
+
+
+@app.command()
+@reports_errors
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[
+        str, typer.Option(help="Address to bind; beyond loopback needs --api-key-env.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to bind.")] = 8000,
+    api_key_env: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key-env",
+            help="Environment variable holding the API key clients must send as a bearer token.",
+        ),
+    ] = None,
+    max_concurrency: Annotated[
+        int, typer.Option(min=1, help="Requests in flight at once; more get 429.")
+    ] = 256,
+    mcp: Annotated[
+        bool,
+        typer.Option(
+            "--mcp/--no-mcp",
+            help="Serve skillswitch's MCP server over streamable HTTP at /mcp (same key).",
+        ),
+    ] = True,
+) -> None:
+    """Serve skillswitch over an OpenAI-compatible HTTP API (/v1/chat/completions with model
+    skillswitch, skillswitch/<skill> or an expert's name; /v1/models, /v1/route, /healthz,
+    /metrics) and as an MCP server over streamable HTTP at /mcp (tools ask, route, list_skills,
+    find_tools and the upstream MCP tools as server__tool; --no-mcp leaves it out). With
+    --api-key-env, clients send the key as a bearer token on /v1, /mcp and /metrics."""
+    from skillswitch.config import environment
+    from skillswitch.server.api.run import serve as serve_api
+
+    key = environment.api_key(api_key_env, path="--api-key-env")
+    serve_api(
+        load_config_or_default(config),
+        host=host,
+        port=port,
+        api_key=key,
+        max_concurrency=max_concurrency,
+        mcp=mcp,
+    )
