@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from skillswitch.redaction import redact
+
 __all__ = [
     "ArtifactError",
     "BackendClosedError",
@@ -126,13 +128,14 @@ class EncoderHTTPError(EncoderError):
 
 
 class ExpertError(SkillSwitchError):
-    """An expert failed to answer. ``retryable`` says whether trying again may help."""
+    """An expert failed to answer. ``retryable`` says whether trying again may help. The
+    message never holds a registered secret (an upstream may quote the key it was sent)."""
 
     retryable = False
 
     def __init__(self, expert: str, message: str) -> None:
         self.expert = expert
-        super().__init__(f"expert {expert!r}: {message}")
+        super().__init__(f"expert {expert!r}: {redact(message)}")
 
 
 class ExpertHTTPError(ExpertError):
@@ -142,7 +145,7 @@ class ExpertHTTPError(ExpertError):
         self, expert: str, status: int, body: str, *, retry_after_s: float | None = None
     ) -> None:
         self.status = status
-        self.body = body
+        self.body = redact(body)
         self.retry_after_s = retry_after_s
         self.retryable = status == 429 or status >= 500
         super().__init__(expert, f"HTTP {status}: {body[:300]}")

@@ -11,6 +11,7 @@ from skillswitch.agents.aggregate import Aggregation
 from skillswitch.agents.client_tools import ClientToolCall
 from skillswitch.agents.dispatch import Dispatch
 from skillswitch.agents.messages import Usage
+from skillswitch.redaction import redact_json
 from skillswitch.router.decision import RoutingDecision
 
 __all__ = ["TRACE_SCHEMA", "Answer", "Routed", "Selection", "SkillBasis", "Trace"]
@@ -75,7 +76,11 @@ class Trace:
     basis: SkillBasis | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready; ``schema`` names the version of this shape."""
+        """JSON-ready; ``schema`` names the version of this shape. Registered secrets are
+        redacted (an expert's error may quote an upstream that echoed its key)."""
+        return redact_json(self._as_dict())  # type: ignore[no-any-return]
+
+    def _as_dict(self) -> dict[str, Any]:
         dispatch = self.dispatch
         return {
             "schema": TRACE_SCHEMA,

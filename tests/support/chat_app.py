@@ -1,7 +1,8 @@
 """A real OpenAI-compatible ``/v1/chat/completions`` upstream for tests, told how to misbehave by
 the model name: ``echo`` answers; ``fail-<status>``; ``rate-limit`` (429 + Retry-After: 2);
 ``stall`` (never answers in time); ``malformed`` (not JSON); ``empty`` (empty content);
-``drop-stream`` (a stream that dies midway). Tool use: ``tool-caller`` calls ``calculator`` on
+``drop-stream`` (a stream that dies midway); ``auth-echo`` (401 quoting the key it was
+sent). Tool use: ``tool-caller`` calls ``calculator`` on
 the user's text, then answers with the result; ``tool-looper`` calls tools until told
 ``tool_choice: none``; ``tool-unknown`` / ``tool-bad-json`` make a broken call, then answer with
 what the tool message said; ``tool-directed`` calls the tool the user names as
@@ -38,6 +39,9 @@ def chat_app() -> FastAPI:
         if model.startswith("fail-"):
             status = int(model.removeprefix("fail-"))
             return JSONResponse({"error": {"message": "injected failure"}}, status_code=status)
+        if model == "auth-echo":  # an error page that quotes the key it was sent
+            sent = request.headers.get("authorization", "")
+            return JSONResponse({"error": {"message": f"invalid key: {sent}"}}, status_code=401)
         if model == "rate-limit":
             return JSONResponse(
                 {"error": {"message": "slow down"}}, status_code=429, headers={"Retry-After": "2"}

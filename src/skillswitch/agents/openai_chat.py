@@ -25,6 +25,7 @@ from skillswitch.exceptions import (
     ExpertTimeoutError,
     ExpertUnavailableError,
 )
+from skillswitch.redaction import register_secret
 
 __all__ = ["OpenAIChatExpert", "SamplingSettings"]
 
@@ -66,6 +67,7 @@ class OpenAIChatExpert:
         prices: Prices | None = None,
     ) -> None:
         self._name = name
+        register_secret(api_key)
         self._api_key = api_key
         self._model = model
         self._timeout_s = timeout_s

@@ -19,6 +19,7 @@ from skillswitch.exceptions import (
     RequestError,
     SkillSwitchError,
 )
+from skillswitch.redaction import redact
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -72,9 +73,10 @@ def reports_errors(function: Callable[P, R]) -> Callable[P, R]:
 
 
 def escape(text: str) -> str:
+    """``text`` for rich markup, with registered secrets redacted."""
     from rich.markup import escape
 
-    return escape(text)
+    return escape(redact(text))
 
 
 def load_config_or_default(config_path: Path | None) -> Config:

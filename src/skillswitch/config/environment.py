@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from skillswitch.exceptions import ConfigError
+from skillswitch.redaction import register_secret
 
 __all__ = ["CACHE_DIR_VARIABLE", "api_key", "cache_dir"]
 
@@ -42,4 +43,5 @@ def api_key(variable: str | None, *, path: str) -> str | None:
             f"environment variable {variable!r} is not set; export it with the API key, "
             "or remove api_key_env if the endpoint needs no key",
         )
+    register_secret(value)  # never in a log, a trace or an error from now on
     return value

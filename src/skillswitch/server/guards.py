@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from skillswitch.redaction import register_secret
 from skillswitch.server.openai_errors import OpenAIError
 
 __all__ = ["RequestGuard"]
@@ -40,6 +41,7 @@ class RequestGuard:
     ) -> None:
         self.app = app
         self._jsonrpc_prefix = jsonrpc_prefix
+        register_secret(api_key)
         self._key = api_key.encode() if api_key is not None else None
         self.max_body_bytes = max_body_bytes
         self.max_concurrency = max_concurrency

@@ -37,6 +37,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, Field
 
 from skillswitch.exceptions import SkillSwitchError
+from skillswitch.redaction import redact
 from skillswitch.tools.base import ToolResult
 from skillswitch.tools.catalogue import CatalogueTool
 
@@ -350,4 +351,4 @@ def _text(text: str) -> CallToolResult:
 
 
 def _error(text: str) -> CallToolResult:
-    return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
+    return CallToolResult(content=[TextContent(type="text", text=redact(text))], is_error=True)

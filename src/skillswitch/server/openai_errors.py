@@ -33,6 +33,7 @@ from skillswitch.exceptions import (
     UnknownModelError,
     UnknownToolError,
 )
+from skillswitch.redaction import redact, redact_json
 
 __all__ = [
     "OpenAIError",
@@ -121,7 +122,11 @@ class OpenAIError(Exception):
         self.headers = dict(headers or {})
 
     def body(self) -> dict[str, Any]:
-        return error_body(self.message, self.error_type, self.param, self.code, self.extra)
+        """The error object; secrets (an upstream may echo the key it was sent) redacted."""
+        body = error_body(redact(self.message), self.error_type, self.param, self.code)
+        if self.extra:
+            body["error"].update(redact_json(self.extra))
+        return body
 
     def response(self) -> JSONResponse:
         return JSONResponse(self.body(), status_code=self.status, headers=self.headers)

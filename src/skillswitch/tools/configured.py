@@ -10,6 +10,7 @@ from pathlib import Path
 from skillswitch.config import environment
 from skillswitch.config.models import MCPServerConfig
 from skillswitch.exceptions import ConfigError
+from skillswitch.redaction import register_secret, secret_looking
 from skillswitch.tools.catalogue import ToolFilter
 from skillswitch.tools.connection import ServerSettings, Target
 from skillswitch.tools.hub import HubServer, ToolHub
@@ -40,6 +41,9 @@ def server_settings(server: MCPServerConfig, index: int, log_dir: Path) -> Serve
     path = f"tools.servers[{index}]"
     target: Target
     headers = dict(server.headers)
+    for name, value in [*headers.items(), *server.env.items()]:
+        if secret_looking(name):
+            register_secret(value)
     if server.command is not None:
         from mcp import StdioServerParameters
 

@@ -77,7 +77,9 @@ class ChatCompletionsServing:
                 on_answer=lambda answer: self.metrics.observe_answer(
                     answer, metrics_skill(target, answer)
                 ),
-                on_error=self._stream_failed,
+                on_error=lambda exc, error, started: self._stream_failed(
+                    body.model, exc, error, started
+                ),
             )
         try:
             answer = await _unless_client_leaves(
@@ -86,7 +88,9 @@ class ChatCompletionsServing:
             )
         except SkillSwitchError as exc:
             self.metrics.observe_failure(exc)
-            raise switch_error(exc) from None
+            error = switch_error(exc)
+            _log_failure(body.model, error)
+            raise error from None
         if answer is None:  # the client left: its experts were cancelled, nobody to answer
             return Response(status_code=499)
         self.metrics.observe_answer(answer, metrics_skill(target, answer))
@@ -115,10 +119,23 @@ class ChatCompletionsServing:
         )
         return JSONResponse(completion.model_dump(mode="json"), headers=headers)
 
-    def _stream_failed(self, exc: SkillSwitchError, error: OpenAIError, started: bool) -> None:
+    def _stream_failed(
+        self, model: str, exc: SkillSwitchError, error: OpenAIError, started: bool
+    ) -> None:
         self.metrics.observe_failure(exc)
+        _log_failure(model, error, streamed=True)
         if started:  # a refused stream is counted with its status by the middleware
             self.metrics.observe_error("/v1/chat/completions", error.status, error.code)
+
+
+def _log_failure(model: str, error: OpenAIError, *, streamed: bool = False) -> None:
+    """Operators see why a request failed (the upstream's words; secrets are redacted from
+    every log record); client mistakes (4xx) are the client's to see, not logged here."""
+    if error.status >= 500:
+        kind = "stream" if streamed else "request"
+        logger.warning(
+            "%s for model %r failed with %d: %s", kind, model, error.status, error.message
+        )
 
 
 def client_tools_of(body: ChatCompletionRequest) -> ClientTools | None:
