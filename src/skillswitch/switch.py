@@ -26,11 +26,9 @@ from skillswitch.agents.client_tools import (
     parse_client_tools,
 )
 from skillswitch.agents.dispatch import (
-    Attempt,
     BreakerPolicy,
     Dispatch,
     Dispatcher,
-    ExpertResult,
     RetryPolicy,
 )
 from skillswitch.agents.keywords import extract_keywords
@@ -55,7 +53,6 @@ from skillswitch.config.models import (
 )
 from skillswitch.exceptions import (
     ConfigError,
-    ExpertError,
     ExpertsFailedError,
     NoExpertError,
     RequestError,
@@ -689,12 +686,14 @@ class Switch:
         tool_choice: Any = None,
         announce_route: bool = False,
     ) -> AsyncIterator[Routed | TextDelta | Answer]:
-        """Text deltas, then the ``Answer``. One expert streams token by token (falling back
-        to the dispatcher's retries when it fails before its first token); several experts
-        are dispatched, aggregated, and their answer is sent as one delta. ``skill``,
-        ``expert``, ``tools`` and ``tool_choice`` as in ``run`` (calls of the caller's tools
-        are in the ``Answer``). ``announce_route``: first a ``Routed`` event with the
-        decision and the experts chosen, before any expert is called."""
+        """Text deltas, then the ``Answer``. One expert streams token by token under the
+        dispatcher's rules (``Dispatcher.stream``: an attempt that fails before its first
+        token is retried, then falls back, within the same budget; a failure after text went
+        out raises its ``ExpertError``); several experts are dispatched, aggregated, and their
+        answer is sent as one delta. ``skill``, ``expert``, ``tools`` and ``tool_choice`` as
+        in ``run`` (calls of the caller's tools are in the ``Answer``). ``announce_route``:
+        first a ``Routed`` event with the decision and the experts chosen, before any expert
+        is called."""
         started = time.perf_counter()
         messages = parse_messages(request)
         offered = parse_client_tools(tools, tool_choice)
@@ -711,30 +710,37 @@ class Switch:
         if announce_route:
             yield Routed(decision, selections)
         if len(selections) == 1:
-            name = selections[0].expert
-            begin = time.perf_counter()
-            sent = False
             policy = enter_tool_policy(self.tool_policy(decision))
             offering = enter_client_tools(offered)
             try:
-                async for event in self._specs[name].expert.stream(messages):
+                async for event in self.dispatcher.stream(
+                    selections[0].expert, messages, deadline_s=self.settings.deadline_s
+                ):
                     if isinstance(event, TextDelta):
-                        sent = True
                         yield event
                     else:
-                        dispatch = _streamed_dispatch(name, event, begin)
-                        aggregation = await aggregate(messages, [event], aggregator=None)
-                        self._remember(messages, decision, selections, [event], aggregation)
-                        yield self._answer(
-                            decision, selections, dispatch, aggregation, route_ms, started
-                        )
-                        return
-            except ExpertError:
-                if sent:
-                    raise  # text already went out; the caller must see the failure
+                        dispatch = event
             finally:
                 leave_client_tools(offering)
                 leave_tool_policy(policy)
+            try:
+                dispatch.raise_if_empty()
+            except ExpertsFailedError as failed:
+                failed.trace = Trace(
+                    decision,
+                    selections,
+                    dispatch,
+                    None,
+                    dispatch.usage,
+                    route_ms,
+                    (time.perf_counter() - started) * 1000,
+                )
+                raise
+            replies = list(dispatch.replies)
+            aggregation = await aggregate(messages, replies, aggregator=None)
+            self._remember(messages, decision, selections, replies, aggregation)
+            yield self._answer(decision, selections, dispatch, aggregation, route_ms, started)
+            return
         answer = await self.run(
             messages, skill=skill, expert=expert, tools=tools, tool_choice=tool_choice
         )
@@ -919,9 +925,3 @@ def _recruitment(
         if profiles.combiner is None
         else AnswerCombiner.from_dict(profiles.experts, profiles.combiner),
     )
-
-
-def _streamed_dispatch(name: str, reply: ExpertReply, begin: float) -> Dispatch:
-    elapsed = (time.perf_counter() - begin) * 1000
-    attempt = Attempt(name, 1, 0.0, elapsed, "ok")
-    return Dispatch((ExpertResult(name, reply, None, (attempt,)),), elapsed, attempts=(attempt,))

@@ -1,14 +1,17 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 import anyio
 import pytest
 
 from skillswitch.agents import FunctionExpert, Message, OpenAIChatExpert, TestExpert, parse_messages
-from skillswitch.agents.dispatch import BreakerPolicy, Dispatcher, RetryPolicy
+from skillswitch.agents.base import ExpertReply
+from skillswitch.agents.dispatch import BreakerPolicy, Dispatch, Dispatcher, RetryPolicy
+from skillswitch.agents.messages import TextDelta, Usage
 from skillswitch.exceptions import (
     ExpertHTTPError,
+    ExpertResponseError,
     ExpertsFailedError,
     ExpertTimeoutError,
     SkillSwitchError,
@@ -222,3 +225,126 @@ async def test_a_cancelled_trial_frees_the_half_open_slot() -> None:
     with anyio.move_on_after(0.1):
         await dispatcher.dispatch(["x"], ASK)
     assert breaker.allow()  # the cancelled trial did not keep the slot
+
+
+# --- streaming one expert under the same rules ------------------------------------------------
+
+
+class Streamer:
+    """Streams ``words``; ``fail_before`` attempts fail before any text with ``error``, and an
+    attempt may die after ``die_after`` words."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        fail_before: int = 0,
+        error: Exception | None = None,
+        die_after: int | None = None,
+        words: Sequence[str] = ("four", " it", " is"),
+    ) -> None:
+        self.name = name
+        self.fail_before = fail_before
+        self.error = error or ExpertHTTPError(name, 503, "down")
+        self.die_after = die_after
+        self.words = list(words)
+        self.calls = 0
+
+    async def answer(self, messages: Sequence[Message]) -> ExpertReply:
+        raise AssertionError("a stream must not fall back to answer()")
+
+    async def stream(self, messages: Sequence[Message]) -> AsyncIterator[TextDelta | ExpertReply]:
+        self.calls += 1
+        if self.calls <= self.fail_before:
+            raise self.error
+        for index, word in enumerate(self.words):
+            if self.die_after is not None and index == self.die_after:
+                raise ExpertResponseError(self.name, "the stream ended midway")
+            yield TextDelta(word)
+        yield ExpertReply(self.name, "".join(self.words), Usage(), "m", "stop")
+
+
+async def collect(
+    dispatcher: Dispatcher, name: str, deadline_s: float | None = None
+) -> tuple[str, Dispatch]:
+    text, last = "", None
+    async for event in dispatcher.stream(name, ASK, deadline_s=deadline_s):
+        if isinstance(event, TextDelta):
+            text += event.text
+        else:
+            last = event
+    assert last is not None
+    return text, last
+
+
+async def test_a_stream_is_retried_before_its_first_token_within_the_budget() -> None:
+    """Regression: Switch.stream made one streaming call outside the dispatcher, then the
+    dispatcher's retries (attempts + 1 calls in all; the first not in the trace)."""
+    primary = Streamer("p", fail_before=99)
+    backup = Streamer("b")
+    dispatcher = Dispatcher({"p": primary, "b": backup}, retry=FAST, fallbacks={"p": ["b"]})
+    text, dispatch = await collect(dispatcher, "p")
+    assert text == "four it is"
+    assert (primary.calls, backup.calls) == (FAST.attempts, 1)
+    failed, answered = dispatch.results
+    assert [a.outcome for a in failed.attempts] == ["error"] * FAST.attempts
+    assert (answered.expert, answered.fallback_for, answered.reply is not None) == ("b", "p", True)
+    assert dispatch.replies[0].text == "four it is"
+
+
+async def test_a_stream_respects_an_open_breaker_and_feeds_it() -> None:
+    """Regression: the streaming call ignored the breaker (called while open, failures not
+    counted)."""
+    primary = Streamer("p", fail_before=99)
+    dispatcher = Dispatcher(
+        {"p": primary, "b": Streamer("b")},
+        retry=FAST,
+        breaker=BreakerPolicy(failures=2, cooldown_s=60),
+        fallbacks={"p": ["b"]},
+    )
+    await collect(dispatcher, "p")
+    assert primary.calls == 2  # retries stop once the breaker opens
+    assert dispatcher.breaker("p").state == "open"
+    text, dispatch = await collect(dispatcher, "p")
+    assert primary.calls == 2
+    assert text == "four it is"
+    assert [a.outcome for a in dispatch.results[0].attempts] == ["circuit_open"]
+
+
+async def test_a_stream_that_fails_after_text_raises_without_retry() -> None:
+    dying = Streamer("d", die_after=2)
+    dispatcher = Dispatcher({"d": dying, "b": Streamer("b")}, retry=FAST, fallbacks={"d": ["b"]})
+    received: list[str] = []
+
+    async def consume() -> None:
+        async for event in dispatcher.stream("d", ASK):
+            assert isinstance(event, TextDelta)
+            received.append(event.text)
+
+    with pytest.raises(ExpertResponseError, match="midway"):
+        await consume()
+    assert received == ["four", " it"]
+    assert dying.calls == 1
+    assert dispatcher.breaker("d")._failures == 1
+
+
+async def test_a_stream_attempt_has_the_expert_timeout_and_the_deadline() -> None:
+    class Slow(Streamer):
+        async def stream(
+            self, messages: Sequence[Message]
+        ) -> AsyncIterator[TextDelta | ExpertReply]:
+            self.calls += 1
+            await anyio.sleep(30)
+            yield TextDelta("never")
+
+    slow = Slow("s")
+    dispatcher = Dispatcher({"s": slow}, timeout_s=0.05, retry=FAST)
+    with anyio.fail_after(5):
+        text, dispatch = await collect(dispatcher, "s")
+    assert text == ""
+    assert isinstance(dispatch.results[0].error, ExpertTimeoutError)
+    assert slow.calls == FAST.attempts
+    with anyio.fail_after(5):
+        text, dispatch = await collect(Dispatcher({"s": slow}, retry=FAST), "s", deadline_s=0.1)
+    assert dispatch.deadline_hit
+    assert not dispatch.replies

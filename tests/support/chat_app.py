@@ -122,7 +122,8 @@ def _client_tools(body: dict[str, Any]) -> Response:
         text = f"offered {offered}; the tool said: {said}"
         if body.get("stream"):
             usage = _usage(body, text)
-            return StreamingResponse(_stream("client-tools", text, usage), "text/event-stream")
+            stream = _stream("client-tools", text, usage)
+            return StreamingResponse(stream, media_type="text/event-stream")
         return JSONResponse(_completion("client-tools", _text(text), "stop", _usage(body, text)))
     named, _, arguments = user.partition("[[")[2].partition("]]")[0].partition(" ")
     if isinstance(choice, dict):
@@ -133,7 +134,8 @@ def _client_tools(body: dict[str, Any]) -> Response:
     if not body.get("stream"):
         message = _calls((name, arguments))
         return JSONResponse(_completion("client-tools", message, "tool_calls", _usage(body, "")))
-    return StreamingResponse(_streamed_call(name, arguments, _usage(body, "")), "text/event-stream")
+    call = _streamed_call(name, arguments, _usage(body, ""))
+    return StreamingResponse(call, media_type="text/event-stream")
 
 
 async def _streamed_call(name: str, arguments: str, usage: dict[str, int]) -> AsyncIterator[bytes]:

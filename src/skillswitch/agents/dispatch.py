@@ -2,14 +2,15 @@
 
 Per expert: a timeout per attempt, retries with exponential backoff that honour Retry-After
 (tenacity), a circuit breaker with a cooldown, and configured fallbacks. Per request: a
-deadline. Every attempt lands in the result, so a trace can say what happened.
+deadline. Every attempt lands in the result, so a trace can say what happened. One expert's
+answer can also be streamed under the same rules (``Dispatcher.stream``).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -23,10 +24,11 @@ from tenacity import (
 from tenacity.stop import stop_base
 
 from skillswitch.agents.base import Expert, ExpertReply
-from skillswitch.agents.messages import Message, Usage
+from skillswitch.agents.messages import Message, TextDelta, Usage
 from skillswitch.exceptions import (
     ExpertError,
     ExpertHTTPError,
+    ExpertResponseError,
     ExpertsFailedError,
     ExpertTimeoutError,
     UnknownExpertError,
@@ -319,12 +321,7 @@ class Dispatcher:
 
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
-            backoff = min(
-                self._retry.max_delay_s,
-                self._retry.base_delay_s * 2 ** (state.attempt_number - 1),
-            )
-            retry_after = exc.retry_after_s if isinstance(exc, ExpertHTTPError) else None
-            last_wait[0] = max(backoff, retry_after or 0.0)
+            last_wait[0] = self._wait_s(state.attempt_number, exc)
             return last_wait[0]
 
         retrying = AsyncRetrying(
@@ -363,6 +360,125 @@ class Dispatcher:
         finally:
             breaker.abandon()  # no-op after a verdict; frees the trial slot when cancelled
         raise AssertionError("unreachable: tenacity either returned or raised")  # pragma: no cover
+
+    async def stream(
+        self,
+        name: str,
+        messages: Sequence[Message],
+        *,
+        deadline_s: float | None = None,
+    ) -> AsyncIterator[TextDelta | Dispatch]:
+        """Stream ``name``'s answer: its text deltas as they come, then the ``Dispatch`` that
+        ``dispatch([name])`` would give (every attempt; a fallback's result after its
+        expert's). Every attempt streams, under ``dispatch``'s rules: the same timeout per
+        attempt, retry budget, breaker and deadline; an attempt that fails before its first
+        delta is retried, then falls back. Text that went out cannot be taken back: a failure
+        after it raises its ``ExpertError`` (recorded by the breaker first).
+
+        >>> async for event in dispatcher.stream("a", messages, deadline_s=10):  # doctest: +SKIP
+        ...     print(event)
+        """
+        self._check(name)
+        started = self._clock()
+        deadline = started + deadline_s if deadline_s is not None else math.inf
+        attempts: list[Attempt] = []
+        results: list[ExpertResult] = []
+        for candidate in (name, *self._fallbacks.get(name, ())):
+            if results and (results[-1].reply is not None or self._clock() >= deadline):
+                break
+            async for event in self._stream_call(candidate, messages, started, deadline, attempts):
+                if isinstance(event, TextDelta):
+                    yield event
+                else:
+                    fallback_for = None if candidate == name else name
+                    results.append(replace(event, fallback_for=fallback_for))
+        answered = results[-1].reply is not None
+        yield Dispatch(
+            tuple(results),
+            self._ms(started),
+            deadline_hit=not answered and self._clock() >= deadline,
+            attempts=tuple(attempts),
+        )
+
+    async def _stream_call(
+        self,
+        name: str,
+        messages: Sequence[Message],
+        started: float,
+        deadline: float,
+        attempts: list[Attempt],
+    ) -> AsyncIterator[TextDelta | ExpertResult]:
+        """``_call`` for one streaming expert: its deltas, then its ``ExpertResult``. The same
+        policy (``_wait_s``, the breaker, the stops), written as a loop: a generator cannot
+        yield from inside tenacity's attempts, which swallow whatever reaches them."""
+        expert = self._experts[name]
+        breaker = self._breakers[name]
+        timeout = self._timeout_for(name)
+        own: list[Attempt] = []
+
+        def record(attempt: Attempt) -> None:
+            own.append(attempt)
+            attempts.append(attempt)
+
+        if not breaker.allow():
+            refused = ExpertError(name, "circuit open after repeated failures; not called")
+            record(Attempt(name, 1, self._ms(started), 0.0, "circuit_open", str(refused)))
+            yield ExpertResult(name, None, refused, tuple(own))
+            return
+        waited = 0.0
+        try:
+            for number in range(1, self._retry.attempts + 1):
+                begin = self._clock()
+                ends = begin + min(timeout, max(deadline - begin, 0.0))
+                sent = False
+                events = expert.stream(messages)
+                error: ExpertError
+                try:
+                    reply: ExpertReply | None = None
+                    while reply is None:
+                        with anyio.fail_after(max(ends - self._clock(), 0.0)):
+                            event = await anext(events, None)
+                        if event is None:
+                            raise ExpertResponseError(name, "the stream ended without a reply")
+                        if isinstance(event, TextDelta):
+                            sent = sent or bool(event.text)
+                            yield event
+                        else:
+                            reply = event
+                except TimeoutError:
+                    error = ExpertTimeoutError(name, timeout)
+                except ExpertError as exc:
+                    error = exc
+                else:
+                    record(self._attempt(name, number, started, begin, "ok", None, waited))
+                    breaker.record(True)
+                    yield ExpertResult(name, reply, None, tuple(own))
+                    return
+                finally:
+                    close = getattr(events, "aclose", None)
+                    if close is not None:
+                        await close()
+                record(self._attempt(name, number, started, begin, "error", error, waited))
+                breaker.record(False)
+                if sent:
+                    raise error
+                wait = self._wait_s(number, error)
+                last = number == self._retry.attempts or self._clock() + wait >= deadline
+                # No retry once the breaker has opened: the expert is failing, stop adding load.
+                if last or not error.retryable or breaker.state != "closed":
+                    yield ExpertResult(name, None, error, tuple(own))
+                    return
+                await anyio.sleep(wait)
+                waited = wait * 1000
+        finally:
+            breaker.abandon()  # no-op after a verdict; frees the trial slot when cancelled
+
+    def _wait_s(self, number: int, exc: BaseException | None) -> float:
+        """The wait after failed attempt ``number``: exponential backoff, or the expert's
+        Retry-After when that is longer."""
+        backoff = min(self._retry.max_delay_s, self._retry.base_delay_s * 2.0 ** (number - 1))
+        retry_after: float | None = exc.retry_after_s if isinstance(exc, ExpertHTTPError) else None
+        return max(backoff, retry_after or 0.0)
 
     def _attempt(
         self,
