@@ -21,6 +21,8 @@ from skillswitch.exceptions import (
     ExpertTimeoutError,
     ExpertUnavailableError,
 )
+from tests.support.faulty_upstream import FaultKind, FaultyUpstream
+from tests.support.servers import serve
 
 pytestmark = pytest.mark.anyio
 ASK = [Message("system", "be brief"), Message("user", "what is two plus two")]
@@ -142,3 +144,36 @@ def test_one_expert_serves_callers_in_several_event_loops(upstream: str) -> None
     with ThreadPoolExecutor(4) as pool:
         texts += pool.map(lambda _: asyncio.run(ask()), range(8))
     assert texts == ["echo: what is two plus two"] * 10
+
+
+@pytest.mark.parametrize(
+    ("fault", "stream", "cause"),
+    [
+        ("reset", False, "Connection reset by peer"),
+        ("reset", True, "Connection reset by peer"),
+        ("stream_dies", False, "peer closed connection"),
+        ("stream_dies", True, "peer closed connection"),
+    ],
+)
+async def test_a_broken_connection_says_how_it_broke(
+    fault: FaultKind, stream: bool, cause: str
+) -> None:
+    """Regression: a reset or a response cut midway read "cannot reach <url>: Connection
+    error." (the SDK's words), though the endpoint was reached."""
+    upstream = FaultyUpstream(rate=0.0)
+    upstream.force["m"] = fault
+
+    async def call(expert: OpenAIChatExpert) -> None:
+        if not stream:
+            await expert.answer(ASK)
+        async for _ in expert.stream(ASK):
+            pass
+
+    with serve(upstream) as url:
+        async with OpenAIChatExpert("x", f"{url}/v1", "m") as expert:
+            with pytest.raises(ExpertUnavailableError) as caught:
+                await call(expert)
+    message = str(caught.value)
+    assert f"the connection to {url}/v1 broke before the answer was complete" in message
+    assert cause in message
+    assert "cannot reach" not in message

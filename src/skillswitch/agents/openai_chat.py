@@ -226,13 +226,29 @@ class OpenAIChatExpert:
                 exc.response.text,
                 retry_after_s=_retry_after(exc.response.headers.get("retry-after")),
             )
-        if isinstance(exc, openai.APIConnectionError):
-            return ExpertUnavailableError(self._name, f"cannot reach {self._base_url}: {exc}")
+        if isinstance(exc, openai.APIConnectionError):  # its cause says what happened
+            return ExpertUnavailableError(self._name, self._broken(exc.__cause__ or exc))
         if isinstance(exc, (openai.APIResponseValidationError, ValueError)):
             return ExpertResponseError(self._name, f"unusable response: {exc}")
         if isinstance(exc, httpx2.HTTPError):  # e.g. the connection dropped mid-stream
-            return ExpertUnavailableError(self._name, f"connection failed: {exc!r}")
+            return ExpertUnavailableError(self._name, self._broken(exc))
         return exc
+
+    def _broken(self, cause: BaseException) -> str:
+        """A failed connection in words: never made, or broken before the answer was complete
+        (reset, closed midway); the SDK's own message is only "Connection error."."""
+        import httpx2
+
+        detail = type(cause).__name__
+        inner: BaseException | None = cause
+        for _ in range(8):  # httpx2's errors may be empty; the OSError they wrap is not
+            if inner is None or str(inner):
+                detail = str(inner or detail)
+                break
+            inner = inner.__cause__ or inner.__context__
+        if isinstance(cause, (httpx2.ConnectError, httpx2.UnsupportedProtocol)):
+            return f"cannot reach {self._base_url}: {detail}"
+        return f"the connection to {self._base_url} broke before the answer was complete: {detail}"
 
 
 def _client_tool_options() -> dict[str, Any]:
