@@ -91,8 +91,12 @@ def serve(
         ),
     ] = None,
     max_concurrency: Annotated[
-        int, typer.Option(min=1, help="Requests in flight at once; more get 429.")
-    ] = 256,
+        int,
+        typer.Option(
+            min=1,
+            help="Requests in flight at once (an open stream counts until it ends); more get 429.",
+        ),
+    ] = 1024,
     mcp: Annotated[
         bool,
         typer.Option(

@@ -125,7 +125,16 @@ class MiniLMEncoderConfig(_Model):
             "inference, same embeddings); torch: sentence-transformers on PyTorch."
         ),
     )
-    threads: int = Field(default=2, ge=1, le=256, description="Intra-op threads.")
+    threads: int = Field(
+        default=1,
+        ge=1,
+        le=256,
+        description=(
+            "Intra-op threads of one encoding. 1 suits serving: a request's text is short, one "
+            "thread encodes it fastest (measured 2.6 ms against 3.5 ms with 2 on 2 cores) and "
+            "concurrent requests use the other cores; raise it for large batch evaluations."
+        ),
+    )
 
 
 class OpenAIEncoderConfig(_Model):

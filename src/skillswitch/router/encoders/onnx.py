@@ -87,7 +87,7 @@ class OnnxEncoder:
     (1, 384)
     """
 
-    def __init__(self, folder: Path, *, threads: int = 2) -> None:
+    def __init__(self, folder: Path, *, threads: int = 1) -> None:
         import onnxruntime
         from tokenizers import Tokenizer
 

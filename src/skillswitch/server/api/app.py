@@ -42,7 +42,7 @@ def create_app(
     *,
     api_key: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    max_concurrency: int = 256,
+    max_concurrency: int = 1024,
     mcp: bool = True,
     proxy_allow_destructive: Sequence[str] = (),
 ) -> FastAPI:

@@ -40,7 +40,7 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     api_key: str | None = None,
-    max_concurrency: int = 256,
+    max_concurrency: int = 1024,
     cache_dir: Path | None = None,
     mcp: bool = True,
 ) -> None:

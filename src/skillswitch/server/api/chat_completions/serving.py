@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 from fastapi import Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from skillswitch.agents.client_tools import ClientTools, parse_client_tools
@@ -117,7 +117,9 @@ class ChatCompletionsServing:
             trace.selections,
             trace.aggregation.mode if trace.aggregation is not None else "none",
         )
-        return JSONResponse(completion.model_dump(mode="json"), headers=headers)
+        return Response(
+            completion.model_dump_json(), media_type="application/json", headers=headers
+        )
 
     def _stream_failed(
         self, model: str, exc: SkillSwitchError, error: OpenAIError, started: bool
@@ -292,18 +294,21 @@ class AnswerStream(Response):
                 return
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             started = True
-            await self._send(send, self._chunks.opening())
+            # Events go out with the next text (the opening chunk with the first delta) or all
+            # together at the end (finish, usage, trace, [DONE]): one write each, not one per
+            # event; text is never held back.
+            pending = sse(self._chunks.opening())
             while not isinstance(event, Answer):
                 if isinstance(event, TextDelta) and event.text:
-                    await self._send(send, self._chunks.delta(event.text))
+                    await self._write(send, pending + sse(self._chunks.delta(event.text)))
+                    pending = b""
                 event = await anext(events)
             self._on_answer(event)
-            for chunk in self._chunks.closing(event):
-                await self._send(send, chunk)
+            pending += b"".join(sse(chunk) for chunk in self._chunks.closing(event))
         except SkillSwitchError as exc:  # after the response started
             error = switch_error(exc)
             self._on_error(exc, error, True)
-            await self._send(send, error.body())
+            pending += sse(error.body())
         except Exception as exc:
             if not started or isinstance(exc, OSError):
                 raise  # before: the app's handlers answer 500; OSError: the client left
@@ -311,16 +316,17 @@ class AnswerStream(Response):
             error = OpenAIError(
                 500, f"internal server error ({type(exc).__name__}); see the server log"
             )
-            await self._send(send, error.body())
+            pending += sse(error.body())
         finally:
             close = getattr(events, "aclose", None)  # an async generator: end it in this task
             if close is not None:
                 await close()
-        await send({"type": "http.response.body", "body": sse("[DONE]"), "more_body": False})
+        body = pending + sse("[DONE]")
+        await send({"type": "http.response.body", "body": body, "more_body": False})
 
     @staticmethod
-    async def _send(send: Send, payload: dict[str, Any]) -> None:
-        await send({"type": "http.response.body", "body": sse(payload), "more_body": True})
+    async def _write(send: Send, body: bytes) -> None:
+        await send({"type": "http.response.body", "body": body, "more_body": True})
 
 
 async def _unless_client_leaves(run: Awaitable[Answer], receive: Receive) -> Answer | None:
