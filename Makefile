@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test lint format typecheck pytest bench bench-intents bench-dispatch bench-recruitment bench-mcp bench-tools bench-local bench-local-gpu bench-http peer-venv litellm-venv mcp-peers browser clean
+.PHONY: install demo test lint format typecheck pytest soak bench bench-intents bench-dispatch bench-recruitment bench-mcp bench-tools bench-local bench-local-gpu bench-http peer-venv litellm-venv mcp-peers browser clean
 
 install: $(STAMP)
 
@@ -41,6 +41,11 @@ typecheck: install
 # SKILLSWITCH_REQUIRE_BROWSER: here the playground's browser tests fail rather than skip.
 pytest: install mcp-peers browser
 	SKILLSWITCH_REQUIRE_BROWSER=1 $(BIN)/python -m pytest
+
+# Fault injection, long form (make test runs 400 requests): 10,000 requests through skillswitch
+# serve to experts failing at a 20% rate; prints the counts, exits 1 if any request is lost.
+soak: install
+	$(BIN)/python -m tests.reliability.soak --requests 10000 --fault-rate 0.2 --json bench-results/soak.json
 
 # Benchmarks are separate from the tests: they take longer and compare against peers.
 bench: bench-intents bench-dispatch bench-recruitment bench-mcp bench-tools bench-local bench-http

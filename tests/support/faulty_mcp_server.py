@@ -4,7 +4,8 @@ Tools: ``echo`` answers; ``hang`` never answers; ``crash`` exits the process; ``
 line that is not JSON and then answers nothing; ``wrong_shape`` answers with a result that breaks
 the schema; ``flood`` sends 2000 log notifications before answering; ``grow`` adds a tool
 (``grown_1``, ``grown_2``...) and announces it with ``notifications/tools/list_changed``. Run:
-``python tests/support/faulty_mcp_server.py``.
+``python tests/support/faulty_mcp_server.py``. With ``FAULTY_TEXT_REQUIRED=1`` in its
+environment every tool requires ``text`` (so that a tool expert can pass it the request).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import sys
 from typing import Any
 
+TEXT_REQUIRED = os.environ.get("FAULTY_TEXT_REQUIRED") == "1"
 TOOLS = [
     {
         "name": name,
@@ -21,7 +23,7 @@ TOOLS = [
         "inputSchema": {
             "type": "object",
             "properties": {"text": {"type": "string"}},
-            "required": ["text"] if name == "echo" else [],
+            "required": ["text"] if name == "echo" or TEXT_REQUIRED else [],
         },
         "annotations": {"readOnlyHint": True},
     }
