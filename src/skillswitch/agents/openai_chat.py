@@ -6,7 +6,7 @@ import asyncio
 import email.utils
 import time
 import weakref
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -133,29 +133,59 @@ class OpenAIChatExpert:
             raise self._error(exc) from exc
         return cast("ChatCompletion", completion)
 
+    def _body(self, messages: Sequence[Message], **extra: Any) -> dict[str, Any]:
+        """The request body: this expert's model and sampling (unset fields left out), the
+        conversation, the caller's tools when it offered any."""
+        body: dict[str, Any] = {"model": self._model, "messages": _openai_messages(messages)}
+        for name in ("temperature", "top_p", "max_tokens", "seed"):
+            value = getattr(self._sampling, name)
+            if value is not None:
+                body[name] = value
+        body.update(_client_tool_options())
+        body.update(extra)
+        return body
+
+    async def _post(self, body: dict[str, Any], *, stream: bool = False) -> Any:
+        """``POST /chat/completions`` through the SDK's client (its transport, auth, timeouts
+        and error types) with the body as built and the answer as plain JSON: the hot path
+        skips the SDK's parameter transforms and response models (about a fifth of a
+        gateway's CPU per request, measured in benchmarks/http_overhead.py)."""
+        from openai import AsyncStream
+
+        return await self._client.post(
+            "/chat/completions",
+            cast_to=object,
+            body=body,
+            stream=stream,
+            stream_cls=AsyncStream[object],
+        )
+
     async def answer(self, messages: Sequence[Message]) -> ExpertReply:
         started = time.perf_counter()
-        completion = await self._complete(_openai_messages(messages), **_client_tool_options())
-        if not completion.choices:
-            raise ExpertResponseError(self._name, "the response has no choices")
-        choice = completion.choices[0]
-        calls = tuple(
-            ClientToolCall(call.id, call.function.name, call.function.arguments or "{}")
-            for call in choice.message.tool_calls or ()
-            if call.type == "function"
-        )
-        text = choice.message.content or ""
+        try:
+            completion = await self._post(self._body(messages))
+            choice, message = _first_choice(completion)
+            text = message.get("content") or ""
+            calls = _calls(message.get("tool_calls"))
+            usage = completion.get("usage") or {}
+            prompt_tokens = int(usage.get("prompt_tokens") or 0)
+            completion_tokens = int(usage.get("completion_tokens") or 0)
+        except ExpertError:
+            raise
+        except (KeyError, TypeError, AttributeError) as exc:  # not OpenAI's shape
+            raise ExpertResponseError(self._name, f"unusable response: {exc!r}") from exc
+        except Exception as exc:  # mapped below; anything unknown is re-raised
+            raise self._error(exc) from exc
+        if not isinstance(text, str):
+            raise ExpertResponseError(self._name, f"the reply's content is {type(text).__name__}")
         if not calls and not text.strip():
             raise ExpertResponseError(self._name, "the reply is empty")
-        usage = completion.usage
         return ExpertReply(
             expert=self._name,
             text=text,
-            usage=self._prices.usage(
-                usage.prompt_tokens if usage else 0, usage.completion_tokens if usage else 0
-            ),
-            model=completion.model or self._model,
-            finish_reason=choice.finish_reason,
+            usage=self._prices.usage(prompt_tokens, completion_tokens),
+            model=completion.get("model") or self._model,
+            finish_reason=choice.get("finish_reason"),
             latency_ms=(time.perf_counter() - started) * 1000,
             client_tool_calls=calls,
         )
@@ -167,32 +197,30 @@ class OpenAIChatExpert:
         prompt_tokens = completion_tokens = 0
         model = self._model
         calls = _StreamedCalls()
+        body = self._body(messages, stream=True, stream_options={"include_usage": True})
         try:
-            chunks = await self._client.chat.completions.create(
-                model=self._model,
-                messages=_openai_messages(messages),
-                stream=True,
-                stream_options={"include_usage": True},
-                temperature=_given(self._sampling.temperature),
-                top_p=_given(self._sampling.top_p),
-                max_tokens=_given(self._sampling.max_tokens),
-                seed=_given(self._sampling.seed),
-                **_client_tool_options(),
-            )
+            chunks = await self._post(body, stream=True)
             async for chunk in chunks:
-                model = chunk.model or model
-                if chunk.usage is not None:
-                    prompt_tokens = chunk.usage.prompt_tokens
-                    completion_tokens = chunk.usage.completion_tokens
-                for choice in chunk.choices:
-                    if choice.delta.content:
-                        parts.append(choice.delta.content)
-                        yield TextDelta(choice.delta.content)
-                    for piece in choice.delta.tool_calls or ():
+                if not isinstance(chunk, dict):
+                    raise ValueError(f"a stream event is {type(chunk).__name__}, not an object")
+                model = chunk.get("model") or model
+                usage = chunk.get("usage")
+                if usage:
+                    prompt_tokens = int(usage.get("prompt_tokens") or 0)
+                    completion_tokens = int(usage.get("completion_tokens") or 0)
+                for choice in chunk.get("choices") or ():
+                    delta = choice.get("delta") or {}
+                    content = delta.get("content")
+                    if content:
+                        parts.append(content)
+                        yield TextDelta(content)
+                    for piece in delta.get("tool_calls") or ():
                         calls.add(piece)
-                    finish = choice.finish_reason or finish
+                    finish = choice.get("finish_reason") or finish
         except ExpertError:
             raise
+        except (KeyError, TypeError, AttributeError) as exc:  # not OpenAI's shape
+            raise ExpertResponseError(self._name, f"unusable response: {exc!r}") from exc
         except Exception as exc:  # mapped below; anything unknown is re-raised
             raise self._error(exc) from exc
         if finish is None:
@@ -266,13 +294,12 @@ class _StreamedCalls:
     def __init__(self) -> None:
         self._calls: dict[int, list[str]] = {}  # index -> [id, name, arguments]
 
-    def add(self, piece: Any) -> None:
-        call = self._calls.setdefault(piece.index, ["", "", ""])
-        call[0] = piece.id or call[0]
-        function = piece.function
-        if function is not None:
-            call[1] = function.name or call[1]
-            call[2] += function.arguments or ""
+    def add(self, piece: Mapping[str, Any]) -> None:
+        call = self._calls.setdefault(int(piece.get("index") or 0), ["", "", ""])
+        call[0] = piece.get("id") or call[0]
+        function = piece.get("function") or {}
+        call[1] = function.get("name") or call[1]
+        call[2] += function.get("arguments") or ""
 
     def complete(self, expert: str) -> tuple[ClientToolCall, ...]:
         calls = []
@@ -284,6 +311,38 @@ class _StreamedCalls:
                 )
             calls.append(ClientToolCall(call_id, name, arguments or "{}"))
         return tuple(calls)
+
+
+def _first_choice(completion: Any) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+    """The first choice of a completion and its message; ValueError (an unusable response)
+    when the shape is not OpenAI's."""
+    if not isinstance(completion, dict):
+        raise ValueError(f"the response is {type(completion).__name__}, not an object")
+    choices = completion.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise ValueError("the response has no choices")
+    choice = choices[0]
+    message = choice.get("message") if isinstance(choice, dict) else None
+    if not isinstance(message, dict):
+        raise ValueError("the response's first choice has no message")
+    return choice, message
+
+
+def _calls(value: Any) -> tuple[ClientToolCall, ...]:
+    """An assistant message's calls of functions (OpenAI's shape)."""
+    if not value:
+        return ()
+    calls = []
+    for call in value:
+        if call.get("type", "function") != "function":
+            continue
+        function = call.get("function") or {}
+        calls.append(
+            ClientToolCall(
+                str(call["id"]), str(function["name"]), function.get("arguments") or "{}"
+            )
+        )
+    return tuple(calls)
 
 
 def _openai_messages(messages: Sequence[Message]) -> list[ChatCompletionMessageParam]:
