@@ -104,6 +104,13 @@ def serve(
             help="Serve skillswitch's MCP server over streamable HTTP at /mcp (same key).",
         ),
     ] = True,
+    rate_limit: Annotated[
+        float | None,
+        typer.Option(
+            min=0.001,
+            help="Requests per second per client address (bursts of twice that); more get 429.",
+        ),
+    ] = None,
 ) -> None:
     """Serve skillswitch over an OpenAI-compatible HTTP API (/v1/chat/completions with model
     skillswitch, skillswitch/<skill> or an expert's name; /v1/models, /v1/route, /healthz,
@@ -121,4 +128,5 @@ def serve(
         api_key=key,
         max_concurrency=max_concurrency,
         mcp=mcp,
+        rate_limit=rate_limit,
     )

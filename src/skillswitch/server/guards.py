@@ -1,11 +1,13 @@
-"""What every request passes before an endpoint sees it: the API key, the body size, and the
-number of requests in flight. One plain ASGI middleware, so that a refused request costs no
-parsing, and a streamed answer counts as in flight until its last byte is sent.
+"""What every request passes before an endpoint sees it: the API key, the client's request
+rate, the body size, and the number of requests in flight. One plain ASGI middleware, so that a
+refused request costs no parsing, and a streamed answer counts as in flight until its last byte
+is sent.
 """
 
 from __future__ import annotations
 
 import hmac
+import math
 from collections.abc import Awaitable, Callable
 
 from starlette.responses import JSONResponse
@@ -13,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from skillswitch.redaction import register_secret
 from skillswitch.server.openai_errors import OpenAIError
+from skillswitch.server.rate_limit import RateLimiter
 
 __all__ = ["RequestGuard"]
 
@@ -38,8 +41,10 @@ class RequestGuard:
         max_concurrency: int,
         protected_prefix: str | tuple[str, ...] = "/v1",
         jsonrpc_prefix: str | tuple[str, ...] = (),
+        rate_limit: RateLimiter | None = None,
     ) -> None:
         self.app = app
+        self.rate_limit = rate_limit
         self._jsonrpc_prefix = jsonrpc_prefix
         register_secret(api_key)
         self._key = api_key.encode() if api_key is not None else None
@@ -54,6 +59,9 @@ class RequestGuard:
             return
         protected = scope["path"].startswith(self._prefix)
         if protected and (refusal := self._check_key(scope)) is not None:
+            await self._refuse(refusal, scope, receive, send)
+            return
+        if protected and (refusal := self._check_rate(scope)) is not None:
             await self._refuse(refusal, scope, receive, send)
             return
         body = await self._read_body(scope, receive)
@@ -113,6 +121,23 @@ class RequestGuard:
         else:
             response = error.response()
         await response(scope, receive, send)
+
+    def _check_rate(self, scope: Scope) -> OpenAIError | None:
+        if self.rate_limit is None:
+            return None
+        client = scope.get("client")
+        address = client[0] if client else "unknown"
+        wait = self.rate_limit.wait_for(address)
+        if wait == 0.0:
+            return None
+        limiter = self.rate_limit
+        return OpenAIError(
+            429,
+            f"too many requests from {address}: this server takes {limiter.per_second:g} per "
+            f"second per client (bursts of {limiter.burst}); retry in {wait:.2f} s",
+            code="rate_limit_exceeded",
+            headers={"Retry-After": str(max(1, math.ceil(wait)))},
+        )
 
     def _check_key(self, scope: Scope) -> OpenAIError | None:
         if self._key is None:

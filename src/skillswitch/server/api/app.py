@@ -28,6 +28,7 @@ from skillswitch.server.api.routing.serving import RouteServing
 from skillswitch.server.api.targets import Targets
 from skillswitch.server.guards import RequestGuard
 from skillswitch.server.openai_errors import install_error_handlers
+from skillswitch.server.rate_limit import RateLimiter
 
 if TYPE_CHECKING:
     from skillswitch.switch import Switch
@@ -45,6 +46,7 @@ def create_app(
     max_concurrency: int = 1024,
     mcp: bool = True,
     proxy_allow_destructive: Sequence[str] = (),
+    rate_limit: float | None = None,
 ) -> FastAPI:
     """An OpenAI-compatible API over ``switch``: ``/v1/chat/completions``, ``/v1/models``,
     ``/v1/route``, ``/healthz`` and ``/metrics``; and, unless ``mcp`` is false, skillswitch's
@@ -55,7 +57,9 @@ def create_app(
     ``api_key``: clients must send it as a bearer token (``/v1/*``, ``/mcp`` and
     ``/metrics``; ``/healthz`` stays open). Bodies over ``max_body_bytes`` get 413; requests
     beyond ``max_concurrency`` in flight get 429 (on ``/mcp`` as JSON-RPC errors, which MCP
-    clients show). Without a key, ``/mcp`` answers only requests addressed to a loopback host
+    clients show). ``rate_limit``: requests per second per client address (bursts of twice
+    that), beyond which 429 with Retry-After. Without a key, ``/mcp`` answers only requests
+    addressed to a loopback host
     (the ``Host`` header), against DNS rebinding. The app's
     lifespan runs the MCP sessions and closes ``switch`` when the server stops, in the
     server's event loop, where its connections live (run it with lifespan on, uvicorn's
@@ -69,6 +73,7 @@ def create_app(
             raise ValueError(f"{name} is {value}; give 1 or more")
     if api_key is not None and not api_key.strip():
         raise ValueError("api_key is empty; give a key, or None to serve without one")
+    limiter = None if rate_limit is None else RateLimiter(rate_limit)
     from skillswitch import __version__
 
     mounted = (
@@ -125,6 +130,7 @@ def create_app(
         max_concurrency=max_concurrency,
         protected_prefix=("/v1", "/metrics", MCP_PATH),
         jsonrpc_prefix=MCP_PATH,
+        rate_limit=limiter,
     )
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: counts refusals too
     return app

@@ -43,6 +43,7 @@ def serve(
     max_concurrency: int = 1024,
     cache_dir: Path | None = None,
     mcp: bool = True,
+    rate_limit: float | None = None,
 ) -> None:
     """Serve ``config``'s switch until interrupted (SIGINT or SIGTERM), then close it.
 
@@ -62,6 +63,7 @@ def serve(
         max_concurrency=max_concurrency,
         mcp=mcp,
         proxy_allow_destructive=config.tools.proxy_allow_destructive,
+        rate_limit=rate_limit,
     )
     base = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     logger.info(
