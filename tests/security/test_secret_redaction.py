@@ -7,10 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
-import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -22,6 +18,7 @@ from skillswitch.exceptions import ExpertsFailedError
 from skillswitch.redaction import REDACTED, redact, register_secret
 from skillswitch.server.api import create_app
 from skillswitch.switch import Switch
+from tests.support.cli_server import running_server
 from tests.support.configs import DEFAULT_SKILLS
 from tests.support.servers import serve
 
@@ -86,64 +83,20 @@ def test_the_cli_server_log_holds_no_canary(
 ) -> None:
     config = tmp_path / "config.yaml"
     config.write_text(config_text(upstream), encoding="utf-8")
-    log = tmp_path / "server.log"
-    with serve_cli(config, cli_env, log) as base:
+    env = {**cli_env, "CANARY_EXPERT_KEY": EXPERT_CANARY, "CANARY_SERVER_KEY": SERVER_CANARY}
+    args = ["--api-key-env", "CANARY_SERVER_KEY"]
+    with running_server(config, env, tmp_path / "server.log", args) as server:
         auth = {"Authorization": f"Bearer {SERVER_CANARY}"}
-        answered = httpx.post(f"{base}/v1/chat/completions", json=ASK, headers=auth, timeout=30)
+        url = f"{server.base}/v1/chat/completions"
+        answered = httpx.post(url, json=ASK, headers=auth, timeout=30)
         assert answered.status_code == 502
         assert_clean(answered.text)
-    stderr = log.read_text(encoding="utf-8")
+        assert server.stop() == 0
+    stderr = server.log.read_text(encoding="utf-8")
     # The failure is logged with the upstream's words, which quoted the key: redacted.
     assert "request for model 'leaky' failed with 502" in stderr
     assert f"invalid key: Bearer {REDACTED}" in stderr
     assert_clean(stderr)
-
-
-class serve_cli:
-    """``skillswitch -v serve`` (debug logging) with both canaries in its environment."""
-
-    def __init__(self, config: Path, env: dict[str, str], log: Path) -> None:
-        self.log = log.open("w", encoding="utf-8")
-        with __import__("socket").socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.config = config
-        self.env = {**env, "CANARY_EXPERT_KEY": EXPERT_CANARY, "CANARY_SERVER_KEY": SERVER_CANARY}
-
-    def __enter__(self) -> str:
-        command = Path(sys.executable).parent / "skillswitch"
-        self.process = subprocess.Popen(
-            [
-                str(command),
-                "-v",
-                "serve",
-                "--config",
-                str(self.config),
-                "--port",
-                str(self.port),
-                "--api-key-env",
-                "CANARY_SERVER_KEY",
-            ],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=self.log,
-            text=True,
-        )
-        base = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, "skillswitch serve exited"
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    return base
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise AssertionError("skillswitch serve did not start within 60 s")
-
-    def __exit__(self, *_: object) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(timeout=30)
-        self.log.close()
 
 
 def test_short_values_are_not_secrets_and_longest_secrets_go_first() -> None:

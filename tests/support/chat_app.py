@@ -1,8 +1,8 @@
 """A real OpenAI-compatible ``/v1/chat/completions`` upstream for tests, told how to misbehave by
 the model name: ``echo`` answers; ``fail-<status>``; ``rate-limit`` (429 + Retry-After: 2);
-``stall`` (never answers in time); ``malformed`` (not JSON); ``empty`` (empty content);
-``drop-stream`` (a stream that dies midway); ``auth-echo`` (401 quoting the key it was
-sent). Tool use: ``tool-caller`` calls ``calculator`` on
+``stall`` (never answers in time); ``slow-<ms>`` (echo after that long); ``malformed`` (not
+JSON); ``empty`` (empty content); ``drop-stream`` (a stream that dies midway); ``auth-echo``
+(401 quoting the key it was sent). Tool use: ``tool-caller`` calls ``calculator`` on
 the user's text, then answers with the result; ``tool-looper`` calls tools until told
 ``tool_choice: none``; ``tool-unknown`` / ``tool-bad-json`` make a broken call, then answer with
 what the tool message said; ``tool-directed`` calls the tool the user names as
@@ -48,6 +48,8 @@ def chat_app() -> FastAPI:
             )
         if model == "stall":
             await asyncio.sleep(10)
+        if model.startswith("slow-"):  # answers like echo after <ms> milliseconds
+            await asyncio.sleep(int(model.removeprefix("slow-")) / 1000)
         if model == "malformed":
             return PlainTextResponse("{not json", media_type="application/json")
         if model.startswith("tool-"):

@@ -3,7 +3,7 @@ apps in one process count apart). Expert and skill figures come from each answer
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from skillswitch.exceptions import ExpertError, ExpertsFailedError, SkillSwitchError
 from skillswitch.trace import Answer
@@ -94,6 +94,12 @@ class Metrics:
             "Tokens of answered chat completions (experts, aggregator and keyword extraction), "
             "by skill and kind (prompt or completion).",
             ("skill", "kind"),
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "skillswitch_requests_in_flight",
+            "Requests being answered now, by endpoint (a stream until its last byte).",
+            ("endpoint",),
             registry=r,
         )
         self.cost = Counter(

@@ -47,12 +47,15 @@ class MetricsMiddleware:
         status = 500
         error_body = bytearray()
         recorded = False
+        in_flight = self.metrics.in_flight.labels(endpoint)
+        in_flight.inc()
 
         def record() -> None:
             nonlocal recorded
             if recorded:
                 return
             recorded = True
+            in_flight.dec()
             state = scope.get("state") or {}
             model = str(state.get("model", ""))
             code = _error_code(bytes(error_body)) if status >= 400 else None
