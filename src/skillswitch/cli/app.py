@@ -29,6 +29,7 @@ app.add_typer(eval_app, name="eval")
 tools_app = typer.Typer(
     help="The upstream MCP servers' tools (tools.servers).", no_args_is_help=True
 )
+app.add_typer(tools_app, name="tools")
 
 
 @app.callback()
