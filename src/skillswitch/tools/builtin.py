@@ -6,6 +6,7 @@ import ast
 import datetime as dt
 import math
 import operator
+import sys
 import zoneinfo
 from collections.abc import Callable
 
@@ -26,6 +27,16 @@ _UNARY: dict[type[ast.unaryop], Callable[[float], float]] = {
     ast.UAdd: operator.pos,
     ast.USub: operator.neg,
 }
+
+
+def _round(number: float, ndigits: int | None = None) -> float:
+    if isinstance(ndigits, int) and abs(ndigits) > MAX_ROUND_DIGITS:
+        raise ValueError(
+            f"round to {_short(ndigits)} digits: give at most {MAX_ROUND_DIGITS} either way"
+        )
+    return round(number, ndigits)
+
+
 _FUNCTIONS: dict[str, Callable[..., float]] = {
     "sqrt": math.sqrt,
     "log": math.log,
@@ -34,11 +45,17 @@ _FUNCTIONS: dict[str, Callable[..., float]] = {
     "cos": math.cos,
     "tan": math.tan,
     "abs": abs,
-    "round": round,
+    "round": _round,
 }
 _CONSTANTS = {"pi": math.pi, "e": math.e}
 MAX_EXPONENT = 10_000
 MAX_CHARS = 500
+# Bounds on the work one expression may cause (big-integer arithmetic holds the GIL, and a tool
+# call cannot be interrupted): integers of at most MAX_BITS at every step (~30,000 digits; a
+# product of two takes milliseconds), and round() to at most MAX_ROUND_DIGITS places (rounding
+# an int to -n places computes 10**n).
+MAX_BITS = 100_000
+MAX_ROUND_DIGITS = 1_000
 
 
 def calculate(expression: str) -> str:
@@ -48,12 +65,32 @@ def calculate(expression: str) -> str:
         raise ValueError(f"expression is {len(expression)} characters; at most {MAX_CHARS}")
     try:
         tree = ast.parse(expression.replace("^", "**"), mode="eval")
-    except SyntaxError as exc:
-        raise ValueError(f"not an arithmetic expression: {exc.msg}") from None
-    value = _evaluate(tree.body)
+        value = _evaluate(tree.body)
+    except (SyntaxError, ValueError) as exc:  # ast.parse: ValueError for a null byte
+        if isinstance(exc, SyntaxError) or "null bytes" in str(exc):
+            raise ValueError(f"not an arithmetic expression: {_reason(exc)}") from None
+        raise
+    except RecursionError:
+        raise ValueError("the expression is nested too deeply; simplify it") from None
+    except ZeroDivisionError as exc:
+        raise ValueError(f"division by zero ({exc})") from None
+    except OverflowError:
+        raise ValueError(
+            "the result is too large for a floating-point number (at most about 1.8e308)"
+        ) from None
+    except TypeError as exc:  # a function given the wrong number or kind of arguments
+        raise ValueError(f"cannot evaluate {expression.strip()[:60]!r}: {exc}") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"the result is not a finite number ({value!r})")
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
         return str(int(value))
-    return repr(value)
+    try:
+        return repr(value)
+    except ValueError:  # Python converts at most sys.get_int_max_str_digits() digits to text
+        raise ValueError(
+            f"the result has about {_digits(int(value))} digits, more than can be shown "
+            f"({sys.get_int_max_str_digits()})"
+        ) from None
 
 
 def _evaluate(node: ast.expr) -> float:
@@ -64,8 +101,10 @@ def _evaluate(node: ast.expr) -> float:
         return _CONSTANTS[node.id]
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
         left, right = _evaluate(node.left), _evaluate(node.right)
-        if isinstance(node.op, ast.Pow) and abs(right) > MAX_EXPONENT:
-            raise ValueError(f"exponent {right} is too large (at most {MAX_EXPONENT})")
+        if isinstance(node.op, ast.Pow):
+            return _power(left, right)
+        if isinstance(node.op, ast.Mult):
+            _check_size(_bits(left) + _bits(right))
         return _BINARY[type(node.op)](left, right)
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
         return _UNARY[type(node.op)](_evaluate(node.operand))
@@ -76,7 +115,54 @@ def _evaluate(node: ast.expr) -> float:
         and not node.keywords
     ):
         return _FUNCTIONS[node.func.id](*(_evaluate(arg) for arg in node.args))
-    raise ValueError(f"unsupported element {ast.unparse(node)!r}; use numbers and arithmetic")
+    raise ValueError(f"unsupported element {_shown(node)}; use numbers and arithmetic")
+
+
+def _power(base: float, exponent: float) -> float:
+    if abs(exponent) > MAX_EXPONENT:
+        raise ValueError(f"exponent {_short(exponent)} is too large (at most {MAX_EXPONENT})")
+    if isinstance(base, int) and isinstance(exponent, int) and exponent > 0:
+        _check_size(_bits(base) * exponent)
+    result: float | complex = operator.pow(base, exponent)
+    if isinstance(result, complex):  # a fractional power of a negative number
+        raise ValueError(f"({_short(base)}) ** {_short(exponent)} is not a real number")
+    return result
+
+
+def _bits(value: float) -> int:
+    return value.bit_length() if isinstance(value, int) else 0
+
+
+def _check_size(bits: int) -> None:
+    if bits > MAX_BITS:
+        digits = int(bits * math.log10(2)) + 1
+        raise ValueError(
+            f"an intermediate result would have about {digits} digits; the result is too large "
+            f"(at most {int(MAX_BITS * math.log10(2))} digits along the way)"
+        )
+
+
+def _short(number: float) -> str:
+    """A number for a message: a huge integer by its size (Python prints at most 4300 digits)."""
+    if isinstance(number, int) and number.bit_length() > 200:
+        return f"{'-' if number < 0 else ''}(a number of about {_digits(number)} digits)"
+    return repr(number)
+
+
+def _digits(number: int) -> int:
+    return int(abs(number).bit_length() * math.log10(2)) + 1
+
+
+def _shown(node: ast.expr) -> str:
+    try:
+        text = ast.unparse(node)
+    except RecursionError:  # a deep chain such as ~~~~...1
+        return f"{type(node).__name__} (nested too deeply to show)"
+    return repr(text if len(text) <= 80 else text[:77] + "...")
+
+
+def _reason(exc: Exception) -> str:
+    return exc.msg if isinstance(exc, SyntaxError) else str(exc)
 
 
 def current_time(timezone: str = "UTC") -> str:
