@@ -4,6 +4,7 @@ ids and timestamps, server-sent events."""
 from __future__ import annotations
 
 import json
+import sys
 import time
 import uuid
 from typing import Any, TypeVar
@@ -31,6 +32,12 @@ async def parse_body(request: Request, model: type[M]) -> M:
         where = f" at position {exc.pos}" if isinstance(exc, json.JSONDecodeError) else ""
         shown = "empty" if not raw else "not valid JSON"
         raise OpenAIError(400, f"the request body is {shown} ({detail}{where})") from None
+    except ValueError:  # an integer longer than Python reads (sys.get_int_max_str_digits)
+        raise OpenAIError(
+            400,
+            "the request body holds an integer of more than "
+            f"{sys.get_int_max_str_digits()} digits; send long numbers as strings",
+        ) from None
     if not isinstance(data, dict):
         raise OpenAIError(
             400, f"the request body is a JSON {type(data).__name__}; send a JSON object"
