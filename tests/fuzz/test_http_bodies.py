@@ -28,6 +28,16 @@ JSON_VALUES = st.recursive(
     max_leaves=12,
 )
 
+# Request texts, lone surrogates among them (JSON escapes them; they are not text).
+TEXTS = st.one_of(
+    st.text(min_size=1, max_size=50),
+    st.text(st.characters(exclude_categories=()), min_size=1, max_size=20),
+    st.tuples(st.text(max_size=10), st.sampled_from("\ud800\udbff\udc00\udfff")).map("".join),
+)
+PINNED_SURROGATE = (
+    b'{"model": "generalist", "messages": [{"role": "user", "content": "hi \\ud800"}]}'
+)
+
 # Texts that broke or could break a JSON body parser.
 SPECIAL = [
     b"",
@@ -42,6 +52,9 @@ SPECIAL = [
     b'{"model": "skillswitch", "n": 1e999999, "messages": []}',
     b'{"model": "skillswitch", "n": NaN, "messages": []}',
     b'{"model": "skillswitch", "messages": [{"role": "user", "content": "\\ud800"}]}',
+    PINNED_SURROGATE,  # a 502: the openai client could not encode it for the expert
+    b'{"model": "generalist", "messages": [{"role": "user", "content": "hi \xed\xa0\x80"}]}',
+    b'{"model": "generalist", "messages": [{"role": "user", "content": "\\ud83d\\ude00"}]}',
     b'{"model": "skillswitch", "model": 7, "messages": [{"role": "user", "content": "hi"}]}',
     b'\xef\xbb\xbf{"model": "skillswitch", "messages": [{"role": "user", "content": "hi"}]}',
     '{"model": "skillswitch"}'.encode("utf-16"),
@@ -59,7 +72,7 @@ def valid_body(path: str, text: str, model: str) -> dict[str, Any]:
 @st.composite
 def mutated(draw: st.DrawFn, path: str) -> bytes:
     """A valid request with one value, anywhere in it, replaced by a value of any type."""
-    body = valid_body(path, draw(st.text(min_size=1, max_size=50)), draw(st.sampled_from(MODELS)))
+    body = valid_body(path, draw(TEXTS), draw(st.sampled_from(MODELS)))
     body["stream"] = draw(st.booleans())
     spots: list[tuple[Any, Any]] = [(body, key) for key in body]
     if "messages" in body:
@@ -126,6 +139,16 @@ def test_integers_too_long_for_python_are_a_400(client: httpx.Client) -> None:
     assert message == (
         "the request body holds an integer of more than 4300 digits; send long numbers as strings"
     )
+
+
+def test_lone_surrogates_are_the_clients_mistake(client: httpx.Client) -> None:
+    response = post(client, "/v1/chat/completions", PINNED_SURROGATE)
+    assert response.status_code == 400, response.text
+    assert "lone surrogate" in response.json()["error"]["message"]
+    pair = valid_body("/v1/chat/completions", "\U0001f600", "generalist")
+    answered = post(client, "/v1/chat/completions", json.dumps(pair).encode())  # escaped pair
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["choices"][0]["message"]["content"] == "echo: \U0001f600"
 
 
 def test_an_authorised_request_still_works_after_the_fuzzing(client: httpx.Client) -> None:

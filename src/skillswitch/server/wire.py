@@ -4,6 +4,7 @@ ids and timestamps, server-sent events."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 import uuid
@@ -42,10 +43,31 @@ async def parse_body(request: Request, model: type[M]) -> M:
         raise OpenAIError(
             400, f"the request body is a JSON {type(data).__name__}; send a JSON object"
         )
+    if _SURROGATE.search(raw) is not None and not _is_text(data):
+        # JSON lets "\ud800" through; no expert can be sent it (the openai client fails to
+        # encode it, which read as the expert's failure: a 502 for the client's mistake).
+        raise OpenAIError(
+            400,
+            "the request body holds a lone surrogate (such as \\ud800 without its pair), which "
+            "is not text; send UTF-8, or escape characters beyond U+FFFF as surrogate pairs",
+        )
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise validation_error(exc.errors(include_url=False)) from None
+
+
+# A surrogate escape, or one encoded as UTF-8 (json.loads decodes bytes with surrogatepass):
+# only then is the parsed body checked for lone surrogates.
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
+
+
+def _is_text(data: Any) -> bool:
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_n(n: int | None) -> None:
