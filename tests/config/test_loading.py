@@ -94,6 +94,11 @@ def test_json_schema_accepts_the_default_and_rejects_unknown_keys() -> None:
             "exactly one of",
         ),
         ("- a\n- b\n", "", "must be a mapping"),
+        (  # a tool expert's key 'tool' is also pydantic's tag of its kind: named experts[0].tool
+            VALID_SKILL + "experts:\n  - {name: c, kind: tool, tool: calculator, skills: 7}\n",
+            "experts[0].skills",
+            "valid list",
+        ),
     ],
 )
 def test_bad_configs_name_the_yaml_path_and_the_fix(text: str, path: str, fragment: str) -> None:

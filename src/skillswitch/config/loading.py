@@ -330,6 +330,8 @@ def _locate(data: Any, loc: Location) -> _Located:
     for position, part in enumerate(loc):
         last = position == len(loc) - 1
         found, child = _child(node, part)
+        if found and not last and _is_kind_tag(node, part):
+            continue  # a tool expert's tag 'tool' is also one of its keys: the tag comes first
         if found:
             kept.append(part)
             node = child
@@ -339,6 +341,11 @@ def _locate(data: Any, loc: Location) -> _Located:
         else:
             continue  # a union tag ('minilm') or branch name ('float', "literal['auto']")
     return _Located(tuple(kept), node, True)
+
+
+def _is_kind_tag(node: Any, part: str | int) -> bool:
+    """Discriminated unions tag a member by its ``kind`` (experts without one are 'openai')."""
+    return isinstance(node, Mapping) and part == node.get("kind", "openai")
 
 
 def _child(node: Any, part: str | int) -> tuple[bool, Any]:
