@@ -3,6 +3,7 @@ cost. One format for Python, HTTP (extension field) and MCP (structured content)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -56,7 +57,7 @@ class SkillBasis:
     def to_dict(self) -> dict[str, Any]:
         return {
             "source": self.source,
-            "weights": {k: round(float(v), 6) for k, v in self.weights.items()},
+            "weights": {k: _number(float(v), 6) for k, v in self.weights.items()},
             "keywords": list(self.keywords),
             "samples": [list(sample) for sample in self.samples],
             "stages": [list(stage) for stage in self.stages],
@@ -100,7 +101,7 @@ class Trace:
                     "error": None if result.error is None else str(result.error),
                     "latency_ms": None
                     if result.reply is None
-                    else round(result.reply.latency_ms, 3),
+                    else _number(result.reply.latency_ms, 3),
                     "usage": None if result.reply is None else _usage(result.reply.usage),
                     "client_tool_calls": []
                     if result.reply is None
@@ -114,7 +115,7 @@ class Trace:
                             "result": call.result,
                             "is_error": call.is_error,
                             "step": call.step,
-                            "duration_ms": round(call.duration_ms, 3),
+                            "duration_ms": _number(call.duration_ms, 3),
                         }
                         for call in result.reply.tool_calls
                     ],
@@ -122,9 +123,9 @@ class Trace:
                         {
                             "number": a.number,
                             "outcome": a.outcome,
-                            "started_ms": round(a.started_ms, 3),
-                            "duration_ms": round(a.duration_ms, 3),
-                            "waited_ms": round(a.waited_ms, 3),
+                            "started_ms": _number(a.started_ms, 3),
+                            "duration_ms": _number(a.duration_ms, 3),
+                            "waited_ms": _number(a.waited_ms, 3),
                             "status": a.status,
                             "error": a.error,
                         }
@@ -145,9 +146,9 @@ class Trace:
             },
             "usage": _usage(self.usage),
             "timing_ms": {
-                "route": round(self.route_ms, 3),
-                "dispatch": None if dispatch is None else round(dispatch.elapsed_ms, 3),
-                "total": round(self.total_ms, 3),
+                "route": _number(self.route_ms, 3),
+                "dispatch": None if dispatch is None else _number(dispatch.elapsed_ms, 3),
+                "total": _number(self.total_ms, 3),
             },
         }
 
@@ -195,5 +196,12 @@ def _usage(usage: Usage) -> dict[str, Any]:
     return {
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
-        "cost": round(usage.cost, 10),
+        "cost": _number(usage.cost, 10),
     }
+
+
+def _number(value: float, digits: int) -> float | None:
+    """Rounded for JSON; NaN and infinities are null, as pydantic writes them to HTTP and MCP
+    clients (json.dumps wrote NaN/Infinity, which JSON parsers refuse; JSONResponse refused
+    them with a 500). Found by fuzzing traces (tests/fuzz/test_trace.py)."""
+    return round(value, digits) if math.isfinite(value) else None

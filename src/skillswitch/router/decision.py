@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -69,17 +70,26 @@ class RoutingDecision:
         return {
             "schema": DECISION_SCHEMA,
             "label": self.label,
-            "skills": [{"skill": s.skill, "score": round(s.score, 6)} for s in self.skills],
-            "candidates": [{"skill": s.skill, "score": round(s.score, 6)} for s in self.candidates],
+            "skills": [{"skill": s.skill, "score": _number(s.score, 6)} for s in self.skills],
+            "candidates": [
+                {"skill": s.skill, "score": _number(s.score, 6)} for s in self.candidates
+            ],
             "out_of_scope": self.out_of_scope,
-            "confidence": round(self.confidence, 6),
-            "threshold": round(self.threshold, 6),
+            "confidence": _number(self.confidence, 6),
+            "threshold": _number(self.threshold, 6),
             "encoder": self.encoder,
             "classifier": self.classifier,
             "timing_ms": {
-                "encode": round(self.timing.encode_ms, 3),
-                "classify": round(self.timing.classify_ms, 3),
-                "total": round(self.timing.total_ms, 3),
+                "encode": _number(self.timing.encode_ms, 3),
+                "classify": _number(self.timing.classify_ms, 3),
+                "total": _number(self.timing.total_ms, 3),
             },
             "truncated": self.truncated,
         }
+
+
+def _number(value: float, digits: int) -> float | None:
+    """Rounded for JSON; NaN and infinities are null, as pydantic writes them to HTTP and MCP
+    clients (json.dumps wrote NaN/Infinity, which JSON parsers refuse; JSONResponse refused
+    them with a 500). Found by fuzzing traces (tests/fuzz/test_trace.py)."""
+    return round(value, digits) if math.isfinite(value) else None
