@@ -38,6 +38,7 @@ from pydantic import BaseModel, Field
 
 from skillswitch.exceptions import SkillSwitchError
 from skillswitch.redaction import redact
+from skillswitch.server.mcp_stdio import serve_stdio
 from skillswitch.tools.base import ToolResult
 from skillswitch.tools.catalogue import CatalogueTool
 
@@ -111,6 +112,13 @@ class SkillSwitchMCPServer(MCPServer):
         self._servings: list[_Serving] = []
         self.middleware.append(self._track_change_listeners)
         self._register()
+
+    async def run_stdio_async(self) -> None:
+        """stdio, every line answered as JSON-RPC asks (the SDK drops those it cannot read:
+        see skillswitch.server.mcp_stdio)."""
+        lowlevel = self._lowlevel_server
+        options = lowlevel.create_initialization_options()
+        await serve_stdio(lambda read, write: lowlevel.run(read, write, options))
 
     # --- proxying -------------------------------------------------------------------------------
 
