@@ -79,8 +79,11 @@ ANSWERED_ALREADY = {
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, cache_root: Path) -> Iterator[Server]:
-    with running_server(tmp_path_factory.mktemp("mcp-fuzz"), cache_root) as running:
+    folder = tmp_path_factory.mktemp("mcp-fuzz")
+    with running_server(folder, cache_root) as running:
         yield running
+    log = (folder / "server.log").read_text("utf-8", "replace")
+    assert "Traceback" not in log, log[-4000:]  # nothing failed unseen, shutdown included
 
 
 def test_frames_the_sdk_dropped_are_answered(server: Server) -> None:

@@ -22,6 +22,8 @@ from skillswitch.cli.common import (
 def mcp(config: ConfigOption = None) -> None:
     """Serve skillswitch as an MCP server over stdio (tools: ask, route, list_skills,
     find_tools, and the upstream MCP tools as server__tool)."""
+    import anyio
+
     from skillswitch.server.mcp import SkillSwitchMCPServer
     from skillswitch.switch import Switch
 
@@ -30,10 +32,15 @@ def mcp(config: ConfigOption = None) -> None:
     server = SkillSwitchMCPServer(
         switch, proxy_allow_destructive=loaded.tools.proxy_allow_destructive
     )
-    try:
-        server.run()  # stdio: stdout carries the protocol, logs go to stderr
-    finally:
-        switch.close()
+
+    async def serve() -> None:
+        # The switch closes in the loop that served: its experts' connections live there (a
+        # close in a new loop left them to the garbage collector, which logged "Event loop is
+        # closed" tracebacks at exit).
+        async with switch:
+            await server.run_stdio_async()  # stdout carries the protocol, logs go to stderr
+
+    anyio.run(serve)
 
 
 @app.command("serve-models")
