@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import sys
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -23,6 +24,12 @@ Location = tuple[str | int, ...]
 
 DEFAULT_CONFIG_RESOURCE = "default.yaml"
 MAX_CONFIG_BYTES = 8 * 1024 * 1024
+# A config is a few levels deep and a few hundred values (the default: 6 and 440). Far beyond any
+# real one, these bounds keep a hostile document from costing the loader: PyYAML and the checks
+# here recurse once per level, and aliases expand when read ("a billion laughs": nine aliases
+# of nine aliases, nine levels down, are 9**9 values).
+MAX_DEPTH = 100
+MAX_VALUES = 250_000
 
 
 def load_config(path: str | Path) -> Config:
@@ -150,7 +157,14 @@ def _anchor(path: Path, base_dir: Path) -> Path:
 def _parse_yaml(text: str, source: str | None) -> tuple[Any, dict[Location, str]]:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None:
+            _check_shape(node, source)
         data = yaml.safe_load(text)
+    except RecursionError:  # PyYAML's parser recurses once per level of nesting
+        raise ConfigError(
+            [ConfigIssue("", f"the document is nested too deeply (at most {MAX_DEPTH} levels)")],
+            source=source,
+        ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"{source or '<config>'}:{mark.line + 1}:{mark.column + 1}" if mark else None
@@ -169,6 +183,82 @@ def _parse_yaml(text: str, source: str | None) -> tuple[Any, dict[Location, str]
         # a mistake to report, not to guess at.
         raise ConfigError(duplicates, source=source)
     return data, marks
+
+
+def _check_shape(root: yaml.Node, source: str | None) -> None:
+    """Refuse what no config looks like and what would cost the loader: nesting deeper than
+    MAX_DEPTH, a node inside itself through an alias, or aliases that expand to more than
+    MAX_VALUES values. Aliases share nodes, so each is measured once (no expansion here)."""
+    sizes: dict[int, int] = {}
+    depths: dict[int, int] = {}
+    constructor = yaml.constructor.SafeConstructor()
+    stack: list[tuple[yaml.Node, Iterator[yaml.Node]]] = [(root, _children(root))]
+    on_path = {id(root)}
+    while stack:
+        node, children = stack[-1]
+        child = next(children, None)
+        if child is None:
+            stack.pop()
+            on_path.discard(id(node))
+            if isinstance(node, yaml.ScalarNode):
+                _check_scalar(node, constructor, source)
+            below = list(_children(node))
+            sizes[id(node)] = 1 + sum(sizes[id(c)] for c in below)
+            depths[id(node)] = 1 + max((depths[id(c)] for c in below), default=0)
+            if sizes[id(node)] > MAX_VALUES:
+                raise _shape_error(
+                    node,
+                    source,
+                    f"the document's aliases expand to more than {MAX_VALUES} values; a config "
+                    "is far smaller (write the values out, or alias less)",
+                )
+            continue
+        if id(child) in on_path:
+            raise _shape_error(
+                child, source, "an alias refers to a node that contains it; a config is a tree"
+            )
+        depth = len(stack) + depths.get(id(child), 1)
+        if depth > MAX_DEPTH:
+            raise _shape_error(
+                child, source, f"the document is nested too deeply (at most {MAX_DEPTH} levels)"
+            )
+        if id(child) not in sizes:
+            on_path.add(id(child))
+            stack.append((child, _children(child)))
+
+
+def _check_scalar(
+    node: yaml.ScalarNode, constructor: yaml.constructor.SafeConstructor, source: str | None
+) -> None:
+    """A scalar PyYAML reads as a number or a date must be one (``2001-13-45``, ``!!int 9x``,
+    an integer longer than Python reads): PyYAML raises plain ValueErrors for those."""
+    try:
+        constructor.construct_object(node, deep=True)
+    except yaml.YAMLError:
+        return  # safe_load reports it, with its position
+    except (ValueError, TypeError, AttributeError) as exc:
+        kind = node.tag.rsplit(":", 1)[-1]
+        detail = str(exc) if isinstance(exc, ValueError) else "not in that form"
+        if "sys.set_int_max_str_digits" in detail:
+            detail = f"more than {sys.get_int_max_str_digits()} digits"
+        shown = node.value if len(node.value) <= 40 else node.value[:37] + "..."
+        raise _shape_error(
+            node, source, f"{shown!r} is not a valid YAML {kind} ({detail}); quote it if it is text"
+        ) from None
+
+
+def _children(node: yaml.Node) -> Iterator[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return (part for pair in node.value for part in pair)
+    if isinstance(node, yaml.SequenceNode):
+        return iter(node.value)
+    return iter(())
+
+
+def _shape_error(node: yaml.Node, source: str | None, message: str) -> ConfigError:
+    mark = node.start_mark
+    where = f"{source or '<config>'}:{mark.line + 1}:{mark.column + 1}"
+    return ConfigError([ConfigIssue("", message, location=where)], source=source)
 
 
 def _collect_marks(
