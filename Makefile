@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test lint format typecheck pytest soak bench bench-intents bench-dispatch bench-recruitment bench-mcp bench-tools bench-local bench-local-gpu bench-http peer-venv litellm-venv mcp-peers browser clean
+.PHONY: install demo test lint format typecheck pytest soak fuzz bench bench-intents bench-dispatch bench-recruitment bench-mcp bench-tools bench-local bench-local-gpu bench-http peer-venv litellm-venv mcp-peers browser clean
 
 install: $(STAMP)
 
@@ -46,6 +46,13 @@ pytest: install mcp-peers browser
 # serve to experts failing at a 20% rate; prints the counts, exits 1 if any request is lost.
 soak: install
 	$(BIN)/python -m tests.reliability.soak --requests 10000 --fault-rate 0.2 --json bench-results/soak.json
+
+# Fuzzing, long form (make test runs tests/fuzz bounded and derandomized): thousands of random
+# examples per property (schemathesis against the OpenAPI spec, raw HTTP bodies, the config
+# loader, traces, the calculator), then 10,000 raw JSON-RPC frames to skillswitch mcp over stdio.
+fuzz: install
+	SKILLSWITCH_FUZZ=1 $(BIN)/python -m pytest tests/fuzz -q -s
+	$(BIN)/python -m tests.fuzz.mcp_frames --frames 10000 --json bench-results/fuzz_mcp_frames.json
 
 # Benchmarks are separate from the tests: they take longer and compare against peers.
 bench: bench-intents bench-dispatch bench-recruitment bench-mcp bench-tools bench-local bench-http
