@@ -94,6 +94,13 @@ def test_json_schema_accepts_the_default_and_rejects_unknown_keys() -> None:
             "exactly one of",
         ),
         ("- a\n- b\n", "", "must be a mapping"),
+        (
+            VALID_SKILL
+            + "experts:\n  - {name: e, base_url: 'http://127.0.0.1:1/v1', model: m, timeout_s: .inf}\n",
+            "experts[0].timeout_s",
+            "finite number (got Infinity)",
+        ),
+        (VALID_SKILL + "dispatch: {deadline_s: .nan}\n", "dispatch.deadline_s", "finite number"),
         (  # a tool expert's key 'tool' is also pydantic's tag of its kind: named experts[0].tool
             VALID_SKILL + "experts:\n  - {name: c, kind: tool, tool: calculator, skills: 7}\n",
             "experts[0].skills",

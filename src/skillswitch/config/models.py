@@ -62,7 +62,8 @@ ThresholdObjective = Literal["balanced", "min", "accuracy"]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Numbers are finite: `.inf` or `.nan` as a timeout, price or threshold is a mistake.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class SkillConfig(_Model):
