@@ -3,6 +3,7 @@ tool call, here through the builtin tools' own MCP server (in-process and stdio)
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Iterator
 
@@ -102,6 +103,21 @@ async def test_the_tool_expert_answers_through_the_builtin_mcp_server(hub: ToolH
         await calculator.answer(parse_messages("tell me a joke"))
     with pytest.raises(ExpertError, match="cannot convert mass"):
         await units.answer(parse_messages("convert 3 kg to km"))
+
+
+async def test_a_tool_named_before_its_server_is_listed_serves_concurrent_first_calls(
+    hub: ToolHub,
+) -> None:
+    """Found by the load test: the first calls of a tool named by its public name all list the
+    servers at once; each must find the tool (one used to look up the entry another had
+    resolved meanwhile, and failed)."""
+    tool = MCPTool(hub, "builtin__calculator")
+    expert = ToolExpert("calc", tool, ARGUMENT_READERS["calculator"])
+    replies = await asyncio.gather(
+        *(expert.answer(parse_messages(f"what is {n} times 3")) for n in range(8))
+    )
+    assert [reply.text for reply in replies] == [str(3 * n) for n in range(8)]
+    assert tool.name == "builtin__calculator"
 
 
 def test_the_builtin_tools_over_stdio_through_the_hub() -> None:

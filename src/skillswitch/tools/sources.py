@@ -130,15 +130,18 @@ class MCPTool:
 
     async def resolve(self) -> CatalogueTool | None:
         """The catalogue entry (listing the servers if it is not known yet)."""
-        if isinstance(self.entry, str):
-            found = self.hub.known(self.entry)
-            if found is None:
-                await self.hub.tools()
-                found = self.hub.known(self.entry)
-            if found is None:
-                return None
+        entry = self.entry
+        if not isinstance(entry, str):
+            return entry
+        # Concurrent calls may all be listing the servers: each looks up the name it read,
+        # not ``self.entry``, which another may have resolved in the meantime.
+        found = self.hub.known(entry)
+        if found is None:
+            await self.hub.tools()
+            found = self.hub.known(entry)
+        if found is not None:
             self.entry = found
-        return self.entry
+        return found
 
     async def call(self, arguments: Mapping[str, Any]) -> ToolResult:
         entry = await self.resolve()
