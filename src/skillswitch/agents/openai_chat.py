@@ -1,4 +1,17 @@
-"""An expert behind any OpenAI-compatible ``/v1/chat/completions`` endpoint (official SDK)."""
+"""An expert behind any OpenAI-compatible ``/v1/chat/completions`` endpoint (official SDK).
+
+The expert is built over the openai SDK: each event loop gets its ``openai.AsyncOpenAI``
+client, whose settings (base URL, key and the headers it sends, timeout) every call uses, and
+whose typed path the tool loop (``ToolCallingExpert``) calls. The plain chat call, streamed or
+not, goes out through a lean keep-alive connection pool built from that client's settings
+(``skillswitch.agents._http``) rather than the SDK's request machinery: profiled in
+benchmarks/http_overhead.py (py-spy, routing bypassed, 2026-11-23), the SDK's request
+building and its httpx2/httpcore2 transport were ~46% of the gateway's CPU per request, more
+than everything else it did. The SDK still carries the requests the pool does not handle:
+through a proxy (``*_proxy`` in the environment), redirects, credentials other than a key.
+Either way the errors are the same: timeouts, connections never made or broken midway,
+error statuses (with Retry-After), streams that die before they finish.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +19,18 @@ import asyncio
 import email.utils
 import time
 import weakref
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+import orjson
 
 if TYPE_CHECKING:  # the SDK costs ~0.4 s to import: only experts that are used pay for it
     import openai
     from openai import Omit
     from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 
+from skillswitch.agents._http import ConnectionPool, EventStream, HTTPFailure, Response, proxied
 from skillswitch.agents.base import ExpertReply
 from skillswitch.agents.client_tools import ClientToolCall, offered_client_tools
 from skillswitch.agents.messages import Message, Prices, TextDelta
@@ -30,6 +46,15 @@ from skillswitch.redaction import register_secret
 __all__ = ["OpenAIChatExpert", "SamplingSettings"]
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class _Link:
+    """One event loop's way to the endpoint: the SDK's client, and the lean pool built from
+    its settings (None: every call goes through the SDK)."""
+
+    sdk: openai.AsyncOpenAI
+    pool: ConnectionPool | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +101,8 @@ class OpenAIChatExpert:
         self._base_url = base_url.rstrip("/")
         # One client per event loop: connections belong to the loop that opened them, so a
         # caller in another loop (a thread of its own, asyncio.run twice) gets its own.
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, openai.AsyncOpenAI]
-        self._clients = weakref.WeakKeyDictionary()
+        self._links: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Link]
+        self._links = weakref.WeakKeyDictionary()
 
     @property
     def name(self) -> str:
@@ -85,10 +110,13 @@ class OpenAIChatExpert:
 
     @property
     def _client(self) -> openai.AsyncOpenAI:
-        """The running loop's client, made on first use there (and again after aclose)."""
+        """The running loop's SDK client, made on first use there (and again after aclose)."""
+        return self._link().sdk
+
+    def _link(self) -> _Link:
         loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
+        link = self._links.get(loop)
+        if link is None:
             import openai
 
             client = openai.AsyncOpenAI(
@@ -97,17 +125,32 @@ class OpenAIChatExpert:
                 timeout=self._timeout_s,
                 max_retries=0,
             )
-            self._clients[loop] = client
-        return client
+            link = _Link(client, self._pool(client))
+            self._links[loop] = link
+        return link
+
+    def _pool(self, client: openai.AsyncOpenAI) -> ConnectionPool | None:
+        """A lean pool that sends what the SDK's client would (its headers, its key), or None
+        where only the SDK knows how (a proxy, credentials that are not a plain key)."""
+        if proxied(self._base_url):
+            return None
+        auth = client.auth_headers
+        if not auth:
+            return None
+        headers = {**client.default_headers, **auth}
+        sent = {name: value for name, value in headers.items() if isinstance(value, str)}
+        return ConnectionPool(self._base_url, sent, timeout_s=self._timeout_s)
 
     async def aclose(self) -> None:
         """Close this loop's HTTP connections (the expert stays usable; it reconnects on
         demand). Clients of loops that have closed are dropped; other loops close their own."""
-        for loop in [loop for loop in self._clients if loop.is_closed()]:
-            del self._clients[loop]
-        client = self._clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.close()
+        for loop in [loop for loop in self._links if loop.is_closed()]:
+            del self._links[loop]
+        link = self._links.pop(asyncio.get_running_loop(), None)
+        if link is not None:
+            if link.pool is not None:
+                await link.pool.aclose()
+            await link.sdk.close()
 
     async def __aenter__(self) -> OpenAIChatExpert:
         return self
@@ -147,9 +190,8 @@ class OpenAIChatExpert:
 
     async def _post(self, body: dict[str, Any], *, stream: bool = False) -> Any:
         """``POST /chat/completions`` through the SDK's client (its transport, auth, timeouts
-        and error types) with the body as built and the answer as plain JSON: the hot path
-        skips the SDK's parameter transforms and response models (about a fifth of a
-        gateway's CPU per request, measured in benchmarks/http_overhead.py)."""
+        and error types) with the body as built and the answer as plain JSON: no parameter
+        transforms or response models. For what the lean pool does not handle."""
         from openai import AsyncStream
 
         return await self._client.post(
@@ -160,10 +202,92 @@ class OpenAIChatExpert:
             stream_cls=AsyncStream[object],
         )
 
+    async def _completion(self, body: dict[str, Any]) -> Any:
+        """The answer to ``body`` as plain JSON, through the lean pool when there is one."""
+        pool = self._link().pool
+        if pool is None:
+            return await self._post(body)
+        response = await self._send(pool, body)
+        if response is None:
+            return await self._post(body)
+        try:
+            data = await response.read()
+        except HTTPFailure as exc:
+            raise self._failed(exc) from None
+        finally:
+            pool.release(response)
+        kind = response.headers.get(b"content-type", b"").partition(b";")[0].strip()
+        if not kind.endswith(b"json"):
+            raise ValueError(f"the response is not JSON (content-type {kind.decode('latin-1')!r})")
+        return orjson.loads(data)
+
+    async def _chunks(self, body: dict[str, Any]) -> AsyncGenerator[Any]:
+        """The events of the streamed answer to ``body`` as plain JSON, through the lean pool
+        when there is one; an error event is the expert's error."""
+        pool = self._link().pool
+        response = None if pool is None else await self._send(pool, body)
+        if pool is None or response is None:
+            async for chunk in await self._post(body, stream=True):
+                yield chunk
+            return
+        events = EventStream()
+        try:
+            while (data := await response.next_chunk()) is not None:
+                for event in events.feed(data):
+                    if event.startswith(b"[DONE]"):
+                        while await response.next_chunk() is not None:
+                            pass  # the rest of the body: the connection is reused after it
+                        return
+                    chunk = orjson.loads(event)
+                    if isinstance(chunk, dict) and chunk.get("error"):
+                        raise ExpertResponseError(
+                            self._name, f"the stream reported an error: {_error_message(chunk)}"
+                        )
+                    yield chunk
+        except HTTPFailure as exc:
+            raise self._failed(exc) from None
+        finally:
+            pool.release(response)
+
+    async def _send(self, pool: ConnectionPool, body: dict[str, Any]) -> Response | None:
+        """The response to ``body`` once its head is in (a success); an error status is the
+        expert's ``ExpertHTTPError``; None for a redirect (the SDK's client follows it)."""
+        try:
+            response = await pool.post("/chat/completions", orjson.dumps(body))
+        except HTTPFailure as exc:
+            raise self._failed(exc) from None
+        if response.status < 300:
+            return response
+        try:
+            text = (await response.read()).decode("utf-8", "replace")
+        except HTTPFailure as exc:
+            raise self._failed(exc) from None
+        finally:
+            pool.release(response)
+        if response.status < 400:
+            return None
+        retry_after = response.headers.get(b"retry-after")
+        raise ExpertHTTPError(
+            self._name,
+            response.status,
+            text,
+            retry_after_s=_retry_after(None if retry_after is None else retry_after.decode()),
+        )
+
+    def _failed(self, failure: HTTPFailure) -> ExpertError:
+        if failure.kind == "timeout":
+            return ExpertTimeoutError(self._name, self._timeout_s)
+        if failure.kind == "connect":
+            return ExpertUnavailableError(self._name, f"cannot reach {self._base_url}: {failure}")
+        return ExpertUnavailableError(
+            self._name,
+            f"the connection to {self._base_url} broke before the answer was complete: {failure}",
+        )
+
     async def answer(self, messages: Sequence[Message]) -> ExpertReply:
         started = time.perf_counter()
         try:
-            completion = await self._post(self._body(messages))
+            completion = await self._completion(self._body(messages))
             choice, message = _first_choice(completion)
             text = message.get("content") or ""
             calls = _calls(message.get("tool_calls"))
@@ -198,8 +322,8 @@ class OpenAIChatExpert:
         model = self._model
         calls = _StreamedCalls()
         body = self._body(messages, stream=True, stream_options={"include_usage": True})
+        chunks = self._chunks(body)
         try:
-            chunks = await self._post(body, stream=True)
             async for chunk in chunks:
                 if not isinstance(chunk, dict):
                     raise ValueError(f"a stream event is {type(chunk).__name__}, not an object")
@@ -223,6 +347,8 @@ class OpenAIChatExpert:
             raise ExpertResponseError(self._name, f"unusable response: {exc!r}") from exc
         except Exception as exc:  # mapped below; anything unknown is re-raised
             raise self._error(exc) from exc
+        finally:
+            await chunks.aclose()  # now, in this task: its connection goes back or is closed
         if finish is None:
             raise ExpertResponseError(
                 self._name, f"the stream ended before the answer finished ({len(parts)} parts)"
@@ -277,6 +403,12 @@ class OpenAIChatExpert:
         if isinstance(cause, (httpx2.ConnectError, httpx2.UnsupportedProtocol)):
             return f"cannot reach {self._base_url}: {detail}"
         return f"the connection to {self._base_url} broke before the answer was complete: {detail}"
+
+
+def _error_message(event: Mapping[str, Any]) -> str:
+    error = event.get("error")
+    message = error.get("message") if isinstance(error, dict) else error
+    return message if isinstance(message, str) and message else "no message"
 
 
 def _client_tool_options() -> dict[str, Any]:
