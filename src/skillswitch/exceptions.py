@@ -22,6 +22,7 @@ __all__ = [
     "DatasetError",
     "EncoderError",
     "EncoderHTTPError",
+    "ExpertCrashedError",
     "ExpertError",
     "ExpertHTTPError",
     "ExpertResponseError",
@@ -172,6 +173,15 @@ class ExpertResponseError(ExpertError):
     ended before it finished)."""
 
     retryable = True
+
+
+class ExpertCrashedError(ExpertError):
+    """The expert raised something other than an ``ExpertError``: a bug in the expert (a
+    user's own, say). It fails that expert only; the dispatcher logs the traceback."""
+
+    def __init__(self, expert: str, exc: Exception) -> None:
+        self.exception = exc
+        super().__init__(expert, f"raised {type(exc).__name__}: {exc} (a bug in the expert)")
 
 
 def _suggestion(name: str, known: Sequence[str], *, many: int = 1, otherwise: str) -> str:

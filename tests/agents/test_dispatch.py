@@ -10,6 +10,7 @@ from skillswitch.agents.base import ExpertReply
 from skillswitch.agents.dispatch import BreakerPolicy, Dispatch, Dispatcher, RetryPolicy
 from skillswitch.agents.messages import TextDelta, Usage
 from skillswitch.exceptions import (
+    ExpertCrashedError,
     ExpertHTTPError,
     ExpertResponseError,
     ExpertsFailedError,
@@ -127,6 +128,38 @@ async def test_fallback_answers_when_the_primary_fails() -> None:
     assert result.expert == "backup"
     assert result.fallback_for == "primary"
     assert result.reply is not None
+
+
+async def test_an_expert_that_raises_a_bug_fails_alone_and_its_fallback_answers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A bug in an expert (here a TypeError) is that expert's failure, not the request's: no
+    retry, the fallback answers, the other experts are kept and the traceback is logged."""
+    buggy = Flaky(99, TypeError("unhashable type: 'dict'"))
+    experts = {
+        "buggy": FunctionExpert("buggy", buggy),
+        "backup": TestExpert("backup", reply="4"),
+        "other": TestExpert("other", reply="4"),
+    }
+    dispatcher = Dispatcher(experts, retry=FAST, fallbacks={"buggy": ["backup"]})
+    failed, backup, other = (await dispatcher.dispatch(["buggy", "other"], ASK)).results
+    assert isinstance(failed.error, ExpertCrashedError)
+    assert "raised TypeError: unhashable type: 'dict'" in str(failed.error)
+    assert buggy.calls == 1
+    assert len(failed.attempts) == 1
+    assert (backup.expert, backup.fallback_for, backup.reply is not None) == (
+        "backup",
+        "buggy",
+        True,
+    )
+    assert other.reply is not None
+    assert "Traceback" in caplog.text
+    assert "TypeError" in caplog.text
+    streamed = Streamer("s", fail_before=99, error=KeyError("oops"))
+    dispatcher = Dispatcher({"s": streamed, "b": Streamer("b")}, retry=FAST, fallbacks={"s": ["b"]})
+    text, dispatch = await collect(dispatcher, "s")
+    assert (text, streamed.calls) == ("four it is", 1)
+    assert isinstance(dispatch.results[0].error, ExpertCrashedError)
 
 
 class FakeClock:

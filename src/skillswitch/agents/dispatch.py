@@ -8,6 +8,7 @@ answer can also be streamed under the same rules (``Dispatcher.stream``).
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -26,6 +27,7 @@ from tenacity.stop import stop_base
 from skillswitch.agents.base import Expert, ExpertReply
 from skillswitch.agents.messages import Message, TextDelta, Usage
 from skillswitch.exceptions import (
+    ExpertCrashedError,
     ExpertError,
     ExpertHTTPError,
     ExpertResponseError,
@@ -33,6 +35,8 @@ from skillswitch.exceptions import (
     ExpertTimeoutError,
     UnknownExpertError,
 )
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "Attempt",
@@ -352,6 +356,11 @@ class Dispatcher:
                         record(self._attempt(name, number, started, begin, "error", exc, waited))
                         breaker.record(False)
                         raise
+                    except Exception as exc:
+                        error = _crashed(name, exc)
+                        record(self._attempt(name, number, started, begin, "error", error, waited))
+                        breaker.record(False)
+                        raise error from exc
                     record(self._attempt(name, number, started, begin, "ok", None, waited))
                     breaker.record(True)
                     return ExpertResult(name, reply, None, tuple(own))
@@ -449,6 +458,8 @@ class Dispatcher:
                     error = ExpertTimeoutError(name, timeout)
                 except ExpertError as exc:
                     error = exc
+                except Exception as exc:
+                    error = _crashed(name, exc)
                 else:
                     record(self._attempt(name, number, started, begin, "ok", None, waited))
                     breaker.record(True)
@@ -512,3 +523,9 @@ class Dispatcher:
     def _check(self, name: str) -> None:
         if name not in self._experts:
             raise UnknownExpertError(name, sorted(self._experts))
+
+
+def _crashed(name: str, exc: Exception) -> ExpertCrashedError:
+    """A bug in an expert fails that expert alone (never the request); its traceback is logged."""
+    logger.error("expert %r raised %s", name, type(exc).__name__, exc_info=exc)
+    return ExpertCrashedError(name, exc)
