@@ -30,6 +30,10 @@ MAX_CONFIG_BYTES = 8 * 1024 * 1024
 # of nine aliases, nine levels down, are 9**9 values).
 MAX_DEPTH = 100
 MAX_VALUES = 250_000
+# PyYAML's scanner is quadratic in open flow brackets ("[" * 5000 takes seconds): more open at
+# once than this (a few times MAX_DEPTH, so that brackets in plain text never reach it) is
+# refused before it is scanned.
+MAX_OPEN_BRACKETS = 4 * MAX_DEPTH
 
 
 def load_config(path: str | Path) -> Config:
@@ -155,6 +159,11 @@ def _anchor(path: Path, base_dir: Path) -> Path:
 
 
 def _parse_yaml(text: str, source: str | None) -> tuple[Any, dict[Location, str]]:
+    if _open_brackets_exceed(text, MAX_OPEN_BRACKETS):
+        raise ConfigError(
+            [ConfigIssue("", f"the document is nested too deeply (at most {MAX_DEPTH} levels)")],
+            source=source,
+        )
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         if node is not None:
@@ -183,6 +192,32 @@ def _parse_yaml(text: str, source: str | None) -> tuple[Any, dict[Location, str]
         # a mistake to report, not to guess at.
         raise ConfigError(duplicates, source=source)
     return data, marks
+
+
+def _open_brackets_exceed(text: str, limit: int) -> bool:
+    """Whether more than ``limit`` ``[``/``{`` are open at once somewhere, outside quotes and
+    comments (a lexical over-estimate of flow nesting; cheap, and exact for flow YAML)."""
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    depth, quote, comment, previous = 0, "", False, "\n"
+    for char in text:
+        if comment:
+            comment = char != "\n"
+        elif quote:
+            if char == quote:
+                quote = ""
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in "]}":
+            depth = max(depth - 1, 0)
+        elif char in "'\"":
+            quote = char
+        elif char == "#" and previous in " \t\n":
+            comment = True
+        previous = char
+    return False
 
 
 def _check_shape(root: yaml.Node, source: str | None) -> None:
