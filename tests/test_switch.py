@@ -11,7 +11,12 @@ import pytest
 
 from skillswitch.agents import FunctionExpert, Message, TestExpert, TextDelta
 from skillswitch.config import parse_config
-from skillswitch.exceptions import ExpertsFailedError, NoExpertError, UnknownExpertError
+from skillswitch.exceptions import (
+    ExpertHTTPError,
+    ExpertsFailedError,
+    NoExpertError,
+    UnknownExpertError,
+)
 from skillswitch.switch import Switch
 from skillswitch.trace import TRACE_SCHEMA, Answer
 from tests.support.configs import DEFAULT_SKILLS
@@ -123,6 +128,72 @@ async def test_stream_one_expert_token_by_token(upstream: str, cache_root: Path)
     assert isinstance(answer, Answer)
     assert len(deltas) > 2
     assert "".join(deltas) == answer.text == "echo: translate thanks into german"
+
+
+async def test_stream_several_experts_streams_the_synthesis(
+    upstream: str, cache_root: Path
+) -> None:
+    """Several experts disagree: the aggregator's synthesis streams token by token (here the
+    real loopback upstream, streaming), with the same trace as ``run`` gives."""
+    switch = make(
+        upstream,
+        cache_root,
+        calculator=TestExpert("calculator", reply="17 * 23 = 391"),
+        generalist=TestExpert("generalist", reply="about 400"),
+    )
+    async with switch:
+        events = [event async for event in switch.stream("what is 17 times 23")]
+        ran = await switch.run("what is 17 times 23")
+    deltas = [e.text for e in events if isinstance(e, TextDelta)]
+    answer = events[-1]
+    assert isinstance(answer, Answer)
+    assert len(deltas) > 2
+    assert "".join(deltas) == answer.text == ran.text
+    assert answer.text.startswith("echo: ")  # the judge echoes the aggregation prompt
+    trace, ran_trace = answer.trace.to_dict(), ran.trace.to_dict()
+    assert trace["aggregation"]["mode"] == ran_trace["aggregation"]["mode"] == "synthesised"
+    assert trace["experts"] == ran_trace["experts"]
+    assert trace["usage"]["prompt_tokens"] == ran_trace["usage"]["prompt_tokens"] > 0
+
+
+async def test_stream_falls_back_to_the_best_reply_when_the_aggregator_fails_first(
+    upstream: str, cache_root: Path
+) -> None:
+    def broken(messages: Sequence[Message]) -> str:
+        raise ExpertHTTPError("judge", 400, "bad request")
+
+    switch = make(
+        upstream,
+        cache_root,
+        calculator=TestExpert("calculator", reply="17 * 23 = 391"),
+        generalist=TestExpert("generalist", reply="about 400"),
+        judge=FunctionExpert("judge", broken),
+    )
+    async with switch:
+        events = [event async for event in switch.stream("what is 17 times 23")]
+    answer = events[-1]
+    assert isinstance(answer, Answer)
+    assert [e.text for e in events if isinstance(e, TextDelta)] == ["17 * 23 = 391"]
+    assert answer.text == "17 * 23 = 391"
+    aggregation = answer.trace.aggregation
+    assert aggregation is not None
+    assert aggregation.mode == "aggregator_failed"
+    assert "HTTP 400" in (aggregation.error or "")
+
+
+async def test_stream_several_agreeing_experts_is_one_delta(
+    upstream: str, cache_root: Path
+) -> None:
+    switch = make(
+        upstream,
+        cache_root,
+        calculator=TestExpert("calculator", reply="The result is 391"),
+        generalist=TestExpert("generalist", reply="391"),
+        judge=TestExpert("judge", reply="never"),
+    )
+    async with switch:
+        events = [event async for event in switch.stream("what is 17 times 23")]
+    assert [e.text for e in events if isinstance(e, TextDelta)] == ["The result is 391"]
 
 
 def test_run_sync_and_failures(upstream: str, cache_root: Path) -> None:

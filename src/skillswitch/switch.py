@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 import anyio
 import anyio.to_thread
 
-from skillswitch.agents.aggregate import Aggregation, AnswerScorer, aggregate, extract_answer
+from skillswitch.agents.aggregate import (
+    Aggregation,
+    AnswerScorer,
+    Synthesis,
+    aggregate,
+    extract_answer,
+    settle,
+)
 from skillswitch.agents.base import Expert, ExpertReply
 from skillswitch.agents.client_tools import (
     ClientTools,
@@ -347,6 +354,34 @@ class Switch:
         decision, route_ms = await self._decide(messages, skill, expert)
         if decision.out_of_scope:
             return self._out_of_scope(decision, route_ms, started)
+        chosen = await self._choose(messages, decision, skill, expert, offered)
+        dispatch, basis = await self._gather(messages, decision, chosen, offered, route_ms, started)
+        settled = self._settle(messages, dispatch, basis)
+        aggregation = (
+            await self._synthesise(settled, started) if isinstance(settled, Synthesis) else settled
+        )
+        self._remember(messages, decision, chosen.selections, dispatch.replies, aggregation)
+        return self._answer(
+            decision,
+            chosen.selections,
+            dispatch,
+            aggregation,
+            route_ms,
+            started,
+            basis=basis,
+            extra_usage=chosen.extraction_usage,
+        )
+
+    async def _choose(
+        self,
+        messages: Sequence[Message],
+        decision: RoutingDecision,
+        skill: str | None,
+        expert: str | None,
+        offered: ClientTools | None,
+    ) -> _Chosen:
+        """The experts to ask (named, kept from the previous turn, or recruited) and the basis
+        of their recruitment."""
         if skill is None and expert is None:
             basis, extraction_usage = await self._basis(decision, messages)
         else:  # pinned by the caller: no keyword extraction to second-guess it
@@ -361,7 +396,20 @@ class Switch:
             or self.select(decision, None if basis is None else basis.weights)
         )
         self._check_tool_callers(selections, offered)
-        names = [s.expert for s in selections]
+        return _Chosen(selections, basis, extraction_usage)
+
+    async def _gather(
+        self,
+        messages: Sequence[Message],
+        decision: RoutingDecision,
+        chosen: _Chosen,
+        offered: ClientTools | None,
+        route_ms: float,
+        started: float,
+    ) -> tuple[Dispatch, SkillBasis | None]:
+        """Every chosen expert's reply (in stages when recruitment cascades); raises
+        ``ExpertsFailedError`` with the trace when none answered."""
+        names = [s.expert for s in chosen.selections]
         with tool_policy(self.tool_policy(decision)), client_tools(offered):
             dispatch, stages = await self._dispatch_in_stages(names, messages)
         try:
@@ -369,37 +417,72 @@ class Switch:
         except ExpertsFailedError as failed:
             failed.trace = Trace(
                 decision,
-                selections,
+                chosen.selections,
                 dispatch,
                 None,
-                dispatch.usage + extraction_usage,
+                dispatch.usage + chosen.extraction_usage,
                 route_ms,
                 (time.perf_counter() - started) * 1000,
-                basis,
+                chosen.basis,
             )
             raise
+        basis = chosen.basis
         if basis is not None and self._stages(names):
             basis = replace(basis, stages=stages)
-        aggregation = await aggregate(
+        return dispatch, basis
+
+    def _settle(
+        self, messages: Sequence[Message], dispatch: Dispatch, basis: SkillBasis | None
+    ) -> Aggregation | Synthesis:
+        return settle(
             messages,
             dispatch.replies,
-            aggregator=self._aggregator(),
             rule=self.settings.answer_rule,
             method=self.settings.combine,
             weights=self._vote_weights(dispatch, basis),
             scorer=self._scorer(dispatch, basis),
         )
-        self._remember(messages, decision, selections, dispatch.replies, aggregation)
-        return self._answer(
-            decision,
-            selections,
-            dispatch,
-            aggregation,
-            route_ms,
-            started,
-            basis=basis,
-            extra_usage=extraction_usage,
+
+    async def _synthesise(self, synthesis: Synthesis, started: float) -> Aggregation:
+        """The aggregator's answer, under the dispatcher's rules (timeout, retries, breaker,
+        fallbacks) within what is left of the request's deadline."""
+        name = self._aggregator_name
+        if name is None:
+            return synthesis.failed("no aggregator")
+        dispatch = await self.dispatcher.dispatch(
+            [name], list(synthesis.prompt), deadline_s=self._time_left(started)
         )
+        if dispatch.replies:
+            return synthesis.synthesised(dispatch.replies[-1])
+        return synthesis.failed(_failures(dispatch))
+
+    async def _synthesise_stream(
+        self, synthesis: Synthesis, started: float
+    ) -> AsyncIterator[TextDelta | Aggregation]:
+        """``_synthesise``, the aggregator's text streamed as it comes (the best-ranked reply
+        in one delta when it fails before its first token; after it, its ``ExpertError``)."""
+        name = self._aggregator_name
+        if name is None:
+            yield TextDelta(synthesis.first)
+            yield synthesis.failed("no aggregator")
+            return
+        dispatch: Dispatch | None = None
+        async for event in self.dispatcher.stream(
+            name, list(synthesis.prompt), deadline_s=self._time_left(started)
+        ):
+            if isinstance(event, TextDelta):
+                yield event
+            else:
+                dispatch = event
+        assert dispatch is not None
+        if dispatch.replies:
+            yield synthesis.synthesised(dispatch.replies[-1])
+            return
+        yield TextDelta(synthesis.first)
+        yield synthesis.failed(_failures(dispatch))
+
+    def _time_left(self, started: float) -> float:
+        return max(self.settings.deadline_s - (time.perf_counter() - started), 0.001)
 
     async def _decide(
         self, messages: Sequence[Message], skill: str | None, expert: str | None
@@ -689,11 +772,13 @@ class Switch:
         """Text deltas, then the ``Answer``. One expert streams token by token under the
         dispatcher's rules (``Dispatcher.stream``: an attempt that fails before its first
         token is retried, then falls back, within the same budget; a failure after text went
-        out raises its ``ExpertError``); several experts are dispatched, aggregated, and their
-        answer is sent as one delta. ``skill``, ``expert``, ``tools`` and ``tool_choice`` as
-        in ``run`` (calls of the caller's tools are in the ``Answer``). ``announce_route``:
-        first a ``Routed`` event with the decision and the experts chosen, before any expert
-        is called."""
+        out raises its ``ExpertError``). Several experts are dispatched as ``run`` does; when
+        their answers need the aggregator, its synthesis streams token by token under the same
+        rules (if it fails before its first token, the best-ranked reply is the answer), else
+        the settled answer (agreement, a vote) is one delta. ``skill``, ``expert``, ``tools``
+        and ``tool_choice`` as in ``run`` (calls of the caller's tools are in the ``Answer``).
+        ``announce_route``: first a ``Routed`` event with the decision and the experts chosen,
+        before any expert is called."""
         started = time.perf_counter()
         messages = parse_messages(request)
         offered = parse_client_tools(tools, tool_choice)
@@ -705,57 +790,82 @@ class Switch:
             yield TextDelta(answer.text)
             yield answer
             return
-        selections = self._direct(expert) or self._kept(decision, messages) or self.select(decision)
-        self._check_tool_callers(selections, offered)
+        chosen = await self._choose(messages, decision, skill, expert, offered)
+        selections = chosen.selections
         if announce_route:
             yield Routed(decision, selections)
-        if len(selections) == 1:
-            policy = enter_tool_policy(self.tool_policy(decision))
-            offering = enter_client_tools(offered)
-            try:
-                async for event in self.dispatcher.stream(
-                    selections[0].expert, messages, deadline_s=self.settings.deadline_s
-                ):
-                    if isinstance(event, TextDelta):
-                        yield event
+        if len(selections) > 1:
+            dispatch, basis = await self._gather(
+                messages, decision, chosen, offered, route_ms, started
+            )
+            settled = self._settle(messages, dispatch, basis)
+            if isinstance(settled, Synthesis):
+                async for part in self._synthesise_stream(settled, started):
+                    if isinstance(part, TextDelta):
+                        yield part
                     else:
-                        dispatch = event
-            finally:
-                leave_client_tools(offering)
-                leave_tool_policy(policy)
-            try:
-                dispatch.raise_if_empty()
-            except ExpertsFailedError as failed:
-                failed.trace = Trace(
-                    decision,
-                    selections,
-                    dispatch,
-                    None,
-                    dispatch.usage,
-                    route_ms,
-                    (time.perf_counter() - started) * 1000,
-                )
-                raise
-            replies = list(dispatch.replies)
-            aggregation = await aggregate(messages, replies, aggregator=None)
-            self._remember(messages, decision, selections, replies, aggregation)
-            yield self._answer(decision, selections, dispatch, aggregation, route_ms, started)
+                        aggregation = part
+            else:
+                aggregation = settled
+                if aggregation.text:
+                    yield TextDelta(aggregation.text)
+            self._remember(messages, decision, selections, dispatch.replies, aggregation)
+            yield self._answer(
+                decision,
+                selections,
+                dispatch,
+                aggregation,
+                route_ms,
+                started,
+                basis=basis,
+                extra_usage=chosen.extraction_usage,
+            )
             return
-        answer = await self.run(
-            messages, skill=skill, expert=expert, tools=tools, tool_choice=tool_choice
+        policy = enter_tool_policy(self.tool_policy(decision))
+        offering = enter_client_tools(offered)
+        try:
+            async for event in self.dispatcher.stream(
+                selections[0].expert, messages, deadline_s=self.settings.deadline_s
+            ):
+                if isinstance(event, TextDelta):
+                    yield event
+                else:
+                    single = event
+        finally:
+            leave_client_tools(offering)
+            leave_tool_policy(policy)
+        try:
+            single.raise_if_empty()
+        except ExpertsFailedError as failed:
+            failed.trace = Trace(
+                decision,
+                selections,
+                single,
+                None,
+                single.usage + chosen.extraction_usage,
+                route_ms,
+                (time.perf_counter() - started) * 1000,
+                chosen.basis,
+            )
+            raise
+        replies = list(single.replies)
+        aggregation = await aggregate(messages, replies, aggregator=None)
+        self._remember(messages, decision, selections, replies, aggregation)
+        yield self._answer(
+            decision,
+            selections,
+            single,
+            aggregation,
+            route_ms,
+            started,
+            basis=chosen.basis,
+            extra_usage=chosen.extraction_usage,
         )
-        if answer.text:
-            yield TextDelta(answer.text)
-        yield answer
 
     async def _route(self, messages: Sequence[Message]) -> tuple[RoutingDecision, float]:
         begin = time.perf_counter()
         decision = await anyio.to_thread.run_sync(self.router.route, last_user_text(messages))
         return decision, (time.perf_counter() - begin) * 1000
-
-    def _aggregator(self) -> Expert | None:
-        name = self._aggregator_name
-        return None if name is None else self._specs[name].expert
 
     def _out_of_scope(self, decision: RoutingDecision, route_ms: float, started: float) -> Answer:
         trace = Trace(
@@ -925,3 +1035,17 @@ def _recruitment(
         if profiles.combiner is None
         else AnswerCombiner.from_dict(profiles.experts, profiles.combiner),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Chosen:
+    """The experts chosen for a request, why, and what choosing them cost."""
+
+    selections: tuple[Selection, ...]
+    basis: SkillBasis | None
+    extraction_usage: Usage
+
+
+def _failures(dispatch: Dispatch) -> str:
+    errors = [str(result.error) for result in dispatch.results if result.error is not None]
+    return "; ".join(errors) or "no answer before the request's deadline"

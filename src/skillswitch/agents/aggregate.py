@@ -25,8 +25,10 @@ __all__ = [
     "Aggregation",
     "AnswerRule",
     "CombineMethod",
+    "Synthesis",
     "aggregate",
     "extract_answer",
+    "settle",
     "weighted_vote",
 ]
 
@@ -84,23 +86,36 @@ class Aggregation:
     """The caller's tools the answer asks it to run (mode ``tool_calls``)."""
 
 
-async def aggregate(
+@dataclass(frozen=True, slots=True)
+class Synthesis:
+    """Replies that only the aggregator can make one answer of: the prompt to send it, and what
+    the answer is without it (the best-ranked reply)."""
+
+    prompt: tuple[Message, ...]
+    """The aggregator's messages: the Mixture-of-Agents system prompt and the replies."""
+    answers: tuple[str | None, ...]
+    first: str
+    """The best-ranked reply's text: the answer when the aggregator fails or there is none."""
+
+    def synthesised(self, reply: ExpertReply) -> Aggregation:
+        return Aggregation(reply.text, "synthesised", self.answers, reply.usage)
+
+    def failed(self, why: str) -> Aggregation:
+        return Aggregation(self.first, "aggregator_failed", self.answers, Usage(), why)
+
+
+def settle(
     question: Sequence[Message],
     replies: Sequence[ExpertReply],
     *,
-    aggregator: Expert | None,
     rule: AnswerRule = "normalised_text",
     method: CombineMethod = "synthesise",
     weights: Sequence[float] | None = None,
     scorer: AnswerScorer | None = None,
-) -> Aggregation:
-    """One answer from ``replies`` (best-ranked first); raises ValueError when there are none.
-
-    ``method="vote"`` picks the extracted answer with the largest total ``weights`` (one per
-    reply; default 1 each; ties go to the better-ranked reply) and returns the text of the
-    best-ranked reply giving it. ``method="learned"`` lets ``scorer`` (answers in reply order
-    -> {answer: score}) pick. When no reply has an extractable answer it synthesises.
-    """
+) -> Aggregation | Synthesis:
+    """``aggregate`` up to the aggregator's call: the ``Aggregation`` when the replies settle
+    it without one (one reply, agreement, a vote, a call of the caller's tools), else the
+    ``Synthesis`` to send the aggregator (which the caller may stream)."""
     if not replies:
         raise ValueError("aggregate() needs at least one reply")
     answers = tuple(extract_answer(reply.text, rule) for reply in replies)
@@ -133,17 +148,40 @@ async def aggregate(
             raise ValueError(f"{len(weights)} weights for {len(replies)} replies")
         winner, tally = weighted_vote(answers, weights or [1.0] * len(replies))
         return _voted(replies, answers, winner, tally, "votes")
-    if aggregator is None:
-        return Aggregation(replies[0].text, "aggregator_failed", answers, Usage(), "no aggregator")
     system, user = load_prompt("aggregate").render(
         question=_question_text(question),
         answers=[{"expert": reply.expert, "text": reply.text} for reply in replies],
     )
+    return Synthesis((Message("system", system), Message("user", user)), answers, replies[0].text)
+
+
+async def aggregate(
+    question: Sequence[Message],
+    replies: Sequence[ExpertReply],
+    *,
+    aggregator: Expert | None,
+    rule: AnswerRule = "normalised_text",
+    method: CombineMethod = "synthesise",
+    weights: Sequence[float] | None = None,
+    scorer: AnswerScorer | None = None,
+) -> Aggregation:
+    """One answer from ``replies`` (best-ranked first); raises ValueError when there are none.
+
+    ``method="vote"`` picks the extracted answer with the largest total ``weights`` (one per
+    reply; default 1 each; ties go to the better-ranked reply) and returns the text of the
+    best-ranked reply giving it. ``method="learned"`` lets ``scorer`` (answers in reply order
+    -> {answer: score}) pick. When no reply has an extractable answer it synthesises.
+    """
+    settled = settle(question, replies, rule=rule, method=method, weights=weights, scorer=scorer)
+    if isinstance(settled, Aggregation):
+        return settled
+    if aggregator is None:
+        return settled.failed("no aggregator")
     try:
-        synthesis = await aggregator.answer([Message("system", system), Message("user", user)])
+        synthesis = await aggregator.answer(list(settled.prompt))
     except ExpertError as exc:
-        return Aggregation(replies[0].text, "aggregator_failed", answers, Usage(), str(exc))
-    return Aggregation(synthesis.text, "synthesised", answers, synthesis.usage)
+        return settled.failed(str(exc))
+    return settled.synthesised(synthesis)
 
 
 def _voted(
