@@ -25,6 +25,8 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 __all__ = [
     "MIN_SECRET_LENGTH",
     "REDACTED",
@@ -40,11 +42,13 @@ _SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "
 
 
 class _Registry:
-    """The process's secrets, longest first (a secret inside another goes with it)."""
+    """The process's secrets, longest first (a secret inside another goes with it), and each
+    as it appears inside a JSON string."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.secrets: tuple[str, ...] = ()
+        self.in_json: tuple[bytes, ...] = ()
         self.factory_installed = False
 
 
@@ -58,7 +62,9 @@ def register_secret(value: str | None) -> None:
     with _REGISTRY.lock:
         if value in _REGISTRY.secrets:
             return
-        _REGISTRY.secrets = tuple(sorted({*_REGISTRY.secrets, value}, key=len, reverse=True))
+        secrets = tuple(sorted({*_REGISTRY.secrets, value}, key=len, reverse=True))
+        _REGISTRY.in_json = tuple(_in_json(secret) for secret in secrets)  # before: readers
+        _REGISTRY.secrets = secrets  # that see the new secret find it in JSON too
         if not _REGISTRY.factory_installed:
             _install_log_redaction()
             _REGISTRY.factory_installed = True
@@ -81,10 +87,27 @@ def redact(text: str) -> str:
 
 def redact_json(value: Any) -> Any:
     """A JSON-like value (dicts, lists, strings) with secrets redacted in every string; the
-    value itself when no secret is registered."""
+    value itself when it holds no registered secret."""
     if not _REGISTRY.secrets:
         return value
+    try:
+        # One C call to find that nothing holds a secret (the usual case) instead of a walk in
+        # Python: a trace per request, ~5% of skillswitch serve's CPU per request.
+        text = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    except (TypeError, ValueError):
+        return _redacted(value)
+    if not any(secret in text for secret in _REGISTRY.in_json):
+        return value
     return _redacted(value)
+
+
+def _in_json(secret: str) -> bytes:
+    """``secret`` as it reads inside any JSON string that holds it (JSON escapes character by
+    character); the text itself when it cannot be encoded, which no JSON text then holds."""
+    try:
+        return orjson.dumps(secret)[1:-1]
+    except TypeError:  # a lone surrogate
+        return secret.encode("utf-8", "surrogatepass")
 
 
 def _redacted(value: Any) -> Any:

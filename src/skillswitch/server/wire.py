@@ -10,12 +10,15 @@ import time
 import uuid
 from typing import Any, TypeVar
 
+import orjson
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive
 
 from skillswitch.server.openai_errors import OpenAIError, validation_error
 
-__all__ = ["check_n", "new_id", "now", "parse_body", "sse"]
+__all__ = ["check_n", "new_id", "now", "parse_body", "parse_json", "read_body", "sse"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -23,7 +26,23 @@ M = TypeVar("M", bound=BaseModel)
 async def parse_body(request: Request, model: type[M]) -> M:
     """The JSON body as ``model``, whatever the Content-Type says (curl's ``-d`` sends a form
     type); bad JSON and bad fields are 400s naming the field and the value."""
-    raw = await request.body()
+    return parse_json(await request.body(), model)
+
+
+async def read_body(receive: Receive) -> bytes:
+    """A request's whole body, read from the ASGI channel."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def parse_json(raw: bytes, model: type[M]) -> M:
+    """``raw`` as ``model``; bad JSON and bad fields are 400s naming the field and the value."""
     try:
         data = json.loads(raw)
     except RecursionError:
@@ -86,5 +105,5 @@ def now() -> int:
 
 
 def sse(payload: dict[str, Any] | str) -> bytes:
-    data = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
-    return f"data: {data}\n\n".encode()
+    data = payload.encode() if isinstance(payload, str) else orjson.dumps(payload)
+    return b"data: " + data + b"\n\n"

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
+from skillswitch.server.api.chat_completions.route import ChatCompletionsFastPath
 from skillswitch.server.api.chat_completions.route import router as chat_router
 from skillswitch.server.api.chat_completions.serving import ChatCompletionsServing
 from skillswitch.server.api.health.route import router as health_router
@@ -123,6 +124,8 @@ def create_app(
     if mounted is not None:
         app.router.routes.extend(mounted.routes)
     install_error_handlers(app)
+    # Innermost: behind the guard and the metrics, like the route it answers for.
+    app.add_middleware(ChatCompletionsFastPath, serving=app.state.chat_completions)
     app.add_middleware(
         RequestGuard,
         api_key=api_key,
