@@ -412,6 +412,21 @@ class Switch:
         names = [s.expert for s in chosen.selections]
         with tool_policy(self.tool_policy(decision)), client_tools(offered):
             dispatch, stages = await self._dispatch_in_stages(names, messages)
+        self._raise_if_empty(dispatch, decision, chosen, route_ms, started)
+        basis = chosen.basis
+        if basis is not None and self._stages(names):
+            basis = replace(basis, stages=stages)
+        return dispatch, basis
+
+    def _raise_if_empty(
+        self,
+        dispatch: Dispatch,
+        decision: RoutingDecision,
+        chosen: _Chosen,
+        route_ms: float,
+        started: float,
+    ) -> None:
+        """``ExpertsFailedError``, carrying the trace of every attempt, when no expert answered."""
         try:
             dispatch.raise_if_empty()
         except ExpertsFailedError as failed:
@@ -426,10 +441,6 @@ class Switch:
                 chosen.basis,
             )
             raise
-        basis = chosen.basis
-        if basis is not None and self._stages(names):
-            basis = replace(basis, stages=stages)
-        return dispatch, basis
 
     def _settle(
         self, messages: Sequence[Message], dispatch: Dispatch, basis: SkillBasis | None
@@ -834,20 +845,7 @@ class Switch:
         finally:
             leave_client_tools(offering)
             leave_tool_policy(policy)
-        try:
-            single.raise_if_empty()
-        except ExpertsFailedError as failed:
-            failed.trace = Trace(
-                decision,
-                selections,
-                single,
-                None,
-                single.usage + chosen.extraction_usage,
-                route_ms,
-                (time.perf_counter() - started) * 1000,
-                chosen.basis,
-            )
-            raise
+        self._raise_if_empty(single, decision, chosen, route_ms, started)
         replies = list(single.replies)
         aggregation = await aggregate(messages, replies, aggregator=None)
         self._remember(messages, decision, selections, replies, aggregation)
