@@ -346,17 +346,17 @@ def test_cli_eval_tools_livemcpbench(cli_env: dict[str, str], tmp_path: Path) ->
             "--queries",
             str(tasks),
             "--k",
-            "2",
+            "3",
             "--json",
             str(out),
         ],
         cli_env,
     )
     assert completed.returncode == 0, completed.stderr
-    assert "recall@2" in completed.stdout
+    assert "recall@3" in completed.stdout
     report = json.loads(out.read_text(encoding="utf-8"))
     assert report["queries"] == 1
-    assert report["ranking"]["recall"]["2"] == 1.0
+    assert report["ranking"]["recall"]["3"] == 1.0
 
 
 def test_cli_eval_tools_errors(cli_env: dict[str, str], tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
 """Tool retrieval on a small synthetic catalogue: lexical, dense (real MiniLM), fusion, steps,
-server scores, "no tool applies", bounds and bad input."""
+server scores, argument values, CJK descriptions, "no tool applies", bounds and bad input."""
 
 from __future__ import annotations
 
@@ -152,8 +152,9 @@ def test_score_is_cosine_plus_scaled_bm25(minilm: Encoder) -> None:
     assert mixed["send_email"] == pytest.approx(plain["send_email"])
 
 
-def test_multi_step_request_finds_a_tool_for_each_step(index: ToolIndex) -> None:
-    found = index.search(
+def test_multi_step_request_finds_a_tool_for_each_step(minilm: Encoder) -> None:
+    stepwise = ToolIndex(CATALOGUE, minilm, settings=RetrievalSettings(split_steps=True))
+    found = stepwise.search(
         "Convert 30 degrees Celsius to Fahrenheit, then email the result to my boss", k=2
     )
     assert found.texts[1:] == (
@@ -163,6 +164,22 @@ def test_multi_step_request_finds_a_tool_for_each_step(index: ToolIndex) -> None
     assert set(found.names) == {"convert_temperature", "send_email"}
     by_name = {hit.name: hit.step for hit in found.hits}
     assert by_name == {"convert_temperature": 1, "send_email": 2}
+
+
+def test_without_step_ranking_the_steps_still_count_for_relevance(
+    minilm: Encoder, index: ToolIndex
+) -> None:
+    request = "Tell me a joke about penguins, then email the result to my boss"
+    found = index.search(request, k=3)  # the default ranks the whole request only
+    assert found.texts[1:] == ("Tell me a joke about penguins", "email the result to my boss")
+    assert {hit.step for hit in found.hits} == {0}
+    stepwise = ToolIndex(CATALOGUE, minilm, settings=RetrievalSettings(split_steps=True))
+    assert found.relevance == pytest.approx(stepwise.search(request, k=3).relevance)
+    whole = (
+        minilm.encode([request])[0]
+        @ minilm.encode(["send email: Send an email message to a recipient."])[0]
+    )
+    assert found.relevance > float(whole)  # the email step is the relevant part
 
 
 def test_split_steps() -> None:
@@ -226,6 +243,110 @@ def test_server_scores_lift_the_tools_of_the_server_the_request_is_about(
     assert [h.server for h in small.search(query).hits] == ["todo", "github"]
 
 
+def _scores(index: ToolIndex, request: str) -> dict[str, float]:
+    return {hit.name: hit.score for hit in index.search(request, k=len(index)).hits}
+
+
+@pytest.mark.parametrize(
+    ("request_text", "lifted"),
+    [
+        (
+            "Summarise the forecast and save it to /root/markdown/paris.md",
+            {"write_file", "read_file"},
+        ),
+        ("put the summary in report.pdf", {"write_file", "read_file"}),
+        (r"keep it in C:\Users\me\notes.txt", {"write_file", "read_file"}),
+        ("what does https://example.com/a/index.html say?", {"fetch_page"}),
+        ("what does www.example.com say?", {"fetch_page"}),
+        ("Summarise the forecast and/or the 1/2/3 plan", set()),
+    ],
+)
+def test_a_path_or_url_in_the_request_lifts_the_tools_that_take_one(
+    minilm: Encoder, request_text: str, lifted: set[str]
+) -> None:
+    catalogue = (
+        *CATALOGUE,
+        CatalogueEntry(
+            "web",
+            "fetch_page",
+            "Download a web page as text.",
+            {"type": "object", "properties": {"targetUrl": {}}, "required": ["targetUrl"]},
+        ),
+    )
+    # Only required parameters count: CATALOGUE's write_file and read_file require none.
+    required = tuple(
+        CatalogueEntry(
+            e.server,
+            e.name,
+            e.description,
+            {**e.input_schema, "required": ["path"]} if e.server == "files" else e.input_schema,
+        )
+        for e in catalogue
+    )
+    plain = ToolIndex(required, minilm, settings=RetrievalSettings(argument_weight=0.0))
+    weighted = ToolIndex(required, minilm, settings=RetrievalSettings(argument_weight=0.25))
+    before, after = _scores(plain, request_text), _scores(weighted, request_text)
+    assert {name for name in before if after[name] - before[name] > 0.2} == lifted
+    for name in before.keys() - lifted:
+        assert after[name] == pytest.approx(before[name])
+    loose = ToolIndex(catalogue, minilm, settings=RetrievalSettings(argument_weight=0.25))
+    assert _scores(loose, request_text)["write_file"] == pytest.approx(before["write_file"])
+
+
+def test_a_path_in_the_request_finds_the_writer(minilm: Encoder) -> None:
+    catalogue = (
+        CatalogueEntry(
+            "notes",
+            "write_note",
+            "Write a note with a title and markdown content to the knowledge base.",
+            {"type": "object", "properties": {"title": {}, "content": {}}, "required": ["title"]},
+        ),
+        CatalogueEntry(
+            "files",
+            "write_file",
+            "Create a new file or overwrite an existing file with new content.",
+            {"type": "object", "properties": {"path": {}, "content": {}}, "required": ["path"]},
+        ),
+    )
+    # MiniLM alone puts the note first (0.341 against 0.337); the path decides.
+    request = "Save the summary to /root/docs/summary.md"
+    assert ToolIndex(catalogue, minilm).search(request).names[0] == "write_file"
+    blind = RetrievalSettings(argument_weight=0.0)
+    assert ToolIndex(catalogue, minilm, settings=blind).search(request).names[0] == "write_note"
+
+
+class RecordingEncoder(ConstantEncoder):
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def encode(self, texts: Sequence[str]) -> Embeddings:
+        self.seen.extend(texts)
+        return super().encode(texts)
+
+
+def test_a_tool_described_in_cjk_is_embedded_by_its_names() -> None:
+    catalogue = (
+        CatalogueEntry(
+            "trends-hub",
+            "get-bbc-news",
+            "获取 BBC 新闻，提供全球新闻、商业、科技等资讯",
+            _schema(category="新闻分类"),
+        ),
+        CatalogueEntry("weather", "get_forecast", "天气 forecast for a city for the next days."),
+        CatalogueEntry("mail", "send_email", ""),
+    )
+    english = RecordingEncoder()
+    ToolIndex(catalogue, english)
+    assert english.seen == [
+        "trends hub: get bbc news: BBC (category)",
+        "get forecast: 天气 forecast for a city for the next days.",  # 2 CJK of 40 characters
+        "send email",
+    ]
+    multilingual = RecordingEncoder()
+    ToolIndex(catalogue, multilingual, settings=RetrievalSettings(encoder_reads_cjk=True))
+    assert multilingual.seen[0] == "get bbc news: 获取 BBC 新闻，提供全球新闻、商业、科技等资讯"
+
+
 def test_k_bounds_and_determinism(index: ToolIndex) -> None:
     assert len(index.search("weather", k=1).hits) == 1
     assert len(index.search("weather", k=100).hits) == len(CATALOGUE)
@@ -262,6 +383,8 @@ def test_bad_settings_are_errors() -> None:
         RetrievalSettings(lexical_weight=-0.1)
     with pytest.raises(ValueError, match="server_min_tools"):
         RetrievalSettings(server_min_tools=0)
+    with pytest.raises(ValueError, match="argument_weight"):
+        RetrievalSettings(argument_weight=-1.0)
 
 
 def test_parameters_include_nested_properties() -> None:

@@ -5,19 +5,26 @@ Each tool is scored by the cosine between the request and "tool name in words: d
 description and parameters, scaled so the request's best lexical match gets the full weight.
 In a large catalogue of several servers, each tool also gets ``server_weight`` times its
 server's score (the same mix over the server's name, description and tools), so a request
-about slides lifts every tool of the presentation server. A multi-step request ("find the
-paper, then save a summary to notes.md") is split into steps; each tool keeps its best score
-over the whole request and its steps.
+about slides lifts every tool of the presentation server. A request that carries a file path
+or a URL adds ``argument_weight`` to the tools with a required parameter for one (a path, a
+URL): "save the report to /root/notes.md" is a request for a tool that takes a path. With
+``split_steps``, a multi-step request ("find the paper, then save a summary to notes.md") is
+also ranked step by step, each tool keeping its best score over the request and its steps.
+
+MiniLM reads English: a tool described mostly in Chinese, Japanese or Korean is embedded by
+its server's and its own name, the Latin-script words of its description and its parameter
+names (``encoder_reads_cjk=True`` keeps the description as it is, for a multilingual encoder).
 
 "No tool applies" compares the best tool's *relevance* with ``threshold``: its cosine plus
-``lexical_weight`` times the share of the request's words it contains, an absolute scale that
-BM25 (relative to the catalogue) is not.
+``lexical_weight`` times the share of the request's words it contains (an absolute scale that
+BM25, relative to the catalogue, is not), best over the whole request and its steps.
 
 Where the defaults come from (benchmarks/tool_retrieval.py): ``lexical_weight`` was chosen
-among 0.1-0.5 while looking at BFCL multiple and live_multiple; ``server_weight`` among 0.3-1.0
-and the step rule while looking at LiveMCPBench (it has no separate split); ``threshold`` is
-fitted on BFCL multiple (the highest that rejects at most 1% of its right top-1 answers) and
-reported on the live splits, which it never saw.
+among 0.1-0.5 while looking at BFCL multiple and live_multiple, ``server_weight`` among 0.3-1.0
+while looking at LiveMCPBench; ``argument_weight``, ``split_steps`` and ``encoder_reads_cjk``
+by 5-fold cross-validation over LiveMCPBench tasks (the benchmark reports the held-out folds);
+``threshold`` is fitted on BFCL multiple (the highest that rejects at most 1% of its right
+top-1 answers) and reported on the live splits, which it never saw.
 """
 
 from __future__ import annotations
@@ -61,6 +68,10 @@ _STOPWORD_TEXT = """
     these they this those through to too under until up very was we were what when where which
     while who whom why will with would you your yours yourself yourselves"""
 _STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+_CJK_RUN = re.compile(
+    r"[\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uff00-\uffef]+"
+)
+_CJK_SHARE = 0.1  # a description with at least this share of CJK characters is "in CJK"
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,20 +251,25 @@ class RetrievalSettings:
 
     ``lexical_weight``: weight of BM25 (scaled to the best match) next to the cosine.
     ``server_weight``: weight of the tool's server score, used from ``server_min_tools`` tools
-    on at least two servers. ``split_steps``: also score each step of a multi-step request.
-    ``threshold``: relevance below which no tool applies. ``max_chars``: longer requests keep
-    their first and last halves.
+    on at least two servers. ``argument_weight``: added to a tool with a required path (or URL)
+    parameter when the request holds a file path (or a URL). ``split_steps``: also rank each
+    step of a multi-step request (relevance always takes the best over the steps).
+    ``encoder_reads_cjk``: embed Chinese, Japanese and Korean descriptions as they are (for a
+    multilingual encoder; MiniLM gets the tool's names instead). ``threshold``: relevance below
+    which no tool applies. ``max_chars``: longer requests keep their first and last halves.
     """
 
     lexical_weight: float = 0.2
     server_weight: float = 0.5
     server_min_tools: int = 50
-    split_steps: bool = True
+    argument_weight: float = 0.1
+    split_steps: bool = False
+    encoder_reads_cjk: bool = False
     threshold: float = DEFAULT_THRESHOLD
     max_chars: int = 4000
 
     def __post_init__(self) -> None:
-        for name in ("lexical_weight", "server_weight"):
+        for name in ("lexical_weight", "server_weight", "argument_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if self.server_min_tools < 1:
@@ -341,7 +357,14 @@ class ToolIndex:
         self._cache = cache
         documents = [_tool_tokens(entry) for entry in self.entries]
         self._lexical = BM25(documents)
-        self._vectors = self._encode_catalogue([_dense_text(entry) for entry in self.entries])
+        cjk = self.settings.encoder_reads_cjk
+        self._vectors = self._encode_catalogue(
+            [_dense_text(e, reads_cjk=cjk) for e in self.entries]
+        )
+        self._takes = {
+            kind: np.array([kind in _argument_kinds(e) for e in self.entries], dtype=np.float64)
+            for kind in _ARGUMENT_VALUE
+        }
         servers = list(dict.fromkeys(entry.server for entry in self.entries))
         self._use_servers = len(servers) > 1 and len(self.entries) >= self.settings.server_min_tools
         self._server_of = np.array([servers.index(e.server) for e in self.entries], dtype=np.intp)
@@ -390,25 +413,32 @@ class ToolIndex:
         limit = self.settings.max_chars
         if len(text) > limit:
             text = f"{text[: limit // 2]} … {text[-(limit // 2) :]}"
-        steps = split_steps(request.strip()) if self.settings.split_steps else []
-        return (text, *(" ".join(step.split()) for step in steps))
+        return (text, *(" ".join(step.split()) for step in split_steps(request.strip())))
 
     def _rank(self, texts: tuple[str, ...], vectors: Embeddings, k: int) -> ToolSearch:
-        weight = self.settings.lexical_weight
+        settings = self.settings
+        weight = settings.lexical_weight
         dense = vectors @ self._vectors.T  # (texts, tools)
-        scores = np.empty_like(dense, dtype=np.float64)
-        relevance = np.empty_like(scores)
+        ranked = len(texts) if settings.split_steps else 1
+        scores = np.empty((ranked, dense.shape[1]), dtype=np.float64)
+        relevance = np.empty(dense.shape, dtype=np.float64)
         for row, text in enumerate(texts):
             tokens = tokenize(text)
-            lexical = self._lexical.scores(tokens)
-            scores[row] = dense[row] + weight * _scaled(lexical)
             covered = self._lexical.matches(tokens) / max(len(set(tokens)), 1)
             relevance[row] = dense[row] + weight * covered
+            if row >= ranked:
+                continue
+            lexical = self._lexical.scores(tokens)
+            scores[row] = dense[row] + weight * _scaled(lexical)
             if self._server_lexical is not None and self._server_vectors is not None:
                 server = self._server_vectors @ vectors[row] + weight * _scaled(
                     self._server_lexical.scores(tokens)
                 )
-                scores[row] += self.settings.server_weight * server[self._server_of]
+                scores[row] += settings.server_weight * server[self._server_of]
+            if settings.argument_weight:
+                for kind, takes in self._takes.items():
+                    if _ARGUMENT_VALUE[kind].search(text):
+                        scores[row] += settings.argument_weight * takes
         best_step = np.argmax(scores, axis=0)
         best = scores[best_step, np.arange(scores.shape[1])]
         tool_relevance = relevance.max(axis=0)
@@ -442,8 +472,54 @@ def _words(name: str) -> str:
     return " ".join(_CAMEL.findall(name)) or name
 
 
-def _dense_text(entry: CatalogueEntry) -> str:
-    return f"{_words(entry.name)}: {_collapse(entry.description)}".strip(" :")
+def _dense_text(entry: CatalogueEntry, *, reads_cjk: bool = True) -> str:
+    description = _collapse(entry.description)
+    if reads_cjk or len(_CJK.findall(description)) <= _CJK_SHARE * len(description):
+        return f"{_words(entry.name)}: {description}".strip(" :")
+    # MiniLM embeds CJK text as near-noise: the names are the readable part of such a tool
+    # (LiveMCPBench: 61 of 527 tools; cross-validated in benchmarks/tool_retrieval.py).
+    latin = _collapse(_CJK_RUN.sub(" ", description))
+    parameters = ", ".join(_words(name) for name, _ in entry.parameters())
+    text = ": ".join(part for part in (_words(entry.server), _words(entry.name), latin) if part)
+    return f"{text} ({parameters})" if parameters else text
+
+
+# --- argument values in a request -----------------------------------------------------------
+
+# A request that holds a value of some kind (a file path, a URL) asks for a tool that takes
+# one: "save the summary to /root/notes.md" needs a tool with a required path parameter.
+_FILE_EXTENSIONS = (
+    "md|markdown|txt|pdf|docx?|pptx?|xlsx?|csv|tsv|json|ya?ml|xml|html?|png|jpe?g|gif|svg|"
+    "webp|mp3|wav|mp4|zip|py|js|ts"
+)
+_ARGUMENT_VALUE: dict[str, re.Pattern[str]] = {
+    "path": re.compile(
+        r"(?<![\w/:.])(?:~|\.{1,2})?(?:/[\w.\-]+){2,}/?"  # /root/notes/x.md, ~/a/b
+        r"|\b[A-Za-z]:\\[\w.\\\-]+"  # C:\Users\x.txt
+        rf"|(?<![/\w.\-])[\w\-]+\.(?:{_FILE_EXTENSIONS})\b",  # report.pdf, not a URL's page
+        re.IGNORECASE,
+    ),
+    "url": re.compile(r"\bhttps?://\S+|\bwww\.[\w\-]+\.\S+", re.IGNORECASE),
+}
+_ARGUMENT_NAME: dict[str, frozenset[str]] = {
+    "path": frozenset(
+        ["path", "paths", "file", "files", "filename", "filepath", "dir", "directory", "folder"]
+    ),
+    "url": frozenset({"url", "urls", "uri", "link", "href"}),
+}
+
+
+def _argument_kinds(entry: CatalogueEntry) -> frozenset[str]:
+    """The kinds of value (path, url) that one of the tool's required parameters takes, by
+    the words of its name: ``file_path``, ``outputPath``, ``targetUrl``."""
+    schema = entry.input_schema
+    required = schema.get("required") if isinstance(schema, Mapping) else None
+    if not isinstance(required, list):
+        return frozenset()
+    words = {
+        part.lower() for name in required if isinstance(name, str) for part in _CAMEL.findall(name)
+    }
+    return frozenset(kind for kind, names in _ARGUMENT_NAME.items() if words & names)
 
 
 def _tool_tokens(entry: CatalogueEntry) -> list[str]:
