@@ -7,12 +7,15 @@ import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import openai
 import pytest
 
 from skillswitch.config import parse_config
 from skillswitch.exceptions import ConfigError, ExpertsFailedError
+from skillswitch.server.api import create_app
 from skillswitch.switch import Switch
 from tests.support.configs import DEFAULT_SKILLS
+from tests.support.servers import serve
 
 pytestmark = pytest.mark.anyio
 
@@ -47,6 +50,30 @@ async def test_what_the_tools_cannot_do_fails_clearly(switch: Switch) -> None:
     )
     refused = await switch.run("Transfer $300 from my checking account to savings")
     assert refused.out_of_scope
+
+
+def test_a_request_every_tool_expert_declines_is_a_422_over_http(cache_root: Path) -> None:
+    """Nothing failed: the calculator finds no arithmetic in the request. The caller is told to
+    rephrase it (422, code expert_declined, with the trace), not that an upstream broke (502)."""
+    default = Switch.from_config(None, cache_dir=cache_root)
+    with (
+        serve(create_app(default), lifespan="on") as base,  # its shutdown closes the switch
+        openai.OpenAI(base_url=f"{base}/v1", api_key="-", max_retries=0) as client,
+    ):
+        with pytest.raises(openai.UnprocessableEntityError) as caught:
+            client.chat.completions.create(
+                model="calculator", messages=[{"role": "user", "content": "tell me a joke"}]
+            )
+        error = caught.value.body
+        assert isinstance(error, dict)
+        assert error["code"] == "expert_declined"
+        assert error["param"] == "messages"
+        assert "does not give what builtin__calculator needs; rephrase it" in error["message"]
+        assert error["skillswitch"]["results"][0]["expert"] == "calculator"
+        answered = client.chat.completions.create(
+            model="calculator", messages=[{"role": "user", "content": "what is 6 times 7"}]
+        )
+        assert answered.choices[0].message.content == "42"
 
 
 def test_tool_expert_config_errors_name_the_fix() -> None:

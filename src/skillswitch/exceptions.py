@@ -23,6 +23,7 @@ __all__ = [
     "EncoderError",
     "EncoderHTTPError",
     "ExpertCrashedError",
+    "ExpertDeclinedError",
     "ExpertError",
     "ExpertHTTPError",
     "ExpertResponseError",
@@ -173,6 +174,12 @@ class ExpertResponseError(ExpertError):
     ended before it finished)."""
 
     retryable = True
+
+
+class ExpertDeclinedError(ExpertError):
+    """The expert cannot answer this request as it is put (a tool expert finds no arguments
+    in it, say): not a failure of the expert, and no retry will change it. When every expert
+    asked declines, the request is the caller's to rephrase or send elsewhere (HTTP 422)."""
 
 
 class ExpertCrashedError(ExpertError):

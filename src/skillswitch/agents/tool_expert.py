@@ -11,7 +11,7 @@ from typing import Any
 
 from skillswitch.agents.base import ExpertReply
 from skillswitch.agents.messages import Message, TextDelta, Usage
-from skillswitch.exceptions import ExpertError
+from skillswitch.exceptions import ExpertDeclinedError, ExpertError
 from skillswitch.tools.base import Tool, ToolCall, ToolSpec
 
 __all__ = ["ArgumentReader", "ToolExpert", "text_argument"]
@@ -66,7 +66,11 @@ class ToolExpert:
             raise ExpertError(self.name, str(exc)) from None
         arguments = read(request)
         if arguments is None:
-            raise ExpertError(self.name, f"the request does not give what {tool} needs")
+            raise ExpertDeclinedError(
+                self.name,
+                f"the request does not give what {tool} needs; rephrase it, or send it to "
+                "another model or skill",
+            )
         begin = time.perf_counter()
         result = await self.tool.call(arguments)
         raw = json.dumps(dict(arguments), ensure_ascii=False)

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from skillswitch.exceptions import (
+    ExpertDeclinedError,
     ExpertError,
     ExpertsFailedError,
     ExpertTimeoutError,
@@ -72,6 +73,7 @@ _MAPPING: tuple[tuple[type[BaseException], int, str | None, str | None], ...] = 
     (ModelFolderError, 503, "model_unavailable", None),
     (ModelTooLargeError, 503, "model_unavailable", None),
     (GenerationCancelledError, 503, "service_unavailable", None),
+    (ExpertDeclinedError, 422, "expert_declined", "messages"),
     (ExpertTimeoutError, 504, "upstream_timeout", None),
     (ExpertsFailedError, 502, "upstream_error", None),
     (ExpertError, 502, "upstream_error", None),

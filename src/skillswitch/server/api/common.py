@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from skillswitch.agents.messages import Message, parse_messages
 from skillswitch.exceptions import (
+    ExpertDeclinedError,
     ExpertsFailedError,
     ExpertTimeoutError,
     RequestError,
@@ -149,8 +150,9 @@ def ignored(endpoint: str, names: list[str]) -> dict[str, str]:
 
 
 def switch_error(exc: SkillSwitchError) -> OpenAIError:
-    """The answer to an error of the switch. When no expert answered: 504 ``upstream_timeout``
-    if every one ran out of time (its timeout or the request's deadline), else 502
+    """The answer to an error of the switch. When no expert answered: 422 ``expert_declined``
+    if every one declined the request as put, 504 ``upstream_timeout`` if every one ran out
+    of time (its timeout or the request's deadline), else 502
     ``upstream_error``; the message names each failing expert and its error, and the error
     object's ``skillswitch`` field holds the trace of what was tried."""
     if isinstance(exc, ExpertsFailedError):
@@ -159,6 +161,15 @@ def switch_error(exc: SkillSwitchError) -> OpenAIError:
         if len(failures) > _MAX_SHOWN_FAILURES:
             shown += f"; and {len(failures) - _MAX_SHOWN_FAILURES} more"
         extra = {} if exc.trace is None else {"skillswitch": exc.trace.to_dict()}
+        if all(isinstance(e, ExpertDeclinedError) for e in failures):
+            # Nothing failed: every expert asked says the request is not one it can answer.
+            return OpenAIError(
+                422,
+                f"no expert could answer the request as put: {shown}",
+                code="expert_declined",
+                param="messages",
+                extra=extra,
+            )
         if all(isinstance(e, ExpertTimeoutError) for e in failures):
             return OpenAIError(
                 504, f"no expert answered in time: {shown}", code="upstream_timeout", extra=extra

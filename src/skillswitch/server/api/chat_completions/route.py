@@ -38,7 +38,7 @@ router = APIRouter()
             "events ending with data: [DONE].",
             "content": {"text/event-stream": {"schema": SSE_EVENT}},
         },
-        **error_responses(400, 404, *GUARD_ERRORS, 502, 504),
+        **error_responses(400, 404, 422, *GUARD_ERRORS, 502, 504),
     },
 )
 async def create_chat_completion(request: Request) -> Response:
