@@ -25,7 +25,7 @@ from mcp.server.stdio import stdio_server
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 
-__all__ = ["rejection", "serve_stdio"]
+__all__ = ["jsonrpc_error", "rejection", "serve_stdio", "valid_request_id"]
 
 ReadStream = Any  # the SDK's context streams (mcp.shared._context_streams, private)
 WriteStream = Any
@@ -51,18 +51,18 @@ def rejection(line: str, problem: Exception) -> types.JSONRPCError | None:
     try:
         frame = json.loads(line)
     except (ValueError, RecursionError):  # not JSON, nested too deeply, an int too long
-        return _error(
+        return jsonrpc_error(
             None, types.PARSE_ERROR, f"Parse error: the line is not JSON ({_why(problem)})"
         )
     if isinstance(frame, list):
-        return _error(
+        return jsonrpc_error(
             None,
             types.INVALID_REQUEST,
             "Invalid request: MCP has no batches; send one JSON-RPC message per line",
         )
     if not isinstance(frame, dict):
         kind = "null" if frame is None else type(frame).__name__
-        return _error(
+        return jsonrpc_error(
             None, types.INVALID_REQUEST, f"Invalid request: a message is a JSON object, not {kind}"
         )
     if "method" not in frame and ("result" in frame or "error" in frame):
@@ -70,12 +70,16 @@ def rejection(line: str, problem: Exception) -> types.JSONRPCError | None:
     if "method" in frame and "id" not in frame:
         return None  # a notification: never answered, even a malformed one
     request_id = frame.get("id")
-    valid_id = isinstance(request_id, str) or (
-        isinstance(request_id, int) and not isinstance(request_id, bool)
+    return jsonrpc_error(
+        request_id if valid_request_id(request_id) else None,
+        types.INVALID_REQUEST,
+        f"Invalid request: {_why(problem)}",
     )
-    return _error(
-        request_id if valid_id else None, types.INVALID_REQUEST, f"Invalid request: {_why(problem)}"
-    )
+
+
+def valid_request_id(value: object) -> bool:
+    """A JSON-RPC request id MCP accepts: a string or an integer (not null, a float, a bool)."""
+    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
 
 
 class _AnsweredLines:
@@ -107,7 +111,7 @@ class _AnsweredLines:
                     continue
                 # The SDK reads {"id": [1], "method": ...} as a notification: it would never
                 # answer a client that waits for a response.
-                reply = _error(
+                reply = jsonrpc_error(
                     None,
                     types.INVALID_REQUEST,
                     "Invalid request: id must be a string or an integer (a notification has none)",
@@ -145,7 +149,7 @@ def _has_bad_id(message: types.JSONRPCMessage, line: str) -> bool:
     return isinstance(frame, dict) and "id" in frame
 
 
-def _error(request_id: str | int | None, code: int, message: str) -> types.JSONRPCError:
+def jsonrpc_error(request_id: str | int | None, code: int, message: str) -> types.JSONRPCError:
     return types.JSONRPCError(
         jsonrpc="2.0", id=request_id, error=types.ErrorData(code=code, message=message)
     )

@@ -9,14 +9,19 @@ request; the SDK checks the ``Host`` and ``Origin`` headers when there is no key
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import mcp_types as types
 from mcp.server.transport_security import TransportSecuritySettings
-from starlette.routing import BaseRoute
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from skillswitch.server.mcp import SkillSwitchMCPServer
+from skillswitch.server.mcp_stdio import valid_request_id
 
 if TYPE_CHECKING:
     from skillswitch.switch import Switch
@@ -49,7 +54,71 @@ def mcp_over_http(
         transport_security=transport_security(api_key),
         max_request_body_size=max_body_bytes,
     )
-    return MCPOverHTTP(server, list(app.routes))
+    routes = list(app.routes)
+    for route in routes:
+        if isinstance(route, Route):
+            route.app = RequestIdScreen(route.app)
+    return MCPOverHTTP(server, routes)
+
+
+class RequestIdScreen:
+    """Answers a POSTed request whose id is neither a string nor an integer (``[1]``, ``1.5``,
+    ``true``, ``null``) with a JSON-RPC error, as JSON-RPC asks: the SDK reads such a message
+    as a notification and answers 202, so a client waiting for its response would wait
+    forever (the stdio server screens the same frames, ``mcp_stdio``)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        body, more, messages = b"", True, []
+        while more:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        if _has_bad_request_id(body):
+            error = {
+                "jsonrpc": "2.0",
+                "id": None,
+                "error": {
+                    "code": types.INVALID_REQUEST,
+                    "message": "Invalid request: id must be a string or an integer "
+                    "(a notification has none)",
+                },
+            }
+            response = Response(json.dumps(error), status_code=400, media_type="application/json")
+            await response(scope, receive, send)
+            return
+        await self.app(scope, _replayed(body, messages, receive), send)
+
+
+def _has_bad_request_id(body: bytes) -> bool:
+    if b'"id"' not in body:
+        return False
+    try:
+        frame = json.loads(body)
+    except (ValueError, RecursionError):
+        return False  # the SDK answers what is not JSON
+    if not isinstance(frame, dict) or "method" not in frame or "id" not in frame:
+        return False
+    return not valid_request_id(frame["id"])
+
+
+def _replayed(body: bytes, messages: list[Message], receive: Receive) -> Receive:
+    """``receive`` for the app after the body was read here: the body once, then the rest."""
+    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+    pending += [m for m in messages if m["type"] != "http.request"]
+
+    async def replay() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return replay
 
 
 def transport_security(api_key: str | None) -> TransportSecuritySettings:
