@@ -84,8 +84,11 @@ class TextDelta:
     text: str
 
 
-def parse_messages(request: str | Sequence[Mapping[str, Any] | Message]) -> tuple[Message, ...]:
-    """A text becomes one user message; OpenAI-shaped dicts are checked and typed.
+def parse_messages(
+    request: str | bytes | Sequence[Mapping[str, Any] | Message],
+) -> tuple[Message, ...]:
+    """A text (or UTF-8 bytes) becomes one user message; OpenAI-shaped dicts are checked and
+    typed. Anything else is a ``RequestError`` naming what was sent.
 
     The conversation ends with a non-empty user message, or with the ``tool`` messages that
     answer the calls of the assistant message before them (the caller ran its tools).
@@ -93,10 +96,21 @@ def parse_messages(request: str | Sequence[Mapping[str, Any] | Message]) -> tupl
     >>> parse_messages("hi")
     (Message(role='user', content='hi', tool_calls=(), tool_call_id=None),)
     """
+    if isinstance(request, bytes | bytearray | memoryview):
+        request = _decoded(request)
     if isinstance(request, str):
         if not request.strip():
             raise RequestError("request is empty or only whitespace; send some text")
         return (Message("user", request),)
+    if isinstance(request, Mapping):
+        raise RequestError(
+            "request is one message (a dict), not a list of messages; send a text or a "
+            'list, e.g. [{"role": "user", "content": "..."}]'
+        )
+    if not isinstance(request, Sequence):
+        raise RequestError(
+            f"request must be a text (str) or a list of messages, got {type(request).__name__}"
+        )
     messages = tuple(
         item if isinstance(item, Message) else _message(index, item)
         for index, item in enumerate(request)
@@ -114,6 +128,17 @@ def parse_messages(request: str | Sequence[Mapping[str, Any] | Message]) -> tupl
             "answer the assistant's tool calls)"
         )
     return messages
+
+
+def _decoded(raw: bytes | bytearray | memoryview) -> str:
+    data = bytes(raw)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RequestError(
+            f"request is not valid UTF-8 (byte {data[exc.start]:#04x} at offset {exc.start}); "
+            "send UTF-8 text"
+        ) from None
 
 
 def last_user_text(messages: Sequence[Message]) -> str:
