@@ -15,6 +15,7 @@ standalone GET stream of a streamable HTTP session), a ``ToolsListChanged`` even
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import inspect
 import logging
@@ -41,6 +42,7 @@ from skillswitch.redaction import redact
 from skillswitch.server.mcp_stdio import serve_stdio
 from skillswitch.tools.base import ToolResult
 from skillswitch.tools.catalogue import CatalogueTool
+from skillswitch.tools.hub import schema_problem
 
 if TYPE_CHECKING:
     from skillswitch.switch import Switch
@@ -129,10 +131,19 @@ class SkillSwitchMCPServer(MCPServer):
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
     ) -> Any:
-        hub = self.switch.hub
-        if hub is None or "__" not in name or self._tool_manager.get_tool(name) is not None:
+        own = self._tool_manager.get_tool(name)
+        if own is not None:
+            _check_own_arguments(name, own.parameters, arguments)
             return await super().call_tool(name, arguments, context)
-        entry = hub.known(name)
+        hub = self.switch.hub
+        entry = None if hub is None else hub.known(name)
+        if hub is None or entry is None:
+            # Not listed so far: list the upstream servers, then say what is callable.
+            callable_names = [t.name for t in self._tool_manager.list_tools()]
+            callable_names += [e.public_name for e in await self._proxied()]
+            entry = None if hub is None else hub.known(name)
+            if hub is None or (entry is None and name not in callable_names):
+                raise ToolError(_unknown_tool(name, callable_names))
         if entry is not None and not self._proxy_allows(entry):
             return _error(
                 f"{name} declares destructive effects and is not proxied; allow it with "
@@ -270,13 +281,14 @@ class SkillSwitchMCPServer(MCPServer):
             names, descriptions and parameters), callable here by the names returned."""
             if not 1 <= k <= 50:
                 raise ToolError(f"k must be between 1 and 50, got {k}")
+            _nonempty(query, "query")
             finder, hub = switch.tool_finder, switch.hub
             catalogue = [] if hub is None else await hub.tools()
             entries = self._proxiable(catalogue)
             if not entries or finder is None:
                 return FoundTools(tools=[], no_tool_applies=True)
             ranked, applies = await anyio.to_thread.run_sync(
-                lambda: finder.search(_nonempty(query), catalogue, k, within=entries)
+                lambda: finder.search(query, catalogue, k, within=entries)
             )
             return FoundTools(
                 tools=[
@@ -331,10 +343,47 @@ class _Serving:
                 logger.exception("could not tell MCP clients that the tool list changed")
 
 
-def _nonempty(text: str) -> str:
+def _nonempty(text: str, argument: str = "request") -> str:
     if not text.strip():
-        raise ToolError("the request is empty; send the text to route or answer")
+        raise ToolError(
+            f"the {argument} is empty; send the text to "
+            + ("search the tools for" if argument == "query" else "route or answer")
+        )
     return text
+
+
+def _unknown_tool(name: str, names: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+    if close:
+        return f"unknown tool {name!r}; did you mean {', '.join(map(repr, close))}?"
+    shown = ", ".join(names[:20]) + (f" (+{len(names) - 20} more)" if len(names) > 20 else "")
+    return f"unknown tool {name!r}; the tools are {shown} (tools/list describes them)"
+
+
+def _check_own_arguments(name: str, schema: dict[str, Any], arguments: dict[str, Any]) -> None:
+    """The arguments of one of skillswitch's own tools against the schema ``tools/list``
+    publishes (strictly: ``true`` is no integer, ``"3"`` no number), unknown names included:
+    a ``ToolError`` naming each problem and the call's shape, not pydantic's report."""
+    properties: dict[str, Any] = schema.get("properties", {})
+    required = schema.get("required", ())
+    problems = []
+    for key in arguments:
+        if key not in properties:
+            close = difflib.get_close_matches(key, list(properties), n=1, cutoff=0.6)
+            problems.append(
+                f"unknown argument {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+            )
+    problem = schema_problem(schema, arguments)
+    if problem is not None:
+        problems.append(problem)
+    if not problems:
+        return
+    shape = ", ".join(
+        f"{key}: {spec.get('type', 'any')}{'' if key in required else ' (optional)'}"
+        for key, spec in properties.items()
+    )
+    takes = f"{name} takes {{{shape}}}" if shape else f"{name} takes no arguments"
+    raise ToolError(f"invalid arguments for {name}: {'; '.join(problems)}; {takes}")
 
 
 def _wire(entry: CatalogueTool) -> WireTool:
