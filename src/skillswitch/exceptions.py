@@ -76,7 +76,10 @@ class ConfigError(SkillSwitchError):
     def __init__(self, issues: Sequence[ConfigIssue], *, source: str | None = None) -> None:
         self.issues = tuple(issues)
         self.source = source
-        header = f"invalid config {source}" if source else "invalid config"
+        options = bool(self.issues) and all(i.path.startswith("--") for i in self.issues)
+        # A command-line option (--host, --port, --api-key-env) is not the config file.
+        subject = "invalid command-line option" if options else "invalid config"
+        header = f"{subject} {source}" if source else subject
         count = len(self.issues)
         lines = [f"{header} ({count} problem{'s' if count != 1 else ''}):"]
         lines += [f"  - {issue}" for issue in self.issues]

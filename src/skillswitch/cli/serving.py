@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
 
 import typer
-
-if TYPE_CHECKING:
-    pass
 
 from skillswitch.cli.app import app
 from skillswitch.cli.common import (
     ConfigOption,
     load_config_or_default,
     reports_errors,
+    stderr,
 )
 
 
@@ -79,7 +79,9 @@ def serve_models_command(
 
     inference = with_models(load_config_or_default(config).inference, model or [], device=device)
     key = environment.api_key(api_key_env, path="--api-key-env")
-    serve_models(inference, host=host, port=port, api_key=key)
+    _check_address(host, port, key)
+    with _startup_failure_reported():
+        serve_models(inference, host=host, port=port, api_key=key)
 
 
 @app.command()
@@ -128,12 +130,35 @@ def serve(
     from skillswitch.server.api.run import serve as serve_api
 
     key = environment.api_key(api_key_env, path="--api-key-env")
-    serve_api(
-        load_config_or_default(config),
-        host=host,
-        port=port,
-        api_key=key,
-        max_concurrency=max_concurrency,
-        mcp=mcp,
-        rate_limit=rate_limit,
-    )
+    loaded = load_config_or_default(config)
+    _check_address(host, port, key)
+    with _startup_failure_reported():
+        serve_api(
+            loaded,
+            host=host,
+            port=port,
+            api_key=key,
+            max_concurrency=max_concurrency,
+            mcp=mcp,
+            rate_limit=rate_limit,
+        )
+
+
+def _check_address(host: str, port: int, key: str | None) -> None:
+    from skillswitch.server.hosting import check_exposure, check_listen
+
+    check_exposure(host, key)  # the security refusal first, whatever else is wrong
+    check_listen(host, port)
+
+
+@contextmanager
+def _startup_failure_reported() -> Iterator[None]:
+    """uvicorn exits 3 when it cannot start (its reason logged just before): the documented
+    exit status of a failure at run time is 1, with one line saying so."""
+    try:
+        yield
+    except SystemExit as exc:
+        if exc.code != 3:
+            raise
+        stderr().print("[bold red]failed:[/] the server could not start (the reason is above)")
+        raise typer.Exit(1) from None
