@@ -76,6 +76,14 @@ def tools_call(
     config: ConfigOption = None,
 ) -> None:
     """Call one upstream tool and print its result (exit 1 when the result is an error)."""
+    for option, value in (("the tool's name", name), ("--args", arguments)):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise RequestError(
+                f"{option} holds bytes that are not valid UTF-8 (at character {exc.start}); "
+                "send UTF-8 text"
+            ) from None
     try:
         parsed = json.loads(arguments)
     except json.JSONDecodeError as exc:

@@ -223,7 +223,7 @@ class ToolHub:
                 tool = self.catalogue.get(public_name)
             except LookupError as exc:
                 return ToolResult(f"{exc} (the server no longer lists it)", is_error=True)
-        problem = schema_problem(tool.input_schema, arguments)
+        problem = schema_problem(tool.input_schema, arguments) or _not_utf8(arguments)
         if problem is not None:
             return ToolResult(f"invalid arguments for {public_name}: {problem}", is_error=True)
         try:
@@ -346,6 +346,32 @@ def schema_problem(schema: Mapping[str, Any], arguments: Mapping[str, Any]) -> s
         where = ".".join(str(p) for p in error.absolute_path) or "(arguments)"
         shown.append(f"{where}: {error.message}")
     return "; ".join(shown)
+
+
+def _not_utf8(value: Any, where: str = "") -> str | None:
+    """Where a text in ``value`` holds a lone surrogate (an undecodable byte of a command line,
+    a ``\\ud800`` escape): it cannot be sent as UTF-8 JSON, and the SDK's failure to encode it
+    ended the server's session."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return (
+                f"{where or '(arguments)'}: text that is not valid UTF-8 (at character "
+                f"{exc.start}); send UTF-8 text"
+            )
+        return None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            found = _not_utf8(key, where) or _not_utf8(item, f"{where}.{key}" if where else key)
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = _not_utf8(item, f"{where}[{index}]")
+            if found is not None:
+                return found
+    return None
 
 
 @functools.lru_cache(maxsize=4096)
