@@ -13,7 +13,12 @@ from the profile half, and every figure is measured on the other half. Policies 
 - recruitment cascades: ask the top 2; when they disagree widen to 3 or 4 (then 5 while no
   answer leads), the rule ``recruitment.cascade: [2, 4, 5]`` applies at run time; then a
   competence-weighted vote (``dispatch.combine: vote``) or the learned combiner fitted on the
-  profile half's answers (``fit profiles --predictions``, ``dispatch.combine: learned``);
+  profile half's answers (``fit profiles --predictions``, ``dispatch.combine: learned``), as
+  the previous profiles (schema 1) did: widened by the first-stage ranking, no answer flags;
+- tie-break recruitment: when the first two disagree the cascade widens with the experts most
+  often right where the first stage disagreed on the profile half (``Recruiter.widen``), by
+  category or on the request's 50 nearest such questions (``fit profiles --neighbours 50``),
+  and the learned combiner has a flag per answer letter (schema 2 profiles);
 - oracle: correct when any model is.
 
 An answer from a vote is graded correct when some called model that gave that letter was
@@ -32,7 +37,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +48,7 @@ from skillswitch.config import MiniLMEncoderConfig
 from skillswitch.router import Router
 from skillswitch.router.combiner import combiner_examples, fit_combiner
 from skillswitch.router.encoders import CachedEncoder, EmbeddingCache, Encoder, build_encoder
-from skillswitch.router.profiles import fit_profiles, log_odds
+from skillswitch.router.profiles import fit_profiles, log_odds, with_neighbours
 from skillswitch.router.recruitment import Recruiter, RecruitmentPolicy, cascade_length
 from skillswitch.router.validation import ValidationResults, load_validation
 
@@ -53,6 +58,8 @@ SEEDS = (0, 1, 2, 3, 4)
 VOTE_OPTIONS = 10  # MMLU-Pro questions have up to 10 options
 CASCADES = ((2, 3), (2, 4), (2, 4, 5))
 LEARNED_CASCADES = ((2, 4), (2, 4, 5))
+TIEBREAK_CASCADES = ((2, 4), (2, 5))
+NEIGHBOURS = 50
 
 
 @dataclass
@@ -92,7 +99,10 @@ def run_seed(
 ) -> dict[str, dict[str, float]]:
     split = stratified_split([s or "" for s in data.skills], seed)
     profile_data = data.subset(split.profile)
-    profiles = fit_profiles(profile_data)
+    current = fit_profiles(profile_data)
+    # The previous policy: no tie-break competence (profiles schema 1 read today).
+    profiles = replace(current, tiebreak=None, tiebreak_strength=None)
+    vectors = np.asarray(encoder.encode(list(texts)))
     correct = np.nan_to_num(data.correct, nan=0.0)
     letters = np.asarray(data.answers, dtype=object)
     test = split.test
@@ -161,13 +171,33 @@ def run_seed(
         name = "->".join(map(str, stages))
         record(f"recruitment cascade {name} vote", hits, calls / len(test))
     for stages in LEARNED_CASCADES:
-        # Fitted on the profile half's answers, as `fit profiles --predictions` does.
-        combiner = fit_combiner(data.experts, combiner_examples(profiles, profile_data, stages))
+        # Fitted on the profile half's answers, as `fit profiles --predictions` did.
+        combiner = fit_combiner(
+            data.experts, combiner_examples(profiles, profile_data, stages), answer_flags=False
+        )
         examples = combiner_examples(profiles, data.subset(test), stages, weights_of)
         hits = [combiner.choose(e.answers, e.competence) in e.correct for e in examples]
         calls = sum(len(e.answers) for e in examples)
         name = "->".join(map(str, stages))
         record(f"recruitment cascade {name} learned", hits, calls / len(test))
+    # As `fit profiles --predictions [--neighbours 50]` does now: tie-break competence, the
+    # profile half's disagreements as neighbours (each kept out of its own), answer flags.
+    near = with_neighbours(
+        current, profile_data, vectors[split.profile], encoder.identity, k=NEIGHBOURS
+    )
+    for label, fitted in (("category", current), ("neighbours", near)):
+        own = vectors[split.profile] if fitted.neighbours is not None else None
+        held = vectors[test] if fitted.neighbours is not None else None
+        for stages in TIEBREAK_CASCADES:
+            train = combiner_examples(fitted, profile_data, stages, vectors=own, own_questions=True)
+            combiner = fit_combiner(data.experts, train)
+            examples = combiner_examples(
+                fitted, data.subset(test), stages, weights_of, vectors=held
+            )
+            hits = [combiner.choose(e.answers, e.competence) in e.correct for e in examples]
+            calls = sum(len(e.answers) for e in examples)
+            name = "->".join(map(str, stages))
+            record(f"tie-break ({label}) cascade {name} learned", hits, calls / len(test))
     record("oracle", correct[test].max(1), correct.shape[1])
     results["_router"] = {"category_accuracy": router_accuracy}
     return results
@@ -189,16 +219,21 @@ def summarise(per_seed: list[dict[str, dict[str, float]]]) -> dict[str, Any]:
             "calls": round(float(np.mean([s[name]["calls"] for s in per_seed])), 3),
         }
     router = [s["_router"]["category_accuracy"] for s in per_seed]
-    return {"policies": table, "router_category_accuracy": round(float(np.mean(router)), 4)}
+    return {
+        "policies": table,
+        "router_category_accuracy": round(float(np.mean(router)), 4),
+        "seed_count": len(per_seed),
+    }
 
 
 def print_table(summary: dict[str, Any]) -> None:
-    print(f"\nMMLU-Pro expert recruitment, mean of {len(SEEDS)} seeds (50/50 split by category)")
+    seeds = summary["seed_count"]
+    print(f"\nMMLU-Pro expert recruitment, mean of {seeds} seeds (50/50 split by category)")
     print(f"router category accuracy on the test half: {summary['router_category_accuracy']:.4f}")
-    print(f"{'policy':36} {'accuracy':>9} {'gap closed':>11} {'(min)':>7} {'calls':>6}")
+    print(f"{'policy':44} {'accuracy':>9} {'gap closed':>11} {'(min)':>7} {'calls':>6}")
     for name, row in summary["policies"].items():
         print(
-            f"{name:36} {row['accuracy']:9.4f} {row['gap_closed']:11.3f} "
+            f"{name:44} {row['accuracy']:9.4f} {row['gap_closed']:11.3f} "
             f"{row['gap_closed_min']:7.3f} {row['calls']:6.2f}"
         )
 

@@ -212,7 +212,7 @@ def test_cli_fit_profiles(tmp_path: Path, cli_env: dict[str, str]) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "4 experts x 2 skills + 2 keywords from 20 questions" in done.stdout
-    assert json.loads((out / "profiles.json").read_text())["schema"] == "skillswitch.profiles/1"
+    assert json.loads((out / "profiles.json").read_text())["schema"] == "skillswitch.profiles/2"
     bad = run(
         ["fit", "profiles", "--results", str(tmp_path / "missing.csv"), "--out", str(out)], cli_env
     )
@@ -322,3 +322,163 @@ def _plain(tmp_path: Path) -> Path:
     results, questions = write_results(tmp_path)
     fit_profiles(load_validation(results, questions=questions)).save(tmp_path / "plain")
     return tmp_path / "plain"
+
+
+# math ranks allrounder, algebraist, judge, linguist (competence x strength); but where the
+# first two disagree (questions 7-9) only the linguist is right: the tie-breaker to widen with.
+TIEBREAK_RIGHT = {
+    "math": {
+        "algebraist": range(9),
+        "allrounder": range(7),
+        "judge": range(6),
+        "linguist": range(7, 10),
+    },
+    "translation": {
+        "algebraist": range(1),
+        "allrounder": range(7),
+        "judge": range(5),
+        "linguist": range(9),
+    },
+}
+
+
+def write_tiebreak_results(folder: Path) -> tuple[Path, Path, Path]:
+    results = ["question_id,category," + ",".join(EXPERTS)]
+    predictions = ["question_id," + ",".join(EXPERTS)]
+    questions = []
+    for skill, right in TIEBREAK_RIGHT.items():
+        for i in range(10):
+            qid = f"{skill}-{i}"
+            hits = [i in right[e] for e in EXPERTS]
+            results.append(f"{qid},{skill}," + ",".join(str(int(h)) for h in hits))
+            # Every expert errs its own way, so two wrong answers still disagree.
+            answers = ["1" if h else str(2 + j) for j, h in enumerate(hits)]
+            predictions.append(f"{qid}," + ",".join(answers))
+            text = (
+                f"what is {i + 3} times {i + 7}" if skill == "math" else f"translate {i} to french"
+            )
+            questions.append({"question_id": qid, "question": text, "category": skill})
+    paths = folder / "results.csv", folder / "predictions.csv", folder / "questions.jsonl"
+    paths[0].write_text("\n".join(results) + "\n", encoding="utf-8")
+    paths[1].write_text("\n".join(predictions) + "\n", encoding="utf-8")
+    paths[2].write_text("\n".join(json.dumps(q) for q in questions) + "\n", encoding="utf-8")
+    return paths
+
+
+async def test_disagreeing_first_stage_widens_with_the_tie_breaker(
+    tmp_path: Path, cache_root: Path, cli_env: dict[str, str]
+) -> None:
+    results, predictions, questions = write_tiebreak_results(tmp_path)
+    out = tmp_path / "tiebreak"
+    done = run(
+        [
+            "fit",
+            "profiles",
+            "--results",
+            str(results),
+            "--predictions",
+            str(predictions),
+            "--questions",
+            str(questions),
+            "--cascade",
+            "2,3",
+            "--neighbours",
+            "5",
+            "--out",
+            str(out),
+        ],
+        cli_env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "disagreement questions as neighbours" in done.stdout
+    stored = json.loads((out / "profiles.json").read_text())
+    assert stored["schema"] == "skillswitch.profiles/2"
+    assert stored["neighbours"]["k"] == 5
+    assert (out / "neighbours.npz").is_file()
+    replies = {"algebraist": "391", "allrounder": "401", "judge": "999", "linguist": "391"}
+    for profiles in (out, _without_neighbours(out, tmp_path)):
+        switch = make(
+            cache_root,
+            profiles,
+            "k: 3, cascade: [2, 3]",
+            **{name: TestExpert(name, reply=text) for name, text in replies.items()},
+        )
+        async with switch:
+            answer = await switch.run("what is 17 times 23")
+        trace = answer.trace.to_dict()
+        # Not the judge (third by competence x strength): the linguist, right on the
+        # validation questions where the algebraist and the allrounder disagreed.
+        assert trace["recruitment"]["stages"] == [["allrounder", "algebraist"], ["linguist"]]
+        assert [s.expert for s in answer.trace.selections] == [
+            "allrounder",
+            "algebraist",
+            "linguist",
+        ]
+        assert "tie-break accuracy" in answer.trace.selections[2].reason
+        # Agreement settles the first stage: nobody else is asked.
+        agreeing = make(
+            cache_root,
+            profiles,
+            "k: 3, cascade: [2, 3]",
+            **{name: TestExpert(name, reply="391") for name in EXPERTS},
+        )
+        async with agreeing:
+            settled = await agreeing.run("what is 17 times 23")
+        assert settled.trace.to_dict()["recruitment"]["stages"] == [["allrounder", "algebraist"]]
+
+
+def _without_neighbours(folder: Path, tmp_path: Path) -> Path:
+    """The same profiles widened by skill-level tie-break competence only."""
+    data = json.loads((folder / "profiles.json").read_text())
+    data["neighbours"] = None
+    plain = tmp_path / "skill-level"
+    plain.mkdir()
+    (plain / "profiles.json").write_text(json.dumps(data), encoding="utf-8")
+    return plain
+
+
+async def test_neighbours_of_another_encoder_are_a_config_error(
+    tmp_path: Path, cache_root: Path, cli_env: dict[str, str]
+) -> None:
+    results, predictions, questions = write_tiebreak_results(tmp_path)
+    out = tmp_path / "tiebreak"
+    args = ["fit", "profiles", "--results", str(results), "--predictions", str(predictions)]
+    done = run(
+        [*args, "--questions", str(questions), "--neighbours", "5", "--out", str(out)], cli_env
+    )
+    assert done.returncode == 0, done.stderr
+    data = json.loads((out / "profiles.json").read_text())
+    data["neighbours"]["encoder"] = "some-other-encoder"
+    (out / "profiles.json").write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ConfigError, match="tie-break neighbours were embedded by"):
+        make(cache_root, out, "k: 3, cascade: [2, 3]")
+    no_answers = run([*args[:-2], "--neighbours", "5", "--out", str(out)], cli_env)
+    assert no_answers.returncode == 2
+    assert "give --predictions too" in no_answers.stderr
+
+
+async def test_schema_1_profiles_still_widen_by_rank(tmp_path: Path, cache_root: Path) -> None:
+    results, predictions, _questions = write_tiebreak_results(tmp_path)
+    profiles = fit_profiles(load_validation(results, predictions=predictions))
+    data = profiles.to_dict()
+    data["schema"] = "skillswitch.profiles/1"
+    for key in ("tiebreak", "neighbours"):
+        del data[key]
+    for skill in data["skills"]:
+        del skill["tiebreak"]
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "profiles.json").write_text(json.dumps(data), encoding="utf-8")
+    replies = {"algebraist": "391", "allrounder": "401", "judge": "999", "linguist": "391"}
+    switch = make(
+        cache_root,
+        old,
+        "k: 3, cascade: [2, 3]",
+        **{name: TestExpert(name, reply=text) for name, text in replies.items()},
+    )
+    async with switch:
+        answer = await switch.run("what is 17 times 23")
+    assert answer.trace.to_dict()["recruitment"]["stages"] == [
+        ["allrounder", "algebraist"],
+        ["judge"],
+    ]

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
@@ -355,15 +355,17 @@ class Switch:
         if decision.out_of_scope:
             return self._out_of_scope(decision, route_ms, started)
         chosen = await self._choose(messages, decision, skill, expert, offered)
-        dispatch, basis = await self._gather(messages, decision, chosen, offered, route_ms, started)
+        dispatch, basis, selections = await self._gather(
+            messages, decision, chosen, offered, route_ms, started
+        )
         settled = self._settle(messages, dispatch, basis)
         aggregation = (
             await self._synthesise(settled, started) if isinstance(settled, Synthesis) else settled
         )
-        self._remember(messages, decision, chosen.selections, dispatch.replies, aggregation)
+        self._remember(messages, decision, selections, dispatch.replies, aggregation)
         return self._answer(
             decision,
-            chosen.selections,
+            selections,
             dispatch,
             aggregation,
             route_ms,
@@ -390,13 +392,11 @@ class Switch:
                 note = "skill named by the caller"
                 basis = SkillBasis("router", _router_weights(decision), note=note)
             extraction_usage = Usage()
-        selections = (
-            self._direct(expert)
-            or self._kept(decision, messages)
-            or self.select(decision, None if basis is None else basis.weights)
-        )
+        named = self._direct(expert) or self._kept(decision, messages)
+        selections = named or self.select(decision, None if basis is None else basis.weights)
         self._check_tool_callers(selections, offered)
-        return _Chosen(selections, basis, extraction_usage)
+        recruited = named is None and self.recruitment is not None
+        return _Chosen(selections, basis, extraction_usage, recruited)
 
     async def _gather(
         self,
@@ -406,17 +406,58 @@ class Switch:
         offered: ClientTools | None,
         route_ms: float,
         started: float,
-    ) -> tuple[Dispatch, SkillBasis | None]:
+    ) -> tuple[Dispatch, SkillBasis | None, tuple[Selection, ...]]:
         """Every chosen expert's reply (in stages when recruitment cascades); raises
-        ``ExpertsFailedError`` with the trace when none answered."""
+        ``ExpertsFailedError`` with the trace when none answered. The selections come back
+        as asked: a cascade whose first stage disagreed widens with tie-breakers."""
         names = [s.expert for s in chosen.selections]
+        selections = chosen.selections
+        widen = None
+        if chosen.recruited and self._widens(chosen.basis):
+            assert chosen.basis is not None
+            weights = chosen.basis.weights
+
+            async def widen(asked: Sequence[str], more: int) -> list[str]:
+                nonlocal selections
+                added = await self._tie_breakers(messages, weights, asked, more)
+                selections = (*selections[: len(asked)], *added)
+                return [s.expert for s in added]
+
         with tool_policy(self.tool_policy(decision)), client_tools(offered):
-            dispatch, stages = await self._dispatch_in_stages(names, messages)
+            dispatch, stages = await self._dispatch_in_stages(names, messages, widen)
+        chosen = replace(chosen, selections=selections)
         self._raise_if_empty(dispatch, decision, chosen, route_ms, started)
         basis = chosen.basis
         if basis is not None and self._stages(names):
             basis = replace(basis, stages=stages)
-        return dispatch, basis
+        return dispatch, basis, selections
+
+    def _widens(self, basis: SkillBasis | None) -> bool:
+        """Whether a disagreeing first stage widens by tie-break competence (schema 2
+        profiles with answers), rather than with the next recruits."""
+        recruitment = self.recruitment
+        return (
+            basis is not None
+            and recruitment is not None
+            and bool(recruitment.cascade)
+            and recruitment.profiles.tiebreak is not None
+        )
+
+    async def _tie_breakers(
+        self,
+        messages: Sequence[Message],
+        weights: Mapping[str, float],
+        asked: Sequence[str],
+        more: int,
+    ) -> tuple[Selection, ...]:
+        assert self.recruitment is not None
+        vector = None
+        if self.recruitment.profiles.neighbours is not None:
+            text = last_user_text(messages)
+            vector = (await anyio.to_thread.run_sync(self.router.encoder.encode, [text]))[0]
+        recruits = self.recruitment.recruiter.widen(weights, asked, k=more, vector=vector)
+        skill = max(weights, key=lambda k: weights[k]) if weights else None
+        return tuple(Selection(r.expert, skill, r.reason) for r in recruits)
 
     def _raise_if_empty(
         self,
@@ -647,14 +688,24 @@ class Switch:
         return [*bounds, len(names)] if bounds else []
 
     async def _dispatch_in_stages(
-        self, names: Sequence[str], messages: Sequence[Message]
+        self,
+        names: Sequence[str],
+        messages: Sequence[Message],
+        widen: Callable[[Sequence[str], int], Awaitable[list[str]]] | None = None,
     ) -> tuple[Dispatch, tuple[tuple[str, ...], ...]]:
-        """Dispatch everyone at once, or stage by stage until the answers settle."""
+        """Dispatch everyone at once, or stage by stage until the answers settle. ``widen``
+        (asked, how many more): the experts after a first stage that did not settle."""
+        names = list(names)
         bounds = self._stages(names) or [len(names)]
         asked: list[tuple[str, ...]] = []
         dispatch: Dispatch | None = None
         start = 0
-        for index, end in enumerate(bounds):
+        for index, bound in enumerate(bounds):
+            if index == 1 and widen is not None:
+                names[start:] = await widen(names[:start], len(names) - start)
+            end = min(bound, len(names))  # widening may find fewer (a budget, few candidates)
+            if end <= start:
+                break
             group = tuple(names[start:end])
             spent = 0.0 if dispatch is None else dispatch.elapsed_ms / 1000
             stage = await self.dispatcher.dispatch(
@@ -806,7 +857,7 @@ class Switch:
         if announce_route:
             yield Routed(decision, selections)
         if len(selections) > 1:
-            dispatch, basis = await self._gather(
+            dispatch, basis, selections = await self._gather(
                 messages, decision, chosen, offered, route_ms, started
             )
             settled = self._settle(messages, dispatch, basis)
@@ -1002,6 +1053,16 @@ def _recruitment(
             f"{settings.profiles} (profiled: {', '.join(profiles.experts[:6])}, ...); name the "
             "experts as in the validation results",
         )
+    neighbours = profiles.neighbours
+    if neighbours is not None and neighbours.encoder != router.encoder.identity:
+        raise ConfigError.single(
+            "recruitment.profiles",
+            f"{settings.profiles}'s tie-break neighbours were embedded by "
+            f"{neighbours.encoder_name or neighbours.encoder!r}, not the router's encoder "
+            f"({router.encoder.name!r}); refit them with this config "
+            "(`skillswitch fit profiles --neighbours K --config ...`) or refit without "
+            "--neighbours",
+        )
     recruiter = Recruiter(
         profiles,
         RecruitmentPolicy(
@@ -1042,6 +1103,8 @@ class _Chosen:
     selections: tuple[Selection, ...]
     basis: SkillBasis | None
     extraction_usage: Usage
+    recruited: bool = False
+    """Recruited from profiles (not named by the caller or kept from the previous turn)."""
 
 
 def _failures(dispatch: Dispatch) -> str:

@@ -233,3 +233,53 @@ def test_cascade_length_follows_the_switch_rule() -> None:
     assert cascade_length(["A", "B", "B", "C", "D"], (2, 4, 5)) == 4
     assert cascade_length(["A", "B", "B", "A", "D"], (2, 4, 5)) == 5
     assert cascade_length(["A", None, "A"], (2, 3)) == 3
+
+
+def test_combiner_flags_answers_from_a_small_set_and_reads_older_combiners() -> None:
+    from skillswitch.router.combiner import AnswerCombiner, CombinerExample, fit_combiner
+
+    # Two equal experts split; the truth is "A" more often than "B": the flag learns it.
+    experts = ("one", "two")
+    competence = {"one": 0.6, "two": 0.6}
+    examples = [
+        CombinerExample({"one": "A", "two": "B"}, competence, frozenset({"A"})),
+        CombinerExample({"one": "B", "two": "A"}, competence, frozenset({"A"})),
+        CombinerExample({"one": "A", "two": "B"}, competence, frozenset({"B"})),
+    ] * 20
+    combiner = fit_combiner(experts, examples)
+    assert combiner.answers == ("A", "B")
+    assert combiner.choose({"one": "B", "two": "A"}, competence) == "A"
+    stored = combiner.to_dict()
+    assert stored["features"][-2:] == ["answer:A", "answer:B"]
+    unflagged = fit_combiner(experts, examples, answer_flags=False).to_dict()
+    del unflagged["answers"]  # as schema 1 profiles stored it
+    assert AnswerCombiner.from_dict(experts, unflagged).answers == ()
+
+
+def test_tiebreak_competence_and_neighbours_leave_a_question_out(tmp_path: Path) -> None:
+    from skillswitch.router.neighbours import TiebreakNeighbours
+
+    results = tmp_path / "results.csv"
+    results.write_text(
+        "question_id,category,a,b,c\n1,math,1,0,1\n2,math,1,0,0\n3,math,1,1,0\n", encoding="utf-8"
+    )
+    predictions = tmp_path / "predictions.csv"
+    predictions.write_text("question_id,a,b,c\n1,A,B,A\n2,A,C,B\n3,A,A,B\n", encoding="utf-8")
+    data = load_validation(results, predictions=predictions)
+    profiles = fit_profiles(data, prior=0.0, tiebreak_prior=0.0)
+    assert profiles.tiebreak is not None
+    # First stage a, b; they disagree on questions 1 and 2, where c is right once.
+    assert profiles.tiebreak[0].tolist() == [1.0, 0.0, 0.5]
+    recruiter = Recruiter(profiles, RecruitmentPolicy(k=3))
+    assert [r.expert for r in recruiter.widen({"math": 1.0}, ["a", "b"], k=1)] == ["c"]
+    vectors = np.eye(3, dtype=np.float32)
+    near = TiebreakNeighbours.build(
+        ["1", "2"], vectors[:2], data.correct[:2], data.experts, "e", prior=0.0
+    )
+    base = np.full(3, 0.25)
+    assert near.competence(vectors[0], base).tolist() == pytest.approx([1.0, 0.0, 1.0])
+    # Left out, question 1's only neighbour is orthogonal (weight 0): the skill level stands.
+    assert near.competence(vectors[0], base, exclude="1").tolist() == pytest.approx([0.25] * 3)
+    near.save(tmp_path / "n.npz")
+    again = TiebreakNeighbours.load(tmp_path / "n.npz", data.experts, near.describe())
+    assert again.question_ids == ("1", "2")

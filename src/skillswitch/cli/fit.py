@@ -116,15 +116,25 @@ def fit_profiles_command(
             "(as recruitment.cascade), e.g. 2,4."
         ),
     ] = "2,4",
+    neighbours: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="With --predictions and question texts: keep the questions where the first "
+            "stage disagreed, embedded by the config's router encoder, and widen a cascade by "
+            "the experts right on the request's K nearest (0: by skill only).",
+        ),
+    ] = 0,
     config: ConfigOption = None,
 ) -> None:
     """Build expert profiles (global strength, competence per skill) for recruitment; with
-    --predictions also a learned answer combiner (dispatch.combine: learned)."""
+    --predictions also tie-break competence (who to ask when the first stage disagrees) and a
+    learned answer combiner (dispatch.combine: learned)."""
     import itertools
     from dataclasses import replace
 
     from skillswitch.router.combiner import combiner_examples, fit_combiner
-    from skillswitch.router.profiles import fit_profiles
+    from skillswitch.router.profiles import fit_profiles, with_neighbours
     from skillswitch.router.validation import load_validation
 
     try:
@@ -152,12 +162,25 @@ def fit_profiles_command(
         if aggregator_results is not None
         else None
     )
-    profiles = fit_profiles(data, prior=prior, aggregator_results=judged)
+    if neighbours and data.answers is None:
+        raise typer.BadParameter(
+            "neighbours are questions where experts disagreed: give --predictions too",
+            param_hint="--neighbours",
+        )
+    profiles = fit_profiles(data, prior=prior, aggregator_results=judged, first_stage=stages[0])
     combiner_note = ""
+    vectors = None
+    if neighbours:
+        vectors, encoder = _embed_questions(data, config)
+        profiles = with_neighbours(
+            profiles, data, vectors, encoder.identity, encoder_name=encoder.name, k=neighbours
+        )
+        combiner_note += f"; {len(profiles.neighbours or ())} disagreement questions as neighbours"
     if data.answers is not None:
-        combiner = fit_combiner(data.experts, combiner_examples(profiles, data, stages))
+        examples = combiner_examples(profiles, data, stages, vectors=vectors, own_questions=True)
+        combiner = fit_combiner(data.experts, examples)
         profiles = replace(profiles, combiner=combiner.to_dict())
-        combiner_note = f"; learned combiner for cascade {stages}"
+        combiner_note += f"; learned combiner for cascade {stages}"
     path = profiles.save(out)
     strongest = sorted(
         zip(profiles.experts, profiles.strength, strict=True), key=lambda pair: -pair[1]
@@ -170,6 +193,20 @@ def fit_profiles_command(
         + combiner_note
     )
     typer.echo(f"use it with:  recruitment: {{profiles: {out}}}")
+
+
+def _embed_questions(data: Any, config_path: Path | None) -> Any:
+    """Each validation question's text, embedded by the config's router encoder."""
+    texts = data.texts()
+    missing = sum(text is None for text in texts)
+    if missing:
+        raise DatasetError(
+            f"{data.source}: {missing} question(s) have no text to embed for --neighbours; "
+            "give --questions with the question texts"
+        )
+    encoder = load_router(config_path).encoder
+    with Spinner(f"embedding {len(texts)} validation questions"):
+        return encoder.encode(list(texts)), encoder
 
 
 def _route_questions(data: Any, config_path: Path | None) -> Any:

@@ -164,6 +164,74 @@ class Recruiter:
             )
         return tuple(recruits)
 
+    def widen(
+        self,
+        skill_weights: Mapping[str, float],
+        asked: Sequence[str],
+        *,
+        k: int,
+        vector: np.ndarray | None = None,
+        exclude: str | None = None,
+    ) -> tuple[Recruit, ...]:
+        """The ``k`` experts to add when the first stage (``asked``) disagreed: the best by
+        tie-break competence on these skills (on the request's nearest validation questions
+        when ``vector``, its embedding, is given and the profiles have neighbours), less
+        ``cost_weight`` x cost, within what the budget leaves. Profiles without tie-break
+        competence: the next by :meth:`recruit`'s ranking. ``exclude``: a validation question
+        id kept out of the neighbours (fitting on validation questions)."""
+        taken = set(asked)
+        base = self.profiles.tiebreak_competence(skill_weights)
+        if base is None:
+            ranked = self.recruit(skill_weights, k=len(taken) + k)
+            return tuple(r for r in ranked if r.expert not in taken)[:k]
+        neighbours = self.profiles.neighbours
+        if vector is not None and neighbours is not None:
+            tiebreak = neighbours.competence(vector, base, exclude=exclude)
+            basis = (
+                f"the {neighbours.k} nearest validation questions where the first stage disagreed"
+            )
+        else:
+            tiebreak = base
+            known = [s for s in skill_weights if self.profiles.has_skill(s)]
+            basis = (
+                f"questions of {', '.join(known)} where the first stage disagreed"
+                if known
+                else "every question where the first stage disagreed"
+            )
+        local = self.profiles.local_competence(skill_weights)[self._columns]
+        tiebreak = tiebreak[self._columns]
+        utility = tiebreak - self.policy.cost_weight * self._costs
+        left = np.inf
+        if self.policy.budget is not None:
+            spent = sum(
+                float(c) for n, c in zip(self.candidates, self._costs, strict=True) if n in taken
+            )
+            left = self.policy.budget - spent + 1e-12
+        order: list[int] = []
+        for i in np.argsort(-utility, kind="stable"):
+            if len(order) == k:
+                break
+            if self.candidates[int(i)] not in taken and self._costs[i] <= left:
+                order.append(int(i))
+                left -= float(self._costs[i])
+        start = len(taken)
+        recruits = []
+        for rank, i in enumerate(order, start=start + 1):
+            reason = f"rank {rank}: tie-break accuracy {tiebreak[i]:.3f} on {basis}"
+            if self._costs[i] > 0:
+                reason += f", expected cost {self._costs[i]:.6g}"
+            recruits.append(
+                Recruit(
+                    self.candidates[i],
+                    float(tiebreak[i]),
+                    float(local[i]),
+                    float(self.profiles.strength[self._columns[i]]),
+                    float(self._costs[i]),
+                    reason,
+                )
+            )
+        return tuple(recruits)
+
     def _order(self, utility: np.ndarray) -> list[int]:
         if self.policy.temperature <= 0:
             # Stable: ties keep the candidates' configured order.
