@@ -4,7 +4,10 @@ traceback."""
 
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -40,3 +43,50 @@ def test_a_host_that_is_not_here_is_refused_before_starting(cli_env: dict[str, s
     unassigned = run(["serve", "--host", "192.0.2.1", "--api-key-env", "EDGE_KEY"], env)
     assert unassigned.returncode == 2
     assert "cannot listen on 192.0.2.1:8000" in unassigned.stderr
+
+
+def test_route_lines_stay_whole_in_a_pipe(cli_env: dict[str, str]) -> None:
+    completed = run(["route", "what is 15% of 80"], {**cli_env, "COLUMNS": "40"})
+    assert completed.returncode == 0, completed.stderr
+    candidates = next(line for line in completed.stdout.splitlines() if line.startswith("cand"))
+    assert candidates.count(",") == 3  # four candidates on one line, not cut at 40 columns
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(cli_env: dict[str, str]) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "skillswitch", "config", "schema"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=cli_env,
+    )
+    assert process.stdout is not None
+    assert process.stderr is not None
+    process.stdout.close()  # `| head -0`: the reader is gone before the first write
+    with process.stderr:
+        stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 1  # click's status for a closed pipe
+    assert "Traceback" not in stderr
+    assert "BrokenPipeError" not in stderr
+
+
+def test_ctrl_c_while_serving_mcp_exits_130_without_a_traceback(cli_env: dict[str, str]) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "skillswitch", "mcp"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=cli_env,
+    )
+    assert process.stdin is not None
+    assert process.stdout is not None
+    process.stdin.write(
+        b'{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion":'
+        b' "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}\n'
+    )
+    process.stdin.flush()
+    assert b'"id":1' in process.stdout.readline()  # serving: the imports are long done
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert b"Traceback" not in stderr
+    assert stderr.decode().strip().endswith("interrupted")

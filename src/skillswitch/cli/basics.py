@@ -36,7 +36,7 @@ def route(
         return
     from rich.console import Console
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)  # a pipe gets whole lines, not 80 wide
     if decision.out_of_scope:
         console.print(
             f"[bold yellow]{decision.out_of_scope_label}[/]  confidence "
