@@ -216,7 +216,7 @@ class ToolHub:
         try:
             tool = self.catalogue.get(public_name)
         except LookupError as exc:
-            return ToolResult(str(exc), is_error=True)
+            return ToolResult(f"{exc}{self._why_missing(public_name)}", is_error=True)
         if tool.server in self._stale:  # it announced a change: the schema may be new
             await self._refresh([tool.server])
             try:
@@ -241,6 +241,15 @@ class ToolHub:
             )
         except Exception as exc:  # an MCP error response: said, not raised
             return ToolResult(f"{public_name} failed: {describe_error(exc)}", is_error=True)
+
+    def _why_missing(self, public_name: str) -> str:
+        """Why the tools of the server a name points at are not listed, when that is known: a
+        server that failed to start is no reason to call the tool unknown and stop there."""
+        server = public_name.split("__", 1)[0]
+        connection = self._connections.get(server)
+        if connection is None or server not in self._stale or not connection.last_error:
+            return ""
+        return f" (MCP server {server!r} is not available: {connection.last_error})"
 
     async def _health(self) -> list[dict[str, Any]]:
         report: list[dict[str, Any]] = []
