@@ -240,7 +240,11 @@ class UnknownToolError(SkillSwitchError, LookupError):
 
     def __init__(self, name: str, known: Sequence[str]) -> None:
         self.name = name
-        listing = "; list the tools with `skillswitch tools list`" if known else "; no tools"
+        listing = (
+            "; list the tools (MCP tools/list, or `skillswitch tools list`)"
+            if known
+            else "; no tools"
+        )
         hint = _suggestion(name, known, many=3, otherwise=listing)
         super().__init__(f"unknown tool {name!r}{hint}")
 

@@ -92,3 +92,14 @@ async def test_unknown_tools_say_what_is_callable(client: Client) -> None:
     good = await client.call_tool("builtin__calculator", {"expression": "17 * 23"})
     assert not good.is_error
     assert good.content[0].text == "391"  # type: ignore[union-attr]
+
+
+async def test_a_tool_of_a_server_that_did_not_start_says_why(cache_root: Path) -> None:
+    broken = CONFIG + "    - {name: broken, command: [/bin/sh, -c, 'exit 3']}\n"
+    switch = Switch.from_config(parse_config(broken), cache_dir=cache_root)
+    async with switch, Client(SkillSwitchMCPServer(switch)) as client:
+        text = await error_of(client, "broken__anything", {})
+        assert text.startswith("unknown tool 'broken__anything'")
+        assert "MCP server 'broken' is not available: failed to start" in text
+        good = await client.call_tool("builtin__calculator", {"expression": "2 ** 10"})
+        assert good.content[0].text == "1024"  # type: ignore[union-attr]

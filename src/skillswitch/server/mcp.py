@@ -136,13 +136,17 @@ class SkillSwitchMCPServer(MCPServer):
             _check_own_arguments(name, own.parameters, arguments)
             return await super().call_tool(name, arguments, context)
         hub = self.switch.hub
-        entry = None if hub is None else hub.known(name)
-        if hub is None or entry is None:
-            # Not listed so far: list the upstream servers, then say what is callable.
+        if hub is None:
+            raise ToolError(_unknown_tool(name, [t.name for t in self._tool_manager.list_tools()]))
+        entry = hub.known(name)
+        if entry is None:
+            # Not listed so far: list the upstream servers, then say what is callable (a name of
+            # a configured server goes on: the hub says what is wrong, e.g. it did not start).
             callable_names = [t.name for t in self._tool_manager.list_tools()]
             callable_names += [e.public_name for e in await self._proxied()]
-            entry = None if hub is None else hub.known(name)
-            if hub is None or (entry is None and name not in callable_names):
+            entry = hub.known(name)
+            upstream = name.split("__", 1)[0] in hub.servers
+            if entry is None and not upstream and name not in callable_names:
                 raise ToolError(_unknown_tool(name, callable_names))
         if entry is not None and not self._proxy_allows(entry):
             return _error(
