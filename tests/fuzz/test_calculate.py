@@ -96,6 +96,10 @@ def test_refusals_say_what_is_wrong() -> None:
     for expression, needle in cases.items():
         with pytest.raises(ValueError, match=needle):
             calculate(expression)
+    with pytest.raises(ValueError, match=r"^division by zero$"):  # said once
+        calculate("1/0")
+    with pytest.raises(ValueError, match=r"^division by zero \(integer modulo by zero\)$"):
+        calculate("1 % 0")
 
 
 def test_answers_stay_exact() -> None:

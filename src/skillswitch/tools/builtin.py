@@ -73,7 +73,9 @@ def calculate(expression: str) -> str:
     except RecursionError:
         raise ValueError("the expression is nested too deeply; simplify it") from None
     except ZeroDivisionError as exc:
-        raise ValueError(f"division by zero ({exc})") from None
+        detail = str(exc)
+        shown = "" if detail == "division by zero" else f" ({detail})"
+        raise ValueError(f"division by zero{shown}") from None
     except OverflowError:
         raise ValueError(
             "the result is too large for a floating-point number (at most about 1.8e308)"
