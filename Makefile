@@ -49,10 +49,12 @@ soak: install
 
 # Fuzzing, long form (make test runs tests/fuzz bounded and derandomized): thousands of random
 # examples per property (schemathesis against the OpenAPI spec, raw HTTP bodies, the config
-# loader, traces, the calculator), then 10,000 raw JSON-RPC frames to skillswitch mcp over stdio.
+# loader, traces, the calculator), then 10,000 raw JSON-RPC frames to skillswitch mcp over stdio
+# and 10,000 to /mcp of skillswitch serve over HTTP.
 fuzz: install
 	SKILLSWITCH_FUZZ=1 $(BIN)/python -m pytest tests/fuzz -q -s
 	$(BIN)/python -m tests.fuzz.mcp_frames --frames 10000 --json bench-results/fuzz_mcp_frames.json
+	$(BIN)/python -m tests.fuzz.mcp_http_frames --frames 10000 --json bench-results/fuzz_mcp_http_frames.json
 
 # Benchmarks are separate from the tests: they take longer and compare against peers.
 bench: bench-intents bench-dispatch bench-recruitment bench-mcp bench-tools bench-local bench-http

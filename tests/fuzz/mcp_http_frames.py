@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tempfile
 import time
@@ -100,9 +101,10 @@ def messages_of(response: httpx.Response) -> list[Any]:
         return []
     try:
         if kind.startswith("text/event-stream"):
+            # SSE lines end at CR, LF or CRLF only (str.splitlines also splits at U+2028).
             return [
                 json.loads(line.removeprefix("data:").strip())
-                for line in text.splitlines()
+                for line in re.split(r"\r\n|\r|\n", text)
                 if line.startswith("data:") and line.removeprefix("data:").strip()
             ]
         body = json.loads(text)
