@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 REPO = Path(__file__).resolve().parents[2]
 SKILLSWITCH = REPO / ".venv" / "bin" / "skillswitch"
@@ -619,30 +619,50 @@ def run(count: int, seed: int, *, huge: bool, workdir: Path, cache_dir: Path) ->
     return report
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+class FuzzReport(Protocol):
+    failures: Any
+
+    def summary(self) -> str: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+def fuzz_main(
+    doc: str,
+    default_seed: int,
+    run_frames: Callable[[int, int, bool, Path, Path], FuzzReport],
+) -> None:
+    """The command line of a frame fuzzer: ``--frames``, ``--seed``, ``--no-huge``, ``--json``;
+    ``run_frames(count, seed, huge, workdir, cache_dir)`` fuzzes; exit 1 on any failure."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--frames", type=int, default=10_000)
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--seed", type=int, default=default_seed)
     parser.add_argument("--no-huge", action="store_true", help="leave out the 5 MB frames")
     parser.add_argument("--json", type=Path, help="write the report here")
     options = parser.parse_args()
     cache_dir = REPO / ".cache" / "test"
     cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as folder:
-        report = run(
-            options.frames,
-            options.seed,
-            huge=not options.no_huge,
-            workdir=Path(folder),
-            cache_dir=cache_dir,
+        report = run_frames(
+            options.frames, options.seed, not options.no_huge, Path(folder), cache_dir
         )
-        if report.tracebacks:
+        if report.failures:
             print((Path(folder) / "server.log").read_text("utf-8", "replace")[-4000:])
     print(report.summary())
     if options.json is not None:
         options.json.parent.mkdir(parents=True, exist_ok=True)
         options.json.write_text(json.dumps({"seed": options.seed, **report.to_dict()}, indent=2))
     sys.exit(1 if report.failures else 0)
+
+
+def main() -> None:
+    fuzz_main(
+        __doc__,
+        7,
+        lambda count, seed, huge, workdir, cache_dir: run(
+            count, seed, huge=huge, workdir=workdir, cache_dir=cache_dir
+        ),
+    )
 
 
 if __name__ == "__main__":

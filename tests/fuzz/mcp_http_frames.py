@@ -19,11 +19,9 @@ tests/fuzz/test_mcp_frames.py sends a few hundred with a fixed seed.
 
 from __future__ import annotations
 
-import argparse
 import json
+import os
 import re
-import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -34,7 +32,7 @@ from typing import Any
 
 import httpx
 
-from tests.fuzz.mcp_frames import PROTOCOL, REPO, Frames, config_text, expected
+from tests.fuzz.mcp_frames import PROTOCOL, Frames, config_text, expected, fuzz_main
 
 TIMEOUT_S = 30.0
 BOUNDED_FRAMES = 300  # make test's share; make fuzz runs this module with --frames 10000
@@ -214,7 +212,8 @@ def running_session(workdir: Path, env: dict[str, str]) -> Iterator[Session]:
                 session.close()
 
 
-def run(count: int, seed: int, *, huge: bool, workdir: Path, env: dict[str, str]) -> Report:
+def run(count: int, seed: int, huge: bool, workdir: Path, cache_dir: Path) -> Report:
+    env = {**os.environ, "SKILLSWITCH_CACHE_DIR": str(cache_dir), "HF_HUB_OFFLINE": "1"}
     with running_session(workdir, env) as session:
         report = fuzz(session, iter(Frames(seed, huge=huge)), count)
     log = (workdir / "server.log").read_text("utf-8", "replace")
@@ -223,28 +222,7 @@ def run(count: int, seed: int, *, huge: bool, workdir: Path, env: dict[str, str]
 
 
 def main() -> None:
-    import os
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--frames", type=int, default=10_000)
-    parser.add_argument("--seed", type=int, default=11)
-    parser.add_argument("--no-huge", action="store_true", help="leave out the 5 MB frames")
-    parser.add_argument("--json", type=Path, help="write the report here")
-    options = parser.parse_args()
-    cache_dir = REPO / ".cache" / "test"
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "SKILLSWITCH_CACHE_DIR": str(cache_dir), "HF_HUB_OFFLINE": "1"}
-    with tempfile.TemporaryDirectory() as folder:
-        report = run(
-            options.frames, options.seed, huge=not options.no_huge, workdir=Path(folder), env=env
-        )
-        if report.tracebacks:
-            print((Path(folder) / "server.log").read_text("utf-8", "replace")[-4000:])
-    print(report.summary())
-    if options.json is not None:
-        options.json.parent.mkdir(parents=True, exist_ok=True)
-        options.json.write_text(json.dumps({"seed": options.seed, **report.to_dict()}, indent=2))
-    sys.exit(1 if report.failures else 0)
+    fuzz_main(__doc__, 11, run)
 
 
 if __name__ == "__main__":
