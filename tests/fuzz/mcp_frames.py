@@ -620,7 +620,8 @@ def run(count: int, seed: int, *, huge: bool, workdir: Path, cache_dir: Path) ->
 
 
 class FuzzReport(Protocol):
-    failures: Any
+    @property
+    def failures(self) -> int: ...
 
     def summary(self) -> str: ...
 
