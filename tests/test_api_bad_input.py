@@ -57,3 +57,27 @@ async def test_stream_names_what_was_sent(switch: Switch) -> None:
     text = b"what is 17 times 23?"
     events = [event async for event in switch.stream(text)]  # type: ignore[arg-type]
     assert isinstance(events[0], TextDelta)
+
+
+async def test_run_sync_inside_a_running_loop_says_to_await_run(switch: Switch) -> None:
+    with pytest.raises(RuntimeError, match=r"inside a running event loop.*await switch\.run"):
+        switch.run_sync("what is 17 times 23")
+    assert (await switch.run("what is 17 times 23")).text == "391"
+
+
+@pytest.mark.parametrize(
+    ("source", "fragment"),
+    [(5, "source is a int"), ({"skills": []}, "source is a dict; give a config file's path")],
+)
+def test_from_config_names_a_source_of_the_wrong_type(source: Any, fragment: str) -> None:
+    with pytest.raises(TypeError, match=fragment):
+        Switch.from_config(source)
+
+
+def test_an_override_that_is_not_an_expert_is_named(cache_root: Path) -> None:
+    config = parse_config(
+        DEFAULT_SKILLS
+        + "\nexperts:\n  - {name: any, base_url: 'http://127.0.0.1:9/v1', model: m}\n"
+    )
+    with pytest.raises(TypeError, match=r"overrides\['any'\] is a str, not an expert"):
+        Switch.from_config(config, overrides={"any": "391"}, cache_dir=cache_root)  # type: ignore[dict-item]

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -215,6 +216,12 @@ class Switch:
 
         ``overrides`` replace configured experts by name, e.g. with ``TestExpert`` in tests.
         """
+        if source is not None and not isinstance(source, (str, Path, Config)):
+            raise TypeError(
+                f"source is a {type(source).__name__}; give a config file's path, a Config "
+                "(skillswitch.config.parse_config(text) reads YAML text), or None for the "
+                "embedded default"
+            )
         config = (
             source
             if isinstance(source, Config)
@@ -224,9 +231,14 @@ class Switch:
         )
         replacements = dict(overrides or {})
         names = [expert.name for expert in config.experts]
-        for name in replacements:
+        for name, replacement in replacements.items():
             if name not in names:
                 raise UnknownExpertError(name, names)
+            if not all(callable(getattr(replacement, a, None)) for a in ("answer", "stream")):
+                raise TypeError(
+                    f"overrides[{name!r}] is a {type(replacement).__name__}, not an expert (it "
+                    "needs async answer() and stream(); e.g. TestExpert or FunctionExpert)"
+                )
         router = Router.from_config(config, cache_dir=cache_dir)
         hub = finder = None
         if config.tools.servers:
@@ -755,6 +767,16 @@ class Switch:
     ) -> Answer:
         """``run`` for code without an event loop. The experts' HTTP connections belong to the
         call's loop and are closed before it returns; MCP servers stay up until ``close``."""
+
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no loop in this thread: the one case run_sync is for
+            pass
+        else:
+            raise RuntimeError(
+                "run_sync was called inside a running event loop (it would block that loop); "
+                "use `await switch.run(...)` there"
+            )
 
         async def once() -> Answer:
             try:
