@@ -47,7 +47,7 @@ class MetricsMiddleware:
         status = 500
         error_body = bytearray()
         recorded = False
-        in_flight = self.metrics.in_flight.labels(endpoint)
+        in_flight = self.metrics.child(self.metrics.in_flight, endpoint)
         in_flight.inc()
 
         def record() -> None:
