@@ -5,6 +5,7 @@ read as an HTTP/1.1 client would, against a raw asyncio server that answers cann
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -14,7 +15,11 @@ import pytest
 
 from skillswitch.agents import ExpertReply, Message, OpenAIChatExpert, TextDelta
 from skillswitch.agents._http import EventStream
-from skillswitch.exceptions import ExpertResponseError, ExpertTimeoutError
+from skillswitch.exceptions import (
+    ExpertResponseError,
+    ExpertTimeoutError,
+    ExpertUnavailableError,
+)
 
 pytestmark = pytest.mark.anyio
 ASK = [Message("user", "hi")]
@@ -107,6 +112,38 @@ async def test_a_body_that_ends_with_the_connection_is_read_whole() -> None:
     port = listening.sockets[0].getsockname()[1]
     async with listening, OpenAIChatExpert("e", f"http://127.0.0.1:{port}/v1", "m") as expert:
         assert (await expert.answer(ASK)).text == "hello"
+
+
+async def test_a_kept_alive_connection_closed_as_it_is_reused_is_retried_once_fresh() -> None:
+    """Found by the load test: a server's keep-alive timeout may close an idle connection just
+    as the pool reuses it; the request fails before a byte of answer. It goes once more, on a
+    new connection; a new connection that fails so is an error (the server is not answering)."""
+    served: list[int] = []
+
+    async def one_per_connection(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        await reader.readexactly(length)
+        served.append(1)
+        writer.write(ok(COMPLETION))  # keep-alive, as HTTP/1.1 answers are by default
+        await writer.drain()
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            await reader.readuntil(b"\r\n\r\n")  # the next request: closed unanswered
+        writer.close()
+
+    listening = await asyncio.start_server(one_per_connection, "127.0.0.1", 0)
+    port = listening.sockets[0].getsockname()[1]
+    async with listening, OpenAIChatExpert("e", f"http://127.0.0.1:{port}/v1", "m") as expert:
+        for _ in range(3):
+            assert (await expert.answer(ASK)).text == "hello"
+    assert len(served) == 3
+
+    async with canned(lambda head, body: None) as (server, silent):
+        with pytest.raises(ExpertUnavailableError, match="broke before"):
+            await silent.answer(ASK)
+    assert server.connections == 1  # a new connection's failure is not retried
 
 
 async def test_a_stream_reads_its_events_and_keeps_the_connection() -> None:

@@ -61,6 +61,8 @@ class Response(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.lost = False
         self.idle = False
+        self.requests = 0
+        """Requests sent on this connection (0: new, never used)."""
         self._waiter: asyncio.Future[None] | None = None
         self._paused = False
         self._begin()
@@ -72,6 +74,8 @@ class Response(asyncio.Protocol):
         self.complete = False
         self.reusable = False
         self.failure: HTTPFailure | None = None
+        self.received = False
+        """Whether any byte of this response has arrived."""
         self._body: list[bytes] = []
         self._buffered = 0
 
@@ -81,6 +85,7 @@ class Response(asyncio.Protocol):
         self.transport = cast("asyncio.Transport", transport)  # uvloop's are not subclasses
 
     def data_received(self, data: bytes) -> None:
+        self.received = True
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -230,9 +235,23 @@ class ConnectionPool:
         self._closed = False
 
     async def post(self, path: str, body: bytes) -> Response:
-        """Send ``body`` to the base URL's path + ``path``; the response once its head is in."""
+        """Send ``body`` to the base URL's path + ``path``; the response once its head is in.
+
+        A kept-alive connection the server closes as it is reused (its idle timeout ending
+        just then) fails before a byte of the answer: the request goes once more, on a new
+        connection, as every HTTP client's pool does. Any other failure is the caller's."""
         response = await self._acquire()
+        fresh = response.requests == 0
+        try:
+            return await self._send(response, path, body)
+        except HTTPFailure as failure:
+            if fresh or failure.kind != "broken" or response.received:
+                raise
+        return await self._send(await self._acquire(fresh=True), path, body)
+
+    async def _send(self, response: Response, path: str, body: bytes) -> Response:
         response._begin()
+        response.requests += 1
         assert response.transport is not None
         response.transport.write(
             b"POST %s%s HTTP/1.1\r\n%sContent-Length: %d\r\n\r\n%s"
@@ -278,8 +297,8 @@ class ConnectionPool:
             response.close()
             self._open -= 1
 
-    async def _acquire(self) -> Response:
-        while self._idle:
+    async def _acquire(self, *, fresh: bool = False) -> Response:
+        while self._idle and not fresh:
             response = self._idle.pop()
             response.idle = False
             transport = response.transport
@@ -289,7 +308,7 @@ class ConnectionPool:
             self._open -= 1
         while self._open >= self._max_connections:
             await self._slot()
-            if self._idle:
+            if self._idle and not fresh:
                 return await self._acquire()
         self._open += 1
         try:
