@@ -60,6 +60,7 @@ class Response(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self.transport: asyncio.Transport | None = None
         self.lost = False
+        self.closed_cleanly = False
         self.idle = False
         self.requests = 0
         """Requests sent on this connection (0: new, never used)."""
@@ -101,6 +102,7 @@ class Response(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
+        self.closed_cleanly = exc is None  # the peer's FIN, not a reset
         if self.idle:
             self._pool.forget(self)
         elif self.head and not self.complete and not self._framed():
@@ -238,8 +240,10 @@ class ConnectionPool:
         """Send ``body`` to the base URL's path + ``path``; the response once its head is in.
 
         A kept-alive connection the server closes as it is reused (its idle timeout ending
-        just then) fails before a byte of the answer: the request goes once more, on a new
-        connection, as every HTTP client's pool does. Any other failure is the caller's."""
+        just then: a clean close, before a byte of the answer) gets the request once more, on
+        a new connection, as every HTTP client's pool does. Any other failure (a reset, a
+        failure after the answer began, a new connection's) is the caller's, whose retries
+        count it."""
         response = await self._acquire()
         fresh = response.requests == 0
         try:
@@ -247,6 +251,8 @@ class ConnectionPool:
         except HTTPFailure as failure:
             if fresh or failure.kind != "broken" or response.received:
                 raise
+            if not response.closed_cleanly:
+                raise  # a reset: the server refused this request, it was not a timeout's close
         return await self._send(await self._acquire(fresh=True), path, body)
 
     async def _send(self, response: Response, path: str, body: bytes) -> Response:
