@@ -1,7 +1,7 @@
 """Dispatcher overhead with 3 instant experts, side by side with a bare ``asyncio.gather``.
 
 The experts answer at once (TestExpert, no network), so what is measured is the dispatcher's own
-work per request: task group, per-attempt timeout scope, tenacity retry controller, circuit
+work per request: task group, per-attempt timeout, retry loop (backoff, Retry-After), circuit
 breakers, attempt records. The baseline is the least any fan-out can do: ``asyncio.gather`` of
 the three ``answer`` calls. Both run in the same process, interleaved in rounds.
 
