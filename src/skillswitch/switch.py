@@ -374,8 +374,8 @@ class Switch:
         aggregation = (
             await self._synthesise(settled, started) if isinstance(settled, Synthesis) else settled
         )
-        self._remember(messages, decision, selections, dispatch.replies, aggregation)
         return self._answer(
+            messages,
             decision,
             selections,
             dispatch,
@@ -893,8 +893,8 @@ class Switch:
                 aggregation = settled
                 if aggregation.text:
                     yield TextDelta(aggregation.text)
-            self._remember(messages, decision, selections, dispatch.replies, aggregation)
             yield self._answer(
+                messages,
                 decision,
                 selections,
                 dispatch,
@@ -919,10 +919,9 @@ class Switch:
             leave_client_tools(offering)
             leave_tool_policy(policy)
         self._raise_if_empty(single, decision, chosen, route_ms, started)
-        replies = list(single.replies)
-        aggregation = await aggregate(messages, replies, aggregator=None)
-        self._remember(messages, decision, selections, replies, aggregation)
+        aggregation = await aggregate(messages, single.replies, aggregator=None)
         yield self._answer(
+            messages,
             decision,
             selections,
             single,
@@ -946,6 +945,7 @@ class Switch:
 
     def _answer(
         self,
+        messages: Sequence[Message],
         decision: RoutingDecision,
         selections: tuple[Selection, ...],
         dispatch: Dispatch,
@@ -956,6 +956,8 @@ class Switch:
         basis: SkillBasis | None = None,
         extra_usage: Usage | None = None,
     ) -> Answer:
+        """The answer and its trace; the turn is remembered for a follow-up."""
+        self._remember(messages, decision, selections, dispatch.replies, aggregation)
         trace = Trace(
             decision,
             selections,
