@@ -42,22 +42,17 @@ from skillswitch.agents.dispatch import (
 from skillswitch.agents.keywords import extract_keywords
 from skillswitch.agents.messages import (
     Message,
-    Prices,
     TextDelta,
     Usage,
     last_user_text,
     parse_messages,
 )
-from skillswitch.agents.openai_chat import OpenAIChatExpert, SamplingSettings
-from skillswitch.agents.tool_calling import ToolCallingExpert
 from skillswitch.agents.turns import TurnMemory, TurnRecord
+from skillswitch.assembly import ExpertSpec, Recruitment, build_expert, build_recruitment
 from skillswitch.config import Config, default_config, environment, load_config
 from skillswitch.config.models import (
     DispatchConfig,
-    ExpertConfig,
     LocalExpertConfig,
-    RecruitmentConfig,
-    ToolExpertConfig,
 )
 from skillswitch.exceptions import (
     ConfigError,
@@ -67,20 +62,12 @@ from skillswitch.exceptions import (
     UnknownExpertError,
 )
 from skillswitch.router import Router, RoutingDecision
-from skillswitch.router.combiner import AnswerCombiner
 from skillswitch.router.decision import RoutingTiming, SkillScore
-from skillswitch.router.keywords import KeywordMatcher
-from skillswitch.router.profiles import ExpertProfiles, log_odds
-from skillswitch.router.recruitment import Recruiter, RecruitmentPolicy, stage_settled
-from skillswitch.tools.base import Tool, ToolSpec
-from skillswitch.tools.builtin import BUILTIN_TOOLS
+from skillswitch.router.profiles import log_odds
+from skillswitch.router.recruitment import stage_settled
+from skillswitch.tools.base import ToolSpec
 from skillswitch.tools.sources import (
-    CatalogueTools,
-    CombinedTools,
-    MCPTool,
-    StaticTools,
     ToolPolicy,
-    ToolSource,
     enter_tool_policy,
     leave_tool_policy,
     tool_policy,
@@ -102,38 +89,6 @@ ClientToolsArg = Sequence[Mapping[str, Any] | ToolSpec] | None
 # weight so a weak expert still breaks ties.
 VOTE_OPTIONS = 4
 MIN_VOTE_WEIGHT = 0.05
-
-
-@dataclass(frozen=True)
-class ExpertSpec:
-    """An expert and the skills it serves (empty: every skill), with its fallbacks."""
-
-    expert: Expert
-    skills: tuple[str, ...] = ()
-    fallbacks: tuple[str, ...] = ()
-    timeout_s: float = 60.0
-
-
-@dataclass(frozen=True)
-class Recruitment:
-    """Profile-based recruitment for a ``Switch`` (see ``RecruitmentConfig``).
-
-    ``keywords``: when set, the keyword-extraction expert's keywords (matched to profiled
-    keywords) choose the experts; the router's skills stand in when none matches.
-    """
-
-    recruiter: Recruiter
-    cascade: tuple[int, ...] = ()
-    """Answers wanted after each stage, e.g. (2, 4, 5); empty: everyone at once."""
-    keyword_expert: str | None = None
-    keywords: KeywordMatcher | None = None
-    keyword_samples: int = 5
-    keyword_min_count: int = 2
-    combiner: AnswerCombiner | None = None
-
-    @property
-    def profiles(self) -> ExpertProfiles:
-        return self.recruiter.profiles
 
 
 class Switch:
@@ -258,7 +213,7 @@ class Switch:
             backend = build_backend(config.inference)
         specs = []
         for index, declared in enumerate(config.experts):
-            expert = replacements.get(declared.name) or _expert(
+            expert = replacements.get(declared.name) or build_expert(
                 declared, index, hub, finder, config.tools.retrieval.k, backend
             )
             specs.append(
@@ -274,7 +229,7 @@ class Switch:
             specs,
             settings=config.dispatch,
             out_of_scope_reply=config.out_of_scope.reply,
-            recruitment=_recruitment(config.recruitment, router, specs, config.experts),
+            recruitment=build_recruitment(config.recruitment, router, specs, config.experts),
             hub=hub,
             tool_finder=finder,
             allow_destructive={s.name: s.allow_destructive for s in config.skills},
@@ -971,153 +926,8 @@ class Switch:
         return Answer(aggregation.text, trace)
 
 
-def _expert(
-    declared: ExpertConfig | ToolExpertConfig | LocalExpertConfig,
-    index: int,
-    hub: ToolHub | None,
-    finder: ToolFinder | None,
-    tools_k: int,
-    backend: LocalBackend | None,
-) -> Expert:
-    """The adapter a config entry describes: a chat model, with a tool loop when it has tools
-    (builtin functions, and MCP tools of the hub: the ``tools_k`` most relevant per request);
-    or a tool expert (one tool call, no model)."""
-    if isinstance(declared, ToolExpertConfig):
-        return _tool_expert(declared, hub)
-    if isinstance(declared, LocalExpertConfig):
-        assert backend is not None, "from_config builds the backend for local experts"
-        return _local_expert(declared, backend)
-    settings: dict[str, Any] = {
-        "api_key": environment.api_key(declared.api_key_env, path=f"experts[{index}].api_key_env"),
-        "timeout_s": declared.timeout_s,
-        "sampling": SamplingSettings(**declared.sampling.model_dump()),
-        "prices": Prices(**declared.prices.model_dump()),
-    }
-    if declared.tools:
-        builtin = [BUILTIN_TOOLS[name]() for name in declared.tools if name in BUILTIN_TOOLS]
-        patterns = [name for name in declared.tools if name not in BUILTIN_TOOLS]
-        sources: list[ToolSource] = [StaticTools(builtin)]
-        if patterns:
-            assert hub is not None, "config validation checks that MCP tools name a server"
-            retriever = None if finder is None else finder.select
-            sources.append(CatalogueTools(hub, patterns, k=tools_k, retriever=retriever))
-        return ToolCallingExpert(
-            declared.name,
-            str(declared.base_url),
-            declared.model,
-            tools=sources[0] if len(sources) == 1 else CombinedTools(sources),
-            max_steps=declared.max_tool_steps,
-            **settings,
-        )
-    return OpenAIChatExpert(declared.name, str(declared.base_url), declared.model, **settings)
-
-
-def _local_expert(declared: LocalExpertConfig, backend: LocalBackend) -> Expert:
-    from skillswitch.agents.local_model import LocalExpert
-    from skillswitch.inference.requests import GenerationParams
-
-    sampling = declared.sampling
-    params = GenerationParams(
-        max_new_tokens=sampling.max_tokens or 512,
-        temperature=sampling.temperature or 0.0,
-        top_p=sampling.top_p or 1.0,
-        seed=sampling.seed,
-    )
-    prices = Prices(**declared.prices.model_dump())
-    return LocalExpert(declared.name, backend, declared.model, params=params, prices=prices)
-
-
-def _tool_expert(declared: ToolExpertConfig, hub: ToolHub | None) -> Expert:
-    from skillswitch.agents.tool_expert import ToolExpert
-    from skillswitch.tools.phrasing import ARGUMENT_READERS
-
-    tool: Tool
-    if declared.tool in BUILTIN_TOOLS:
-        tool = BUILTIN_TOOLS[declared.tool]()
-    else:
-        assert hub is not None, "config validation checks that the tool names a server"
-        tool = MCPTool(hub, declared.tool)
-    own_name = declared.tool.rpartition("__")[2]
-    read = ARGUMENT_READERS[own_name] if declared.arguments == "words" else None
-    return ToolExpert(declared.name, tool, read)
-
-
-def _cascade(setting: list[int] | bool, k: int) -> tuple[int, ...]:
-    if setting is True:
-        return (2, k)
-    return tuple(setting) if isinstance(setting, list) else ()
-
-
 def _router_weights(decision: RoutingDecision) -> dict[str, float]:
     return {s.skill: max(s.score, 1e-6) for s in decision.skills}
-
-
-def _recruitment(
-    settings: RecruitmentConfig,
-    router: Router,
-    specs: Sequence[ExpertSpec],
-    declared: Sequence[ExpertConfig | ToolExpertConfig | LocalExpertConfig],
-) -> Recruitment | None:
-    if settings.profiles is None:
-        return None
-    profiles = ExpertProfiles.load(settings.profiles)
-    tokens = settings.expected_tokens
-    costs = {
-        d.name: Prices(**d.prices.model_dump()).usage(tokens.input, tokens.output).cost
-        if isinstance(d, ExpertConfig | LocalExpertConfig)
-        else 0.0
-        for d in declared
-    }
-    helpers = {settings.keyword_expert}
-    names = [spec.expert.name for spec in specs if spec.expert.name not in helpers]
-    if not any(profiles.has_expert(name) for name in names):
-        raise ConfigError.single(
-            "recruitment.profiles",
-            f"none of the configured experts ({', '.join(names[:6]) or 'none'}) has a profile in "
-            f"{settings.profiles} (profiled: {', '.join(profiles.experts[:6])}, ...); name the "
-            "experts as in the validation results",
-        )
-    neighbours = profiles.neighbours
-    if neighbours is not None and neighbours.encoder != router.encoder.identity:
-        raise ConfigError.single(
-            "recruitment.profiles",
-            f"{settings.profiles}'s tie-break neighbours were embedded by "
-            f"{neighbours.encoder_name or neighbours.encoder!r}, not the router's encoder "
-            f"({router.encoder.name!r}); refit them with this config "
-            "(`skillswitch fit profiles --neighbours K --config ...`) or refit without "
-            "--neighbours",
-        )
-    recruiter = Recruiter(
-        profiles,
-        RecruitmentPolicy(
-            k=settings.k,
-            temperature=settings.temperature,
-            budget=settings.budget,
-            cost_weight=settings.cost_weight,
-            near_tie=settings.near_tie,
-            seed=settings.seed,
-        ),
-        costs=costs,
-        available=names,
-    )
-    matcher = None
-    if settings.keyword_expert is not None:
-        matcher = KeywordMatcher(
-            profiles,
-            router.encoder,
-            min_similarity=settings.keyword_min_similarity,
-        )
-    return Recruitment(
-        recruiter,
-        cascade=_cascade(settings.cascade, settings.k),
-        keyword_expert=settings.keyword_expert,
-        keywords=matcher,
-        keyword_samples=settings.keyword_samples,
-        keyword_min_count=settings.keyword_min_count,
-        combiner=None
-        if profiles.combiner is None
-        else AnswerCombiner.from_dict(profiles.experts, profiles.combiner),
-    )
 
 
 @dataclass(frozen=True, slots=True)
