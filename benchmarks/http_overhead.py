@@ -78,7 +78,7 @@ ROUTE_HEADER = "x-skillswitch-route"
 HOLD_TARGETS = ("bypass", "litellm")  # named models: the slow streams of the upstream
 SETTINGS = (
     *("quick", "clients", "duration", "warmup_s", "requests", "warmup", "rounds"),
-    *("hold_clients", "hold_duration", "hold_stream_s", "max_concurrency"),
+    *("hold_clients", "hold_duration", "hold_stream_s", "max_concurrency", "encoder_threads"),
 )
 
 
@@ -577,9 +577,13 @@ def tree_cpu_s(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def skillswitch_config(upstream: int) -> str:
+def skillswitch_config(upstream: int, encoder_threads: int | None = None) -> str:
     default = resources.files("skillswitch.config").joinpath("default.yaml").read_text()
     skills = default.split("# --- experts and tools of the default config")[0]
+    if encoder_threads is not None:  # the default config's encoder, with this many threads
+        marker = "    runtime: onnx\n"
+        assert marker in skills, "the default config's encoder block changed"
+        skills = skills.replace(marker, f"{marker}    threads: {encoder_threads}\n", 1)
     base = f"http://{HOST}:{upstream}/v1"
     # A gateway: one expert per request. `fast` serves every skill (what routed requests get);
     # `held` (the hold test's slow streams) serves a skill the benchmark's texts never route to.
@@ -633,7 +637,7 @@ def servers(targets: Sequence[str], args: argparse.Namespace) -> Iterator[dict[s
             )
             if {"bypass", "routed"} & set(targets):
                 config = folder / "skillswitch.yaml"
-                config.write_text(skillswitch_config(up))
+                config.write_text(skillswitch_config(up, args.encoder_threads))
                 port = free_port()
                 command = [
                     sys.executable, "-m", "skillswitch", "serve", "--config", str(config),
@@ -973,6 +977,11 @@ def parse_args() -> argparse.Namespace:
         "--max-concurrency",
         type=int,
         help="skillswitch serve's limit of requests in flight (default: above --hold-clients)",
+    )
+    parser.add_argument(
+        "--encoder-threads",
+        type=int,
+        help="skillswitch's router.encoder.threads (default: the config's default, 1)",
     )
     parser.add_argument("--litellm-python", default=str(LITELLM_PYTHON))
     parser.add_argument("--role", choices=("main", "upstream", "load"), default="main",
