@@ -321,9 +321,7 @@ class Dispatcher:
             attempts.append(attempt)
 
         if not breaker.allow():
-            refused = ExpertError(name, "circuit open after repeated failures; not called")
-            record(Attempt(name, 1, self._ms(started), 0.0, "circuit_open", str(refused)))
-            return ExpertResult(name, None, refused, tuple(own))
+            return self._refused(name, started, record, own)
         # The retry policy as a plain loop (tenacity's controller per call was ~8% of a gateway
         # request's CPU: py-spy, benchmarks/http_overhead.py).
         waited = 0.0
@@ -335,23 +333,16 @@ class Dispatcher:
                     reply = await _within(
                         expert.answer(messages), min(timeout, max(deadline - begin, 0.0))
                     )
-                except TimeoutError:
-                    error = ExpertTimeoutError(name, timeout)
-                except ExpertError as exc:
-                    error = exc
                 except Exception as exc:
-                    error = _crashed(name, exc)
-                    error.__cause__ = exc
+                    error = _expert_error(name, timeout, exc)
                 else:
                     record(self._attempt(name, number, started, begin, "ok", None, waited))
                     breaker.record(True)
                     return ExpertResult(name, reply, None, tuple(own))
                 record(self._attempt(name, number, started, begin, "error", error, waited))
                 breaker.record(False)
-                wait = self._wait_s(number, error)
-                last = number == self._retry.attempts or self._clock() + wait >= deadline
-                # No retry once the breaker has opened: the expert is failing, stop adding load.
-                if last or not error.retryable or breaker.state != "closed":
+                wait = self._retry_wait(number, error, breaker, deadline)
+                if wait is None:
                     return ExpertResult(name, None, error, tuple(own))
                 await anyio.sleep(wait)
                 waited = wait * 1000
@@ -418,9 +409,7 @@ class Dispatcher:
             attempts.append(attempt)
 
         if not breaker.allow():
-            refused = ExpertError(name, "circuit open after repeated failures; not called")
-            record(Attempt(name, 1, self._ms(started), 0.0, "circuit_open", str(refused)))
-            yield ExpertResult(name, None, refused, tuple(own))
+            yield self._refused(name, started, record, own)
             return
         waited = 0.0
         try:
@@ -441,12 +430,8 @@ class Dispatcher:
                             yield event
                         else:
                             reply = event
-                except TimeoutError:
-                    error = ExpertTimeoutError(name, timeout)
-                except ExpertError as exc:
-                    error = exc
                 except Exception as exc:
-                    error = _crashed(name, exc)
+                    error = _expert_error(name, timeout, exc)
                 else:
                     record(self._attempt(name, number, started, begin, "ok", None, waited))
                     breaker.record(True)
@@ -460,16 +445,38 @@ class Dispatcher:
                 breaker.record(False)
                 if sent:
                     raise error
-                wait = self._wait_s(number, error)
-                last = number == self._retry.attempts or self._clock() + wait >= deadline
-                # No retry once the breaker has opened: the expert is failing, stop adding load.
-                if last or not error.retryable or breaker.state != "closed":
+                wait = self._retry_wait(number, error, breaker, deadline)
+                if wait is None:
                     yield ExpertResult(name, None, error, tuple(own))
                     return
                 await anyio.sleep(wait)
                 waited = wait * 1000
         finally:
             breaker.abandon()  # no-op after a verdict; frees the trial slot when cancelled
+
+    def _refused(
+        self,
+        name: str,
+        started: float,
+        record: Callable[[Attempt], None],
+        own: list[Attempt],
+    ) -> ExpertResult:
+        """The result of a call the open circuit breaker did not let through."""
+        refused = ExpertError(name, "circuit open after repeated failures; not called")
+        record(Attempt(name, 1, self._ms(started), 0.0, "circuit_open", str(refused)))
+        return ExpertResult(name, None, refused, tuple(own))
+
+    def _retry_wait(
+        self, number: int, error: ExpertError, breaker: CircuitBreaker, deadline: float
+    ) -> float | None:
+        """How long to wait before attempt ``number + 1``, or None to give up: the budget is
+        spent, the wait would end past the deadline, the error is not worth retrying, or the
+        breaker has opened (the expert is failing: stop adding load)."""
+        wait = self._wait_s(number, error)
+        last = number == self._retry.attempts or self._clock() + wait >= deadline
+        if last or not error.retryable or breaker.state != "closed":
+            return None
+        return wait
 
     def _wait_s(self, number: int, exc: BaseException | None) -> float:
         """The wait after failed attempt ``number``: exponential backoff, or the expert's
@@ -510,6 +517,17 @@ class Dispatcher:
     def _check(self, name: str) -> None:
         if name not in self._experts:
             raise UnknownExpertError(name, sorted(self._experts))
+
+
+def _expert_error(name: str, timeout_s: float, exc: Exception) -> ExpertError:
+    """What an attempt's exception says of the expert: out of time, its own error, or a bug."""
+    if isinstance(exc, TimeoutError):
+        return ExpertTimeoutError(name, timeout_s)
+    if isinstance(exc, ExpertError):
+        return exc
+    crashed = _crashed(name, exc)
+    crashed.__cause__ = exc
+    return crashed
 
 
 def _crashed(name: str, exc: Exception) -> ExpertCrashedError:
