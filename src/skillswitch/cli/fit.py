@@ -197,13 +197,7 @@ def fit_profiles_command(
 
 def _embed_questions(data: Any, config_path: Path | None) -> Any:
     """Each validation question's text, embedded by the config's router encoder."""
-    texts = data.texts()
-    missing = sum(text is None for text in texts)
-    if missing:
-        raise DatasetError(
-            f"{data.source}: {missing} question(s) have no text to embed for --neighbours; "
-            "give --questions with the question texts"
-        )
+    texts = _question_texts(data, "no text to embed for --neighbours")
     encoder = load_router(config_path).encoder
     with Spinner(f"embedding {len(texts)} validation questions"):
         return encoder.encode(list(texts)), encoder
@@ -211,17 +205,23 @@ def _embed_questions(data: Any, config_path: Path | None) -> Any:
 
 def _route_questions(data: Any, config_path: Path | None) -> Any:
     """Label each validation question with the router's best skill for its text."""
-    texts = data.texts()
-    missing = sum(text is None for text in texts)
-    if missing:
-        raise DatasetError(
-            f"{data.source}: {missing} question(s) have neither a category nor text to route; "
-            "give --questions with the question texts"
-        )
+    texts = _question_texts(data, "neither a category nor text to route")
     router = load_router(config_path)
     with Spinner(f"routing {len(texts)} validation questions"):
         decisions = router.route_many(list(texts))
     return data.with_skills([None if d.out_of_scope else d.label for d in decisions])
+
+
+def _question_texts(data: Any, lacking: str) -> list[str]:
+    """Every validation question's text; a DatasetError counting those that have none."""
+    texts = data.texts()
+    missing = sum(text is None for text in texts)
+    if missing:
+        raise DatasetError(
+            f"{data.source}: {missing} question(s) have {lacking}; "
+            "give --questions with the question texts"
+        )
+    return list(texts)
 
 
 def fit_classifier(

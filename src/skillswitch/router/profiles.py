@@ -110,28 +110,28 @@ class ExpertProfiles:
     def local_competence(self, skill_weights: Mapping[str, float]) -> np.ndarray:
         """(experts,) the weighted mean competence over the given skills; unknown skills are
         ignored and, when none is known, the global strength stands in."""
-        index = self._skill_index
-        known = [(index[s], w) for s, w in skill_weights.items() if s in index]
-        total = sum(w for _, w in known if w > 0)
-        if not known or total <= 0:
-            return self.strength.copy()
-        rows = np.array([i for i, _ in known])
-        weights = np.array([max(w, 0.0) for _, w in known]) / total
-        return np.asarray(weights @ self.competence[rows], dtype=np.float64)
+        return self._weighted(self.competence, self.strength, skill_weights)
 
     def tiebreak_competence(self, skill_weights: Mapping[str, float]) -> np.ndarray | None:
         """(experts,) the weighted tie-break competence over the given skills (the overall one
         when none is known); None when the profiles have none."""
         if self.tiebreak is None or self.tiebreak_strength is None:
             return None
+        return self._weighted(self.tiebreak, self.tiebreak_strength, skill_weights)
+
+    def _weighted(
+        self, table: np.ndarray, overall: np.ndarray, skill_weights: Mapping[str, float]
+    ) -> np.ndarray:
+        """(experts,) the rows of ``table`` (skills x experts) for the known skills, averaged
+        by their weights; ``overall`` when no known skill has a positive weight."""
         index = self._skill_index
         known = [(index[s], w) for s, w in skill_weights.items() if s in index]
         total = sum(w for _, w in known if w > 0)
         if not known or total <= 0:
-            return self.tiebreak_strength.copy()
+            return overall.copy()
         rows = np.array([i for i, _ in known])
         weights = np.array([max(w, 0.0) for _, w in known]) / total
-        return np.asarray(weights @ self.tiebreak[rows], dtype=np.float64)
+        return np.asarray(weights @ table[rows], dtype=np.float64)
 
     def competence_of(self, expert: str, skill_weights: Mapping[str, float]) -> float:
         return float(self.local_competence(skill_weights)[self._expert_index[expert]])
