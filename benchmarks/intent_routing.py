@@ -8,7 +8,9 @@ no out-of-scope; validation = a stratified 10% of train).
 Rows per dataset:
 - ``skillswitch finetune``: `fit intents --method finetune` (artifact cached under --work).
 - ``skillswitch exemplar``: zero training, the training utterances as examples (the same input
-  semantic-router gets), threshold chosen on validation.
+  semantic-router gets), threshold chosen on validation, the default encoder (int8 MiniLM).
+- ``skillswitch exemplar float32``: the same with ``router.encoder.precision: float32`` (what
+  int8 costs or gains).
 - ``semantic-router``: its own Route/utterances, HuggingFaceEncoder on the same weights, its own
   ``fit`` on validation (benchmarks/peers/semantic_router_peer.py, in its own venv).
 
@@ -31,7 +33,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from skillswitch.config import MiniLMEncoderConfig, environment
 from skillswitch.evals.datasets import LabelledData, load_labelled
@@ -45,6 +47,7 @@ REPO = Path(__file__).resolve().parents[1]
 EVAL = REPO.parent / "shared" / "eval"
 PEER_SCRIPT = REPO / "benchmarks" / "peers" / "semantic_router_peer.py"
 OOS = "oos"
+Precision = Literal["auto", "float32", "int8"]
 
 
 @dataclass(frozen=True)
@@ -142,10 +145,10 @@ def run_skillswitch_finetune(
 
 
 def run_skillswitch_exemplar(
-    splits: Splits, args: argparse.Namespace, test: LabelledData
+    splits: Splits, args: argparse.Namespace, test: LabelledData, precision: Precision = "auto"
 ) -> dict[str, Any]:
     root = environment.cache_dir()
-    encoder = build_encoder(MiniLMEncoderConfig(), root)
+    encoder = build_encoder(MiniLMEncoderConfig(precision=precision), root)
     cache = EmbeddingCache(root / "embeddings.sqlite")
     started = time.perf_counter()
     try:
@@ -225,7 +228,7 @@ def ratios(ours: dict[str, Any], peer: dict[str, Any]) -> dict[str, Any]:
 
 def print_table(results: dict[str, Any]) -> None:
     header = (
-        f"{'dataset':10} {'router':22} {'in-scope acc':>12} {'oos recall':>10} {'oos prec':>9} "
+        f"{'dataset':10} {'router':28} {'in-scope acc':>12} {'oos recall':>10} {'oos prec':>9} "
         f"{'macro-F1':>8} {'p50 ms':>7} {'p99 ms':>7} {'enc p50':>7} {'fit s':>7}"
     )
     print(header)
@@ -233,14 +236,14 @@ def print_table(results: dict[str, Any]) -> None:
     for dataset, rows in results["datasets"].items():
         for name, row in rows["routers"].items():
             if "skipped" in row:
-                print(f"{dataset:10} {name:22} skipped: {row['skipped']}")
+                print(f"{dataset:10} {name:28} skipped: {row['skipped']}")
                 continue
 
             def fmt(value: float | None, width: int) -> str:
                 return f"{value:{width}.4f}" if value is not None else f"{'n/a':>{width}}"
 
             print(
-                f"{dataset:10} {name:22} {fmt(row['in_scope_accuracy'], 12)} "
+                f"{dataset:10} {name:28} {fmt(row['in_scope_accuracy'], 12)} "
                 f"{fmt(row['oos_recall'], 10)} {fmt(row['oos_precision'], 9)} "
                 f"{row['macro_f1']:8.4f} {row['decision_latency_ms']['p50']:7.2f} "
                 f"{row['decision_latency_ms']['p99']:7.2f} {row['encoder_latency_ms']['p50']:7.2f} "
@@ -278,7 +281,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="write results here")
     parser.add_argument("--datasets", default="clinc150,banking77")
-    parser.add_argument("--routers", default="finetune,exemplar,semantic-router")
+    parser.add_argument(
+        "--routers",
+        default="finetune,exemplar,exemplar-float32,semantic-router",
+        help="comma-separated subset of the default",
+    )
     parser.add_argument("--work", type=Path, default=REPO / "bench-results" / "artifacts")
     parser.add_argument("--refit", action="store_true", help="fine-tune even if an artifact exists")
     parser.add_argument("--epochs", type=float, default=FitSettings().epochs)
@@ -311,13 +318,17 @@ def main() -> None:
             rows["skillswitch finetune"] = run_skillswitch_finetune(splits, args.work, args, test)
         if "exemplar" in routers:
             rows["skillswitch exemplar"] = run_skillswitch_exemplar(splits, args, test)
+        if "exemplar-float32" in routers:
+            rows["skillswitch exemplar float32"] = run_skillswitch_exemplar(
+                splits, args, test, "float32"
+            )
         if "semantic-router" in routers:
             rows["semantic-router 1.1.1"] = run_semantic_router(splits, args, test)
         compared = {}
         peer = rows.get("semantic-router 1.1.1")
-        for name in ("skillswitch finetune", "skillswitch exemplar"):
-            if peer is not None and name in rows:
-                compared[f"{name} vs semantic-router"] = ratios(rows[name], peer)
+        for name, row in rows.items():
+            if peer is not None and name.startswith("skillswitch"):
+                compared[f"{name} vs semantic-router"] = ratios(row, peer)
         results["datasets"][dataset] = {
             "train": len(splits.train),
             "val": len(splits.val),

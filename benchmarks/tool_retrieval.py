@@ -309,6 +309,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--cache", type=Path, default=REPO / "bench-results" / "cache", help="embedding cache"
     )
+    parser.add_argument(
+        "--encoder-precision",
+        choices=("float32", "int8"),
+        default="float32",
+        help="the MiniLM encoder's weights (float32: what tool retrieval runs by default, also "
+        "when the router runs int8 under router.encoder.precision: auto)",
+    )
     args = parser.parse_args(argv)
     folder: Path = args.data
     tools, tasks = (
@@ -323,7 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     lmb = load_livemcpbench(tools, tasks)
     bfcl = {split: load_bfcl(file) for split, file in bfcl_files.items()}
     args.cache.mkdir(parents=True, exist_ok=True)
-    raw = build_encoder(MiniLMEncoderConfig(), args.cache)
+    raw = build_encoder(MiniLMEncoderConfig(precision=args.encoder_precision), args.cache)
     cache = EmbeddingCache(args.cache / "emb.sqlite")
     encoder = CachedEncoder(raw, cache)
     methods: dict[str, Method] = {

@@ -197,13 +197,14 @@ class Switch:
         router = Router.from_config(config, cache_dir=cache_dir)
         hub = finder = None
         if config.tools.servers:
+            from skillswitch.router.encoders import tool_retrieval_encoder
             from skillswitch.tools.configured import build_hub
             from skillswitch.tools.finder import ToolFinder
 
             hub = build_hub(
                 config.tools.servers, environment.cache_dir(cache_dir or config.router.cache_dir)
             )
-            finder = ToolFinder(router.encoder)
+            finder = ToolFinder(tool_retrieval_encoder(router.encoder, config.router.encoder))
         backend = None
         if any(
             isinstance(e, LocalExpertConfig) and e.name not in replacements for e in config.experts

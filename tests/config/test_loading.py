@@ -186,6 +186,28 @@ def test_trained_classifier_rejects_a_second_encoder() -> None:
     parse_config("router:\n  classifier: {kind: trained, artifact: x}\n  encoder: {threads: 4}\n")
 
 
+def test_int8_precision_needs_onnx_and_the_exemplar_classifier() -> None:
+    trained = issues(
+        "router:\n  classifier: {kind: trained, artifact: x}\n  encoder: {precision: int8}\n"
+    )
+    assert [path for path, _ in trained] == ["router.encoder.precision"]
+    assert "fitted on float32" in trained[0][1]
+    assert "set it to float32" in trained[0][1]
+    torch = issues(VALID_SKILL + "router:\n  encoder: {runtime: torch, precision: int8}\n")
+    assert [path for path, _ in torch] == ["router.encoder.precision"]
+    assert "set runtime: onnx" in torch[0][1]
+    for ok in (
+        "router:\n  classifier: {kind: trained, artifact: x}\n  encoder: {precision: float32}\n",
+        VALID_SKILL + "router:\n  encoder: {runtime: torch}\n",  # auto: float32 on torch
+        VALID_SKILL + "router:\n  encoder: {precision: int8}\n",
+    ):
+        parse_config(ok)
+    bad = issues(VALID_SKILL + "router:\n  encoder: {precision: fp16}\n")
+    assert len(bad) == 1, bad
+    assert bad[0][0].endswith("precision"), bad
+    assert "'auto', 'float32' or 'int8'" in bad[0][1], bad
+
+
 def test_the_readme_config_example_is_valid() -> None:
     from tests.conftest import REPO
 

@@ -14,7 +14,8 @@ __all__ = ["ToolFinder"]
 
 
 class ToolFinder:
-    """Finds the catalogue tools most relevant to a request with the router's encoder."""
+    """Finds the catalogue tools most relevant to a request (with the router's encoder, or its
+    float32 sibling: ``skillswitch.router.encoders.tool_retrieval_encoder``)."""
 
     def __init__(self, encoder: Encoder) -> None:
         self.encoder = encoder

@@ -8,9 +8,11 @@ from skillswitch.router.encoders.factory import (
     build_encoder,
     bundled_model_folder,
     prepare_onnx_encoder,
+    tool_retrieval_encoder,
 )
 from skillswitch.router.encoders.onnx import OnnxEncoder
 from skillswitch.router.encoders.openai_endpoint import OpenAIEmbeddingEncoder
+from skillswitch.router.encoders.quantize import quantize_encoder
 
 __all__ = [
     "BUNDLED_MODEL_NAME",
@@ -24,4 +26,6 @@ __all__ = [
     "bundled_model_folder",
     "normalise",
     "prepare_onnx_encoder",
+    "quantize_encoder",
+    "tool_retrieval_encoder",
 ]

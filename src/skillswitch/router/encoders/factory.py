@@ -10,10 +10,18 @@ from skillswitch.config.models import MiniLMEncoderConfig, OpenAIEncoderConfig
 from skillswitch.exceptions import ConfigError, MissingDependencyError
 from skillswitch.router.encoders.base import Encoder
 from skillswitch.router.encoders.fingerprint import folder_fingerprint
-from skillswitch.router.encoders.onnx import MANIFEST_NAME, OnnxEncoder, OnnxManifest
+from skillswitch.router.encoders.onnx import MANIFEST_NAME, OnnxEncoder, OnnxManifest, Precision
 from skillswitch.router.encoders.openai_endpoint import OpenAIEmbeddingEncoder
+from skillswitch.router.encoders.quantize import quantize_encoder
 
-__all__ = ["BUNDLED_MODEL_NAME", "build_encoder", "bundled_model_folder", "prepare_onnx_encoder"]
+__all__ = [
+    "BUNDLED_MODEL_NAME",
+    "build_encoder",
+    "bundled_model_folder",
+    "onnx_precision",
+    "prepare_onnx_encoder",
+    "tool_retrieval_encoder",
+]
 
 BUNDLED_MODEL_NAME = "all-MiniLM-L6-v2"
 
@@ -59,7 +67,33 @@ def build_encoder(config: MiniLMEncoderConfig | OpenAIEncoderConfig, cache_root:
             source, name=name, fingerprint=fingerprint, threads=config.threads
         )
     folder = prepare_onnx_encoder(source, cache_root, name=name, fingerprint=fingerprint)
-    return OnnxEncoder(folder, threads=config.threads)
+    precision = onnx_precision(config)
+    if precision == "int8":
+        quantize_encoder(folder)
+    return OnnxEncoder(folder, threads=config.threads, precision=precision)
+
+
+def onnx_precision(config: MiniLMEncoderConfig) -> Precision:
+    """The precision ``router.encoder.precision`` means for the exemplar classifier's encoder
+    (``auto`` = int8; a trained classifier's encoder always runs float32)."""
+    return "float32" if config.precision == "float32" else "int8"
+
+
+def tool_retrieval_encoder(
+    router_encoder: Encoder, config: MiniLMEncoderConfig | OpenAIEncoderConfig
+) -> Encoder:
+    """The encoder tool retrieval uses: the router's, except under ``precision: auto``, where
+    retrieval gets the float32 sibling of the router's int8 export. Tool retrieval's settings were
+    fitted on float32 embeddings, and int8 cost 0.023 of held-out Recall@10 on LiveMCPBench
+    (benchmarks/tool_retrieval.py --encoder-precision int8); the catalogue is embedded once, and a
+    request's search embeds only its text."""
+    if (
+        isinstance(router_encoder, OnnxEncoder)
+        and isinstance(config, MiniLMEncoderConfig)
+        and config.precision == "auto"
+    ):
+        return router_encoder.at_precision("float32")
+    return router_encoder
 
 
 def prepare_onnx_encoder(source: Path, cache_root: Path, *, name: str, fingerprint: str) -> Path:
