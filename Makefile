@@ -91,7 +91,7 @@ bench-http: install litellm-venv
 PEER := .venv-semrouter
 peer-venv: $(PEER)/.installed
 $(PEER)/.installed: benchmarks/peers/requirements-semantic-router.txt
-	@test -x $(PEER)/bin/python || $(PYTHON) -m venv $(PEER)
+	@test -x $(PEER)/bin/python || { rm -rf $(PEER); $(PYTHON) -m venv $(PEER); }  # a broken one is made anew
 	$(PEER)/bin/python -m pip install --quiet $(TORCH)
 	$(PEER)/bin/python -m pip install --quiet -r benchmarks/peers/requirements-semantic-router.txt
 	@touch $@
@@ -101,7 +101,7 @@ $(PEER)/.installed: benchmarks/peers/requirements-semantic-router.txt
 LITELLM := .venv-litellm
 litellm-venv: $(LITELLM)/.installed
 $(LITELLM)/.installed: benchmarks/peers/requirements-litellm.txt
-	@test -x $(LITELLM)/bin/python || $(PYTHON) -m venv $(LITELLM)
+	@test -x $(LITELLM)/bin/python || { rm -rf $(LITELLM); $(PYTHON) -m venv $(LITELLM); }  # a broken one is made anew
 	$(LITELLM)/bin/python -m pip install --quiet --upgrade -r benchmarks/peers/requirements-litellm.txt
 	@touch $@
 
@@ -111,7 +111,7 @@ MCP_PEERS := .venv-mcp-peers
 NODE_PEERS := tests/peers/node_modules
 mcp-peers: $(MCP_PEERS)/.installed $(NODE_PEERS)/.installed
 $(MCP_PEERS)/.installed: tests/peers/requirements-mcp-servers.txt
-	@test -x $(MCP_PEERS)/bin/python || $(PYTHON) -m venv $(MCP_PEERS)
+	@test -x $(MCP_PEERS)/bin/python || { rm -rf $(MCP_PEERS); $(PYTHON) -m venv $(MCP_PEERS); }  # a broken one is made anew
 	$(MCP_PEERS)/bin/python -m pip install --quiet -r tests/peers/requirements-mcp-servers.txt
 	@touch $@
 $(NODE_PEERS)/.installed: tests/peers/package.json tests/peers/package-lock.json
