@@ -152,7 +152,9 @@ def eval_tools(
             raise DatasetError(f"--catalog {catalog} is not a LiveMCPBench tools.json")
         data = load_livemcpbench(catalog, queries)
     root = environment.cache_dir()
-    encoder = build_encoder(MiniLMEncoderConfig(), root)
+    # float32: what tool retrieval runs with the default router.encoder.precision (auto), see
+    # skillswitch.router.encoders.tool_retrieval_encoder.
+    encoder = build_encoder(MiniLMEncoderConfig(precision="float32"), root)
     cache = EmbeddingCache(root / "embeddings.sqlite")
     try:
         with Spinner(f"ranking tools for {len(data)} queries"):
