@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -204,7 +205,9 @@ class Switch:
             hub = build_hub(
                 config.tools.servers, environment.cache_dir(cache_dir or config.router.cache_dir)
             )
-            finder = ToolFinder(tool_retrieval_encoder(router.encoder, config.router.encoder))
+            finder = ToolFinder(
+                functools.partial(tool_retrieval_encoder, router.encoder, config.router.encoder)
+            )
         backend = None
         if any(
             isinstance(e, LocalExpertConfig) and e.name not in replacements for e in config.experts

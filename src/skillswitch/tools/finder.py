@@ -4,7 +4,7 @@ tools change, and only then)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from skillswitch.router.encoders import Encoder
 from skillswitch.tools.catalogue import CatalogueTool
@@ -14,11 +14,14 @@ __all__ = ["ToolFinder"]
 
 
 class ToolFinder:
-    """Finds the catalogue tools most relevant to a request (with the router's encoder, or its
-    float32 sibling: ``skillswitch.router.encoders.tool_retrieval_encoder``)."""
+    """Finds the catalogue tools most relevant to a request. ``make_encoder`` gives the encoder
+    (the router's, or its float32 sibling: ``skillswitch.router.encoders.tool_retrieval_encoder``);
+    it is called on the first search, which embeds the catalogue anyway, so a switch whose tools
+    are never searched never opens a second encoder session."""
 
-    def __init__(self, encoder: Encoder) -> None:
-        self.encoder = encoder
+    def __init__(self, make_encoder: Callable[[], Encoder]) -> None:
+        self._make_encoder = make_encoder
+        self._encoder: Encoder | None = None
         self._lock = threading.Lock()
         self._key: tuple[str, ...] = ()
         self._index: ToolIndex | None = None
@@ -71,5 +74,7 @@ class ToolFinder:
                     )
                     for tool in tools
                 ]
-                self._index, self._key = ToolIndex(entries, self.encoder), key
+                if self._encoder is None:
+                    self._encoder = self._make_encoder()
+                self._index, self._key = ToolIndex(entries, self._encoder), key
             return self._index

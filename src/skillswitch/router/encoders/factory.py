@@ -18,7 +18,6 @@ __all__ = [
     "BUNDLED_MODEL_NAME",
     "build_encoder",
     "bundled_model_folder",
-    "onnx_precision",
     "prepare_onnx_encoder",
     "tool_retrieval_encoder",
 ]
@@ -67,16 +66,12 @@ def build_encoder(config: MiniLMEncoderConfig | OpenAIEncoderConfig, cache_root:
             source, name=name, fingerprint=fingerprint, threads=config.threads
         )
     folder = prepare_onnx_encoder(source, cache_root, name=name, fingerprint=fingerprint)
-    precision = onnx_precision(config)
+    # auto means int8 here: this is the exemplar classifier's encoder (a trained classifier
+    # loads its own float32 one, and the torch runtime returned above).
+    precision: Precision = "float32" if config.precision == "float32" else "int8"
     if precision == "int8":
         quantize_encoder(folder)
     return OnnxEncoder(folder, threads=config.threads, precision=precision)
-
-
-def onnx_precision(config: MiniLMEncoderConfig) -> Precision:
-    """The precision ``router.encoder.precision`` means for the exemplar classifier's encoder
-    (``auto`` = int8; a trained classifier's encoder always runs float32)."""
-    return "float32" if config.precision == "float32" else "int8"
 
 
 def tool_retrieval_encoder(
