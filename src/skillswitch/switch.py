@@ -202,11 +202,17 @@ class Switch:
             from skillswitch.tools.configured import build_hub
             from skillswitch.tools.finder import ToolFinder
 
+            tuned = config.tools.retrieval.encoder
+            if tuned is not None:  # checked before any server starts
+                from skillswitch.tools.fitting import check_tool_encoder, load_tool_encoder
+
+                finder = ToolFinder(functools.partial(load_tool_encoder, check_tool_encoder(tuned)))
+            else:
+                finder = ToolFinder(
+                    functools.partial(tool_retrieval_encoder, router.encoder, config.router.encoder)
+                )
             hub = build_hub(
                 config.tools.servers, environment.cache_dir(cache_dir or config.router.cache_dir)
-            )
-            finder = ToolFinder(
-                functools.partial(tool_retrieval_encoder, router.encoder, config.router.encoder)
             )
         backend = None
         if any(

@@ -3,11 +3,12 @@ logging, loading a config or a router, a progress bar."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
 
@@ -115,6 +116,28 @@ def progress_bar() -> Progress:
         console=stderr(),
         transient=True,
     )
+
+
+@contextlib.contextmanager
+def stage_progress() -> Iterator[Callable[[str, int, int], None]]:
+    """A ``progress(stage, done, total)`` callback: a bar per stage on a terminal, a log line
+    every 10% of a stage otherwise (a log file or CI)."""
+    log = logging.getLogger("skillswitch.fit")
+    with progress_bar() as bar:
+        tasks: dict[str, Any] = {}
+        logged: dict[str, int] = {}
+
+        def report(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+            if not bar.console.is_terminal:
+                tenth = 10 * done // max(total, 1)
+                if tenth > logged.get(stage, -1):
+                    logged[stage] = tenth
+                    log.info("%s: %d/%d", stage, done, total)
+
+        yield report
 
 
 class Spinner:

@@ -120,6 +120,13 @@ def eval_tools(
         typer.Option(help="BFCL gold calls (default: possible_answer/ next to --queries)."),
     ] = None,
     k: Annotated[int, typer.Option(min=1, help="Cut-off for recall and hits.")] = 10,
+    encoder_folder: Annotated[
+        Path | None,
+        typer.Option(
+            "--encoder",
+            help="A retrieval encoder written by `skillswitch fit tools` (default: MiniLM).",
+        ),
+    ] = None,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Write the report as JSON.")
     ] = None,
@@ -127,34 +134,20 @@ def eval_tools(
     """Score tool retrieval: recall@k, any gold tool in the top 5 / k, MRR, top-1, and how
     often "no tool applies" is decided (BFCL irrelevance files: all queries should be)."""
     from skillswitch.config import MiniLMEncoderConfig, environment
-    from skillswitch.evals.tools import (
-        detect_tool_format,
-        evaluate_retrieval,
-        load_bfcl,
-        load_livemcpbench,
-    )
-    from skillswitch.router.encoders import EmbeddingCache, build_encoder
+    from skillswitch.evals.tools import evaluate_retrieval, load_tool_queries
+    from skillswitch.router.encoders import EmbeddingCache, Encoder, build_encoder
 
-    if detect_tool_format(queries) == "bfcl":
-        if catalog is not None:
-            raise DatasetError(
-                f"{queries} is a BFCL file whose queries carry their own candidate functions; "
-                "leave out --catalog"
-            )
-        data = load_bfcl(queries, answers)
-    else:
-        if catalog is None:
-            raise DatasetError(
-                f"{queries} holds LiveMCPBench tasks; give the catalogue they search with "
-                "--catalog (tools.json)"
-            )
-        if detect_tool_format(catalog) != "livemcpbench":
-            raise DatasetError(f"--catalog {catalog} is not a LiveMCPBench tools.json")
-        data = load_livemcpbench(catalog, queries)
+    data = load_tool_queries(queries, catalog, answers)
     root = environment.cache_dir()
-    # float32: what tool retrieval runs with the default router.encoder.precision (auto), see
-    # skillswitch.router.encoders.tool_retrieval_encoder.
-    encoder = build_encoder(MiniLMEncoderConfig(precision="float32"), root)
+    encoder: Encoder
+    if encoder_folder is not None:
+        from skillswitch.tools.fitting import load_tool_encoder
+
+        encoder = load_tool_encoder(encoder_folder)
+    else:
+        # float32: what tool retrieval runs with the default router.encoder.precision (auto),
+        # see skillswitch.router.encoders.tool_retrieval_encoder.
+        encoder = build_encoder(MiniLMEncoderConfig(precision="float32"), root)
     cache = EmbeddingCache(root / "embeddings.sqlite")
     try:
         with Spinner(f"ranking tools for {len(data)} queries"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -20,8 +19,8 @@ from skillswitch.cli.common import (
     ConfigOption,
     Spinner,
     load_router,
-    progress_bar,
     reports_errors,
+    stage_progress,
 )
 
 
@@ -263,22 +262,7 @@ def fit_classifier(
         threads=threads,
         objective=objective,  # type: ignore[arg-type]
     )
-    with progress_bar() as bar:
-        tasks: dict[str, Any] = {}
-
-        logged: dict[str, int] = {}
-        log = logging.getLogger("skillswitch.fit")
-
-        def report(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-            if not bar.console.is_terminal:  # a log file or CI: a line every 10%
-                tenth = 10 * done // max(total, 1)
-                if tenth > logged.get(stage, -1):
-                    logged[stage] = tenth
-                    log.info("%s: %d/%d", stage, done, total)
-
+    with stage_progress() as report:
         return fit_intents(
             texts,
             labels,
@@ -293,3 +277,63 @@ def fit_classifier(
 
 
 # --- eval ----------------------------------------------------------------------------------
+
+
+@fit_app.command("tools")
+@reports_errors
+def fit_tools_command(
+    queries: Annotated[
+        list[Path],
+        typer.Option(
+            help="Requests labelled with their tools: LiveMCPBench annotations (with --catalog) "
+            "or a BFCL question file with possible_answer/ beside it. Repeat to combine files."
+        ),
+    ],
+    out: Annotated[Path, typer.Option(help="Folder to write the retrieval encoder to.")],
+    catalog: Annotated[
+        Path | None,
+        typer.Option(help="LiveMCPBench tools.json: the catalogue the annotated tasks use."),
+    ] = None,
+    epochs: Annotated[float, typer.Option(min=0.01, help="Passes over the examples.")] = 2.0,
+    lr: Annotated[float, typer.Option(min=1e-7, max=1e-2, help="Learning rate (AdamW).")] = 2e-5,
+    max_steps: Annotated[
+        int | None, typer.Option(min=1, help="Stop after this many steps.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    threads: Annotated[
+        int, typer.Option(min=1, max=256, help="CPU threads (1 is faster on a busy machine).")
+    ] = 2,
+) -> None:
+    """Fine-tune the tool-retrieval encoder on requests labelled with the tools that served
+    them (tools.retrieval.encoder)."""
+    from skillswitch.evals.tools import detect_tool_format, load_tool_queries
+    from skillswitch.tools.fitting import ToolFitSettings, examples_from, fit_tool_encoder
+
+    if catalog is not None and all(detect_tool_format(f) == "bfcl" for f in queries):
+        raise typer.BadParameter(
+            "every --queries file is BFCL (each query carries its candidates); leave it out",
+            param_hint="--catalog",
+        )
+    examples = []
+    for file in queries:
+        shared = catalog if detect_tool_format(file) == "livemcpbench" else None
+        examples.extend(examples_from(load_tool_queries(file, shared)))
+    settings = ToolFitSettings(
+        epochs=epochs, lr=lr, max_steps=max_steps, seed=seed, threads=threads
+    )
+    with stage_progress() as report:
+        fitted = fit_tool_encoder(
+            examples,
+            out,
+            settings=settings,
+            sources=[str(file) for file in queries],
+            progress=report,
+        )
+    typer.echo(
+        f"wrote {fitted.folder}: {fitted.examples} examples from {fitted.requests} requests, "
+        f"{fitted.steps} steps in {fitted.seconds:.0f}s"
+    )
+    typer.echo(f"use it with:  tools: {{retrieval: {{encoder: {fitted.folder}}}}}")
+    typer.echo(
+        f"score it with:  skillswitch eval tools --encoder {fitted.folder} --queries HELD_OUT_FILE"
+    )

@@ -126,6 +126,11 @@ def _resolve_paths(config: Config, base_dir: Path) -> Config:
             for server in tools.servers
         ]
         tools = tools.model_copy(update={"servers": servers})
+    if tools.retrieval.encoder is not None:
+        retrieval = tools.retrieval.model_copy(
+            update={"encoder": _anchor(tools.retrieval.encoder, base_dir)}
+        )
+        tools = tools.model_copy(update={"retrieval": retrieval})
     inference = config.inference
     if inference.models:
         models = [

@@ -494,6 +494,14 @@ class ToolRetrievalConfig(_Model):
         le=128,
         description="Most MCP tools handed to a model per request (the most relevant ones).",
     )
+    encoder: Path | None = Field(
+        default=None,
+        description=(
+            "Folder written by `skillswitch fit tools` (relative to the config): a retrieval "
+            "encoder fine-tuned on requests labelled with their tools. Unset: the router's "
+            "MiniLM (float32)."
+        ),
+    )
 
 
 class ToolsConfig(_Model):

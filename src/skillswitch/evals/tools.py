@@ -40,6 +40,7 @@ __all__ = [
     "load_bfcl",
     "load_livemcpbench",
     "load_livemcpbench_catalogue",
+    "load_tool_queries",
     "rejection_rate",
     "score_rankings",
 ]
@@ -248,6 +249,30 @@ def _bfcl_question(question: object, where: str) -> str:
 
 
 # --- shared --------------------------------------------------------------------------------
+
+
+def load_tool_queries(
+    queries: str | Path, catalog: str | Path | None = None, answers: str | Path | None = None
+) -> ToolEvalData:
+    """Labelled tool queries in either format: LiveMCPBench annotations over ``catalog`` (its
+    tools.json), or a BFCL file whose queries carry their own candidates (no ``catalog``)."""
+    if detect_tool_format(queries) == "bfcl":
+        if catalog is not None:
+            raise DatasetError(
+                f"{queries} is a BFCL file whose queries carry their own candidate functions; "
+                "leave out --catalog"
+            )
+        return load_bfcl(queries, answers)
+    if catalog is None:
+        raise DatasetError(
+            f"{queries} holds LiveMCPBench tasks; give the catalogue they search with "
+            "--catalog (tools.json)"
+        )
+    if detect_tool_format(catalog) != "livemcpbench":
+        raise DatasetError(f"--catalog {catalog} is not a LiveMCPBench tools.json")
+    if answers is not None:
+        raise DatasetError(f"--answers applies to BFCL files; {queries} holds LiveMCPBench tasks")
+    return load_livemcpbench(catalog, queries)
 
 
 def detect_tool_format(path: str | Path) -> ToolFormat:

@@ -13,7 +13,6 @@ path (ONNX encoder + numpy head) the router will use.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import shutil
@@ -35,7 +34,7 @@ from skillswitch.router.encoders import (
     bundled_model_folder,
     prepare_onnx_encoder,
 )
-from skillswitch.router.encoders.export import export_sentence_encoder
+from skillswitch.router.encoders.export import export_sentence_encoder, save_sentence_folder
 from skillswitch.router.encoders.fingerprint import folder_fingerprint
 from skillswitch.router.encoders.onnx import OnnxEncoder
 from skillswitch.router.trained import (
@@ -420,16 +419,8 @@ def _finetune(
             if progress is not None and (step % 10 == 0 or step == total):
                 progress("fine-tuning", step, total)
     model.eval()
-    tuned = staging / "tuned"
-    model.save_pretrained(str(tuned))
-    tokenizer.save_pretrained(str(tuned))
-    for name in ("modules.json", "sentence_bert_config.json"):
-        if (source / name).is_file():
-            shutil.copy2(source / name, tuned / name)
-    if (source / "1_Pooling").is_dir():
-        shutil.copytree(source / "1_Pooling", tuned / "1_Pooling")
-    (tuned / "skillswitch-finetune.json").write_text(
-        json.dumps({"steps": step, "classes": classes}), encoding="utf-8"
+    save_sentence_folder(
+        model, tokenizer, source, staging / "tuned", {"steps": step, "classes": classes}
     )
     return weights.detach().numpy(), np.zeros(classes, dtype=np.float32), step
 

@@ -27,6 +27,11 @@ class ToolFinder:
         self._index: ToolIndex | None = None
         self._tools: dict[tuple[str, str], CatalogueTool] = {}
 
+    @property
+    def encoder(self) -> Encoder | None:
+        """The encoder, once the first search has opened it."""
+        return self._encoder
+
     def search(
         self,
         request: str,

@@ -51,6 +51,7 @@ __all__ = [
     "ToolHit",
     "ToolIndex",
     "ToolSearch",
+    "dense_tool_text",
     "split_steps",
     "tokenize",
 ]
@@ -359,7 +360,7 @@ class ToolIndex:
         self._lexical = BM25(documents)
         cjk = self.settings.encoder_reads_cjk
         self._vectors = self._encode_catalogue(
-            [_dense_text(e, reads_cjk=cjk) for e in self.entries]
+            [dense_tool_text(e, reads_cjk=cjk) for e in self.entries]
         )
         self._takes = {
             kind: np.array([kind in _argument_kinds(e) for e in self.entries], dtype=np.float64)
@@ -472,7 +473,8 @@ def _words(name: str) -> str:
     return " ".join(_CAMEL.findall(name)) or name
 
 
-def _dense_text(entry: CatalogueEntry, *, reads_cjk: bool = True) -> str:
+def dense_tool_text(entry: CatalogueEntry, *, reads_cjk: bool = True) -> str:
+    """The text of a tool that the encoder embeds (``skillswitch fit tools`` trains on it)."""
     description = _collapse(entry.description)
     if reads_cjk or len(_CJK.findall(description)) <= _CJK_SHARE * len(description):
         return f"{_words(entry.name)}: {description}".strip(" :")

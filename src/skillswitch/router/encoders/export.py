@@ -25,7 +25,7 @@ from skillswitch.router.encoders.onnx import (
     OnnxManifest,
 )
 
-__all__ = ["export_sentence_encoder"]
+__all__ = ["export_sentence_encoder", "save_sentence_folder"]
 
 _CHECK_TEXTS = ("hello world", "convert 5 miles to kilometres", "¿dónde está la estación?")
 _OPSET = 17
@@ -99,6 +99,23 @@ def export_sentence_encoder(
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+    return destination
+
+
+def save_sentence_folder(
+    model: Any, tokenizer: Any, source: Path, destination: Path, note: dict[str, Any]
+) -> Path:
+    """Save a fine-tuned transformer of the sentence-transformers folder ``source`` as a
+    sentence-transformers folder (``source``'s pooling and module files, ``note`` in
+    ``skillswitch-finetune.json``), ready for :func:`export_sentence_encoder`."""
+    model.save_pretrained(str(destination))
+    tokenizer.save_pretrained(str(destination))
+    for name in ("modules.json", "sentence_bert_config.json"):
+        if (source / name).is_file():
+            shutil.copy2(source / name, destination / name)
+    if (source / "1_Pooling").is_dir():
+        shutil.copytree(source / "1_Pooling", destination / "1_Pooling")
+    (destination / "skillswitch-finetune.json").write_text(json.dumps(note), encoding="utf-8")
     return destination
 
 

@@ -1,0 +1,283 @@
+"""``skillswitch fit tools``: examples from labelled files, the in-batch mask, a real (short)
+fine-tune of MiniLM exported to ONNX, the folder's checks, and its use by ``eval tools`` and by
+``tools.retrieval.encoder`` in a Switch."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from skillswitch.config import parse_config
+from skillswitch.evals.tools import ToolEvalData, ToolQuery, load_livemcpbench
+from skillswitch.exceptions import ArtifactError, DatasetError
+from skillswitch.router.encoders import Encoder
+from skillswitch.switch import Switch
+from skillswitch.tools.fitting import (
+    MANIFEST_NAME,
+    ToolExample,
+    ToolFitSettings,
+    _false_negatives,
+    check_tool_encoder,
+    examples_from,
+    fit_tool_encoder,
+    load_tool_encoder,
+)
+from skillswitch.tools.retrieval import CatalogueEntry, ToolIndex, dense_tool_text
+from tests.conftest import TEST_CACHE
+from tests.support.cli import run
+from tests.support.configs import DEFAULT_SKILLS
+
+# Tools described plainly, and requests phrased far from the descriptions (what people send):
+# the fit has something to learn.
+SERVERS: list[dict[str, Any]] = [
+    {
+        "name": "Travel",
+        "description": "Trips.",
+        "tools": {
+            "travel": {
+                "tools": [
+                    {"name": "search_flights", "description": "Search airline flights."},
+                    {"name": "book_hotel", "description": "Reserve a hotel room."},
+                ]
+            }
+        },
+    },
+    {
+        "name": "Office",
+        "description": "Documents and mail.",
+        "tools": {
+            "office": {
+                "tools": [
+                    {"name": "send_email", "description": "Send an email message."},
+                    {"name": "create_event", "description": "Add a calendar event."},
+                    {"name": "write_file", "description": "Write text to a file."},
+                ]
+            }
+        },
+    },
+    {
+        "name": "Disk",
+        "description": "Local disk.",
+        "tools": {"disk": {"tools": [{"name": "write_file", "description": "Save a file."}]}},
+    },
+]
+REQUESTS = {
+    "search_flights": ["I need to be in Lisbon by Friday morning", "cheapest way to fly to Oslo"],
+    "book_hotel": ["somewhere to sleep near the venue tonight", "a bed in Rome for two nights"],
+    "send_email": ["let Maria know the meeting moved", "drop a note to the landlord"],
+    "create_event": ["remind everyone about standup at nine", "block Tuesday afternoon for me"],
+    "write_file": ["keep these notes somewhere I can open later", "put the summary on disk"],
+}
+
+
+def _write_livemcpbench(folder: Path) -> tuple[Path, Path]:
+    tasks = [
+        {"task_id": f"{tool}-{i}", "Question": q, "Annotator Metadata": {"Tools": f"1. {tool}"}}
+        for tool, questions in REQUESTS.items()
+        for i, q in enumerate(questions)
+    ]
+    catalogue, annotations = folder / "tools.json", folder / "tasks.json"
+    catalogue.write_text(json.dumps(SERVERS), encoding="utf-8")
+    annotations.write_text(json.dumps(tasks), encoding="utf-8")
+    return catalogue, annotations
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return _write_livemcpbench(tmp_path_factory.mktemp("labelled"))
+
+
+@pytest.fixture(scope="module")
+def fitted(labelled: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One real fit through the command line (shared by the tests below: ~30 s on 2 cores)."""
+    catalogue, annotations = labelled
+    out = tmp_path_factory.mktemp("fitted") / "tool-encoder"
+    env = {**os.environ, "SKILLSWITCH_CACHE_DIR": str(TEST_CACHE), "COLUMNS": "200"}
+    completed = run(
+        [
+            *("fit", "tools", "--queries", str(annotations), "--catalog", str(catalogue)),
+            *("--out", str(out), "--lr", "1e-4", "--epochs", "6"),
+        ],
+        env,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "12 examples from 10 requests" in completed.stdout  # write_file is on two servers
+    assert f"tools: {{retrieval: {{encoder: {out}}}}}" in completed.stdout
+    return out
+
+
+def _margins(encoder: Encoder, data: ToolEvalData) -> float:
+    """Mean over the requests of the rank-1 hits of their own tool (hybrid, lexical off)."""
+    from skillswitch.tools.retrieval import RetrievalSettings
+
+    index = ToolIndex(data.catalogue, encoder, settings=RetrievalSettings(lexical_weight=0.0))
+    found = index.search_many([q.text for q in data.queries], 1)
+    return float(np.mean([f.names[0] in q.gold for f, q in zip(found, data.queries, strict=True)]))
+
+
+def test_the_fit_learns_the_labelled_requests(
+    fitted: Path, labelled: tuple[Path, Path], minilm: Encoder
+) -> None:
+    data = load_livemcpbench(*labelled)
+    tuned = load_tool_encoder(fitted)
+    assert tuned.identity != minilm.identity
+    before, after = _margins(minilm, data), _margins(tuned, data)
+    assert after > before, (before, after)
+    assert after >= 0.9
+    manifest = json.loads((fitted / MANIFEST_NAME).read_text(encoding="utf-8"))
+    assert manifest["schema"] == "skillswitch.tool-encoder/1"
+    assert (manifest["examples"], manifest["requests"]) == (12, 10)
+    assert manifest["settings"]["lr"] == 1e-4
+    assert manifest["base_encoder"].startswith("all-MiniLM-L6-v2@")
+
+
+def test_eval_tools_scores_a_fitted_encoder(
+    fitted: Path, labelled: tuple[Path, Path], cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    catalogue, annotations = labelled
+    report = tmp_path / "report.json"
+    completed = run(
+        [
+            *("eval", "tools", "--catalog", str(catalogue), "--queries", str(annotations)),
+            *("--encoder", str(fitted), "--json", str(report)),
+        ],
+        cli_env,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(report.read_text(encoding="utf-8"))["ranking"]["top1"] >= 0.9
+
+    missing = tmp_path / "nowhere"
+    completed = run(
+        [
+            *("eval", "tools", "--catalog", str(catalogue), "--queries", str(annotations)),
+            *("--encoder", str(missing)),
+        ],
+        cli_env,
+    )
+    assert completed.returncode == 2
+    assert f"{missing} does not exist" in completed.stderr
+    assert "skillswitch fit tools" in completed.stderr
+
+
+@pytest.mark.anyio
+async def test_a_switch_retrieves_with_the_configured_encoder(
+    fitted: Path, cache_root: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "tool-encoder").symlink_to(fitted)
+    config_file = tmp_path / "switch.yaml"
+    config_file.write_text(
+        DEFAULT_SKILLS
+        + "tools:\n  servers:\n    - name: builtin\n      command: [skillswitch-builtin-tools]\n"
+        + "  retrieval: {encoder: tool-encoder}\n",  # relative to the config file
+        encoding="utf-8",
+    )
+    async with Switch.from_config(config_file, cache_dir=cache_root) as switch:
+        finder, hub = switch.tool_finder, switch.hub
+        assert finder is not None
+        assert hub is not None
+        catalogue = await hub.tools()
+        found, applies = finder.search("what is 17 * 23?", catalogue, 2)
+        assert applies
+        assert found[0][0].public_name == "builtin__calculator"
+        assert finder.encoder is not None
+        assert finder.encoder.identity == load_tool_encoder(fitted).identity
+
+
+def test_a_switch_names_a_missing_or_foreign_encoder_folder(tmp_path: Path) -> None:
+    base = DEFAULT_SKILLS + (
+        "tools:\n  servers:\n    - {name: builtin, command: [skillswitch-builtin-tools]}\n"
+    )
+    with pytest.raises(ArtifactError, match="does not exist; write it with `skillswitch fit"):
+        Switch.from_config(
+            parse_config(base + f"  retrieval: {{encoder: '{tmp_path / 'none'}'}}\n")
+        )
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(ArtifactError, match="not a folder written by `skillswitch fit tools`"):
+        Switch.from_config(
+            parse_config(base + f"  retrieval: {{encoder: '{tmp_path / 'plain'}'}}\n")
+        )
+    (tmp_path / "plain" / MANIFEST_NAME).write_text('{"schema": "other/9"}', encoding="utf-8")
+    with pytest.raises(ArtifactError, match="has schema 'other/9'"):
+        check_tool_encoder(tmp_path / "plain")
+
+
+def test_fit_tools_command_errors(
+    labelled: tuple[Path, Path], cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    catalogue, annotations = labelled
+    env = cli_env
+    completed = run(["fit", "tools", "--queries", str(annotations), "--out", "x"], env)
+    assert completed.returncode == 2
+    assert "--catalog" in completed.stderr
+    bfcl = tmp_path / "BFCL_v4_irrelevance.json"
+    record = {"id": "i_0", "question": [[{"role": "user", "content": "hi"}]], "function": []}
+    bfcl.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    completed = run(
+        ["fit", "tools", "--queries", str(bfcl), "--catalog", str(catalogue), "--out", "x"], env
+    )
+    assert completed.returncode == 2
+    assert "leave it out" in completed.stderr
+    completed = run(["fit", "tools", "--queries", str(bfcl), "--out", str(tmp_path / "o")], env)
+    assert completed.returncode == 2
+    assert "needs at least two requests labelled with their tools" in completed.stderr
+    assert not (tmp_path / "o").exists()
+
+
+# --- pieces --------------------------------------------------------------------------------
+
+
+def test_examples_from_shared_catalogue_and_candidates() -> None:
+    a1 = CatalogueEntry("a", "write_file", "Write.")
+    b1 = CatalogueEntry("b", "write_file", "Save.")
+    mail = CatalogueEntry("a", "send_email", "Mail.")
+    shared = ToolEvalData(
+        (ToolQuery("1", "save notes", ("write_file",)), ToolQuery("2", "mail", ("send_email",))),
+        (a1, b1, mail),
+        "shared",
+    )
+    assert examples_from(shared) == [
+        ToolExample("save notes", a1),
+        ToolExample("save notes", b1),
+        ToolExample("mail", mail),
+    ]
+    x, y, z = (CatalogueEntry("", n, f"{n}.") for n in ("x", "y", "z"))
+    offered = ToolEvalData(
+        (ToolQuery("1", "do x", ("x",), (x, y, z)), ToolQuery("2", "nothing fits", (), (y,))),
+        (),
+        "bfcl",
+    )
+    assert examples_from(offered) == [ToolExample("do x", x, (y, z))]
+
+
+def test_false_negatives_mask_other_gold_tools_of_the_same_request() -> None:
+    # rows: request r1 -> tool A, r1 -> tool B, r2 -> tool A; then one hard negative C
+    own = [{"A", "B"}, {"A", "B"}, {"A"}]
+    mask = _false_negatives(own, ["A", "B", "A", "C"], torch)
+    assert mask.tolist() == [
+        [False, True, True, False],  # r1's B and r2's A (the same tool) are not negatives
+        [True, False, True, False],
+        [True, False, False, False],  # r2 is served by A, which row 0 also holds
+    ]
+
+
+def test_fit_settings_and_data_errors(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="batch_size >= 2"):
+        ToolFitSettings(batch_size=1)
+    with pytest.raises(ValueError, match="max_steps must be >= 1"):
+        ToolFitSettings(max_steps=0)
+    only = CatalogueEntry("a", "t", "T.")
+    with pytest.raises(DatasetError, match="from 1 request"):
+        fit_tool_encoder([ToolExample("q", only), ToolExample("q", only)], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_training_text_is_what_the_index_embeds() -> None:
+    cjk = CatalogueEntry("地图", "search_poi", "搜索地点和兴趣点信息", {"required": ["keywords"]})
+    settings = ToolFitSettings()
+    assert dense_tool_text(cjk, reads_cjk=settings.encoder_reads_cjk).startswith("地图: search poi")
