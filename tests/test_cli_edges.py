@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -90,3 +91,24 @@ def test_ctrl_c_while_serving_mcp_exits_130_without_a_traceback(cli_env: dict[st
     assert process.returncode == 130
     assert b"Traceback" not in stderr
     assert stderr.decode().strip().endswith("interrupted")
+
+
+def test_ctrl_c_at_any_moment_of_a_command_gives_no_traceback(cli_env: dict[str, str]) -> None:
+    # Early signals land while the modules load (a native extension's initialisation then fails
+    # with an ImportError caused by the KeyboardInterrupt); later ones inside the command, or
+    # during exit once it has answered (the interpreter then ends by the signal, silently).
+    statuses = []
+    for delay in (0.1, 0.2, 0.3, 0.45, 0.6, 0.8):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "skillswitch", "route", "convert 5 miles to km"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=cli_env,
+        )
+        time.sleep(delay)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+        assert b"Traceback" not in stderr, (delay, stderr.decode())
+        assert process.returncode in (0, 130, -signal.SIGINT), (delay, stderr.decode())
+        statuses.append(process.returncode)
+    assert 130 in statuses

@@ -1,3 +1,3 @@
-from skillswitch.cli import main
+from skillswitch.console import main
 
 main()

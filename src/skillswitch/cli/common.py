@@ -8,10 +8,11 @@ import logging
 from collections.abc import Callable, Iterator
 from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, ParamSpec, TypeVar
 
 import typer
 
+from skillswitch.console import interrupted
 from skillswitch.exceptions import (
     ArtifactError,
     ConfigError,
@@ -59,18 +60,29 @@ def reports_errors(function: Callable[P, R]) -> Callable[P, R]:
     @wraps(function)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return function(*args, **kwargs)
-        except _USER_ERRORS as exc:
-            stderr().print(f"[bold red]error:[/] {escape(str(exc))}")
-            raise typer.Exit(2) from None
-        except SkillSwitchError as exc:
-            stderr().print(f"[bold red]failed:[/] {escape(str(exc))}")
-            raise typer.Exit(1) from None
+            result = function(*args, **kwargs)
+        except Exception as exc:
+            if interrupted(exc):  # a bogus error from work that Ctrl-C broke off
+                _stop_interrupted()
+            if isinstance(exc, _USER_ERRORS):
+                stderr().print(f"[bold red]error:[/] {escape(str(exc))}")
+                raise typer.Exit(2) from None
+            if isinstance(exc, SkillSwitchError):
+                stderr().print(f"[bold red]failed:[/] {escape(str(exc))}")
+                raise typer.Exit(1) from None
+            raise
         except KeyboardInterrupt:
-            stderr().print("interrupted")
-            raise typer.Exit(130) from None
+            _stop_interrupted()
+        if interrupted(None):  # Ctrl-C came where Python could only swallow it
+            _stop_interrupted()
+        return result
 
     return wrapper
+
+
+def _stop_interrupted() -> NoReturn:
+    stderr().print("interrupted")
+    raise typer.Exit(130) from None
 
 
 def escape(text: str) -> str:
