@@ -86,6 +86,15 @@ def test_demo_prints_a_table(cli_env: dict[str, str]) -> None:
     assert "(no expert configured for this skill)" in completed.stdout
 
 
+def test_demo_in_a_narrow_terminal_prints_one_block_per_request(cli_env: dict[str, str]) -> None:
+    completed = run(["demo"], {**cli_env, "COLUMNS": "40"})
+    assert completed.returncode == 0, completed.stderr
+    assert "│" not in completed.stdout  # no table squeezed to a letter per line
+    assert "Convert 26.2 miles to kilometres\n  unit_conversion 0." in completed.stdout
+    assert "-> 26.2 mile = 42.1648 km (converter)" in completed.stdout
+    assert "reject (out of scope)" in completed.stdout
+
+
 def test_config_schema_and_check(cli_env: dict[str, str], tmp_path: Path) -> None:
     schema = json.loads(run(["config", "schema"], cli_env).stdout)
     assert "skills" in schema["properties"]

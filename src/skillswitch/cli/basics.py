@@ -53,6 +53,10 @@ def route(
     )
 
 
+_DEMO_TABLE_WIDTH = 100
+"""Narrower terminals get the demo as one block per request instead of a table."""
+
+
 @app.command()
 @reports_errors
 def demo(config: ConfigOption = None) -> None:
@@ -69,33 +73,43 @@ def demo(config: ConfigOption = None) -> None:
     router = switch.router
     for text in DEMO_REQUESTS[:3]:
         router.route(text)  # warm-up, so the table shows steady-state latency
-    table = Table(title="skillswitch demo: routing decisions and answers", show_lines=False)
-    table.add_column("request", max_width=50)
-    table.add_column("skills")
-    table.add_column("scores", justify="right")
-    table.add_column("decision")
-    table.add_column("ms", justify="right")
-    table.add_column("answer", max_width=40, overflow="fold")
 
     async def answer_all() -> list[str]:
         async with switch:
             return [await _demo_answer(switch, text) for text in DEMO_REQUESTS]
 
     answers = anyio.run(answer_all)
+    rows = []
     for text, answer in zip(DEMO_REQUESTS, answers, strict=True):
         decision = router.route(text)
         if decision.out_of_scope:
             best = decision.candidates[0]
-            skills, scores = f"[dim]nearest: {best.skill}[/]", f"[dim]{best.score:.3f}[/]"
+            skills = [(f"[dim]nearest: {best.skill}[/]", f"[dim]{best.score:.3f}[/]")]
             verdict = "[yellow]reject (out of scope)[/]"
         else:
-            skills = "\n".join(s.skill for s in decision.skills)
-            scores = "\n".join(f"{s.score:.3f}" for s in decision.skills)
+            skills = [(s.skill, f"{s.score:.3f}") for s in decision.skills]
             count = len(decision.skills)
             verdict = "[green]route[/]" if count == 1 else f"[green]route to {count} skills[/]"
-        table.add_row(text, skills, scores, verdict, f"{decision.timing.total_ms:.1f}", answer)
+        rows.append((text, skills, verdict, f"{decision.timing.total_ms:.1f}", answer))
     console = Console()
-    console.print(table)
+    if console.width >= _DEMO_TABLE_WIDTH:
+        table = Table(title="skillswitch demo: routing decisions and answers", show_lines=False)
+        table.add_column("request", max_width=50)
+        table.add_column("skills")
+        table.add_column("scores", justify="right")
+        table.add_column("decision")
+        table.add_column("ms", justify="right")
+        table.add_column("answer", max_width=40, overflow="fold")
+        for text, skills, verdict, ms, answer in rows:
+            names = "\n".join(name for name, _ in skills)
+            table.add_row(text, names, "\n".join(score for _, score in skills), verdict, ms, answer)
+        console.print(table)
+    else:  # a narrow terminal squeezes a six-column table to a letter per line: one block each
+        console.print("[bold]skillswitch demo: routing decisions and answers[/]")
+        for text, skills, verdict, ms, answer in rows:
+            found = ", ".join(f"{name} {score}" for name, score in skills)
+            block = f"\n{escape(text)}\n  {found}: {verdict}, {ms} ms\n  -> {answer}"
+            console.print(block, soft_wrap=True)  # the terminal wraps whole words
     console.print(
         f"threshold {router.threshold:.3f} ({_calibration_text(router)}); "
         f"encoder {router.encoder.name}; classifier {router.classifier.name}; "
