@@ -37,6 +37,7 @@ from skillswitch.router.encoders import (
 from skillswitch.router.encoders.export import export_sentence_encoder, save_sentence_folder
 from skillswitch.router.encoders.fingerprint import folder_fingerprint
 from skillswitch.router.encoders.onnx import OnnxEncoder
+from skillswitch.router.encoders.tuning import linear_warmup, mean_pooled, trainable_encoder
 from skillswitch.router.trained import (
     ENCODER,
     Feature,
@@ -349,28 +350,11 @@ def _finetune(
     progress: Progress | None,
 ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], int]:
     torch = _torch()
-    from transformers import AutoModel, AutoTokenizer
-    from transformers.utils import logging as transformers_logging
-
-    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-    torch.manual_seed(settings.seed)
-    torch.set_num_threads(settings.threads)
     rng = np.random.default_rng(settings.seed)
-    tokenizer = AutoTokenizer.from_pretrained(str(source))
-    model = AutoModel.from_pretrained(str(source), attn_implementation="eager")
+    tokenizer, model = trainable_encoder(source, seed=settings.seed, threads=settings.threads)
 
     def embed(batch: list[str]) -> Any:
-        encoded = tokenizer(
-            batch,
-            padding=True,
-            truncation=True,
-            max_length=settings.max_length,
-            return_tensors="pt",
-        )
-        hidden = model(**encoded).last_hidden_state
-        mask = encoded["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        return torch.nn.functional.normalize(pooled, dim=-1)
+        return mean_pooled(tokenizer, model, batch, settings.max_length)
 
     model.eval()
     with torch.no_grad():
@@ -395,10 +379,7 @@ def _finetune(
     if settings.max_steps is not None:
         total = min(total, settings.max_steps)
     warm = max(1, int(settings.warmup * total))
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser,
-        lambda s: (s + 1) / warm if s < warm else max(0.0, (total - s) / max(1, total - warm)),
-    )
+    schedule = linear_warmup(optimiser, total, warm)
     loss_fn = torch.nn.CrossEntropyLoss()
     model.train()
     step = 0

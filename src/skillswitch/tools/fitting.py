@@ -32,6 +32,7 @@ from skillswitch.exceptions import ArtifactError, DatasetError, MissingDependenc
 from skillswitch.router.encoders import BUNDLED_MODEL_NAME, OnnxEncoder, bundled_model_folder
 from skillswitch.router.encoders.export import export_sentence_encoder, save_sentence_folder
 from skillswitch.router.encoders.fingerprint import folder_fingerprint
+from skillswitch.router.encoders.tuning import linear_warmup, mean_pooled, trainable_encoder
 from skillswitch.tools.retrieval import CatalogueEntry, RetrievalSettings, dense_tool_text
 
 __all__ = [
@@ -215,19 +216,14 @@ def _finetune(
 ) -> int:
     try:
         import torch
-        from transformers import AutoModel, AutoTokenizer
-        from transformers.utils import logging as transformers_logging
+        import transformers  # noqa: F401  (the train extra: say so before any work)
     except ImportError as exc:
         raise MissingDependencyError(
             "skillswitch fit tools", "train", exc.name or "torch"
         ) from None
 
-    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-    torch.manual_seed(settings.seed)
-    torch.set_num_threads(settings.threads)
     rng = np.random.default_rng(settings.seed)
-    tokenizer = AutoTokenizer.from_pretrained(str(source))
-    model = AutoModel.from_pretrained(str(source), attn_implementation="eager")
+    tokenizer, model = trainable_encoder(source, seed=settings.seed, threads=settings.threads)
     cjk = settings.encoder_reads_cjk
     requests = [" ".join(example.request.split()) for example in examples]
     tools = [dense_tool_text(example.tool, reads_cjk=cjk) for example in examples]
@@ -240,17 +236,7 @@ def _finetune(
         gold.setdefault(request, set()).add(tool)
 
     def embed(texts: list[str]) -> Any:
-        encoded = tokenizer(
-            texts,
-            padding=True,
-            truncation=True,
-            max_length=settings.max_length,
-            return_tensors="pt",
-        )
-        hidden = model(**encoded).last_hidden_state
-        mask = encoded["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        return torch.nn.functional.normalize(pooled, dim=-1)
+        return mean_pooled(tokenizer, model, texts, settings.max_length)
 
     optimiser = torch.optim.AdamW(model.parameters(), lr=settings.lr)
     per_epoch = math.ceil(len(examples) / settings.batch_size)
@@ -258,10 +244,7 @@ def _finetune(
     if settings.max_steps is not None:
         total = min(total, settings.max_steps)
     warm = max(1, int(settings.warmup * total))
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser,
-        lambda s: (s + 1) / warm if s < warm else max(0.0, (total - s) / max(1, total - warm)),
-    )
+    schedule = linear_warmup(optimiser, total, warm)
     model.train()
     step = 0
     while step < total:
