@@ -14,7 +14,12 @@ import pytest
 import torch
 
 from skillswitch.config import parse_config
-from skillswitch.evals.tools import ToolEvalData, ToolQuery, load_livemcpbench
+from skillswitch.evals.tools import (
+    ToolEvalData,
+    ToolQuery,
+    load_labelled_requests,
+    load_livemcpbench,
+)
 from skillswitch.exceptions import ArtifactError, DatasetError
 from skillswitch.router.encoders import Encoder
 from skillswitch.switch import Switch
@@ -281,3 +286,62 @@ def test_training_text_is_what_the_index_embeds() -> None:
     cjk = CatalogueEntry("地图", "search_poi", "搜索地点和兴趣点信息", {"required": ["keywords"]})
     settings = ToolFitSettings()
     assert dense_tool_text(cjk, reads_cjk=settings.encoder_reads_cjk).startswith("地图: search poi")
+
+
+# --- a deployment's own labelled requests -------------------------------------------------
+
+
+def test_labelled_requests_over_the_catalogue_tools_list_prints(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    listed = run(["tools", "list", "--json"], cli_env)  # the default config's builtin server
+    assert listed.returncode == 0, listed.stderr
+    catalogue = tmp_path / "catalogue.json"
+    catalogue.write_text(listed.stdout, encoding="utf-8")
+    requests = tmp_path / "requests.jsonl"
+    rows = [
+        {"request": "what is 17 times 23", "tools": ["builtin__calculator"]},
+        {"request": "how many km in 3 miles", "tools": ["builtin__units"]},
+        {"request": "tell me a joke", "tools": []},
+    ]
+    requests.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+    data = load_labelled_requests(requests, catalogue)
+    assert data.public_names
+    assert [q.gold for q in data.queries] == [("builtin__calculator",), ("builtin__units",), ()]
+    examples = examples_from(data)
+    assert [(e.request, e.tool.server, e.tool.name) for e in examples] == [
+        ("what is 17 times 23", "builtin", "calculator"),
+        ("how many km in 3 miles", "builtin", "units"),
+    ]
+
+    report = tmp_path / "report.json"
+    completed = run(
+        [
+            *("eval", "tools", "--queries", str(requests), "--catalog", str(catalogue)),
+            *("--json", str(report)),
+        ],
+        cli_env,
+    )
+    assert completed.returncode == 0, completed.stderr
+    scored = json.loads(report.read_text(encoding="utf-8"))
+    assert scored["ranking"]["top1"] == 1.0  # scored by server__tool names
+    assert scored["rejection"] == 1.0  # the joke: no tool applies
+
+    rows[0]["tools"] = ["builtin__calculater"]
+    requests.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"requests.jsonl:1: tool 'builtin__calculater' is not"):
+        load_labelled_requests(requests, catalogue)
+    completed = run(["fit", "tools", "--queries", str(requests), "--out", "x"], cli_env)
+    assert completed.returncode == 2
+    assert "did you mean 'builtin__calculator'" not in completed.stderr  # no catalogue yet
+    assert "skillswitch tools list --json" in completed.stderr
+    completed = run(
+        ["fit", "tools", "--queries", str(requests), "--catalog", str(catalogue), "--out", "x"],
+        cli_env,
+    )
+    assert completed.returncode == 2
+    assert "did you mean 'builtin__calculator'?" in completed.stderr
+    catalogue.write_text('{"servers": []}', encoding="utf-8")
+    with pytest.raises(DatasetError, match="not a tool catalogue"):
+        load_labelled_requests(requests, catalogue)

@@ -107,13 +107,17 @@ def eval_tools(
     queries: Annotated[
         Path,
         typer.Option(
-            help="LiveMCPBench annotations (all_annotations.json, with --catalog) or a BFCL "
+            help="Labelled requests (JSON Lines {request, tools: [server__tool]}) or "
+            "LiveMCPBench annotations (all_annotations.json), both with --catalog; or a BFCL "
             "question file (each query carries its candidate functions)."
         ),
     ],
     catalog: Annotated[
         Path | None,
-        typer.Option(help="LiveMCPBench tools.json: the MCP catalogue the queries search."),
+        typer.Option(
+            help="The MCP catalogue the queries search: `skillswitch tools list --json` "
+            "output, or LiveMCPBench tools.json."
+        ),
     ] = None,
     answers: Annotated[
         Path | None,

@@ -285,14 +285,18 @@ def fit_tools_command(
     queries: Annotated[
         list[Path],
         typer.Option(
-            help="Requests labelled with their tools: LiveMCPBench annotations (with --catalog) "
-            "or a BFCL question file with possible_answer/ beside it. Repeat to combine files."
+            help="Requests labelled with their tools: JSON Lines {request, tools: [server__tool]}"
+            " or LiveMCPBench annotations (both with --catalog), or a BFCL question file with "
+            "possible_answer/ beside it. Repeat to combine files."
         ),
     ],
     out: Annotated[Path, typer.Option(help="Folder to write the retrieval encoder to.")],
     catalog: Annotated[
         Path | None,
-        typer.Option(help="LiveMCPBench tools.json: the catalogue the annotated tasks use."),
+        typer.Option(
+            help="The tools the labels name: `skillswitch tools list --json` output, or a "
+            "LiveMCPBench tools.json."
+        ),
     ] = None,
     epochs: Annotated[float, typer.Option(min=0.01, help="Passes over the examples.")] = 2.0,
     lr: Annotated[float, typer.Option(min=1e-7, max=1e-2, help="Learning rate (AdamW).")] = 2e-5,
@@ -316,7 +320,7 @@ def fit_tools_command(
         )
     examples = []
     for file in queries:
-        shared = catalog if detect_tool_format(file) == "livemcpbench" else None
+        shared = catalog if detect_tool_format(file) != "bfcl" else None
         examples.extend(examples_from(load_tool_queries(file, shared)))
     settings = ToolFitSettings(
         epochs=epochs, lr=lr, max_steps=max_steps, seed=seed, threads=threads

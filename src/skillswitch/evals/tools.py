@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from skillswitch.config.models import did_you_mean
 from skillswitch.exceptions import DatasetError
 from skillswitch.router.encoders.base import Encoder
 from skillswitch.router.encoders.cache import EmbeddingCache
@@ -38,14 +39,17 @@ __all__ = [
     "evaluate_retrieval",
     "fit_rejection_threshold",
     "load_bfcl",
+    "load_catalogue",
+    "load_labelled_requests",
     "load_livemcpbench",
     "load_livemcpbench_catalogue",
     "load_tool_queries",
+    "public_name",
     "rejection_rate",
     "score_rankings",
 ]
 
-ToolFormat = Literal["livemcpbench", "bfcl"]
+ToolFormat = Literal["livemcpbench", "bfcl", "requests"]
 
 _NUMBERED = re.compile(r"^\s*\d+\s*[.)]\s*")
 
@@ -71,6 +75,15 @@ class ToolEvalData:
     source: str
     gold_not_in_catalogue: int = 0
     """Gold names (LiveMCPBench) that no catalogue tool has; dropped from ``gold``."""
+    public_names: bool = False
+    """Gold names are ``server__tool`` (labelled requests, :func:`load_labelled_requests`):
+    rankings are scored by those names too."""
+
+    def names(self, entries: Sequence[CatalogueEntry]) -> list[str]:
+        """The names ``entries`` are scored by (the gold's kind of name)."""
+        if self.public_names:
+            return [public_name(entry) for entry in entries]
+        return [entry.name for entry in entries]
 
     def __len__(self) -> int:
         return len(self.queries)
@@ -152,6 +165,79 @@ def load_livemcpbench(catalogue: str | Path, annotations: str | Path) -> ToolEva
     if not queries:
         raise DatasetError(f"{file}: no task names a tool of {catalogue}")
     return ToolEvalData(tuple(queries), entries, str(file), gold_not_in_catalogue=missing)
+
+
+# --- labelled requests (a deployment's own) ------------------------------------------------
+
+
+def public_name(entry: CatalogueEntry) -> str:
+    """``server__tool``, the name skillswitch publishes an MCP tool under."""
+    return f"{entry.server}__{entry.name}"
+
+
+def load_catalogue(path: str | Path) -> tuple[CatalogueEntry, ...]:
+    """A LiveMCPBench ``tools.json``, or what ``skillswitch tools list --json`` prints (the
+    configured servers' tools: ``{"tools": [{"server", "tool", "description", "input_schema"}]}``).
+    """
+    file = Path(path)
+    data = _json(file, "catalogue file")
+    if isinstance(data, list):
+        return load_livemcpbench_catalogue(file)
+    tools = data.get("tools") if isinstance(data, Mapping) else None
+    if not isinstance(tools, list):
+        raise DatasetError(
+            f"{file}: not a tool catalogue; give `skillswitch tools list --json` output (an "
+            "object with 'tools') or a LiveMCPBench tools.json (a list of servers)"
+        )
+    entries = []
+    for number, tool in enumerate(tools):
+        if not (
+            isinstance(tool, Mapping)
+            and isinstance(tool.get("server"), str)
+            and isinstance(tool.get("tool"), str)
+        ):
+            raise DatasetError(f"{file}: tools[{number}] needs string 'server' and 'tool'")
+        schema = tool.get("input_schema")
+        entries.append(
+            CatalogueEntry(
+                server=tool["server"],
+                name=tool["tool"],
+                description=str(tool.get("description") or ""),
+                input_schema=schema if isinstance(schema, Mapping) else {},
+            )
+        )
+    if not entries:
+        raise DatasetError(f"{file}: the catalogue has no tools")
+    return tuple(entries)
+
+
+def load_labelled_requests(queries: str | Path, catalogue: str | Path) -> ToolEvalData:
+    """JSON Lines ``{"request": text, "tools": ["server__tool", ...]}`` (an empty list: no
+    tool applies) over ``catalogue`` (:func:`load_catalogue`): a deployment's own requests,
+    labelled with the tools that served them."""
+    entries = load_catalogue(catalogue)
+    known = [public_name(entry) for entry in entries]
+    known_set = set(known)
+    file = Path(queries)
+    loaded: list[ToolQuery] = []
+    records = _jsonl_records(file, what="labelled requests file", formats="a JSON Lines file")
+    for number, record in records:
+        request, tools = record.get("request"), record.get("tools")
+        where = f"{file}:{number}"
+        if not isinstance(request, str) or not request.strip():
+            raise DatasetError(f"{where}: 'request' must be non-empty text")
+        if not isinstance(tools, list) or not all(isinstance(t, str) for t in tools):
+            raise DatasetError(f"{where}: 'tools' must be a list of tool names (server__tool)")
+        for name in tools:
+            if name not in known_set:
+                raise DatasetError(
+                    f"{where}: tool {name!r} is not in {catalogue}{did_you_mean(name, known)}"
+                )
+        identifier = str(record.get("id", number))
+        loaded.append(ToolQuery(identifier, request.strip(), tuple(dict.fromkeys(tools))))
+    if not loaded:
+        raise DatasetError(f"{file}: no labelled requests")
+    return ToolEvalData(tuple(loaded), entries, str(file), public_names=True)
 
 
 # --- BFCL ----------------------------------------------------------------------------------
@@ -256,7 +342,17 @@ def load_tool_queries(
 ) -> ToolEvalData:
     """Labelled tool queries in either format: LiveMCPBench annotations over ``catalog`` (its
     tools.json), or a BFCL file whose queries carry their own candidates (no ``catalog``)."""
-    if detect_tool_format(queries) == "bfcl":
+    kind = detect_tool_format(queries)
+    if kind == "requests":
+        if catalog is None:
+            raise DatasetError(
+                f"{queries} holds labelled requests; give the catalogue their tools come from "
+                "with --catalog (`skillswitch tools list --json > catalogue.json`)"
+            )
+        if answers is not None:
+            raise DatasetError(f"--answers applies to BFCL files; {queries} holds requests")
+        return load_labelled_requests(queries, catalog)
+    if kind == "bfcl":
         if catalog is not None:
             raise DatasetError(
                 f"{queries} is a BFCL file whose queries carry their own candidate functions; "
@@ -277,7 +373,8 @@ def load_tool_queries(
 
 def detect_tool_format(path: str | Path) -> ToolFormat:
     """``livemcpbench`` for a JSON list of servers with ``tools``; ``bfcl`` for JSON Lines
-    records with ``question`` and ``function``."""
+    records with ``question`` and ``function``; ``requests`` for JSON Lines records with
+    ``request`` (and ``tools``)."""
     file = Path(path)
     text = read_data_file(file, what="tool data file", formats="a JSON or JSON Lines file")
     stripped = text.lstrip()
@@ -290,9 +387,12 @@ def detect_tool_format(path: str | Path) -> ToolFormat:
         record = None
     if isinstance(record, Mapping) and "question" in record and "function" in record:
         return "bfcl"
+    if isinstance(record, Mapping) and "request" in record:
+        return "requests"
     raise DatasetError(
         f"{file}: not a known tool-retrieval format; give a LiveMCPBench tools.json (a list of "
-        "servers) or a BFCL question file (JSON Lines with 'question' and 'function')"
+        "servers), a BFCL question file (JSON Lines with 'question' and 'function') or labelled "
+        'requests (JSON Lines: {"request": text, "tools": ["server__tool", ...]})'
     )
 
 
@@ -304,8 +404,10 @@ def _json(file: Path, what: str) -> Any:
         raise DatasetError(f"{file}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg})") from None
 
 
-def _jsonl_records(file: Path) -> list[tuple[int, Mapping[str, Any]]]:
-    text = read_data_file(file, what="BFCL file", formats="a BFCL .json (JSON Lines) file")
+def _jsonl_records(
+    file: Path, *, what: str = "BFCL file", formats: str = "a BFCL .json (JSON Lines) file"
+) -> list[tuple[int, Mapping[str, Any]]]:
+    text = read_data_file(file, what=what, formats=formats)
     records: list[tuple[int, Mapping[str, Any]]] = []
     for number, line in jsonl_lines(text):
         if not line.strip():
@@ -477,7 +579,7 @@ def evaluate_retrieval(
     ranking = None
     if with_gold:
         ranking = score_rankings(
-            [searches[i].names for i in with_gold],
+            [data.names([hit.entry for hit in searches[i].hits]) for i in with_gold],
             [data.queries[i].gold for i in with_gold],
             ks=sorted({1, 5, k}),
             rejected=[searches[i].no_tool_applies for i in with_gold],
@@ -491,7 +593,7 @@ def evaluate_retrieval(
         rejection=rejection,
         relevance=tuple(s.relevance for s in searches),
         top1_correct=tuple(
-            bool(s.hits) and s.hits[0].name in q.gold
+            bool(s.hits) and data.names([s.hits[0].entry])[0] in q.gold
             for s, q in zip(searches, data.queries, strict=True)
         ),
     )

@@ -99,12 +99,13 @@ class ToolFitResult:
 
 
 def examples_from(data: ToolEvalData) -> list[ToolExample]:
-    """Training examples from labelled queries: one per (query, gold tool). A gold name that
-    several catalogue servers share gives one example per such tool; BFCL's other candidates
-    are the example's negatives; queries where no tool applies give none."""
+    """Training examples from labelled queries: one per (query, gold tool). A bare gold name
+    that several catalogue servers share (LiveMCPBench) gives one example per such tool;
+    BFCL's other candidates are the example's negatives; queries where no tool applies give
+    none."""
     shared: dict[str, list[CatalogueEntry]] = {}
-    for entry in data.catalogue:
-        shared.setdefault(entry.name, []).append(entry)
+    for entry, name in zip(data.catalogue, data.names(data.catalogue), strict=True):
+        shared.setdefault(name, []).append(entry)
     examples: list[ToolExample] = []
     for query in data.queries:
         offered = query.candidates if query.candidates is not None else None
