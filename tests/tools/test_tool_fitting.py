@@ -21,6 +21,7 @@ from skillswitch.evals.tools import (
     load_livemcpbench,
 )
 from skillswitch.exceptions import ArtifactError, DatasetError
+from skillswitch.outputs import check_replaceable
 from skillswitch.router.encoders import Encoder
 from skillswitch.switch import Switch
 from skillswitch.tools.fitting import (
@@ -345,3 +346,36 @@ def test_labelled_requests_over_the_catalogue_tools_list_prints(
     catalogue.write_text('{"servers": []}', encoding="utf-8")
     with pytest.raises(DatasetError, match="not a tool catalogue"):
         load_labelled_requests(requests, catalogue)
+
+
+def test_out_must_be_new_empty_or_an_earlier_fit(
+    labelled: tuple[Path, Path], cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    catalogue, annotations = labelled
+    precious = tmp_path / "home"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("years of work", encoding="utf-8")
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x", encoding="utf-8")
+    for out, message in ((precious, "did not write (no tool-encoder.json)"), (a_file, "a file")):
+        completed = run(
+            [
+                *("fit", "tools", "--queries", str(annotations), "--catalog", str(catalogue)),
+                *("--out", str(out)),
+            ],
+            cli_env,
+        )
+        assert completed.returncode == 2
+        assert message in completed.stderr
+    assert (precious / "thesis.tex").read_text(encoding="utf-8") == "years of work"
+    assert a_file.read_text(encoding="utf-8") == "x"
+    check_replaceable(tmp_path / "new", MANIFEST_NAME, "fit")  # new: fine
+    (tmp_path / "empty").mkdir()
+    check_replaceable(tmp_path / "empty", MANIFEST_NAME, "fit")  # empty: fine
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    (earlier / MANIFEST_NAME).write_text("{}", encoding="utf-8")
+    (earlier / "model.onnx").write_bytes(b"old")
+    check_replaceable(earlier, MANIFEST_NAME, "fit")  # an earlier fit: replaced
+    with pytest.raises(DatasetError, match="fit intents` did not write"):
+        check_replaceable(precious, "artifact.json", "skillswitch fit intents")

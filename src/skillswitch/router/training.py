@@ -27,6 +27,7 @@ import numpy as np
 
 from skillswitch.config.models import ThresholdObjective
 from skillswitch.exceptions import DatasetError, MissingDependencyError
+from skillswitch.outputs import check_replaceable
 from skillswitch.router.calibration import Calibration, calibrate_scores
 from skillswitch.router.encoders import (
     BUNDLED_MODEL_NAME,
@@ -40,6 +41,7 @@ from skillswitch.router.encoders.onnx import OnnxEncoder
 from skillswitch.router.encoders.tuning import linear_warmup, mean_pooled, trainable_encoder
 from skillswitch.router.trained import (
     ENCODER,
+    MANIFEST,
     Feature,
     LinearHead,
     ScoreTerm,
@@ -127,6 +129,7 @@ def fit_intents(
 ) -> FitResult:
     """Train on (train_texts, train_labels), calibrate on the validation items, write ``out``."""
     started = time.perf_counter()
+    check_replaceable(out, MANIFEST, "skillswitch fit intents")
     labels = _label_order(train_labels, oos_label)
     if len([label for label in labels if label != oos_label]) < 2:
         raise DatasetError("training data needs at least two in-scope labels")

@@ -29,6 +29,7 @@ import numpy as np
 
 from skillswitch.evals.tools import ToolEvalData
 from skillswitch.exceptions import ArtifactError, DatasetError, MissingDependencyError
+from skillswitch.outputs import check_replaceable
 from skillswitch.router.encoders import BUNDLED_MODEL_NAME, OnnxEncoder, bundled_model_folder
 from skillswitch.router.encoders.export import export_sentence_encoder, save_sentence_folder
 from skillswitch.router.encoders.fingerprint import folder_fingerprint
@@ -108,7 +109,7 @@ def examples_from(data: ToolEvalData) -> list[ToolExample]:
         shared.setdefault(name, []).append(entry)
     examples: list[ToolExample] = []
     for query in data.queries:
-        offered = query.candidates if query.candidates is not None else None
+        offered = query.candidates
         for name in query.gold:
             if offered is not None:
                 tools = [c for c in offered if c.name == name]
@@ -136,6 +137,7 @@ def fit_tool_encoder(
             f"fitting a tool encoder needs at least two requests labelled with their tools; got "
             f"{len(examples)} example(s) from {len(requests)} request(s)"
         )
+    check_replaceable(out, MANIFEST_NAME, "skillswitch fit tools")
     source = bundled_model_folder()
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".fit-tools-", dir=out.parent))
