@@ -26,7 +26,7 @@ from typing import Any, Literal
 import numpy as np
 
 from skillswitch.config.models import ThresholdObjective
-from skillswitch.exceptions import DatasetError, MissingDependencyError
+from skillswitch.exceptions import DatasetError
 from skillswitch.outputs import check_replaceable
 from skillswitch.router.calibration import Calibration, calibrate_scores
 from skillswitch.router.encoders import (
@@ -38,7 +38,12 @@ from skillswitch.router.encoders import (
 from skillswitch.router.encoders.export import export_sentence_encoder, save_sentence_folder
 from skillswitch.router.encoders.fingerprint import folder_fingerprint
 from skillswitch.router.encoders.onnx import OnnxEncoder
-from skillswitch.router.encoders.tuning import linear_warmup, mean_pooled, trainable_encoder
+from skillswitch.router.encoders.tuning import (
+    linear_warmup,
+    mean_pooled,
+    trainable_encoder,
+    training_torch,
+)
 from skillswitch.router.trained import (
     ENCODER,
     MANIFEST,
@@ -300,11 +305,7 @@ def _encode(
 
 
 def _torch() -> Any:
-    try:
-        import torch
-    except ImportError:
-        raise MissingDependencyError("skillswitch fit intents", "train", "torch") from None
-    return torch
+    return training_torch("skillswitch fit intents")
 
 
 def _train_head(

@@ -15,7 +15,8 @@ __all__ = ["ToolFinder"]
 
 class ToolFinder:
     """Finds the catalogue tools most relevant to a request. ``make_encoder`` gives the encoder
-    (the router's, or its float32 sibling: ``skillswitch.router.encoders.tool_retrieval_encoder``);
+    (the router's, or its float32 sibling: ``skillswitch.router.encoders.tool_retrieval_encoder``;
+    or one written by ``skillswitch fit tools``, ``tools.retrieval.encoder``);
     it is called on the first search, which embeds the catalogue anyway, so a switch whose tools
     are never searched never opens a second encoder session."""
 

@@ -28,12 +28,17 @@ from typing import Any
 import numpy as np
 
 from skillswitch.evals.tools import ToolEvalData
-from skillswitch.exceptions import ArtifactError, DatasetError, MissingDependencyError
+from skillswitch.exceptions import ArtifactError, DatasetError
 from skillswitch.outputs import check_replaceable
 from skillswitch.router.encoders import BUNDLED_MODEL_NAME, OnnxEncoder, bundled_model_folder
 from skillswitch.router.encoders.export import export_sentence_encoder, save_sentence_folder
 from skillswitch.router.encoders.fingerprint import folder_fingerprint
-from skillswitch.router.encoders.tuning import linear_warmup, mean_pooled, trainable_encoder
+from skillswitch.router.encoders.tuning import (
+    linear_warmup,
+    mean_pooled,
+    trainable_encoder,
+    training_torch,
+)
 from skillswitch.tools.retrieval import CatalogueEntry, RetrievalSettings, dense_tool_text
 
 __all__ = [
@@ -217,13 +222,7 @@ def _finetune(
     settings: ToolFitSettings,
     progress: Progress | None,
 ) -> int:
-    try:
-        import torch
-        import transformers  # noqa: F401  (the train extra: say so before any work)
-    except ImportError as exc:
-        raise MissingDependencyError(
-            "skillswitch fit tools", "train", exc.name or "torch"
-        ) from None
+    torch = training_torch("skillswitch fit tools")
 
     rng = np.random.default_rng(settings.seed)
     tokenizer, model = trainable_encoder(source, seed=settings.seed, threads=settings.threads)
@@ -265,7 +264,7 @@ def _finetune(
             logits = logits.masked_fill(_false_negatives(own, documents, torch), -1e4)
             loss = torch.nn.functional.cross_entropy(logits, torch.arange(len(rows)))
             optimiser.zero_grad()
-            loss.backward()  # type: ignore[no-untyped-call]
+            loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimiser.step()
             schedule.step()

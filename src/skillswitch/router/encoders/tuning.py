@@ -8,7 +8,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["linear_warmup", "mean_pooled", "trainable_encoder"]
+from skillswitch.exceptions import MissingDependencyError
+
+__all__ = ["linear_warmup", "mean_pooled", "trainable_encoder", "training_torch"]
+
+
+def training_torch(feature: str) -> Any:
+    """The ``torch`` module, after checking that the ``train`` extra (torch, transformers) is
+    installed; otherwise a :class:`MissingDependencyError` naming ``feature`` and the install."""
+    try:
+        import torch
+        import transformers  # noqa: F401
+    except ImportError as exc:
+        raise MissingDependencyError(feature, "train", exc.name or "torch") from None
+    return torch
 
 
 def trainable_encoder(source: Path, *, seed: int, threads: int) -> tuple[Any, Any]:
