@@ -45,7 +45,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -67,9 +67,11 @@ from skillswitch.tools.fitting import (
     examples_from,
     fit_tool_encoder,
     load_tool_encoder,
+    split_validation,
 )
 from skillswitch.tools.retrieval import (
     BM25,
+    DEFAULT_THRESHOLD,
     CatalogueEntry,
     RetrievalSettings,
     ToolIndex,
@@ -328,50 +330,124 @@ def fitted_encoder_bfcl(
     }
 
 
+NO_TOOL_TRAINING = {
+    "none": "no no-tool requests",
+    "irrelevance": "+ BFCL irrelevance (not live)",
+    "live": "+ irrelevance and live_irrelevance",
+}
+
+
 def fitted_encoder_live_cv(
-    bfcl: dict[str, ToolEvalData], workdir: Path, threads: int
+    bfcl: dict[str, ToolEvalData],
+    workdir: Path,
+    threads: int,
+    *,
+    no_tool: str,
+    folds: int = CV_FOLDS,
+    settings: ToolFitSettings | None = None,
 ) -> dict[str, Any]:
-    """``skillswitch fit tools`` cross-validated over BFCL ``live_multiple``'s queries (5 folds,
-    one shuffling): each fold's encoder is fitted on the other four folds plus ``multiple``,
-    then the fold's queries are ranked over their own candidates. ``live_irrelevance`` is scored
-    with each fold's threshold refitted on that fold's training queries (never on the fold)."""
-    live = bfcl["live_multiple"]
+    """``skillswitch fit tools`` cross-validated over BFCL ``live_multiple`` and
+    ``live_irrelevance`` (5 folds each, one shuffling): each fold's encoder is fitted on the
+    other four folds of live_multiple plus ``multiple`` and, per ``no_tool``, no-tool requests
+    (``irrelevance``: BFCL's non-live irrelevance file, so live_irrelevance is a new
+    distribution; ``live``: that and the other four folds of live_irrelevance). As the CLI does,
+    a fifth of each training file is held out of the fit and the threshold is fitted there
+    (``max_top1_loss``). Then the fold's live_multiple queries are ranked over their own
+    candidates and its live_irrelevance queries are judged with that threshold."""
+    settings = settings or ToolFitSettings(threads=threads)
+    live, unserved = bfcl["live_multiple"], bfcl["live_irrelevance"]
     order = np.random.default_rng(0).permutation(len(live))
-    correct = np.zeros(len(live), dtype=bool)
-    rejected = []
-    for fold in range(CV_FOLDS):
+    unserved_order = np.random.default_rng(1).permutation(len(unserved))
+    correct: list[bool] = []
+    relevance: list[float] = []
+    irrelevant_relevance: list[float] = []
+    rejected_by: list[bool] = []
+    lost_by: list[bool] = []
+    per_fold = []
+    for fold in range(folds):
         test = order[fold::CV_FOLDS]
-        train = np.setdiff1d(order, test)
-        known = ToolEvalData(tuple(live.queries[i] for i in train), (), "train")
+        unserved_test = unserved_order[fold::CV_FOLDS]
+        sets = [_subset(live, np.setdiff1d(order, test), "train"), bfcl["multiple"]]
+        if no_tool in ("irrelevance", "live"):
+            sets.append(bfcl["irrelevance"])
+        if no_tool == "live":
+            sets.append(_subset(unserved, np.setdiff1d(unserved_order, unserved_test), "train"))
+        parts = [split_validation(data, settings.validation, seed=fold) for data in sets]
         fitted = fit_tool_encoder(
-            [*examples_from(known), *examples_from(bfcl["multiple"])],
-            workdir / f"live-{fold}",
-            settings=ToolFitSettings(threads=threads),
+            [example for train, _ in parts for example in examples_from(train)],
+            workdir / f"live-{no_tool}-{fold}",
+            settings=settings,
+            validation=[held for _, held in parts],
         )
+        threshold = fitted.threshold if fitted.threshold is not None else DEFAULT_THRESHOLD
         method = hybrid_method(
-            load_tool_encoder(fitted.folder, threads=threads), RetrievalSettings()
+            load_tool_encoder(fitted.folder, threads=threads),
+            RetrievalSettings(threshold=threshold),
         )
-        held = ToolEvalData(tuple(live.queries[i] for i in test), (), "held out")
-        for i, ranked, query in zip(test, run_method(method, held), held.queries, strict=True):
-            correct[i] = bool(ranked.names) and ranked.names[0] in query.gold
-        seen = run_method(method, known)
-        threshold = fit_rejection_threshold(
-            [r.relevance for r in seen],
+        held = _subset(live, test, "held out")
+        ranked = run_method(method, held)
+        right = np.array(
             [
                 bool(r.names) and r.names[0] in q.gold
-                for r, q in zip(seen, known.queries, strict=True)
-            ],
-            max_loss=MAX_LOSS,
+                for r, q in zip(ranked, held.queries, strict=True)
+            ]
         )
-        irrelevant = run_method(method, bfcl["live_irrelevance"])
-        rejected.append(float(np.mean([r.relevance < threshold for r in irrelevant])))
+        scores = np.array([r.relevance for r in ranked])
+        irrelevant = np.array(
+            [r.relevance for r in run_method(method, _subset(unserved, unserved_test, "held out"))]
+        )
+        correct.extend(right)
+        relevance.extend(scores)
+        irrelevant_relevance.extend(irrelevant)
+        rejected_by.extend(irrelevant < threshold)
+        lost_by.extend(right & (scores < threshold))
+        per_fold.append(
+            {
+                "threshold": round(threshold, 4),
+                "top1": round(float(right.mean()), 4),
+                "top1_lost": round(float((right & (scores < threshold)).mean()), 4),
+                "live_irrelevance_rejected": round(float((irrelevant < threshold).mean()), 4),
+                "validation": None if fitted.validation is None else asdict(fitted.validation),
+                "fit_seconds": fitted.seconds,
+            }
+        )
         shutil.rmtree(fitted.folder)
-        print(f"  fit tools, live_multiple fold {fold}: {fitted.seconds:.0f}s", flush=True)
+        print(f"  fit tools ({no_tool}), live fold {fold}: {per_fold[-1]}", flush=True)
     return {
-        "live_multiple_top1": float(correct.mean()),
-        "live_irrelevance_rejected_mean": float(np.mean(rejected)),
-        "live_irrelevance_rejected_per_fold": [round(r, 4) for r in rejected],
+        "no_tool_training": NO_TOOL_TRAINING[no_tool],
+        "folds": folds,
+        "live_multiple_top1": float(np.mean(correct)),
+        "live_multiple_top1_lost": float(np.mean(lost_by)),
+        "live_irrelevance_rejected": float(np.mean(rejected_by)),
+        "auc": _auc(np.array(relevance)[np.array(correct)], np.array(irrelevant_relevance)),
+        "oracle_rejected_at_3_points": _oracle_rejection(
+            np.array(relevance), np.array(correct), np.array(irrelevant_relevance), 0.03
+        ),
+        "per_fold": per_fold,
+        "settings": repr(settings),
     }
+
+
+def _subset(data: ToolEvalData, rows: Sequence[int] | np.ndarray, label: str) -> ToolEvalData:
+    return ToolEvalData(tuple(data.queries[int(i)] for i in rows), data.catalogue, label)
+
+
+def _auc(positive: np.ndarray, negative: np.ndarray) -> float:
+    """P(a right top-1 answer's relevance > a no-tool request's relevance)."""
+    if not positive.size or not negative.size:
+        return float("nan")
+    greater = (positive[:, None] > negative[None, :]).mean()
+    ties = (positive[:, None] == negative[None, :]).mean()
+    return float(greater + 0.5 * ties)
+
+
+def _oracle_rejection(
+    relevance: np.ndarray, correct: np.ndarray, irrelevant: np.ndarray, loss: float
+) -> float:
+    """The most no-tool requests any threshold rejects while losing at most ``loss`` of top-1,
+    chosen on the test data itself: an upper bound, not a result."""
+    cut = fit_rejection_threshold(relevance.tolist(), correct.tolist(), max_loss=loss)
+    return float(np.mean(irrelevant < cut))
 
 
 def print_table(report: dict[str, Any]) -> None:
@@ -417,11 +493,11 @@ def print_table(report: dict[str, Any]) -> None:
             f"{fitted_bfcl['methods']['multiple']['top1']:9.3f} {live['top1']:14.3f} "
             f"{live['mrr']:9.3f}"
         )
-    live_cv = bfcl.get("fitted_encoder_live_cv")
-    if live_cv:
+    live_cvs = bfcl.get("fitted_encoder_live_cv") or {}
+    for row in live_cvs.values():
         print(
             f"{'hybrid + encoder fitted, live CV':34} {'':9} "
-            f"{live_cv['live_multiple_top1']:14.3f}   (held-out folds of live_multiple)"
+            f"{row['live_multiple_top1']:14.3f}   (held-out folds; {row['no_tool_training']})"
         )
     print(
         '\n"No tool applies": threshold fitted on BFCL multiple '
@@ -438,11 +514,21 @@ def print_table(report: dict[str, Any]) -> None:
     print(header)
     for row in bfcl["rejection"]["skillswitch hybrid"]["curve"]:
         print(_rejection_cells(row))
-    if live_cv:
+    if live_cvs:
         print(
-            "hybrid + encoder fitted, live CV: threshold refitted per fold on its training "
-            f"queries rejects {live_cv['live_irrelevance_rejected_mean']:.3f} of live_irrelevance"
+            "\nhybrid + encoder fitted, cross-validated over live_multiple and live_irrelevance "
+            "(threshold fitted on a held-out fifth of each fold's training data)"
         )
+        print(
+            f"{'trained on':38} {'top-1':>6} {'top-1 lost':>10} {'live irrel. rej':>15} "
+            f"{'AUC':>6} {'oracle rej @3pt':>15}"
+        )
+        for row in live_cvs.values():
+            print(
+                f"{row['no_tool_training']:38} {row['live_multiple_top1']:6.3f} "
+                f"{row['live_multiple_top1_lost']:10.3f} {row['live_irrelevance_rejected']:15.3f} "
+                f"{row['auc']:6.3f} {row['oracle_rejected_at_3_points']:15.3f}"
+            )
     latency = report["latency_ms"]
     if latency:
         print(
@@ -482,8 +568,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for the fits")
     parser.add_argument(
         "--fit-live-multiple",
-        action="store_true",
-        help="also cross-validate `fit tools` over BFCL live_multiple (5 fits, ~25 min)",
+        nargs="*",
+        choices=tuple(NO_TOOL_TRAINING),
+        help="also cross-validate `fit tools` over BFCL live_multiple and live_irrelevance, "
+        "once per kind of no-tool training named (none, irrelevance, live; default: live "
+        "irrelevance; 5 fits each, ~25 min)",
+    )
+    parser.add_argument(
+        "--fit-folds",
+        type=int,
+        default=CV_FOLDS,
+        choices=range(1, CV_FOLDS + 1),
+        help="run only the first N folds of the live cross-validation (a quick look)",
     )
     parser.add_argument(
         "--fit-only",
@@ -564,10 +660,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             report["bfcl"]["fitted_encoder"] = fitted_encoder_bfcl(
                 lmb, bfcl, Path(work), args.threads
             )
-        if args.fit_live_multiple:
-            report["bfcl"]["fitted_encoder_live_cv"] = fitted_encoder_live_cv(
-                bfcl, Path(work), args.threads
-            )
+        if args.fit_live_multiple is not None:
+            report["bfcl"]["fitted_encoder_live_cv"] = {
+                kind: fitted_encoder_live_cv(
+                    bfcl, Path(work), args.threads, no_tool=kind, folds=args.fit_folds
+                )
+                for kind in args.fit_live_multiple or ("irrelevance", "live")
+            }
     report["seconds"] = round(time.perf_counter() - started, 1)
     print_table(report)
     if args.json:

@@ -77,6 +77,7 @@ from skillswitch.trace import Answer, Routed, Selection, SkillBasis, Trace
 
 if TYPE_CHECKING:
     from skillswitch.inference.backend import LocalBackend
+    from skillswitch.router.encoders import Encoder
     from skillswitch.tools.finder import ToolFinder
     from skillswitch.tools.hub import ToolHub
 
@@ -201,16 +202,25 @@ class Switch:
             from skillswitch.router.encoders import tool_retrieval_encoder
             from skillswitch.tools.configured import build_hub
             from skillswitch.tools.finder import ToolFinder
+            from skillswitch.tools.retrieval import DEFAULT_THRESHOLD, RetrievalSettings
 
-            tuned = config.tools.retrieval.encoder
-            if tuned is not None:  # checked before any server starts
-                from skillswitch.tools.fitting import check_tool_encoder, load_tool_encoder
+            retrieval = config.tools.retrieval
+            threshold = retrieval.threshold
+            make_encoder: Callable[[], Encoder]
+            if retrieval.encoder is not None:
+                from skillswitch.tools.fitting import fitted_threshold, load_tool_encoder
 
-                finder = ToolFinder(functools.partial(load_tool_encoder, check_tool_encoder(tuned)))
+                fitted = fitted_threshold(retrieval.encoder)  # checked before a server starts
+                threshold = fitted if threshold is None else threshold
+                make_encoder = functools.partial(load_tool_encoder, retrieval.encoder)
             else:
-                finder = ToolFinder(
-                    functools.partial(tool_retrieval_encoder, router.encoder, config.router.encoder)
+                make_encoder = functools.partial(
+                    tool_retrieval_encoder, router.encoder, config.router.encoder
                 )
+            settings = RetrievalSettings(
+                threshold=DEFAULT_THRESHOLD if threshold is None else threshold
+            )
+            finder = ToolFinder(make_encoder, settings)
             hub = build_hub(
                 config.tools.servers, environment.cache_dir(cache_dir or config.router.cache_dir)
             )

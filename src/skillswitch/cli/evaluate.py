@@ -131,6 +131,15 @@ def eval_tools(
             help="A retrieval encoder written by `skillswitch fit tools` (default: MiniLM).",
         ),
     ] = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            min=-1.0,
+            max=2.0,
+            help='Relevance below which "no tool applies" (default: the threshold fitted with '
+            "--encoder, else 0.33).",
+        ),
+    ] = None,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Write the report as JSON.")
     ] = None,
@@ -140,14 +149,17 @@ def eval_tools(
     from skillswitch.config import MiniLMEncoderConfig, environment
     from skillswitch.evals.tools import evaluate_retrieval, load_tool_queries
     from skillswitch.router.encoders import EmbeddingCache, Encoder, build_encoder
+    from skillswitch.tools.retrieval import DEFAULT_THRESHOLD, RetrievalSettings
 
     data = load_tool_queries(queries, catalog, answers)
     root = environment.cache_dir()
     encoder: Encoder
     if encoder_folder is not None:
-        from skillswitch.tools.fitting import load_tool_encoder
+        from skillswitch.tools.fitting import fitted_threshold, load_tool_encoder
 
         encoder = load_tool_encoder(encoder_folder)
+        if threshold is None:
+            threshold = fitted_threshold(encoder_folder)
     else:
         # float32: what tool retrieval runs with the default router.encoder.precision (auto),
         # see skillswitch.router.encoders.tool_retrieval_encoder.
@@ -155,7 +167,10 @@ def eval_tools(
     cache = EmbeddingCache(root / "embeddings.sqlite")
     try:
         with Spinner(f"ranking tools for {len(data)} queries"):
-            report = evaluate_retrieval(data, encoder, k=k, cache=cache)
+            settings = RetrievalSettings(
+                threshold=DEFAULT_THRESHOLD if threshold is None else threshold
+            )
+            report = evaluate_retrieval(data, encoder, k=k, settings=settings, cache=cache)
     finally:
         cache.close()
     _print_tool_report(report, k)

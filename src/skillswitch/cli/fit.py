@@ -303,40 +303,91 @@ def fit_tools_command(
     max_steps: Annotated[
         int | None, typer.Option(min=1, help="Stop after this many steps.")
     ] = None,
+    validation: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=0.9,
+            help='Share of the requests held out of the fit to fit the "no tool applies" '
+            "threshold on (0: keep the default threshold).",
+        ),
+    ] = 0.2,
+    max_top1_loss: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=0.5,
+            help="Share of held-out requests whose right top tool the threshold may reject.",
+        ),
+    ] = 0.02,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     threads: Annotated[
         int, typer.Option(min=1, max=256, help="CPU threads (1 is faster on a busy machine).")
     ] = 2,
 ) -> None:
     """Fine-tune the tool-retrieval encoder on requests labelled with the tools that served
-    them (tools.retrieval.encoder)."""
+    them (tools.retrieval.encoder). Requests that no tool serves (`"tools": []`, BFCL
+    irrelevance files) teach it when no tool applies."""
     from skillswitch.evals.tools import detect_tool_format, load_tool_queries
-    from skillswitch.tools.fitting import ToolFitSettings, examples_from, fit_tool_encoder
+    from skillswitch.tools.fitting import (
+        MIN_VALIDATION,
+        ToolFitSettings,
+        examples_from,
+        fit_tool_encoder,
+        split_validation,
+    )
 
     if catalog is not None and all(detect_tool_format(f) == "bfcl" for f in queries):
         raise typer.BadParameter(
             "every --queries file is BFCL (each query carries its candidates); leave it out",
             param_hint="--catalog",
         )
-    examples = []
+    settings = ToolFitSettings(
+        epochs=epochs,
+        lr=lr,
+        max_steps=max_steps,
+        seed=seed,
+        threads=threads,
+        validation=validation,
+        max_top1_loss=max_top1_loss,
+    )
+    examples, held_out = [], []
     for file in queries:
         shared = catalog if detect_tool_format(file) != "bfcl" else None
-        examples.extend(examples_from(load_tool_queries(file, shared)))
-    settings = ToolFitSettings(
-        epochs=epochs, lr=lr, max_steps=max_steps, seed=seed, threads=threads
-    )
+        train, held = split_validation(load_tool_queries(file, shared), validation, seed=seed)
+        examples.extend(examples_from(train))
+        held_out.append(held)
     with stage_progress() as report:
         fitted = fit_tool_encoder(
             examples,
             out,
             settings=settings,
+            validation=held_out,
             sources=[str(file) for file in queries],
             progress=report,
         )
+    no_tool = f" and {fitted.no_tool_requests} without one" if fitted.no_tool_requests else ""
     typer.echo(
-        f"wrote {fitted.folder}: {fitted.examples} examples from {fitted.requests} requests, "
-        f"{fitted.steps} steps in {fitted.seconds:.0f}s"
+        f"wrote {fitted.folder}: {fitted.examples} examples from {fitted.requests} requests "
+        f"with a tool{no_tool}, {fitted.steps} steps in {fitted.seconds:.0f}s"
     )
+    scores = fitted.validation
+    if scores is not None:
+        rejected = (
+            f", rejects {scores.rejected:.1%} of {scores.no_tool_requests} without one"
+            if scores.rejected is not None
+            else ""
+        )
+        typer.echo(
+            f'"no tool applies" below relevance {scores.threshold:.3f}, fitted on '
+            f"{scores.requests} held-out requests with a tool: top-1 {scores.top1:.1%}, "
+            f"{scores.top1_lost:.1%} of them rejected{rejected}"
+        )
+    else:
+        typer.echo(
+            f'"no tool applies" keeps the default threshold: fewer than {MIN_VALIDATION} '
+            "held-out requests with a tool to fit one on (raise --validation, or label more)"
+        )
     typer.echo(f"use it with:  tools: {{retrieval: {{encoder: {fitted.folder}}}}}")
     typer.echo(
         f"score it with:  skillswitch eval tools --encoder {fitted.folder} --queries HELD_OUT_FILE"

@@ -502,6 +502,16 @@ class ToolRetrievalConfig(_Model):
             "MiniLM (float32)."
         ),
     )
+    threshold: float | None = Field(
+        default=None,
+        ge=-1.0,
+        le=2.0,
+        description=(
+            "Relevance (cosine plus the share of the request's words a tool covers) below "
+            "which no tool applies. Unset: the threshold `skillswitch fit tools` fitted with "
+            "`encoder`, else 0.33 (fitted for MiniLM on BFCL multiple)."
+        ),
+    )
 
 
 class ToolsConfig(_Model):

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 from skillswitch.router.encoders import Encoder
 from skillswitch.tools.catalogue import CatalogueTool
-from skillswitch.tools.retrieval import CatalogueEntry, ToolIndex
+from skillswitch.tools.retrieval import CatalogueEntry, RetrievalSettings, ToolIndex
 
 __all__ = ["ToolFinder"]
 
@@ -18,10 +18,15 @@ class ToolFinder:
     (the router's, or its float32 sibling: ``skillswitch.router.encoders.tool_retrieval_encoder``;
     or one written by ``skillswitch fit tools``, ``tools.retrieval.encoder``);
     it is called on the first search, which embeds the catalogue anyway, so a switch whose tools
-    are never searched never opens a second encoder session."""
+    are never searched never opens a second encoder session. ``settings``: how tools are
+    scored, and the "no tool applies" threshold (a fitted encoder's own, see
+    :func:`skillswitch.tools.fitting.fitted_threshold`)."""
 
-    def __init__(self, make_encoder: Callable[[], Encoder]) -> None:
+    def __init__(
+        self, make_encoder: Callable[[], Encoder], settings: RetrievalSettings | None = None
+    ) -> None:
         self._make_encoder = make_encoder
+        self.settings = settings or RetrievalSettings()
         self._encoder: Encoder | None = None
         self._lock = threading.Lock()
         self._key: tuple[str, ...] = ()
@@ -82,5 +87,6 @@ class ToolFinder:
                 ]
                 if self._encoder is None:
                     self._encoder = self._make_encoder()
-                self._index, self._key = ToolIndex(entries, self._encoder), key
+                self._index = ToolIndex(entries, self._encoder, settings=self.settings)
+                self._key = key
             return self._index

@@ -9,8 +9,17 @@ toward the text of its tool (:func:`~skillswitch.tools.retrieval.dense_tool_text
 batch and, where the data names them, from the candidates that were not chosen (BFCL's other
 functions). The result is an ONNX encoder folder that ``tools.retrieval.encoder`` points at.
 
-Measured in benchmarks/tool_retrieval.py (cross-validated over LiveMCPBench tasks: the encoder
-of each fold never saw the fold's tasks).
+"No tool applies" is learnt too when the data has requests that no tool serves (BFCL
+irrelevance files; ``"tools": []`` in a deployment's labelled requests). The contrastive logits
+get a "no tool" column of fixed cosine ``null_similarity``: a request with a tool must score
+its tool above it, a request without one must score all its candidates below it (its eight
+most similar candidates under the base encoder). A share of the requests is held out to fit
+the relevance threshold of the fitted encoder (the highest that costs at most
+``max_top1_loss`` of its top-1 answers), which the folder's manifest carries and retrieval
+uses.
+
+Measured in benchmarks/tool_retrieval.py (cross-validated over LiveMCPBench tasks and BFCL
+live_multiple / live_irrelevance queries: the encoder of each fold never saw the fold).
 """
 
 from __future__ import annotations
@@ -21,13 +30,13 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from skillswitch.evals.tools import ToolEvalData
+from skillswitch.evals.tools import ToolEvalData, evaluate_retrieval, fit_rejection_threshold
 from skillswitch.exceptions import ArtifactError, DatasetError
 from skillswitch.outputs import check_replaceable
 from skillswitch.router.encoders import BUNDLED_MODEL_NAME, OnnxEncoder, bundled_model_folder
@@ -43,27 +52,34 @@ from skillswitch.tools.retrieval import CatalogueEntry, RetrievalSettings, dense
 
 __all__ = [
     "MANIFEST_NAME",
+    "MIN_VALIDATION",
     "ToolExample",
     "ToolFitResult",
     "ToolFitSettings",
+    "ValidationScores",
     "check_tool_encoder",
     "examples_from",
     "fit_tool_encoder",
+    "fitted_threshold",
     "load_tool_encoder",
+    "split_validation",
 ]
 
 MANIFEST_NAME = "tool-encoder.json"
 SCHEMA = "skillswitch.tool-encoder/1"
+MIN_VALIDATION = 20
+"""Held-out requests with a tool below which no threshold is fitted (the default stays)."""
 Progress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``."""
 
 
 @dataclass(frozen=True, slots=True)
 class ToolExample:
-    """A request, a tool that serves it, and tools offered for it that do not."""
+    """A request, a tool that serves it (``None``: no tool applies), and tools offered for it
+    that do not serve it."""
 
     request: str
-    tool: CatalogueEntry
+    tool: CatalogueEntry | None
     negatives: tuple[CatalogueEntry, ...] = ()
 
 
@@ -71,7 +87,15 @@ class ToolExample:
 class ToolFitSettings:
     """Hyper-parameters: common contrastive fine-tuning defaults for MiniLM (AdamW 2e-5, batch
     16, two epochs, cosine scale 20), set before any measurement and not tuned on the
-    benchmark. ``hard_negatives``: unchosen candidates per example added to the batch."""
+    benchmark. ``hard_negatives``: unchosen candidates per example added to the batch.
+
+    "No tool applies" (used when the examples hold requests without a tool):
+    ``null_similarity``: the cosine of the "no tool" column (0.4, chosen on one fold of BFCL
+    live_multiple, see benchmarks/tool_retrieval.py); ``null_batch_size``: no-tool requests
+    added to each batch; ``null_negatives``: their candidates in the batch (the most similar
+    under the base encoder). ``validation``: share of the requests held out to fit the
+    threshold (:func:`split_validation`); ``max_top1_loss``: the share of held-out requests
+    whose right top-1 tool the threshold may reject."""
 
     epochs: float = 2.0
     batch_size: int = 16
@@ -84,6 +108,11 @@ class ToolFitSettings:
     seed: int = 0
     threads: int = 2
     encoder_reads_cjk: bool = RetrievalSettings().encoder_reads_cjk
+    null_similarity: float = 0.4
+    null_batch_size: int = 8
+    null_negatives: int = 8
+    validation: float = 0.2
+    max_top1_loss: float = 0.02
 
     def __post_init__(self) -> None:
         if self.epochs <= 0 or self.batch_size < 2 or self.lr <= 0:
@@ -93,28 +122,93 @@ class ToolFitSettings:
             )
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {self.max_steps!r}")
+        if not -1.0 < self.null_similarity < 1.0:
+            raise ValueError(
+                f"null_similarity must be a cosine in (-1, 1), got {self.null_similarity!r}"
+            )
+        if self.null_batch_size < 0 or self.null_negatives < 1:
+            raise ValueError(
+                f"null_batch_size must be >= 0 and null_negatives >= 1, got "
+                f"{self.null_batch_size!r} and {self.null_negatives!r}"
+            )
+        if not 0.0 <= self.validation < 1.0:
+            raise ValueError(f"validation must be a share in [0, 1), got {self.validation!r}")
+        if not 0.0 <= self.max_top1_loss < 1.0:
+            raise ValueError(f"max_top1_loss must be a share in [0, 1), got {self.max_top1_loss!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationScores:
+    """The fitted encoder on the held-out requests, with the threshold fitted there.
+
+    ``requests``: held-out requests with a tool; ``top1``: the share ranked right first;
+    ``top1_lost``: the share of them right first but rejected by the threshold;
+    ``no_tool_requests`` and ``rejected``: held-out requests without a tool and the share
+    rejected (``None`` when there are none)."""
+
+    threshold: float
+    requests: int
+    top1: float
+    top1_lost: float
+    no_tool_requests: int
+    rejected: float | None
 
 
 @dataclass(frozen=True, slots=True)
 class ToolFitResult:
+    """``threshold``: fitted on the held-out requests (``None``: too few of them, see
+    :data:`MIN_VALIDATION`; retrieval keeps its default)."""
+
     folder: Path
     examples: int
     requests: int
+    no_tool_requests: int
     steps: int
     seconds: float
+    validation: ValidationScores | None
+
+    @property
+    def threshold(self) -> float | None:
+        return self.validation.threshold if self.validation is not None else None
+
+
+def split_validation(
+    data: ToolEvalData, share: float, *, seed: int = 0
+) -> tuple[ToolEvalData, ToolEvalData]:
+    """(train, held out): ``share`` of the requests with a tool and of those without one, drawn
+    at random (seeded), held out."""
+    if not 0.0 <= share < 1.0:
+        raise ValueError(f"share must be in [0, 1), got {share!r}")
+    rng = np.random.default_rng(seed)
+    held: set[int] = set()
+    for has_tool in (True, False):
+        group = [i for i, query in enumerate(data.queries) if bool(query.gold) == has_tool]
+        take = round(share * len(group))
+        held.update(int(group[j]) for j in rng.permutation(len(group))[:take])
+
+    def part(keep: bool, label: str) -> ToolEvalData:
+        queries = tuple(q for i, q in enumerate(data.queries) if (i in held) != keep)
+        return replace(data, queries=queries, source=f"{data.source} ({label})")
+
+    return part(True, "train"), part(False, "held out")
 
 
 def examples_from(data: ToolEvalData) -> list[ToolExample]:
     """Training examples from labelled queries: one per (query, gold tool). A bare gold name
     that several catalogue servers share (LiveMCPBench) gives one example per such tool;
-    BFCL's other candidates are the example's negatives; queries where no tool applies give
-    none."""
+    BFCL's other candidates are the example's negatives. A query that no tool serves gives one
+    example without a tool, its candidates (or the whole catalogue) as negatives."""
     shared: dict[str, list[CatalogueEntry]] = {}
     for entry, name in zip(data.catalogue, data.names(data.catalogue), strict=True):
         shared.setdefault(name, []).append(entry)
     examples: list[ToolExample] = []
     for query in data.queries:
         offered = query.candidates
+        if not query.gold:
+            unserved = offered if offered is not None else data.catalogue
+            if unserved:
+                examples.append(ToolExample(query.text, None, tuple(unserved)))
+            continue
         for name in query.gold:
             if offered is not None:
                 tools = [c for c in offered if c.name == name]
@@ -130,17 +224,22 @@ def fit_tool_encoder(
     out: Path,
     *,
     settings: ToolFitSettings = ToolFitSettings(),
+    validation: Sequence[ToolEvalData] = (),
     sources: Sequence[str] = (),
     progress: Progress | None = None,
 ) -> ToolFitResult:
     """Fine-tune MiniLM on ``examples`` and publish an ONNX encoder folder at ``out``
-    (atomically: a failed fit leaves no folder behind and an older one untouched)."""
+    (atomically: a failed fit leaves no folder behind and an older one untouched). With
+    ``validation`` (requests the fit never sees, :func:`split_validation`), the "no tool
+    applies" threshold of the fitted encoder is fitted on them."""
     started = time.perf_counter()
-    requests = {example.request for example in examples}
-    if len(examples) < 2 or len(requests) < 2:
+    served = [example for example in examples if example.tool is not None]
+    requests = {example.request for example in served}
+    unserved = {example.request for example in examples if example.tool is None}
+    if len(served) < 2 or len(requests) < 2:
         raise DatasetError(
             f"fitting a tool encoder needs at least two requests labelled with their tools; got "
-            f"{len(examples)} example(s) from {len(requests)} request(s)"
+            f"{len(served)} example(s) from {len(requests)} request(s)"
         )
     check_replaceable(out, MANIFEST_NAME, "skillswitch fit tools")
     source = bundled_model_folder()
@@ -160,16 +259,20 @@ def fit_tool_encoder(
         if progress is not None:
             progress("exporting to ONNX", 1, 1)
         shutil.rmtree(staging / "tuned")
+        scores = _validate(encoder_folder, validation, settings, progress)
         seconds = round(time.perf_counter() - started, 1)
         manifest = {
             "schema": SCHEMA,
             "base_encoder": f"{BUNDLED_MODEL_NAME}@{folder_fingerprint(source)}",
             "examples": len(examples),
             "requests": len(requests),
+            "no_tool_requests": len(unserved),
             "sources": list(sources),
             "settings": asdict(settings),
             "steps": steps,
             "seconds": seconds,
+            "threshold": scores.threshold if scores is not None else None,
+            "validation": asdict(scores) if scores is not None else None,
         }
         (encoder_folder / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2), "utf-8")
         if out.exists():
@@ -177,7 +280,58 @@ def fit_tool_encoder(
         encoder_folder.replace(out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return ToolFitResult(out, len(examples), len(requests), steps, seconds)
+    return ToolFitResult(out, len(examples), len(requests), len(unserved), steps, seconds, scores)
+
+
+def _validate(
+    folder: Path,
+    validation: Sequence[ToolEvalData],
+    settings: ToolFitSettings,
+    progress: Progress | None,
+) -> ValidationScores | None:
+    """Rank the held-out requests with the fitted encoder (exactly as retrieval will) and fit
+    the threshold there; ``None`` when fewer than :data:`MIN_VALIDATION` have a tool."""
+    served = sum(1 for data in validation for query in data.queries if query.gold)
+    if served < MIN_VALIDATION:
+        return None
+    if progress is not None:
+        progress("fitting the threshold on held-out requests", 0, 1)
+    encoder = OnnxEncoder(folder, threads=settings.threads)
+    retrieval = RetrievalSettings(encoder_reads_cjk=settings.encoder_reads_cjk)
+    relevance: list[float] = []
+    correct: list[bool] = []
+    unserved: list[float] = []
+    for data in validation:
+        report = evaluate_retrieval(data, encoder, settings=retrieval)
+        for query, score, right in zip(
+            data.queries, report.relevance, report.top1_correct, strict=True
+        ):
+            if query.gold:
+                relevance.append(score)
+                correct.append(right)
+            else:
+                unserved.append(score)
+    if not any(correct):
+        return None
+    threshold = fit_rejection_threshold(relevance, correct, max_loss=settings.max_top1_loss)
+    lost = [right and score < threshold for score, right in zip(relevance, correct, strict=True)]
+    if progress is not None:
+        progress("fitting the threshold on held-out requests", 1, 1)
+    return ValidationScores(
+        threshold=round(threshold, 6),
+        requests=len(relevance),
+        top1=float(np.mean(correct)),
+        top1_lost=float(np.mean(lost)),
+        no_tool_requests=len(unserved),
+        rejected=float(np.mean([score < threshold for score in unserved])) if unserved else None,
+    )
+
+
+def fitted_threshold(folder: Path) -> float | None:
+    """The "no tool applies" threshold fitted with the encoder in ``folder`` (``None``: none was
+    fitted, retrieval keeps its default)."""
+    threshold = _manifest(folder).get("threshold")
+    return float(threshold) if isinstance(threshold, (int, float)) else None
 
 
 def load_tool_encoder(folder: Path, *, threads: int = 1) -> OnnxEncoder:
@@ -188,15 +342,21 @@ def load_tool_encoder(folder: Path, *, threads: int = 1) -> OnnxEncoder:
 def check_tool_encoder(folder: Path) -> Path:
     """``folder`` if ``skillswitch fit tools`` wrote it, else an :class:`ArtifactError` that says
     how to make one (cheap: reads the manifest only)."""
-    manifest = folder / MANIFEST_NAME
+    _manifest(folder)
+    return folder
+
+
+def _manifest(folder: Path) -> dict[str, Any]:
     if not folder.is_dir():
         raise ArtifactError(
             f"tools.retrieval.encoder: {folder} does not exist; write it with `skillswitch fit "
             f"tools --queries FILE --out {folder}`, or leave the setting out for the router's "
             "encoder"
         )
+    manifest = folder / MANIFEST_NAME
     try:
-        schema = json.loads(manifest.read_text(encoding="utf-8")).get("schema")
+        loaded = json.loads(manifest.read_text(encoding="utf-8"))
+        schema = loaded.get("schema")
     except FileNotFoundError:
         raise ArtifactError(
             f"tools.retrieval.encoder: {folder} is not a folder written by `skillswitch fit "
@@ -209,7 +369,7 @@ def check_tool_encoder(folder: Path) -> Path:
             f"{manifest} has schema {schema!r}, expected {SCHEMA!r}; fit the encoder again with "
             "`skillswitch fit tools`"
         )
-    return folder
+    return dict(loaded)
 
 
 # --- training ------------------------------------------------------------------------------
@@ -227,11 +387,12 @@ def _finetune(
     rng = np.random.default_rng(settings.seed)
     tokenizer, model = trainable_encoder(source, seed=settings.seed, threads=settings.threads)
     cjk = settings.encoder_reads_cjk
-    requests = [" ".join(example.request.split()) for example in examples]
-    tools = [dense_tool_text(example.tool, reads_cjk=cjk) for example in examples]
+    served = [example for example in examples if example.tool is not None]
+    unserved = [example for example in examples if example.tool is None and example.negatives]
+    requests = [" ".join(example.request.split()) for example in served]
+    tools = [dense_tool_text(example.tool, reads_cjk=cjk) for example in served if example.tool]
     negatives = [
-        [dense_tool_text(entry, reads_cjk=cjk) for entry in example.negatives]
-        for example in examples
+        [dense_tool_text(entry, reads_cjk=cjk) for entry in example.negatives] for example in served
     ]
     gold: dict[str, set[str]] = {}
     for request, tool in zip(requests, tools, strict=True):
@@ -240,8 +401,13 @@ def _finetune(
     def embed(texts: list[str]) -> Any:
         return mean_pooled(tokenizer, model, texts, settings.max_length)
 
+    null_requests = [" ".join(example.request.split()) for example in unserved]
+    null_candidates = _closest_candidates(null_requests, unserved, embed, settings, torch)
+    null_batch = settings.null_batch_size if unserved else 0
+    null_order: list[int] = []
+
     optimiser = torch.optim.AdamW(model.parameters(), lr=settings.lr)
-    per_epoch = math.ceil(len(examples) / settings.batch_size)
+    per_epoch = math.ceil(len(served) / settings.batch_size)
     total = max(1, math.ceil(per_epoch * settings.epochs))
     if settings.max_steps is not None:
         total = min(total, settings.max_steps)
@@ -250,7 +416,7 @@ def _finetune(
     model.train()
     step = 0
     while step < total:
-        for batch in np.array_split(rng.permutation(len(examples)), per_epoch):
+        for batch in np.array_split(rng.permutation(len(served)), per_epoch):
             if step >= total:
                 break
             rows = [int(i) for i in batch]
@@ -259,10 +425,27 @@ def _finetune(
                 pool = negatives[i]
                 take = min(settings.hard_negatives, len(pool))
                 documents.extend(pool[j] for j in rng.choice(len(pool), take, replace=False))
-            logits = settings.scale * embed([requests[i] for i in rows]) @ embed(documents).T
-            own = [gold[requests[i]] for i in rows]
-            logits = logits.masked_fill(_false_negatives(own, documents, torch), -1e4)
-            loss = torch.nn.functional.cross_entropy(logits, torch.arange(len(rows)))
+            mask = _false_negatives([gold[requests[i]] for i in rows], documents, torch)
+            texts = [requests[i] for i in rows]
+            spans: list[tuple[int, int]] = []
+            for _ in range(null_batch):
+                if not null_order:
+                    null_order = [int(i) for i in rng.permutation(len(unserved))]
+                j = null_order.pop()
+                texts.append(null_requests[j])
+                spans.append((len(documents), len(documents) + len(null_candidates[j])))
+                documents.extend(null_candidates[j])
+            logits = embed(texts) @ embed(documents).T
+            targets = torch.arange(len(rows))
+            if spans:
+                # The "no tool" column: rows with a tool must beat it, rows without one must
+                # score their own candidates below it (never the batch's other tools, some of
+                # which may well serve them).
+                logits, mask, targets = _with_null_column(
+                    logits, mask, spans, settings.null_similarity, len(rows), torch
+                )
+            logits = (settings.scale * logits).masked_fill(mask, -1e4)
+            loss = torch.nn.functional.cross_entropy(logits, targets)
             optimiser.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -274,6 +457,61 @@ def _finetune(
     model.eval()
     save_sentence_folder(model, tokenizer, source, destination, {"steps": step, "tools": True})
     return step
+
+
+def _with_null_column(
+    similarities: Any, mask: Any, spans: list[tuple[int, int]], null: float, served: int, torch: Any
+) -> tuple[Any, Any, Any]:
+    """Similarities (served rows, then no-tool rows; documents), the mask and the targets with
+    the "no tool" column appended: no-tool row ``n`` sees only its candidates ``spans[n]`` and
+    the column, which is its target."""
+    rows, columns = similarities.shape
+    column = torch.full((rows, 1), null, dtype=similarities.dtype)
+    full = torch.zeros(rows, columns + 1, dtype=torch.bool)
+    full[:served, : mask.shape[1]] = mask
+    for n, (first, end) in enumerate(spans):
+        full[served + n, :first] = True
+        full[served + n, end:columns] = True
+    targets = torch.cat(
+        [torch.arange(served), torch.full((len(spans),), columns, dtype=torch.long)]
+    )
+    return torch.cat([similarities, column], dim=1), full, targets
+
+
+def _closest_candidates(
+    requests: list[str],
+    unserved: list[ToolExample],
+    embed: Callable[[list[str]], Any],
+    settings: ToolFitSettings,
+    torch: Any,
+) -> list[list[str]]:
+    """For each no-tool request, the texts of its ``null_negatives`` candidates most similar
+    under the base encoder (all of them when there are no more): the tools it is most easily
+    mistaken for."""
+    cjk = settings.encoder_reads_cjk
+    offered = [
+        list(dict.fromkeys(dense_tool_text(entry, reads_cjk=cjk) for entry in example.negatives))
+        for example in unserved
+    ]
+    keep = settings.null_negatives
+    crowded = [i for i, texts in enumerate(offered) if len(texts) > keep]
+    if not crowded:
+        return offered
+    documents = list(dict.fromkeys(text for i in crowded for text in offered[i]))
+    position = {text: n for n, text in enumerate(documents)}
+    chunk = 64
+    with torch.no_grad():
+        tools = torch.cat(
+            [embed(documents[a : a + chunk]) for a in range(0, len(documents), chunk)]
+        )
+        asked = [requests[i] for i in crowded]
+        queries = torch.cat([embed(asked[a : a + chunk]) for a in range(0, len(asked), chunk)])
+    for row, i in enumerate(crowded):
+        columns = torch.tensor([position[text] for text in offered[i]])
+        similarity = tools[columns] @ queries[row]
+        best = torch.topk(similarity, keep).indices.tolist()
+        offered[i] = [offered[i][j] for j in best]
+    return offered
 
 
 def _false_negatives(own: list[set[str]], documents: list[str], torch: Any) -> Any:
