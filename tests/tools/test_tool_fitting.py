@@ -566,3 +566,37 @@ def test_the_no_tool_column() -> None:
         [True, True, False, False, True, False],  # sees its candidates 2-3 and the column
         [True, True, True, True, False, False],
     ]
+
+
+def test_fit_tools_command_fits_the_threshold_on_held_out_requests(
+    labelled: tuple[Path, Path], cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    catalogue, _ = labelled
+    server = {"search_flights": "travel", "book_hotel": "travel", "write_file": "office"}
+    rows = [
+        {"request": text, "tools": [f"{server.get(tool, 'office')}__{tool}"]}
+        for requests in (REQUESTS, HELD_OUT)
+        for tool, texts in requests.items()
+        for text in texts
+    ]
+    rows += [{"request": text, "tools": []} for text in (*NO_TOOL, *HELD_OUT_NO_TOOL)]
+    requests = tmp_path / "requests.jsonl"
+    requests.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    out = tmp_path / "tool-encoder"
+    completed = run(
+        [
+            *("fit", "tools", "--queries", str(requests), "--catalog", str(catalogue)),
+            *("--out", str(out), "--validation", "0.7"),
+        ],
+        cli_env,
+    )
+    assert completed.returncode == 0, completed.stderr
+    # 30 requests with a tool and 18 without: 70% of each held out (21 and 13)
+    # one batch of the 9 (two epochs)
+    assert "14 examples from 9 requests with a tool and 5 without one, 2 steps" in completed.stdout
+    threshold = fitted_threshold(out)
+    assert threshold is not None
+    assert f'"no tool applies" below relevance {threshold:.3f}, fitted on 21 held-out' in (
+        completed.stdout
+    )
+    assert "of 13 without one" in completed.stdout

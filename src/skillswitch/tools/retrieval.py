@@ -24,7 +24,8 @@ among 0.1-0.5 while looking at BFCL multiple and live_multiple, ``server_weight`
 while looking at LiveMCPBench; ``argument_weight``, ``split_steps`` and ``encoder_reads_cjk``
 by 5-fold cross-validation over LiveMCPBench tasks (the benchmark reports the held-out folds);
 ``threshold`` is fitted on BFCL multiple (the highest that rejects at most 1% of its right
-top-1 answers) and reported on the live splits, which it never saw.
+top-1 answers) and reported on the live splits, which it never saw. An encoder written by
+``skillswitch fit tools`` carries its own threshold, fitted on requests held out of its fit.
 """
 
 from __future__ import annotations
