@@ -41,6 +41,7 @@ from skillswitch.router.encoders.onnx import OnnxEncoder
 from skillswitch.router.encoders.tuning import (
     linear_warmup,
     mean_pooled,
+    optimiser_step,
     trainable_encoder,
     training_torch,
 )
@@ -395,11 +396,7 @@ def _finetune(
             pooled = embed([texts[i] for i in batch])
             logits = settings.scale * pooled @ torch.nn.functional.normalize(weights, dim=-1).T
             loss = loss_fn(logits, y_all[batch])
-            optimiser.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimiser.step()
-            schedule.step()
+            optimiser_step(model, optimiser, schedule, loss)
             step += 1
             if progress is not None and (step % 10 == 0 or step == total):
                 progress("fine-tuning", step, total)

@@ -45,6 +45,7 @@ from skillswitch.router.encoders.fingerprint import folder_fingerprint
 from skillswitch.router.encoders.tuning import (
     linear_warmup,
     mean_pooled,
+    optimiser_step,
     trainable_encoder,
     training_torch,
 )
@@ -446,11 +447,7 @@ def _finetune(
                 )
             logits = (settings.scale * logits).masked_fill(mask, -1e4)
             loss = torch.nn.functional.cross_entropy(logits, targets)
-            optimiser.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimiser.step()
-            schedule.step()
+            optimiser_step(model, optimiser, schedule, loss)
             step += 1
             if progress is not None and (step % 5 == 0 or step == total):
                 progress("fine-tuning", step, total)

@@ -1,6 +1,7 @@
 """Pieces shared by the encoder fine-tunes (``fit intents --method finetune``, ``fit tools``):
-a trainable MiniLM, its mean-pooled embedding (the exported ONNX graph's pooling), and the
-linear warm-up / decay schedule. Needs torch and transformers (the ``train`` extra)."""
+a trainable MiniLM, its mean-pooled embedding (the exported ONNX graph's pooling), the linear
+warm-up / decay schedule, and one optimiser step. Needs torch and transformers (the ``train``
+extra)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 from skillswitch.exceptions import MissingDependencyError
 
-__all__ = ["linear_warmup", "mean_pooled", "trainable_encoder", "training_torch"]
+__all__ = ["linear_warmup", "mean_pooled", "optimiser_step", "trainable_encoder", "training_torch"]
 
 
 def training_torch(feature: str) -> Any:
@@ -61,3 +62,15 @@ def linear_warmup(optimiser: Any, total: int, warm: int) -> Any:
         optimiser,
         lambda s: (s + 1) / warm if s < warm else max(0.0, (total - s) / max(1, total - warm)),
     )
+
+
+def optimiser_step(model: Any, optimiser: Any, schedule: Any, loss: Any) -> None:
+    """Back-propagate ``loss``, clip the gradient norm to 1, step the optimiser and the
+    learning-rate schedule."""
+    import torch
+
+    optimiser.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimiser.step()
+    schedule.step()
