@@ -55,6 +55,7 @@ from skillswitch.config import MiniLMEncoderConfig
 from skillswitch.evals.metrics import percentiles
 from skillswitch.evals.tools import (
     ToolEvalData,
+    evaluate_retrieval,
     fit_rejection_threshold,
     load_bfcl,
     load_livemcpbench,
@@ -66,6 +67,7 @@ from skillswitch.tools.fitting import (
     ToolFitSettings,
     examples_from,
     fit_tool_encoder,
+    fitted_evidence,
     load_tool_encoder,
     split_validation,
 )
@@ -351,18 +353,22 @@ def fitted_encoder_live_cv(
     other four folds of live_multiple plus ``multiple`` and, per ``no_tool``, no-tool requests
     (``irrelevance``: BFCL's non-live irrelevance file, so live_irrelevance is a new
     distribution; ``live``: that and the other four folds of live_irrelevance). As the CLI does,
-    a fifth of each training file is held out of the fit and the threshold is fitted there
-    (``max_top1_loss``). Then the fold's live_multiple queries are ranked over their own
-    candidates and its live_irrelevance queries are judged with that threshold."""
+    a fifth of each training file is held out of the fit, and the threshold (and, with enough
+    no-tool requests there, the argument-evidence correction) is fitted there. Then the fold's
+    live_multiple queries are ranked over their own candidates and its live_irrelevance queries
+    are judged, side by side: with the fitted encoder's own settings (``evidence`` when it
+    carries a correction) and with a threshold on its uncorrected relevance fitted on the same
+    held-out requests (``relevance``)."""
     settings = settings or ToolFitSettings(threads=threads)
     live, unserved = bfcl["live_multiple"], bfcl["live_irrelevance"]
     order = np.random.default_rng(0).permutation(len(live))
     unserved_order = np.random.default_rng(1).permutation(len(unserved))
+    modes = ("evidence", "relevance")
     correct: list[bool] = []
-    relevance: list[float] = []
-    irrelevant_relevance: list[float] = []
-    rejected_by: list[bool] = []
-    lost_by: list[bool] = []
+    relevance: dict[str, list[float]] = {mode: [] for mode in modes}
+    irrelevant_relevance: dict[str, list[float]] = {mode: [] for mode in modes}
+    rejected_by: dict[str, list[bool]] = {mode: [] for mode in modes}
+    lost_by: dict[str, list[bool]] = {mode: [] for mode in modes}
     per_fold = []
     for fold in range(folds):
         test = order[fold::CV_FOLDS]
@@ -379,53 +385,92 @@ def fitted_encoder_live_cv(
             settings=settings,
             validation=[held for _, held in parts],
         )
+        encoder = load_tool_encoder(fitted.folder, threads=threads)
         threshold = fitted.threshold if fitted.threshold is not None else DEFAULT_THRESHOLD
-        method = hybrid_method(
-            load_tool_encoder(fitted.folder, threads=threads),
-            RetrievalSettings(threshold=threshold),
-        )
+        mode_settings = {
+            "evidence": RetrievalSettings(
+                threshold=threshold, evidence=fitted_evidence(fitted.folder)
+            ),
+            "relevance": RetrievalSettings(
+                threshold=_relevance_threshold(
+                    encoder, [held for _, held in parts], settings.max_top1_loss
+                )
+            ),
+        }
         held = _subset(live, test, "held out")
-        ranked = run_method(method, held)
-        right = np.array(
-            [
-                bool(r.names) and r.names[0] in q.gold
-                for r, q in zip(ranked, held.queries, strict=True)
-            ]
-        )
-        scores = np.array([r.relevance for r in ranked])
-        irrelevant = np.array(
-            [r.relevance for r in run_method(method, _subset(unserved, unserved_test, "held out"))]
-        )
-        correct.extend(right)
-        relevance.extend(scores)
-        irrelevant_relevance.extend(irrelevant)
-        rejected_by.extend(irrelevant < threshold)
-        lost_by.extend(right & (scores < threshold))
-        per_fold.append(
-            {
-                "threshold": round(threshold, 4),
-                "top1": round(float(right.mean()), 4),
-                "top1_lost": round(float((right & (scores < threshold)).mean()), 4),
-                "live_irrelevance_rejected": round(float((irrelevant < threshold).mean()), 4),
-                "validation": None if fitted.validation is None else asdict(fitted.validation),
-                "fit_seconds": fitted.seconds,
+        row: dict[str, Any] = {}
+        for mode, retrieval in mode_settings.items():
+            method = hybrid_method(encoder, retrieval)
+            ranked = run_method(method, held)
+            right = np.array(
+                [
+                    bool(r.names) and r.names[0] in q.gold
+                    for r, q in zip(ranked, held.queries, strict=True)
+                ]
+            )
+            scores = np.array([r.relevance for r in ranked])
+            irrelevant = np.array(
+                [
+                    r.relevance
+                    for r in run_method(method, _subset(unserved, unserved_test, "held out"))
+                ]
+            )
+            cut = retrieval.threshold
+            if mode == "evidence":
+                correct.extend(right)
+                row["top1"] = round(float(right.mean()), 4)
+            relevance[mode].extend(scores)
+            irrelevant_relevance[mode].extend(irrelevant)
+            rejected_by[mode].extend(irrelevant < cut)
+            lost_by[mode].extend(right & (scores < cut))
+            row[mode] = {
+                "threshold": round(cut, 4),
+                "top1_lost": round(float((right & (scores < cut)).mean()), 4),
+                "live_irrelevance_rejected": round(float((irrelevant < cut).mean()), 4),
             }
-        )
+        row["evidence_fitted"] = mode_settings["evidence"].evidence is not None
+        row["validation"] = None if fitted.validation is None else asdict(fitted.validation)
+        row["fit_seconds"] = fitted.seconds
+        per_fold.append(row)
         shutil.rmtree(fitted.folder)
         print(f"  fit tools ({no_tool}), live fold {fold}: {per_fold[-1]}", flush=True)
-    return {
+    right = np.array(correct)
+    report: dict[str, Any] = {
         "no_tool_training": NO_TOOL_TRAINING[no_tool],
         "folds": folds,
-        "live_multiple_top1": float(np.mean(correct)),
-        "live_multiple_top1_lost": float(np.mean(lost_by)),
-        "live_irrelevance_rejected": float(np.mean(rejected_by)),
-        "auc": _auc(np.array(relevance)[np.array(correct)], np.array(irrelevant_relevance)),
-        "oracle_rejected_at_3_points": _oracle_rejection(
-            np.array(relevance), np.array(correct), np.array(irrelevant_relevance), 0.03
-        ),
-        "per_fold": per_fold,
-        "settings": repr(settings),
+        "live_multiple_top1": float(right.mean()),
     }
+    for mode in modes:
+        scores = np.array(relevance[mode])
+        irrelevant = np.array(irrelevant_relevance[mode])
+        report[mode] = {
+            "live_multiple_top1_lost": float(np.mean(lost_by[mode])),
+            "live_irrelevance_rejected": float(np.mean(rejected_by[mode])),
+            "auc": _auc(scores[right], irrelevant),
+            "oracle_rejected_at_3_points": _oracle_rejection(scores, right, irrelevant, 0.03),
+        }
+    report["per_fold"] = per_fold
+    report["settings"] = repr(settings)
+    return report
+
+
+def _relevance_threshold(
+    encoder: Encoder, validation: Sequence[ToolEvalData], max_loss: float
+) -> float:
+    """The threshold ``fit tools`` fits on uncorrected relevance over the held-out requests."""
+    relevance: list[float] = []
+    correct: list[bool] = []
+    for data in validation:
+        report = evaluate_retrieval(data, encoder)
+        for query, score, right in zip(
+            data.queries, report.relevance, report.top1_correct, strict=True
+        ):
+            if query.gold:
+                relevance.append(score)
+                correct.append(right)
+    if not any(correct):
+        return DEFAULT_THRESHOLD
+    return fit_rejection_threshold(relevance, correct, max_loss=max_loss)
 
 
 def _subset(data: ToolEvalData, rows: Sequence[int] | np.ndarray, label: str) -> ToolEvalData:
@@ -520,15 +565,21 @@ def print_table(report: dict[str, Any]) -> None:
             "(threshold fitted on a held-out fifth of each fold's training data)"
         )
         print(
-            f"{'trained on':38} {'top-1':>6} {'top-1 lost':>10} {'live irrel. rej':>15} "
-            f"{'AUC':>6} {'oracle rej @3pt':>15}"
+            f"{'trained on':38} {'no tool applies by':24} {'top-1':>6} {'top-1 lost':>10} "
+            f"{'live irrel. rej':>15} {'AUC':>6} {'oracle rej @3pt':>15}"
         )
         for row in live_cvs.values():
-            print(
-                f"{row['no_tool_training']:38} {row['live_multiple_top1']:6.3f} "
-                f"{row['live_multiple_top1_lost']:10.3f} {row['live_irrelevance_rejected']:15.3f} "
-                f"{row['auc']:6.3f} {row['oracle_rejected_at_3_points']:15.3f}"
-            )
+            for mode, label in (
+                ("relevance", "relevance"),
+                ("evidence", "relevance + evidence"),
+            ):
+                cells = row[mode]
+                print(
+                    f"{row['no_tool_training']:38} {label:24} {row['live_multiple_top1']:6.3f} "
+                    f"{cells['live_multiple_top1_lost']:10.3f} "
+                    f"{cells['live_irrelevance_rejected']:15.3f} "
+                    f"{cells['auc']:6.3f} {cells['oracle_rejected_at_3_points']:15.3f}"
+                )
     latency = report["latency_ms"]
     if latency:
         print(

@@ -208,17 +208,24 @@ class Switch:
             threshold = retrieval.threshold
             make_encoder: Callable[[], Encoder]
             if retrieval.encoder is not None:
-                from skillswitch.tools.fitting import fitted_threshold, load_tool_encoder
+                from skillswitch.tools.fitting import (
+                    fitted_evidence,
+                    fitted_threshold,
+                    load_tool_encoder,
+                )
 
                 fitted = fitted_threshold(retrieval.encoder)  # checked before a server starts
                 threshold = fitted if threshold is None else threshold
+                evidence = fitted_evidence(retrieval.encoder)
                 make_encoder = functools.partial(load_tool_encoder, retrieval.encoder)
             else:
+                evidence = None
                 make_encoder = functools.partial(
                     tool_retrieval_encoder, router.encoder, config.router.encoder
                 )
             settings = RetrievalSettings(
-                threshold=DEFAULT_THRESHOLD if threshold is None else threshold
+                threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
+                evidence=evidence,
             )
             finder = ToolFinder(make_encoder, settings)
             hub = build_hub(

@@ -154,10 +154,12 @@ def eval_tools(
     data = load_tool_queries(queries, catalog, answers)
     root = environment.cache_dir()
     encoder: Encoder
+    evidence = None
     if encoder_folder is not None:
-        from skillswitch.tools.fitting import fitted_threshold, load_tool_encoder
+        from skillswitch.tools.fitting import fitted_evidence, fitted_threshold, load_tool_encoder
 
         encoder = load_tool_encoder(encoder_folder)
+        evidence = fitted_evidence(encoder_folder)
         if threshold is None:
             threshold = fitted_threshold(encoder_folder)
     else:
@@ -168,7 +170,8 @@ def eval_tools(
     try:
         with Spinner(f"ranking tools for {len(data)} queries"):
             settings = RetrievalSettings(
-                threshold=DEFAULT_THRESHOLD if threshold is None else threshold
+                threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
+                evidence=evidence,
             )
             report = evaluate_retrieval(data, encoder, k=k, settings=settings, cache=cache)
     finally:

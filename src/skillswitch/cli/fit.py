@@ -320,6 +320,14 @@ def fit_tools_command(
             help="Share of held-out requests whose right top tool the threshold may reject.",
         ),
     ] = 0.02,
+    evidence: Annotated[
+        bool,
+        typer.Option(
+            help="Also fit the argument-evidence correction of relevance on the held-out "
+            "requests (needs at least 20 without a tool): a request that names a tool's topic "
+            "but gives none of its required arguments counts as one no tool applies to.",
+        ),
+    ] = True,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     threads: Annotated[
         int, typer.Option(min=1, max=256, help="CPU threads (1 is faster on a busy machine).")
@@ -350,6 +358,7 @@ def fit_tools_command(
         threads=threads,
         validation=validation,
         max_top1_loss=max_top1_loss,
+        evidence=evidence,
     )
     examples, held_out = [], []
     for file in queries:
@@ -383,6 +392,12 @@ def fit_tools_command(
             f"{scores.requests} held-out requests with a tool: top-1 {scores.top1:.1%}, "
             f"{scores.top1_lost:.1%} of them rejected{rejected}"
         )
+        if scores.evidence and scores.rejected_by_relevance is not None:
+            typer.echo(
+                "relevance corrected by argument evidence (does the request give what the tool "
+                f"needs), cross-fitted on the same requests; uncorrected it would reject "
+                f"{scores.rejected_by_relevance:.1%}"
+            )
     else:
         typer.echo(
             f'"no tool applies" keeps the default threshold: fewer than {MIN_VALIDATION} '

@@ -507,9 +507,10 @@ class ToolRetrievalConfig(_Model):
         ge=-1.0,
         le=2.0,
         description=(
-            "Relevance (cosine plus the share of the request's words a tool covers) below "
-            "which no tool applies. Unset: the threshold `skillswitch fit tools` fitted with "
-            "`encoder`, else 0.33 (fitted for MiniLM on BFCL multiple)."
+            "Relevance (cosine plus the share of the request's words a tool covers; with a "
+            "fitted `encoder`, corrected by its argument evidence) below which no tool applies. "
+            "Unset: the threshold `skillswitch fit tools` fitted with `encoder`, else 0.33 "
+            "(fitted for MiniLM on BFCL multiple)."
         ),
     )
 

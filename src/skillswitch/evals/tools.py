@@ -47,6 +47,7 @@ __all__ = [
     "public_name",
     "rejection_rate",
     "score_rankings",
+    "search_queries",
 ]
 
 ToolFormat = Literal["livemcpbench", "bfcl", "requests"]
@@ -548,6 +549,33 @@ class ToolEvalReport:
         }
 
 
+def search_queries(
+    data: ToolEvalData,
+    encoder: Encoder,
+    *,
+    settings: RetrievalSettings | None = None,
+    cache: EmbeddingCache | None = None,
+) -> list[ToolSearch]:
+    """Every query's whole ranking: over the shared catalogue (one index), or over the query's
+    own candidates (one index each)."""
+    settings = settings or RetrievalSettings()
+    searches: list[ToolSearch] = []
+    if any(query.candidates is None for query in data.queries):
+        index = ToolIndex(data.catalogue, encoder, settings=settings, cache=cache)
+        shared = iter(
+            index.search_many(
+                [q.text for q in data.queries if q.candidates is None], max(len(index), 1)
+            )
+        )
+    for query in data.queries:
+        if query.candidates is None:
+            searches.append(next(shared))
+        else:
+            own = ToolIndex(query.candidates, encoder, settings=settings, cache=cache)
+            searches.append(own.search(query.text, max(len(own), 1)))
+    return searches
+
+
 def evaluate_retrieval(
     data: ToolEvalData,
     encoder: Encoder,
@@ -561,19 +589,7 @@ def evaluate_retrieval(
     if k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
     settings = settings or RetrievalSettings()
-    searches: list[ToolSearch] = []
-    if any(query.candidates is None for query in data.queries):
-        index = ToolIndex(data.catalogue, encoder, settings=settings, cache=cache)
-        depth = max(k, len(index))  # the whole ranking, so the reciprocal rank is exact
-        shared = iter(
-            index.search_many([q.text for q in data.queries if q.candidates is None], depth)
-        )
-    for query in data.queries:
-        if query.candidates is None:
-            searches.append(next(shared))
-        else:
-            own = ToolIndex(query.candidates, encoder, settings=settings, cache=cache)
-            searches.append(own.search(query.text, max(k, len(own), 1)))
+    searches = search_queries(data, encoder, settings=settings, cache=cache)
     with_gold = [i for i, q in enumerate(data.queries) if q.gold]
     without = [i for i, q in enumerate(data.queries) if not q.gold]
     ranking = None

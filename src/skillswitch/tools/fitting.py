@@ -16,7 +16,10 @@ its tool above it, a request without one must score all its candidates below it 
 most similar candidates under the base encoder). A share of the requests is held out to fit
 the relevance threshold of the fitted encoder (the highest that costs at most
 ``max_top1_loss`` of its top-1 answers), which the folder's manifest carries and retrieval
-uses.
+uses. When enough held-out requests have no tool, the same held-out requests also fit the
+argument-evidence correction of relevance (:mod:`skillswitch.tools.evidence`: a request that
+names a tool's topic but none of its arguments), cross-fitted so the threshold is fitted on
+corrections the requests did not shape.
 
 Measured in benchmarks/tool_retrieval.py (cross-validated over LiveMCPBench tasks and BFCL
 live_multiple / live_irrelevance queries: the encoder of each fold never saw the fold).
@@ -36,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from skillswitch.evals.tools import ToolEvalData, evaluate_retrieval, fit_rejection_threshold
+from skillswitch.evals.tools import ToolEvalData, fit_rejection_threshold, search_queries
 from skillswitch.exceptions import ArtifactError, DatasetError
 from skillswitch.outputs import check_replaceable
 from skillswitch.router.encoders import BUNDLED_MODEL_NAME, OnnxEncoder, bundled_model_folder
@@ -48,6 +51,13 @@ from skillswitch.router.encoders.tuning import (
     optimiser_step,
     trainable_encoder,
     training_torch,
+)
+from skillswitch.tools.evidence import (
+    EvidenceModel,
+    evidence_measures,
+    fit_evidence_model,
+    request_measures,
+    required_parameters,
 )
 from skillswitch.tools.retrieval import CatalogueEntry, RetrievalSettings, dense_tool_text
 
@@ -61,6 +71,7 @@ __all__ = [
     "check_tool_encoder",
     "examples_from",
     "fit_tool_encoder",
+    "fitted_evidence",
     "fitted_threshold",
     "load_tool_encoder",
     "split_validation",
@@ -69,7 +80,9 @@ __all__ = [
 MANIFEST_NAME = "tool-encoder.json"
 SCHEMA = "skillswitch.tool-encoder/1"
 MIN_VALIDATION = 20
-"""Held-out requests with a tool below which no threshold is fitted (the default stays)."""
+"""Held-out requests with a tool below which no threshold is fitted (the default stays), and
+held-out requests without one below which no argument-evidence correction is fitted."""
+EVIDENCE_FOLDS = 5
 Progress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``."""
 
@@ -96,7 +109,8 @@ class ToolFitSettings:
     added to each batch; ``null_negatives``: their candidates in the batch (the most similar
     under the base encoder). ``validation``: share of the requests held out to fit the
     threshold (:func:`split_validation`); ``max_top1_loss``: the share of held-out requests
-    whose right top-1 tool the threshold may reject."""
+    whose right top-1 tool the threshold may reject; ``evidence``: also fit the
+    argument-evidence correction there (:mod:`skillswitch.tools.evidence`)."""
 
     epochs: float = 2.0
     batch_size: int = 16
@@ -114,6 +128,7 @@ class ToolFitSettings:
     null_negatives: int = 8
     validation: float = 0.2
     max_top1_loss: float = 0.02
+    evidence: bool = True
 
     def __post_init__(self) -> None:
         if self.epochs <= 0 or self.batch_size < 2 or self.lr <= 0:
@@ -145,7 +160,10 @@ class ValidationScores:
     ``requests``: held-out requests with a tool; ``top1``: the share ranked right first;
     ``top1_lost``: the share of them right first but rejected by the threshold;
     ``no_tool_requests`` and ``rejected``: held-out requests without a tool and the share
-    rejected (``None`` when there are none)."""
+    rejected (``None`` when there are none). ``evidence``: whether relevance carries the
+    argument-evidence correction (then the figures are cross-fitted: each request's correction
+    comes from a model fitted without it); ``rejected_by_relevance``: the share a threshold on
+    the uncorrected relevance rejects, fitted the same way, for comparison."""
 
     threshold: float
     requests: int
@@ -153,6 +171,8 @@ class ValidationScores:
     top1_lost: float
     no_tool_requests: int
     rejected: float | None
+    evidence: bool = False
+    rejected_by_relevance: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,7 +280,7 @@ def fit_tool_encoder(
         if progress is not None:
             progress("exporting to ONNX", 1, 1)
         shutil.rmtree(staging / "tuned")
-        scores = _validate(encoder_folder, validation, settings, progress)
+        scores, evidence = _validate(encoder_folder, validation, settings, progress)
         seconds = round(time.perf_counter() - started, 1)
         manifest = {
             "schema": SCHEMA,
@@ -273,6 +293,7 @@ def fit_tool_encoder(
             "steps": steps,
             "seconds": seconds,
             "threshold": scores.threshold if scores is not None else None,
+            "evidence": evidence.to_json() if evidence is not None else None,
             "validation": asdict(scores) if scores is not None else None,
         }
         (encoder_folder / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2), "utf-8")
@@ -289,42 +310,125 @@ def _validate(
     validation: Sequence[ToolEvalData],
     settings: ToolFitSettings,
     progress: Progress | None,
-) -> ValidationScores | None:
-    """Rank the held-out requests with the fitted encoder (exactly as retrieval will) and fit
-    the threshold there; ``None`` when fewer than :data:`MIN_VALIDATION` have a tool."""
+) -> tuple[ValidationScores | None, EvidenceModel | None]:
+    """Rank the held-out requests with the fitted encoder (exactly as retrieval will), fit the
+    argument-evidence correction there (with enough requests of both kinds) and the threshold;
+    (``None``, ``None``) when fewer than :data:`MIN_VALIDATION` have a tool."""
     served = sum(1 for data in validation for query in data.queries if query.gold)
     if served < MIN_VALIDATION:
-        return None
+        return None, None
     if progress is not None:
         progress("fitting the threshold on held-out requests", 0, 1)
     encoder = OnnxEncoder(folder, threads=settings.threads)
     retrieval = RetrievalSettings(encoder_reads_cjk=settings.encoder_reads_cjk)
-    relevance: list[float] = []
-    correct: list[bool] = []
-    unserved: list[float] = []
+    held: list[_HeldOut] = []
     for data in validation:
-        report = evaluate_retrieval(data, encoder, settings=retrieval)
-        for query, score, right in zip(
-            data.queries, report.relevance, report.top1_correct, strict=True
+        names = data.names
+        for query, search in zip(
+            data.queries, search_queries(data, encoder, settings=retrieval), strict=True
         ):
-            if query.gold:
-                relevance.append(score)
-                correct.append(right)
-            else:
-                unserved.append(score)
-    if not any(correct):
-        return None
-    threshold = fit_rejection_threshold(relevance, correct, max_loss=settings.max_top1_loss)
-    lost = [right and score < threshold for score, right in zip(relevance, correct, strict=True)]
+            words, values = request_measures(search.texts[0])
+            held.append(
+                _HeldOut(
+                    relevance=np.array([hit.relevance for hit in search.hits]),
+                    required=np.array(
+                        [required_parameters(hit.entry.input_schema) for hit in search.hits],
+                        dtype=np.float64,
+                    ),
+                    words=words,
+                    values=values,
+                    has_tool=bool(query.gold),
+                    right=bool(search.hits) and names([search.hits[0].entry])[0] in query.gold,
+                )
+            )
+    if not any(h.right for h in held):
+        return None, None
+    plain = np.array([h.relevance.max(initial=-1.0) for h in held])
+    unserved = sum(1 for h in held if not h.has_tool)
+    evidence = None
+    corrected = plain
+    if settings.evidence and unserved >= MIN_VALIDATION:
+        evidence = _fit_evidence(held)
+        if evidence is not None:
+            corrected = _cross_fitted(held, settings.seed)
+    scores = _scores(held, corrected, settings.max_top1_loss)
+    if evidence is not None:
+        scores = replace(
+            scores,
+            evidence=True,
+            rejected_by_relevance=_scores(held, plain, settings.max_top1_loss).rejected,
+        )
     if progress is not None:
         progress("fitting the threshold on held-out requests", 1, 1)
+    return scores, evidence
+
+
+@dataclass(frozen=True, slots=True)
+class _HeldOut:
+    """A held-out request's ranking: each tool's (uncorrected) relevance and required
+    parameters, the request's measures, whether a tool serves it and whether it came first."""
+
+    relevance: np.ndarray
+    required: np.ndarray
+    words: int
+    values: int
+    has_tool: bool
+    right: bool
+
+
+def _fit_evidence(held: Sequence[_HeldOut]) -> EvidenceModel | None:
+    """The correction fitted on requests whose first tool is right (a tool applies) against
+    requests without a tool, each scored by its most relevant tool."""
+    kept = [h for h in held if (h.right or not h.has_tool) and h.relevance.size]
+    if not kept:
+        return None
+    relevance, measures = [], []
+    for h in kept:
+        best = int(np.argmax(h.relevance))
+        relevance.append(float(h.relevance[best]))
+        measures.append(evidence_measures(h.words, h.values, h.required[best : best + 1])[0])
+    return fit_evidence_model(relevance, measures, [h.right for h in kept])
+
+
+def _cross_fitted(held: Sequence[_HeldOut], seed: int) -> np.ndarray:
+    """Each request's corrected relevance (its best tool after correction) under a model fitted
+    on the other folds' requests (stratified by kind)."""
+    rng = np.random.default_rng(seed)
+    fold = np.empty(len(held), dtype=np.intp)
+    for kind in (True, False):
+        rows = [i for i, h in enumerate(held) if h.has_tool == kind]
+        fold[[rows[j] for j in rng.permutation(len(rows))]] = np.arange(len(rows)) % EVIDENCE_FOLDS
+    corrected = np.empty(len(held))
+    for k in range(EVIDENCE_FOLDS):
+        model = _fit_evidence([h for i, h in enumerate(held) if fold[i] != k])
+        for i in np.flatnonzero(fold == k).tolist():
+            h = held[i]
+            if not h.relevance.size:
+                corrected[i] = -1.0
+                continue
+            adjusted = (
+                h.relevance
+                if model is None
+                else model.adjusted(h.relevance, h.words, h.values, h.required)
+            )
+            corrected[i] = float(np.max(adjusted))
+    return corrected
+
+
+def _scores(held: Sequence[_HeldOut], relevance: np.ndarray, max_loss: float) -> ValidationScores:
+    with_tool = [i for i, h in enumerate(held) if h.has_tool]
+    without = [i for i, h in enumerate(held) if not h.has_tool]
+    correct = [held[i].right for i in with_tool]
+    scores = [float(relevance[i]) for i in with_tool]
+    threshold = fit_rejection_threshold(scores, correct, max_loss=max_loss)
+    lost = [right and score < threshold for score, right in zip(scores, correct, strict=True)]
     return ValidationScores(
         threshold=round(threshold, 6),
-        requests=len(relevance),
+        requests=len(with_tool),
         top1=float(np.mean(correct)),
         top1_lost=float(np.mean(lost)),
-        no_tool_requests=len(unserved),
-        rejected=float(np.mean([score < threshold for score in unserved])) if unserved else None,
+        no_tool_requests=len(without),
+        rejected=float(np.mean([relevance[i] < threshold for i in without])) if without else None,
     )
 
 
@@ -333,6 +437,18 @@ def fitted_threshold(folder: Path) -> float | None:
     fitted, retrieval keeps its default)."""
     threshold = _manifest(folder).get("threshold")
     return float(threshold) if isinstance(threshold, (int, float)) else None
+
+
+def fitted_evidence(folder: Path) -> EvidenceModel | None:
+    """The argument-evidence correction fitted with the encoder in ``folder`` (``None``: none
+    was fitted; relevance stays uncorrected)."""
+    data = _manifest(folder).get("evidence")
+    if data is None:
+        return None
+    try:
+        return EvidenceModel.from_json(data, str(folder / MANIFEST_NAME))
+    except ValueError as exc:
+        raise ArtifactError(str(exc)) from None
 
 
 def load_tool_encoder(folder: Path, *, threads: int = 1) -> OnnxEncoder:

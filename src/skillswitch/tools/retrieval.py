@@ -17,7 +17,9 @@ names (``encoder_reads_cjk=True`` keeps the description as it is, for a multilin
 
 "No tool applies" compares the best tool's *relevance* with ``threshold``: its cosine plus
 ``lexical_weight`` times the share of the request's words it contains (an absolute scale that
-BM25, relative to the catalogue, is not), best over the whole request and its steps.
+BM25, relative to the catalogue, is not), best over the whole request and its steps. An encoder
+fitted by ``skillswitch fit tools`` on requests without a tool also corrects relevance by the
+*argument evidence* (skillswitch.tools.evidence): whether the request gives what the tool needs.
 
 Where the defaults come from (benchmarks/tool_retrieval.py): ``lexical_weight`` was chosen
 among 0.1-0.5 while looking at BFCL multiple and live_multiple, ``server_weight`` among 0.3-1.0
@@ -44,6 +46,7 @@ from skillswitch.exceptions import RequestError
 from skillswitch.router.encoders.base import Embeddings, Encoder
 from skillswitch.router.encoders.cache import EmbeddingCache
 from skillswitch.textio import split_parts
+from skillswitch.tools.evidence import EvidenceModel, required_parameters
 
 __all__ = [
     "BM25",
@@ -259,6 +262,8 @@ class RetrievalSettings:
     ``encoder_reads_cjk``: embed Chinese, Japanese and Korean descriptions as they are (for a
     multilingual encoder; MiniLM gets the tool's names instead). ``threshold``: relevance below
     which no tool applies. ``max_chars``: longer requests keep their first and last halves.
+    ``evidence``: a correction of relevance by how much of what a tool needs the request gives
+    (:class:`~skillswitch.tools.evidence.EvidenceModel`, fitted by ``skillswitch fit tools``).
     """
 
     lexical_weight: float = 0.2
@@ -269,6 +274,7 @@ class RetrievalSettings:
     encoder_reads_cjk: bool = False
     threshold: float = DEFAULT_THRESHOLD
     max_chars: int = 4000
+    evidence: EvidenceModel | None = None
 
     def __post_init__(self) -> None:
         for name in ("lexical_weight", "server_weight", "argument_weight"):
@@ -283,7 +289,8 @@ class RetrievalSettings:
 @dataclass(frozen=True, slots=True)
 class ToolHit:
     """One retrieved tool. ``score`` orders hits; ``relevance`` (cosine plus the share of the
-    request's words the tool covers) is what "no tool applies" compares with the threshold;
+    request's words the tool covers, plus the argument-evidence correction when the settings
+    carry one) is what "no tool applies" compares with the threshold;
     ``step`` indexes :attr:`ToolSearch.texts` (0: the whole request) where the tool scored best.
     """
 
@@ -363,6 +370,9 @@ class ToolIndex:
         self._vectors = self._encode_catalogue(
             [dense_tool_text(e, reads_cjk=cjk) for e in self.entries]
         )
+        self._required = np.array(
+            [required_parameters(entry.input_schema) for entry in self.entries], dtype=np.float64
+        )
         self._takes = {
             kind: np.array([kind in _argument_kinds(e) for e in self.entries], dtype=np.float64)
             for kind in _ARGUMENT_VALUE
@@ -428,6 +438,8 @@ class ToolIndex:
             tokens = tokenize(text)
             covered = self._lexical.matches(tokens) / max(len(set(tokens)), 1)
             relevance[row] = dense[row] + weight * covered
+            if settings.evidence is not None:
+                relevance[row] = settings.evidence.adjust(relevance[row], text, self._required)
             if row >= ranked:
                 continue
             lexical = self._lexical.scores(tokens)
