@@ -633,6 +633,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="run only the first N folds of the live cross-validation (a quick look)",
     )
     parser.add_argument(
+        "--fit-null-batch",
+        type=int,
+        default=ToolFitSettings().null_batch_size,
+        help="no-tool requests per batch in the live cross-validation's fits "
+        "(ToolFitSettings.null_batch_size)",
+    )
+    parser.add_argument(
         "--fit-only",
         action="store_true",
         help="only the `fit tools` rows (skips the zero-shot methods, ablations and latency)",
@@ -714,7 +721,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.fit_live_multiple is not None:
             report["bfcl"]["fitted_encoder_live_cv"] = {
                 kind: fitted_encoder_live_cv(
-                    bfcl, Path(work), args.threads, no_tool=kind, folds=args.fit_folds
+                    bfcl,
+                    Path(work),
+                    args.threads,
+                    no_tool=kind,
+                    folds=args.fit_folds,
+                    settings=ToolFitSettings(
+                        threads=args.threads, null_batch_size=args.fit_null_batch
+                    ),
                 )
                 for kind in args.fit_live_multiple or ("irrelevance", "live")
             }
