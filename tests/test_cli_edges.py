@@ -70,6 +70,21 @@ def test_a_reader_that_stops_early_gets_no_traceback(cli_env: dict[str, str]) ->
     assert "BrokenPipeError" not in stderr
 
 
+@pytest.fixture
+def interruptible() -> Iterator[None]:
+    """Children start with Ctrl-C's default action, as from a terminal. A shell without job
+    control starts background jobs with SIGINT ignored, an exec'd child inherits that (Python
+    then never raises KeyboardInterrupt), and these tests would fail when run that way."""
+    previous = signal.getsignal(signal.SIGINT)
+    if previous == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a child gets SIG_DFL
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("interruptible")
 def test_ctrl_c_while_serving_mcp_exits_130_without_a_traceback(cli_env: dict[str, str]) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "skillswitch", "mcp"],
@@ -93,6 +108,7 @@ def test_ctrl_c_while_serving_mcp_exits_130_without_a_traceback(cli_env: dict[st
     assert stderr.decode().strip().endswith("interrupted")
 
 
+@pytest.mark.usefixtures("interruptible")
 def test_ctrl_c_at_any_moment_of_a_command_gives_no_traceback(cli_env: dict[str, str]) -> None:
     # Early signals land while the modules load (a native extension's initialisation then fails
     # with an ImportError caused by the KeyboardInterrupt); later ones inside the command, or
