@@ -32,6 +32,7 @@ from skillswitch.tools.fitting import (
     fitted_evidence,
 )
 from skillswitch.tools.retrieval import CatalogueEntry, RetrievalSettings, ToolIndex
+from tests.support.cli import run
 from tests.support.configs import DEFAULT_SKILLS
 
 
@@ -341,3 +342,49 @@ def test_a_malformed_correction_in_the_manifest_is_named(
     (broken / MANIFEST_NAME).write_text(json.dumps(manifest), encoding="utf-8")
     with pytest.raises(ArtifactError, match=r"tool-encoder.json: 'evidence' is malformed"):
         fitted_evidence(broken)
+
+
+def _write_bfcl(folder: Path, name: str, served: dict[str, list[str]], unserved: list[str]) -> Path:
+    """A BFCL v4 question file over TOOLS (and its possible_answer file when it has gold)."""
+    functions = [
+        {"name": t.name, "description": t.description, "parameters": dict(t.input_schema)}
+        for t in TOOLS
+    ]
+    rows, answers = [], []
+    for tool, texts in served.items():
+        for i, text in enumerate(texts):
+            identifier = f"{name}_{tool}_{i}"
+            rows.append({"id": identifier, "question": [[{"role": "user", "content": text}]]})
+            answers.append({"id": identifier, "ground_truth": [{tool: {}}]})
+    for i, text in enumerate(unserved):
+        rows.append({"id": f"{name}_none_{i}", "question": [[{"role": "user", "content": text}]]})
+    file = folder / f"BFCL_v4_{name}.json"
+    file.write_text("".join(json.dumps({**r, "function": functions}) + "\n" for r in rows), "utf-8")
+    if answers:
+        (folder / "possible_answer").mkdir(exist_ok=True)
+        (folder / "possible_answer" / file.name).write_text(
+            "".join(json.dumps(a) + "\n" for a in answers), "utf-8"
+        )
+    return file
+
+
+def test_eval_tools_applies_the_encoders_correction(
+    fitted_with_evidence: tuple[Path, ToolFitResult], cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    out, result = fitted_with_evidence
+    queries = _write_bfcl(tmp_path, "irrelevance", {}, VAGUE[1::2])
+    report = tmp_path / "report.json"
+    completed = run(
+        [
+            *("eval", "tools", "--queries", str(queries)),
+            *("--encoder", str(out), "--json", str(report)),
+        ],
+        cli_env,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "corrected by argument evidence" in completed.stdout
+    scored = json.loads(report.read_text(encoding="utf-8"))
+    assert scored["evidence"] is True
+    assert scored["threshold"] == pytest.approx(result.threshold, abs=1e-6)
+    # vague requests the fit never saw: the correction rejects most of them
+    assert scored["rejection"] >= 0.75, scored

@@ -204,7 +204,10 @@ def _print_tool_report(report: Any, k: int) -> None:
         )
     if report.rejection is not None:
         table.add_row('"no tool applies" queries rejected', f"{report.rejection:.4f}")
-    table.add_row("relevance threshold", f"{report.threshold:.4f}")
+    label = "relevance threshold"
+    if report.evidence:
+        label += " (relevance corrected by argument evidence)"
+    table.add_row(label, f"{report.threshold:.4f}")
     Console().print(table)
 
 

@@ -529,7 +529,8 @@ class ToolEvalReport:
     """What :func:`evaluate_retrieval` measured on one data file.
 
     ``ranking``: over queries with gold tools (``None`` when there are none); ``rejection``: the
-    share of "no tool applies" queries that were rejected (``None`` when there are none)."""
+    share of "no tool applies" queries that were rejected (``None`` when there are none);
+    ``evidence``: whether relevance was corrected by argument evidence."""
 
     source: str
     queries: int
@@ -538,12 +539,14 @@ class ToolEvalReport:
     rejection: float | None
     relevance: tuple[float, ...]
     top1_correct: tuple[bool, ...]
+    evidence: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "source": self.source,
             "queries": self.queries,
             "threshold": self.threshold,
+            "evidence": self.evidence,
             "ranking": self.ranking.to_dict() if self.ranking is not None else None,
             "rejection": self.rejection,
         }
@@ -612,4 +615,5 @@ def evaluate_retrieval(
             bool(s.hits) and data.names([s.hits[0].entry])[0] in q.gold
             for s, q in zip(searches, data.queries, strict=True)
         ),
+        evidence=settings.evidence is not None,
     )
