@@ -141,7 +141,12 @@ def test_the_index_corrects_each_tools_relevance(minilm: Encoder) -> None:
     unit = EvidenceModel(model.mean, model.scale, model.weights)  # relevance_weight 1, no offset
     corrected = ToolIndex(TOOLS, minilm, settings=RetrievalSettings(evidence=model))
     required = {"search_flights": 3, "book_hotel": 3, "send_email": 2, "create_event": 2}
-    for request in ("I want to book a flight", "Fly from Boston to Denver on May 3"):
+    for request in (
+        "I want to book a flight",
+        "Fly from Boston to Denver on May 3",
+        # steps count for relevance; each is corrected by what the whole request gives
+        "find flights from Boston to Denver on May 3, then email the plan to ann@example.com",
+    ):
         before = plain.search(request, 4)
         found = corrected.search(request, 4)
         for hit in found.hits:

@@ -439,7 +439,9 @@ class ToolIndex:
             covered = self._lexical.matches(tokens) / max(len(set(tokens)), 1)
             relevance[row] = dense[row] + weight * covered
             if settings.evidence is not None:
-                relevance[row] = settings.evidence.adjust(relevance[row], text, self._required)
+                # The whole request's measures on every text, as the correction was fitted:
+                # a step's tool is judged by all that the request gives.
+                relevance[row] = settings.evidence.adjust(relevance[row], texts[0], self._required)
             if row >= ranked:
                 continue
             lexical = self._lexical.scores(tokens)
