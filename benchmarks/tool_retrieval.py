@@ -55,7 +55,6 @@ from skillswitch.config import MiniLMEncoderConfig
 from skillswitch.evals.metrics import percentiles
 from skillswitch.evals.tools import (
     ToolEvalData,
-    evaluate_retrieval,
     fit_rejection_threshold,
     load_bfcl,
     load_livemcpbench,
@@ -165,7 +164,9 @@ def ranking_row(ranked: list[Ranked], data: ToolEvalData) -> dict[str, float]:
     }
 
 
-def rejection_rows(per_split: dict[str, list[Ranked]], data: dict[str, ToolEvalData]) -> dict:
+def rejection_rows(
+    per_split: dict[str, list[Ranked]], data: dict[str, ToolEvalData]
+) -> dict[str, Any]:
     def correct(split: str) -> np.ndarray:
         return np.array(
             [
@@ -233,7 +234,7 @@ def per_task(ranked: list[Ranked], data: ToolEvalData) -> np.ndarray:
 def cross_validate(encoder: Encoder, data: ToolEvalData) -> dict[str, Any]:
     """Choose (argument_weight, split_steps, encoder_reads_cjk) on four folds of the tasks,
     score the fifth; the held-out means over ``CV_SHUFFLES`` shufflings of the tasks."""
-    grid = [
+    grid: list[dict[str, Any]] = [
         dict(zip(CV_GRID, values, strict=True)) for values in itertools.product(*CV_GRID.values())
     ]
     results = [
@@ -387,15 +388,14 @@ def fitted_encoder_live_cv(
         )
         encoder = load_tool_encoder(fitted.folder, threads=threads)
         threshold = fitted.threshold if fitted.threshold is not None else DEFAULT_THRESHOLD
+        checked = fitted.validation
+        plain = checked.relevance_threshold if checked is not None else None
         mode_settings = {
             "evidence": RetrievalSettings(
                 threshold=threshold, evidence=fitted_evidence(fitted.folder)
             ),
-            "relevance": RetrievalSettings(
-                threshold=_relevance_threshold(
-                    encoder, [held for _, held in parts], settings.max_top1_loss
-                )
-            ),
+            # fit tools fits it beside the corrected one; without a correction they are one
+            "relevance": RetrievalSettings(threshold=threshold if plain is None else plain),
         }
         held = _subset(live, test, "held out")
         row: dict[str, Any] = {}
@@ -452,25 +452,6 @@ def fitted_encoder_live_cv(
     report["per_fold"] = per_fold
     report["settings"] = repr(settings)
     return report
-
-
-def _relevance_threshold(
-    encoder: Encoder, validation: Sequence[ToolEvalData], max_loss: float
-) -> float:
-    """The threshold ``fit tools`` fits on uncorrected relevance over the held-out requests."""
-    relevance: list[float] = []
-    correct: list[bool] = []
-    for data in validation:
-        report = evaluate_retrieval(data, encoder)
-        for query, score, right in zip(
-            data.queries, report.relevance, report.top1_correct, strict=True
-        ):
-            if query.gold:
-                relevance.append(score)
-                correct.append(right)
-    if not any(correct):
-        return DEFAULT_THRESHOLD
-    return fit_rejection_threshold(relevance, correct, max_loss=max_loss)
 
 
 def _subset(data: ToolEvalData, rows: Sequence[int] | np.ndarray, label: str) -> ToolEvalData:

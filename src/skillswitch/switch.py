@@ -205,28 +205,21 @@ class Switch:
             from skillswitch.tools.retrieval import DEFAULT_THRESHOLD, RetrievalSettings
 
             retrieval = config.tools.retrieval
-            threshold = retrieval.threshold
             make_encoder: Callable[[], Encoder]
             if retrieval.encoder is not None:
-                from skillswitch.tools.fitting import (
-                    fitted_evidence,
-                    fitted_threshold,
-                    load_tool_encoder,
-                )
+                from skillswitch.tools.fitting import fitted_settings, load_tool_encoder
 
-                fitted = fitted_threshold(retrieval.encoder)  # checked before a server starts
-                threshold = fitted if threshold is None else threshold
-                evidence = fitted_evidence(retrieval.encoder)
+                # checked before a server starts
+                settings = fitted_settings(retrieval.encoder, threshold=retrieval.threshold)
                 make_encoder = functools.partial(load_tool_encoder, retrieval.encoder)
             else:
-                evidence = None
+                threshold = retrieval.threshold
+                settings = RetrievalSettings(
+                    threshold=DEFAULT_THRESHOLD if threshold is None else threshold
+                )
                 make_encoder = functools.partial(
                     tool_retrieval_encoder, router.encoder, config.router.encoder
                 )
-            settings = RetrievalSettings(
-                threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
-                evidence=evidence,
-            )
             finder = ToolFinder(make_encoder, settings)
             hub = build_hub(
                 config.tools.servers, environment.cache_dir(cache_dir or config.router.cache_dir)

@@ -154,25 +154,21 @@ def eval_tools(
     data = load_tool_queries(queries, catalog, answers)
     root = environment.cache_dir()
     encoder: Encoder
-    evidence = None
     if encoder_folder is not None:
-        from skillswitch.tools.fitting import fitted_evidence, fitted_threshold, load_tool_encoder
+        from skillswitch.tools.fitting import fitted_settings, load_tool_encoder
 
+        settings = fitted_settings(encoder_folder, threshold=threshold)
         encoder = load_tool_encoder(encoder_folder)
-        evidence = fitted_evidence(encoder_folder)
-        if threshold is None:
-            threshold = fitted_threshold(encoder_folder)
     else:
+        settings = RetrievalSettings(
+            threshold=DEFAULT_THRESHOLD if threshold is None else threshold
+        )
         # float32: what tool retrieval runs with the default router.encoder.precision (auto),
         # see skillswitch.router.encoders.tool_retrieval_encoder.
         encoder = build_encoder(MiniLMEncoderConfig(precision="float32"), root)
     cache = EmbeddingCache(root / "embeddings.sqlite")
     try:
         with Spinner(f"ranking tools for {len(data)} queries"):
-            settings = RetrievalSettings(
-                threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
-                evidence=evidence,
-            )
             report = evaluate_retrieval(data, encoder, k=k, settings=settings, cache=cache)
     finally:
         cache.close()

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from skillswitch.router.logistic import fit_logistic
 from skillswitch.router.profiles import ExpertProfiles, log_odds
 from skillswitch.router.recruitment import (
     Recruiter,
@@ -156,24 +157,8 @@ def fit_combiner(
         targets.extend(float(c in example.correct) for c in candidates)
     if not blocks:
         raise ValueError("no validation question had two different answers to learn from")
-    x = np.vstack(blocks)
-    y = np.array(targets)
-    mean = x.mean(0)
-    scale = x.std(0)
-    scale[scale < 1e-9] = 1.0
-    z = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])
-    w = np.zeros(z.shape[1])
-    penalty = np.full(z.shape[1], l2)
-    penalty[-1] = 0.0  # the intercept is not shrunk
-    for _ in range(50):
-        p = 1.0 / (1.0 + np.exp(-(z @ w)))
-        gradient = z.T @ (p - y) + penalty * w
-        hessian = (z * (p * (1 - p))[:, None]).T @ z + np.diag(penalty + 1e-9)
-        step = np.linalg.solve(hessian, gradient)
-        w -= step
-        if np.max(np.abs(step)) < 1e-8:
-            break
-    return AnswerCombiner(tuple(experts), w[:-1], float(w[-1]), mean, scale, flagged)
+    fit = fit_logistic(np.vstack(blocks), np.array(targets), l2=l2)
+    return AnswerCombiner(tuple(experts), fit.coef, fit.intercept, fit.mean, fit.scale, flagged)
 
 
 def _answer_vocabulary(examples: Sequence[CombinerExample]) -> tuple[str, ...]:

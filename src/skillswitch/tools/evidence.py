@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from skillswitch.router.logistic import fit_logistic
+
 __all__ = [
     "EVIDENCE_MEASURES",
     "EvidenceModel",
@@ -125,8 +127,9 @@ class EvidenceModel:
         request: str,
         required: Sequence[int] | FloatArray,
     ) -> FloatArray:
-        """Each tool's corrected relevance for ``request``: ``relevance[j]`` uncorrected, the
-        tool with ``required[j]`` required parameters."""
+        """Each tool's corrected relevance for ``request``: ``relevance[..., j]`` uncorrected
+        (one row per text scored, or one vector), the tool with ``required[j]`` required
+        parameters."""
         words, values = request_measures(request)
         return self.adjusted(
             np.asarray(relevance, dtype=np.float64),
@@ -198,41 +201,20 @@ def fit_evidence_model(
     if y.min(initial=1.0) == y.max(initial=0.0):
         return None
     inputs = np.column_stack([rel, raw])
-    mean = inputs.mean(axis=0)
-    scale = inputs.std(axis=0)
-    scale[scale < 1e-9] = 1.0
-    standard = (inputs - mean) / scale
-    ones = np.ones((len(rel), 1))
-    alone = _logistic(np.hstack([standard[:, :1], ones]), y, l2)
-    per_relevance = alone[0] / scale[0]  # log-odds per unit of relevance, relevance alone
+    alone = fit_logistic(inputs[:, :1], y, l2=l2)
+    per_relevance = alone.coef[0] / alone.scale[0]  # log-odds per unit of relevance, alone
     if per_relevance <= 1e-6:
         return None
-    full = _logistic(np.hstack([standard, ones]), y, l2)
+    full = fit_logistic(inputs, y, l2=l2)
+    mean, scale = full.mean, full.scale
     # (full log-odds - the relevance-only intercept) / per_relevance, in raw relevance:
-    relevance_weight = full[0] / scale[0] / per_relevance
-    intercept = full[-1] - full[0] * mean[0] / scale[0]
-    reference = alone[-1] - alone[0] * mean[0] / scale[0]
+    relevance_weight = full.coef[0] / scale[0] / per_relevance
+    intercept = full.intercept - full.coef[0] * mean[0] / scale[0]
+    reference = alone.intercept - alone.coef[0] * mean[0] / scale[0]
     return EvidenceModel(
         mean=tuple(float(v) for v in mean[1:]),
         scale=tuple(float(v) for v in scale[1:]),
-        weights=tuple(float(v) for v in full[1:-1] / per_relevance),
+        weights=tuple(float(v) for v in full.coef[1:] / per_relevance),
         relevance_weight=max(0.0, float(relevance_weight)),
         offset=float((intercept - reference) / per_relevance),
     )
-
-
-def _logistic(x: FloatArray, y: FloatArray, l2: float, iterations: int = 50) -> FloatArray:
-    """Newton's method for L2-penalised logistic regression (the last column, the intercept,
-    is not penalised)."""
-    penalty = np.full(x.shape[1], l2)
-    penalty[-1] = 0.0
-    beta = np.zeros(x.shape[1])
-    for _ in range(iterations):
-        p = 1.0 / (1.0 + np.exp(-np.clip(x @ beta, -30, 30)))
-        gradient = x.T @ (p - y) + penalty * beta
-        hessian = (x * (p * (1 - p))[:, None]).T @ x + np.diag(penalty) + 1e-9 * np.eye(x.shape[1])
-        step = np.linalg.solve(hessian, gradient)
-        beta -= step
-        if float(np.abs(step).max()) < 1e-8:
-            break
-    return beta

@@ -59,7 +59,12 @@ from skillswitch.tools.evidence import (
     request_measures,
     required_parameters,
 )
-from skillswitch.tools.retrieval import CatalogueEntry, RetrievalSettings, dense_tool_text
+from skillswitch.tools.retrieval import (
+    DEFAULT_THRESHOLD,
+    CatalogueEntry,
+    RetrievalSettings,
+    dense_tool_text,
+)
 
 __all__ = [
     "MANIFEST_NAME",
@@ -72,6 +77,7 @@ __all__ = [
     "examples_from",
     "fit_tool_encoder",
     "fitted_evidence",
+    "fitted_settings",
     "fitted_threshold",
     "load_tool_encoder",
     "split_validation",
@@ -162,8 +168,9 @@ class ValidationScores:
     ``no_tool_requests`` and ``rejected``: held-out requests without a tool and the share
     rejected (``None`` when there are none). ``evidence``: whether relevance carries the
     argument-evidence correction (then the figures are cross-fitted: each request's correction
-    comes from a model fitted without it); ``rejected_by_relevance``: the share a threshold on
-    the uncorrected relevance rejects, fitted the same way, for comparison."""
+    comes from a model fitted without it); ``relevance_threshold`` and
+    ``rejected_by_relevance``: a threshold on the uncorrected relevance, fitted the same way,
+    and the share it rejects, for comparison (``None`` without the correction)."""
 
     threshold: float
     requests: int
@@ -172,6 +179,7 @@ class ValidationScores:
     no_tool_requests: int
     rejected: float | None
     evidence: bool = False
+    relevance_threshold: float | None = None
     rejected_by_relevance: float | None = None
 
 
@@ -353,10 +361,12 @@ def _validate(
             corrected = _cross_fitted(held, settings.seed)
     scores = _scores(held, corrected, settings.max_top1_loss)
     if evidence is not None:
+        uncorrected = _scores(held, plain, settings.max_top1_loss)
         scores = replace(
             scores,
             evidence=True,
-            rejected_by_relevance=_scores(held, plain, settings.max_top1_loss).rejected,
+            relevance_threshold=uncorrected.threshold,
+            rejected_by_relevance=uncorrected.rejected,
         )
     if progress is not None:
         progress("fitting the threshold on held-out requests", 1, 1)
@@ -435,14 +445,35 @@ def _scores(held: Sequence[_HeldOut], relevance: np.ndarray, max_loss: float) ->
 def fitted_threshold(folder: Path) -> float | None:
     """The "no tool applies" threshold fitted with the encoder in ``folder`` (``None``: none was
     fitted, retrieval keeps its default)."""
-    threshold = _manifest(folder).get("threshold")
-    return float(threshold) if isinstance(threshold, (int, float)) else None
+    return _threshold_in(_manifest(folder))
 
 
 def fitted_evidence(folder: Path) -> EvidenceModel | None:
     """The argument-evidence correction fitted with the encoder in ``folder`` (``None``: none
     was fitted; relevance stays uncorrected)."""
-    data = _manifest(folder).get("evidence")
+    return _evidence_in(_manifest(folder), folder)
+
+
+def fitted_settings(folder: Path, *, threshold: float | None = None) -> RetrievalSettings:
+    """How retrieval runs with the encoder in ``folder``: ``threshold`` when given (a config's
+    or a command line's), else the one fitted with it, else the default; and its
+    argument-evidence correction. Reads the manifest once."""
+    manifest = _manifest(folder)
+    if threshold is None:
+        threshold = _threshold_in(manifest)
+    return RetrievalSettings(
+        threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
+        evidence=_evidence_in(manifest, folder),
+    )
+
+
+def _threshold_in(manifest: dict[str, Any]) -> float | None:
+    threshold = manifest.get("threshold")
+    return float(threshold) if isinstance(threshold, (int, float)) else None
+
+
+def _evidence_in(manifest: dict[str, Any], folder: Path) -> EvidenceModel | None:
+    data = manifest.get("evidence")
     if data is None:
         return None
     try:

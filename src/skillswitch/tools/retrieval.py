@@ -438,10 +438,6 @@ class ToolIndex:
             tokens = tokenize(text)
             covered = self._lexical.matches(tokens) / max(len(set(tokens)), 1)
             relevance[row] = dense[row] + weight * covered
-            if settings.evidence is not None:
-                # The whole request's measures on every text, as the correction was fitted:
-                # a step's tool is judged by all that the request gives.
-                relevance[row] = settings.evidence.adjust(relevance[row], texts[0], self._required)
             if row >= ranked:
                 continue
             lexical = self._lexical.scores(tokens)
@@ -455,6 +451,10 @@ class ToolIndex:
                 for kind, takes in self._takes.items():
                     if _ARGUMENT_VALUE[kind].search(text):
                         scores[row] += settings.argument_weight * takes
+        if settings.evidence is not None:
+            # The whole request's measures on every text, as the correction was fitted: a
+            # step's tool is judged by all that the request gives.
+            relevance = settings.evidence.adjust(relevance, texts[0], self._required)
         best_step = np.argmax(scores, axis=0)
         best = scores[best_step, np.arange(scores.shape[1])]
         tool_relevance = relevance.max(axis=0)
