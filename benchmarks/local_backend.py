@@ -117,17 +117,19 @@ def run_scheduler(
     params: GenerationParams,
     *,
     budget_models: int | None,
+    static_decode: bool = False,
 ) -> dict[str, Any]:
     registry = registry_of(folders)
     budget = None
-    label = "skillswitch scheduler"
+    label = "skillswitch scheduler, static decode" if static_decode else "skillswitch scheduler"
     if budget_models is not None:
         probe = LocalBackend(registry, device="cpu", budget=MemoryBudget(1 << 40))
         size = max(probe.residency.expected_bytes(n) for n in folders)
         probe.close()
         budget = MemoryBudget(int(size * (budget_models + 0.5)))
         label = f"skillswitch scheduler, budget for {budget_models} of {len(folders)} experts"
-    backend = LocalBackend(registry, device="cpu", budget=budget)
+    settings = SchedulerSettings(static_decode=static_decode)
+    backend = LocalBackend(registry, device="cpu", budget=budget, settings=settings)
     started = time.perf_counter()
     handles = [backend.submit(expert, messages, params) for expert, messages in jobs]
     outputs = [h.result_sync(600).token_ids for h in handles]
@@ -230,6 +232,7 @@ def main() -> None:
         run_scheduler(folders, jobs, params, budget_models=None),
         run_scheduler(folders, jobs, params, budget_models=args.experts // 2),
         run_transformers_cb(folders, jobs, params),
+        run_scheduler(folders, jobs, params, budget_models=None, static_decode=True),
     ]
     reference = modes[0]["outputs"]
     for mode in modes[1:]:
@@ -254,6 +257,7 @@ def main() -> None:
         "speedup_vs_unbatched": unbatched / ours,
         "speedup_vs_naive_half_budget": naive / modes[3]["seconds"],
         "speedup_vs_transformers_cb": modes[4]["seconds"] / ours,
+        "static_decode_speedup": ours / modes[5]["seconds"],
     }
     print(f"{'mode':<66} {'seconds':>8} {'loads':>6} {'batches':>8} {'tok/s':>8}")
     for mode in report["modes"]:
@@ -265,7 +269,8 @@ def main() -> None:
         f"skillswitch vs naive: {report['speedup_vs_naive']:.1f}x, vs all-resident unbatched: "
         f"{report['speedup_vs_unbatched']:.1f}x, vs transformers continuous batching: "
         f"{report['speedup_vs_transformers_cb']:.1f}x "
-        f"(identical greedy outputs: {len(jobs)} generations)"
+        f"(identical greedy outputs: {len(jobs)} generations); static decode "
+        f"{report['static_decode_speedup']:.2f}x the default scheduler"
     )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,9 @@ Naive (load the expert for each generation, generate alone, unload) would take h
 timed on a random sample of the same generations and extrapolated to the whole workload (stated
 in the report). The HBM bound is measured in the same run (a device-to-device copy); the decode
 step of one 1.5B expert at batch 64 is timed and its bytes (weights + KV cache read) divided by
-the step time give the achieved bandwidth.
+the step time give the achieved bandwidth, twice on the same prompts: with transformers'
+DynamicCache and eager steps, and with ``static_decode`` (a static cache, each step replayed as a
+CUDA graph); ``--static-decode`` also runs the scheduler part that way.
 
 Disk: distinct random checkpoints are written once (``--distinct``, default 2) and each expert's
 folder links to one of them; experts sharing a checkpoint are still loaded as separate models.
@@ -32,6 +34,7 @@ import platform
 import random
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -188,8 +191,9 @@ def run_naive_sample(
 
 def decode_bandwidth(
     backend: LocalBackend, expert: str, prompts: list[str], new_tokens: int, hbm: float
-) -> dict[str, Any]:
-    """One batch of 64 to one resident expert; the decode steps' time against their bytes."""
+) -> tuple[dict[str, Any], list[tuple[int, ...]]]:
+    """One batch of 64 to one resident expert; the decode steps' time against their bytes,
+    and the generated token ids."""
     backend.load_sync(expert)
     scheduler = backend.scheduler
     before = scheduler.decode_stats.get(expert)
@@ -229,7 +233,7 @@ def decode_bandwidth(
         "hbm_copy_bytes_per_s": hbm,
         "fraction_of_hbm_bound": achieved / hbm,
         "tokens_per_s": len(prompts) / step_s,
-    }
+    }, [r.token_ids for r in results]
 
 
 def log(message: str) -> None:
@@ -252,6 +256,12 @@ def main() -> None:
     parser.add_argument("--shape", default=None, help="override the model shape (tests: tiny)")
     parser.add_argument("--models-dir", type=Path, default=Path("/tmp/skillswitch-gpu-models"))
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--static-decode",
+        action="store_true",
+        help="run the scheduler part with static_decode (static KV cache, CUDA-graph steps); "
+        "the batch-64 decode step is timed both ways either way",
+    )
     args = parser.parse_args()
 
     import torch
@@ -273,7 +283,7 @@ def main() -> None:
         budget = MemoryBudget.gib(args.budget_gb, args.host_gb or 0.0)
     elif args.part == "7b":
         budget = MemoryBudget.gib(100, 60 if args.host_gb is None else args.host_gb)
-    settings = SchedulerSettings(max_batch_size=args.max_batch)
+    settings = SchedulerSettings(max_batch_size=args.max_batch, static_decode=args.static_decode)
     backend = LocalBackend(registry, device=device, budget=budget, settings=settings)
 
     from transformers import AutoTokenizer
@@ -296,9 +306,24 @@ def main() -> None:
     ours = run_scheduler(backend, jobs, params)
     log(f"scheduler: {ours}")
     bandwidth = None
+    decode_modes: dict[str, Any] = {}
     if args.part == "1.5b":
-        bandwidth = decode_bandwidth(backend, experts[0], prompts[:64], args.new_tokens, hbm)
-        log(f"decode at batch 64: {bandwidth}")
+        # The same batch of 64 decoded both ways, side by side: transformers' DynamicCache with
+        # eager steps, and the static cache with CUDA-graph steps.
+        outputs = {}
+        for mode in ("dynamic", "static"):
+            backend.scheduler.settings = replace(settings, static_decode=mode == "static")
+            decode_modes[mode], outputs[mode] = decode_bandwidth(
+                backend, experts[0], prompts[:64], args.new_tokens, hbm
+            )
+            log(f"decode at batch 64, {mode}: {decode_modes[mode]}")
+        backend.scheduler.settings = settings
+        same = sum(a == b for a, b in zip(outputs["dynamic"], outputs["static"], strict=True))
+        decode_modes["same_greedy_outputs"] = same / len(outputs["static"])
+        decode_modes["static_speedup"] = (
+            decode_modes["dynamic"]["step_ms"] / decode_modes["static"]["step_ms"]
+        )
+        bandwidth = decode_modes["static" if args.static_decode else "dynamic"]
     naive = run_naive_sample(backend, jobs, params, args.naive_samples)
     log(f"naive sample: {naive}")
     scheduler_total = ours["seconds"] + preload.get("seconds", 0.0)
@@ -331,7 +356,9 @@ def main() -> None:
         "skillswitch_total_seconds": scheduler_total,
         "naive": naive,
         "speedup_vs_naive": naive["extrapolated_seconds"] / scheduler_total,
+        "static_decode": args.static_decode,
         "decode_batch64": bandwidth,
+        "decode_batch64_modes": decode_modes,
     }
     backend.close()
     print(f"part {args.part}: {args.experts} experts, {len(jobs)} generations x {args.new_tokens}")
@@ -345,11 +372,18 @@ def main() -> None:
         f"{naive['extrapolated_seconds']:>10.1f} {len(jobs):>6} {naive['tokens_per_s']:>10.0f}"
     )
     print(f"speedup vs naive: {report['speedup_vs_naive']:.1f}x")
-    if bandwidth:
+    for mode in ("dynamic", "static"):
+        if mode in decode_modes:
+            b = decode_modes[mode]
+            print(
+                f"decode at batch {b['batch']}, {mode:<7}: {b['step_ms']:.2f} ms/step, "
+                f"{b['achieved_bytes_per_s'] / 1e12:.2f} TB/s of "
+                f"{hbm / 1e12:.2f} TB/s copy bound = {b['fraction_of_hbm_bound']:.1%}"
+            )
+    if decode_modes:
         print(
-            f"decode at batch {bandwidth['batch']}: {bandwidth['step_ms']:.2f} ms/step, "
-            f"{bandwidth['achieved_bytes_per_s'] / 1e12:.2f} TB/s of "
-            f"{hbm / 1e12:.2f} TB/s copy bound = {bandwidth['fraction_of_hbm_bound']:.1%}"
+            f"static decode: {decode_modes['static_speedup']:.2f}x the dynamic step; "
+            f"{decode_modes['same_greedy_outputs']:.0%} of greedy outputs identical"
         )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

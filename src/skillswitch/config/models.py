@@ -565,6 +565,15 @@ class LocalSchedulerConfig(_Model):
     swap_max_wait_s: float = Field(
         default=0.05, ge=0, description="...or how long the oldest of them may wait first."
     )
+    join_running: bool = Field(
+        default=True,
+        description="Continuous batching: requests join their model's running batch between steps.",
+    )
+    static_decode: bool = Field(
+        default=False,
+        description="Preallocated KV cache, each decode step replayed as a CUDA graph on CUDA "
+        "(requests join a running batch only without it).",
+    )
 
 
 class InferenceConfig(_Model):

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from skillswitch.inference.loading import LoadedModel
 from skillswitch.inference.requests import FinishReason, GenerationParams, GenerationResult
+from skillswitch.inference.static_decode import StaticBatch, static_decodable
 
 __all__ = ["DecodeRow", "DecodeStats", "Joiner", "TextTracker", "decode_batch"]
 
@@ -165,12 +166,16 @@ def decode_batch(
     stats: DecodeStats | None = None,
     join: Joiner | None = None,
     max_rows: int | None = None,
+    static: bool = False,
 ) -> None:
     """Generate for every job in one batch; each job is finished exactly once.
 
     ``join``: asked between steps for queued requests of the same model, which are prefilled
     and merged into the running batch (continuous batching, up to ``max_rows`` rows), when the
     model's cache allows it (``DynamicCache`` with full-attention layers).
+
+    ``static``: decode in a preallocated cache, each step replayed as a CUDA graph on CUDA
+    (:mod:`skillswitch.inference.static_decode`; no joining), when the model allows it.
     """
     import torch
 
@@ -205,6 +210,10 @@ def decode_batch(
     if not rows:
         return
     limit = max_rows or len(rows)
+    if static and static_decodable(loaded):
+        with torch.inference_mode(), _attention_kernels(device):
+            _decode_static(loaded, rows, finish, stats, sizes, started)
+        return
     with torch.inference_mode(), _attention_kernels(device):
         batch = _prefill(loaded, rows, stats, sizes)
         stats.prefill_s += time.perf_counter() - started
@@ -226,6 +235,49 @@ def decode_batch(
             stats.decode_s += time.perf_counter() - step_started
             stats.decode_steps += 1
             stats.decode_tokens += len(batch.rows)
+
+
+def _decode_static(
+    loaded: LoadedModel,
+    rows: list[_Row],
+    finish: Callable[[_Row, FinishReason], None],
+    stats: DecodeStats,
+    sizes: dict[int, int],
+    started: float,
+) -> None:
+    """The batch in a :class:`StaticBatch`: finished rows are fed a pad token until the last
+    row finishes (the batch keeps its shape), and their outputs are ignored."""
+    for row in rows:
+        sizes[id(row.job)] = len(rows)
+    batch = StaticBatch(
+        loaded,
+        [row.job.prompt_ids for row in rows],
+        max(row.job.params.max_new_tokens for row in rows),
+        graphs=True,
+    )
+    try:
+        logits = batch.prefill()
+        stats.prefill_tokens += batch.prompt_tokens
+        stats.prefill_s += time.perf_counter() - started
+        live = list(range(len(rows)))
+        pad = loaded.tokenizer.pad_token_id or 0
+        while True:
+            view = _Batch([rows[i] for i in live], None, None, None, logits[live])
+            positions = batch.next_positions()
+            kept = _keep(loaded, view, [positions[i] for i in live], finish)
+            feed = [pad] * len(rows)
+            for j in kept:
+                feed[live[j]] = view.pending[j]
+            live = [live[j] for j in kept]
+            if not live:
+                return
+            step_started = time.perf_counter()
+            logits = batch.step(feed)
+            stats.decode_s += time.perf_counter() - step_started
+            stats.decode_steps += 1
+            stats.decode_tokens += len(live)
+    finally:
+        batch.close()
 
 
 def _prefill(
@@ -266,9 +318,27 @@ def _advance(
     """Choose each row's next token, stream it, finish the rows that are done, drop them."""
     import torch
 
-    tokens = _choose(batch.logits, batch.rows)  # waits for the step's kernels
-    limit = loaded.max_positions or 1 << 30
     positions = batch.next_positions[:, 0].tolist()  # one copy, not one device sync per row
+    keep = _keep(loaded, batch, positions, finish)
+    if len(keep) < len(batch.rows) and keep:
+        index = torch.tensor(keep, device=batch.mask.device)
+        batch.cache.batch_select_indices(index)
+        batch.mask, batch.next_positions = batch.mask[index], batch.next_positions[index]
+    batch.rows = [batch.rows[i] for i in keep]
+    batch.pending = [batch.pending[i] for i in keep]
+
+
+def _keep(
+    loaded: LoadedModel,
+    batch: _Batch,
+    positions: list[int],
+    finish: Callable[[_Row, FinishReason], None],
+) -> list[int]:
+    """Choose each row's next token (``batch.pending``) and stream it; finish the rows that
+    are done. The indices of the rows that go on."""
+    tokens = _choose(batch.logits, batch.rows)  # waits for the step's kernels
+    batch.pending = tokens
+    limit = loaded.max_positions or 1 << 30
     keep: list[int] = []
     for i, (row, token) in enumerate(zip(batch.rows, tokens, strict=True)):
         if row.job.cancelled:
@@ -285,12 +355,7 @@ def _advance(
                 finish(row, "length")
             else:
                 keep.append(i)
-    if len(keep) < len(batch.rows) and keep:
-        index = torch.tensor(keep, device=batch.mask.device)
-        batch.cache.batch_select_indices(index)
-        batch.mask, batch.next_positions = batch.mask[index], batch.next_positions[index]
-    batch.rows = [batch.rows[i] for i in keep]
-    batch.pending = [tokens[i] for i in keep]
+    return keep
 
 
 def _step(loaded: LoadedModel, batch: _Batch) -> None:

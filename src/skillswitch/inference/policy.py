@@ -32,6 +32,11 @@ class SchedulerSettings:
     join_running: bool = True
     """Continuous batching: requests for a model that is generating join its running batch
     between steps (while it has room and no other model's request has waited ``max_wait_s``)."""
+    static_decode: bool = False
+    """Decode in a preallocated KV cache, the step replayed as a CUDA graph on CUDA
+    (:mod:`skillswitch.inference.static_decode`): one launch per step instead of one per kernel.
+    Requests then join only at the start of a batch; models with sliding-window layers decode
+    dynamically."""
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1:

@@ -310,6 +310,7 @@ class Scheduler:
                     stats=self.decode_stats.setdefault(model, DecodeStats()),
                     join=join if self.settings.join_running else None,
                     max_rows=self.settings.max_batch_size,
+                    static=self.settings.static_decode,
                 )
         except Exception as exc:
             for job in members:

@@ -1,0 +1,152 @@
+"""Static-cache decoding (``static_decode``) on real tiny models: the same tokens as the dynamic
+path, whatever finishes when. On CUDA the step is also replayed as a CUDA graph; on the CPU the
+same buffers run eagerly, which is what these tests check."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from skillswitch.inference import GenerationParams, LocalBackend
+from skillswitch.inference.policy import SchedulerSettings
+from skillswitch.inference.static_decode import StaticBatch, static_decodable
+
+pytestmark = pytest.mark.anyio
+
+PROMPTS = [
+    [{"role": "user", "content": "What is the capital of France?"}],
+    [{"role": "user", "content": "hi"}],
+    [{"role": "user", "content": "Write a short poem about the sea, the wind and the sky."}],
+    [{"role": "user", "content": "Solve for x: 3x + 5 = 20"}],
+]
+MODELS = ("llama-a", "qwen-a")
+
+
+def _backend(tiny_models: dict[str, Path], static: bool) -> LocalBackend:
+    return LocalBackend.from_folders(
+        {name: tiny_models[name] for name in MODELS},
+        device="cpu",
+        settings=SchedulerSettings(static_decode=static),
+    )
+
+
+@pytest.fixture(scope="module")
+def backends(tiny_models: dict[str, Path]) -> Iterator[dict[bool, LocalBackend]]:
+    made = {static: _backend(tiny_models, static) for static in (False, True)}
+    yield made
+    for backend in made.values():
+        backend.close()
+
+
+async def _together(backend: LocalBackend, model: str, params: list[GenerationParams]) -> list[Any]:
+    handles = [backend.submit(model, p, q) for p, q in zip(PROMPTS, params, strict=True)]
+    return [await handle.result() for handle in handles]
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("sampled", [False, True], ids=["greedy", "seeded"])
+async def test_static_decoding_gives_the_dynamic_paths_tokens(
+    backends: dict[bool, LocalBackend], model: str, sampled: bool
+) -> None:
+    base = GenerationParams(max_new_tokens=12, temperature=0.8 if sampled else 0.0, seed=7)
+    # Different budgets: rows finish at different steps and the static batch keeps its shape.
+    params = [dataclasses.replace(base, max_new_tokens=12 + 5 * i) for i in range(len(PROMPTS))]
+    dynamic = await _together(backends[False], model, params)
+    static = await _together(backends[True], model, params)
+    assert max(r.batch_size for r in static) > 1, "the requests did not share a batch"
+    assert [r.token_ids for r in static] == [r.token_ids for r in dynamic]
+    assert [r.finish_reason for r in static] == [r.finish_reason for r in dynamic]
+    assert [r.text for r in static] == [r.text for r in dynamic]
+    stats = backends[True].scheduler.decode_stats[model]
+    assert stats.decode_steps > 0
+    assert stats.prefill_tokens > 0
+
+
+async def test_stop_strings_and_streaming_in_a_static_batch(
+    backends: dict[bool, LocalBackend],
+) -> None:
+    free = await backends[True].generate("qwen-a", PROMPTS[0], GenerationParams(max_new_tokens=40))
+    assert len(free.text) > 12
+    stop = free.text[8:12]
+    params = GenerationParams(max_new_tokens=40, stop=[stop])
+    handle = backends[True].submit("qwen-a", PROMPTS[0], params)
+    other = backends[True].submit("qwen-a", PROMPTS[2], GenerationParams(max_new_tokens=30))
+    chunks = [chunk async for chunk in handle.stream()]
+    stopped = await handle.result()
+    assert stopped.text == free.text[: free.text.index(stop)]
+    assert "".join(chunks) == stopped.text
+    assert stopped.finish_reason == "stop"
+    alone = await backends[False].generate(
+        "qwen-a", PROMPTS[2], GenerationParams(max_new_tokens=30)
+    )
+    assert (await other.result()).token_ids == alone.token_ids
+
+
+async def test_a_cancelled_row_leaves_the_others_untouched(
+    backends: dict[bool, LocalBackend],
+) -> None:
+    params = GenerationParams(max_new_tokens=200)
+    expected = await backends[False].generate("llama-a", PROMPTS[3], params)
+    cancelled = backends[True].submit("llama-a", PROMPTS[2], GenerationParams(max_new_tokens=1500))
+    survivor = backends[True].submit("llama-a", PROMPTS[3], params)
+    stream = cancelled.stream()
+    await anext(stream)
+    cancelled.cancel()
+    async for _ in stream:
+        pass
+    result = await asyncio.wait_for(cancelled.result(), 60)
+    if result.finish_reason != "stop":  # eos may have come before the cancel landed
+        assert result.finish_reason == "cancelled"
+        assert result.completion_tokens < 1500
+    assert (await survivor.result()).token_ids == expected.token_ids
+
+
+async def test_a_static_batch_refuses_a_wrong_step(tiny_models: dict[str, Path]) -> None:
+    backend = _backend(tiny_models, True)
+    try:
+        loaded = backend.residency.acquire("llama-a")
+        try:
+            batch = StaticBatch(loaded, [[1, 2, 3], [4, 5]], 2, graphs=True)
+            batch.prefill()
+            with pytest.raises(ValueError, match="feeds 2 rows, got 1"):
+                batch.step([1])
+            batch.step([1, 2])
+            batch.step([1, 2])
+            with pytest.raises(RuntimeError, match="holds 5 positions"):
+                batch.step([1, 2])
+            assert batch.next_positions() == [5, 4]
+            batch.close()
+        finally:
+            backend.residency.release("llama-a")
+    finally:
+        backend.close()
+
+
+def test_sliding_window_models_decode_dynamically() -> None:
+    def loaded(**config: Any) -> Any:
+        return SimpleNamespace(model=SimpleNamespace(config=SimpleNamespace(**config)))
+
+    assert static_decodable(loaded(layer_types=["full_attention", "full_attention"]))
+    assert not static_decodable(loaded(layer_types=["full_attention", "sliding_attention"]))
+    assert static_decodable(loaded(sliding_window=4096, use_sliding_window=False))
+    assert not static_decodable(loaded(sliding_window=4096, use_sliding_window=True))
+    assert not static_decodable(loaded(sliding_window=4096))  # Mistral-style
+    assert not static_decodable(loaded(is_encoder_decoder=True))
+
+
+def test_the_config_reaches_the_scheduler_settings() -> None:
+    from skillswitch.config.models import InferenceConfig
+
+    config = InferenceConfig.model_validate(
+        {"scheduler": {"static_decode": True, "join_running": False}}
+    )
+    settings = SchedulerSettings(**config.scheduler.model_dump())
+    assert settings.static_decode is True
+    assert settings.join_running is False
+    assert SchedulerSettings().static_decode is False
