@@ -112,7 +112,7 @@ async def test_a_static_batch_refuses_a_wrong_step(tiny_models: dict[str, Path])
     try:
         loaded = backend.residency.acquire("llama-a")
         try:
-            batch = StaticBatch(loaded, [[1, 2, 3], [4, 5]], 2, graphs=True)
+            batch = StaticBatch(loaded, [[1, 2, 3], [4, 5]], 2)
             batch.prefill()
             with pytest.raises(ValueError, match="feeds 2 rows, got 1"):
                 batch.step([1])

@@ -253,21 +253,20 @@ def _decode_static(
         loaded,
         [row.job.prompt_ids for row in rows],
         max(row.job.params.max_new_tokens for row in rows),
-        graphs=True,
     )
     try:
         logits = batch.prefill()
         stats.prefill_tokens += batch.prompt_tokens
         stats.prefill_s += time.perf_counter() - started
         live = list(range(len(rows)))
-        pad = loaded.tokenizer.pad_token_id or 0
         while True:
-            view = _Batch([rows[i] for i in live], None, None, None, logits[live])
             positions = batch.next_positions()
-            kept = _keep(loaded, view, [positions[i] for i in live], finish)
-            feed = [pad] * len(rows)
+            kept, tokens = _keep(
+                loaded, [rows[i] for i in live], logits[live], [positions[i] for i in live], finish
+            )
+            feed = [batch.pad_id] * len(rows)
             for j in kept:
-                feed[live[j]] = view.pending[j]
+                feed[live[j]] = tokens[j]
             live = [live[j] for j in kept]
             if not live:
                 return
@@ -319,28 +318,28 @@ def _advance(
     import torch
 
     positions = batch.next_positions[:, 0].tolist()  # one copy, not one device sync per row
-    keep = _keep(loaded, batch, positions, finish)
+    keep, tokens = _keep(loaded, batch.rows, batch.logits, positions, finish)
     if len(keep) < len(batch.rows) and keep:
         index = torch.tensor(keep, device=batch.mask.device)
         batch.cache.batch_select_indices(index)
         batch.mask, batch.next_positions = batch.mask[index], batch.next_positions[index]
     batch.rows = [batch.rows[i] for i in keep]
-    batch.pending = [batch.pending[i] for i in keep]
+    batch.pending = [tokens[i] for i in keep]
 
 
 def _keep(
     loaded: LoadedModel,
-    batch: _Batch,
+    rows: list[_Row],
+    logits: Any,
     positions: list[int],
     finish: Callable[[_Row, FinishReason], None],
-) -> list[int]:
-    """Choose each row's next token (``batch.pending``) and stream it; finish the rows that
-    are done. The indices of the rows that go on."""
-    tokens = _choose(batch.logits, batch.rows)  # waits for the step's kernels
-    batch.pending = tokens
+) -> tuple[list[int], list[int]]:
+    """Choose each row's next token from ``logits`` and stream it; finish the rows that are
+    done. The indices of the rows that go on, and every row's token."""
+    tokens = _choose(logits, rows)  # waits for the step's kernels
     limit = loaded.max_positions or 1 << 30
     keep: list[int] = []
-    for i, (row, token) in enumerate(zip(batch.rows, tokens, strict=True)):
+    for i, (row, token) in enumerate(zip(rows, tokens, strict=True)):
         if row.job.cancelled:
             finish(row, "cancelled")
         elif token in loaded.eos_token_ids:
@@ -355,7 +354,7 @@ def _keep(
                 finish(row, "length")
             else:
                 keep.append(i)
-    return keep
+    return keep, tokens
 
 
 def _step(loaded: LoadedModel, batch: _Batch) -> None:

@@ -40,8 +40,8 @@ def static_decodable(loaded: LoadedModel) -> bool:
 class StaticBatch:
     """Left-padded prompts, prefilled into a static cache, then one token per row per step.
 
-    ``graphs``: replay the decode step as a CUDA graph (CUDA devices only; elsewhere every step
-    runs eagerly through the same buffers).
+    On CUDA the decode step is replayed as a CUDA graph; elsewhere every step runs eagerly
+    through the same buffers. ``pad_id`` is what to feed a finished row.
     """
 
     def __init__(
@@ -49,8 +49,6 @@ class StaticBatch:
         loaded: LoadedModel,
         prompts: Sequence[Sequence[int]],
         max_new_tokens: int,
-        *,
-        graphs: bool,
     ) -> None:
         import torch
         from transformers import StaticCache
@@ -62,9 +60,10 @@ class StaticBatch:
         self.rows = len(prompts)
         self.width = max(len(p) for p in prompts)
         self.length = self.width + max(max_new_tokens, 1)
-        self._graphs = graphs and self._device.type == "cuda"
+        self._graphs = self._device.type == "cuda"
         pad = loaded.tokenizer.pad_token_id
-        ids = torch.full((self.rows, self.width), pad if pad is not None else 0, dtype=torch.long)
+        self.pad_id: int = pad if pad is not None else 0
+        ids = torch.full((self.rows, self.width), self.pad_id, dtype=torch.long)
         valid = torch.zeros((self.rows, self.length), dtype=torch.bool)
         for i, prompt in enumerate(prompts):
             ids[i, self.width - len(prompt) :] = torch.tensor(list(prompt), dtype=torch.long)
@@ -81,26 +80,26 @@ class StaticBatch:
         self._column = self.width
         self._graph: Any = None
         self._graph_logits: Any = None
-        self.prompt_tokens = int(self._valid.sum())
+        self._lengths = [len(p) for p in prompts]
+        self.prompt_tokens = sum(self._lengths)
 
     def next_positions(self) -> list[int]:
-        """The position each row's next token takes."""
-        return [int(p) for p in self._positions[:, 0].tolist()]
+        """The position each row's next token takes (known on the host: no device sync)."""
+        fed = self._column - self.width
+        return [length + fed for length in self._lengths]
 
     def prefill(self) -> Any:
         """Run the prompts through the model; the logits of each row's next token."""
         import torch
 
         width = self.width
-        causal = torch.ones((width, width), dtype=torch.bool, device=self._device).tril()
-        allowed = causal[None] & self._valid[:, None, :width]
+        causal = torch.ones((width, self.length), dtype=torch.bool, device=self._device).tril()
+        allowed = causal[None] & self._valid[:, None, :]
         # A padding position attends to itself, so its (ignored) output is finite.
-        allowed |= torch.eye(width, dtype=torch.bool, device=self._device)[None]
-        full = torch.zeros((self.rows, width, self.length), dtype=torch.bool, device=self._device)
-        full[:, :, :width] = allowed
+        allowed |= torch.eye(width, self.length, dtype=torch.bool, device=self._device)[None]
         out = self._model(
             input_ids=self._prompt_ids,
-            attention_mask=self._additive(full)[:, None],
+            attention_mask=self._additive(allowed)[:, None],
             position_ids=self._prefill_positions,
             past_key_values=self._cache,
             use_cache=True,
