@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from skillswitch.config import parse_config
-from skillswitch.exceptions import ConfigError, ExpertsFailedError
+from skillswitch.exceptions import ConfigError, ExpertDeclinedError, ExpertsFailedError
 from skillswitch.server.api import create_app
 from skillswitch.switch import Switch
 from tests.support.configs import DEFAULT_SKILLS
@@ -50,6 +50,19 @@ async def test_what_the_tools_cannot_do_fails_clearly(switch: Switch) -> None:
     )
     refused = await switch.run("Transfer $300 from my checking account to savings")
     assert refused.out_of_scope
+
+
+async def test_declined_requests_do_not_cut_the_tool_off(switch: Switch) -> None:
+    """A decline is the request's, not the tool's: after more declines in a row than the
+    circuit breaker's failures, the calculator still answers arithmetic."""
+    for _ in range(6):
+        with pytest.raises(ExpertsFailedError) as caught:
+            await switch.run("Prove that there are infinitely many prime numbers")
+        (declined,) = caught.value.exceptions
+        assert isinstance(declined, ExpertDeclinedError)
+        assert declined.expert == "calculator"
+    answer = await switch.run("what is 6 times 7")
+    assert answer.text == "42"
 
 
 def test_a_request_every_tool_expert_declines_is_a_422_over_http(cache_root: Path) -> None:

@@ -26,6 +26,7 @@ __all__ = [
     "ExpertDeclinedError",
     "ExpertError",
     "ExpertHTTPError",
+    "ExpertRequestError",
     "ExpertResponseError",
     "ExpertTimeoutError",
     "ExpertUnavailableError",
@@ -44,6 +45,9 @@ __all__ = [
     "UnknownToolError",
     "WrongModelKindError",
 ]
+
+# Statuses with which an expert's endpoint refuses one request (bad or too large) while up.
+REQUEST_REFUSED_STATUSES = frozenset({400, 413, 422})
 
 
 class SkillSwitchError(Exception):
@@ -133,10 +137,13 @@ class EncoderHTTPError(EncoderError):
 
 
 class ExpertError(SkillSwitchError):
-    """An expert failed to answer. ``retryable`` says whether trying again may help. The
+    """An expert failed to answer. ``retryable`` says whether trying again may help;
+    ``expert_unwell`` whether the error says the expert is down, slow or broken (it counts
+    toward the expert's circuit breaker) rather than that it refused this one request. The
     message never holds a registered secret (an upstream may quote the key it was sent)."""
 
     retryable = False
+    expert_unwell = True
 
     def __init__(self, expert: str, message: str) -> None:
         self.expert = expert
@@ -144,7 +151,9 @@ class ExpertError(SkillSwitchError):
 
 
 class ExpertHTTPError(ExpertError):
-    """The expert's endpoint answered with an error status (429 and 5xx are retryable)."""
+    """The expert's endpoint answered with an error status (429 and 5xx are retryable; 400,
+    413 and 422 refuse the request, e.g. a prompt over the model's context, and say nothing of
+    the expert's health)."""
 
     def __init__(
         self, expert: str, status: int, body: str, *, retry_after_s: float | None = None
@@ -153,6 +162,7 @@ class ExpertHTTPError(ExpertError):
         self.body = redact(body)
         self.retry_after_s = retry_after_s
         self.retryable = status == 429 or status >= 500
+        self.expert_unwell = status not in REQUEST_REFUSED_STATUSES
         super().__init__(expert, f"HTTP {status}: {body[:300]}")
 
 
@@ -179,10 +189,20 @@ class ExpertResponseError(ExpertError):
     retryable = True
 
 
+class ExpertRequestError(ExpertError):
+    """The expert refused this request as it was sent (a prompt longer than its context, say):
+    the request's problem, so it is not retried and does not count against the expert's
+    health."""
+
+    expert_unwell = False
+
+
 class ExpertDeclinedError(ExpertError):
     """The expert cannot answer this request as it is put (a tool expert finds no arguments
     in it, say): not a failure of the expert, and no retry will change it. When every expert
     asked declines, the request is the caller's to rephrase or send elsewhere (HTTP 422)."""
+
+    expert_unwell = False
 
 
 class ExpertCrashedError(ExpertError):

@@ -11,7 +11,10 @@ from skillswitch.agents.dispatch import BreakerPolicy, Dispatch, Dispatcher, Ret
 from skillswitch.agents.messages import TextDelta, Usage
 from skillswitch.exceptions import (
     ExpertCrashedError,
+    ExpertDeclinedError,
+    ExpertError,
     ExpertHTTPError,
+    ExpertRequestError,
     ExpertResponseError,
     ExpertsFailedError,
     ExpertTimeoutError,
@@ -172,7 +175,7 @@ class FakeClock:
 
 async def test_circuit_breaker_opens_then_lets_one_trial_through() -> None:
     clock = FakeClock()
-    flaky = Flaky(2, ExpertHTTPError("x", 400, "no"))
+    flaky = Flaky(2, ExpertHTTPError("x", 503, "overloaded"))
     dispatcher = Dispatcher(
         {"x": FunctionExpert("x", flaky)},
         retry=FAST,
@@ -190,6 +193,36 @@ async def test_circuit_breaker_opens_then_lets_one_trial_through() -> None:
     trial = await dispatcher.dispatch(["x"], ASK)
     assert trial.results[0].reply is not None
     assert dispatcher.breaker("x").state == "closed"
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        ExpertDeclinedError("x", "the request does not give what calculator needs"),
+        ExpertRequestError("x", "the prompt is 2500 tokens but the model takes at most 2048"),
+        ExpertHTTPError("x", 400, "maximum context length exceeded"),
+        ExpertHTTPError("x", 413, "request too large"),
+    ],
+    ids=["declined", "request", "http-400", "http-413"],
+)
+async def test_refusing_requests_never_opens_the_circuit(refusal: ExpertError) -> None:
+    """An expert that refuses one request as put is up: a run of such requests must not cut it
+    off for the requests it can answer."""
+    flaky = Flaky(6, refusal)
+    dispatcher = Dispatcher(
+        {"x": FunctionExpert("x", flaky)},
+        retry=FAST,
+        breaker=BreakerPolicy(failures=2, cooldown_s=30),
+        clock=FakeClock(),
+    )
+    for _ in range(6):
+        refused = await dispatcher.dispatch(["x"], ASK)
+        assert [a.outcome for a in refused.results[0].attempts] == ["error"]  # never retried
+        assert refused.results[0].error is refusal
+        assert dispatcher.breaker("x").state == "closed"
+    answered = await dispatcher.dispatch(["x"], ASK)
+    assert answered.results[0].reply is not None
+    assert flaky.calls == 7
 
 
 async def test_unknown_names_and_total_failure() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import openai
 import pytest
 
 from skillswitch import Switch
@@ -12,8 +13,10 @@ from skillswitch.agents.messages import TextDelta
 from skillswitch.config import parse_config
 from skillswitch.exceptions import ConfigError
 from skillswitch.inference import GenerationParams, LocalBackend
+from skillswitch.server.api import create_app
 from skillswitch.trace import Answer
 from tests.support.configs import DEFAULT_SKILLS
+from tests.support.servers import serve
 
 pytestmark = pytest.mark.anyio
 
@@ -68,6 +71,32 @@ async def test_a_local_expert_answers_as_its_model_does(
     assert usage.cost == pytest.approx(
         (expected.prompt_tokens * 1.0 + expected.completion_tokens * 2.0) / 1e6
     )
+
+
+def test_a_prompt_over_the_context_is_the_callers_400_and_spares_the_expert(
+    tiny_models: dict[str, Path], cache_root: Path
+) -> None:
+    """More tokens than the model has positions: the client's mistake (400, naming the limit),
+    not an upstream failure (502), and the expert is not cut off for the requests after it."""
+    built = Switch.from_config(parse_config(local_config(tiny_models)), cache_dir=cache_root)
+    too_long = " ".join(f"word{i}" for i in range(2500))  # the tiny models have 2048 positions
+    with (
+        serve(create_app(built), lifespan="on") as base,
+        openai.OpenAI(base_url=f"{base}/v1", api_key="-", max_retries=0) as client,
+    ):
+        for _ in range(6):  # more than the breaker's 5 failures in a row
+            with pytest.raises(openai.BadRequestError) as caught:
+                client.chat.completions.create(
+                    model="poet", messages=[{"role": "user", "content": too_long}]
+                )
+            error = caught.value.body
+            assert isinstance(error, dict)
+            assert (error["code"], error["param"]) == ("request_refused", "messages")
+            assert "takes at most 2048 positions" in error["message"]
+        answered = client.chat.completions.create(
+            model="poet", messages=[{"role": "user", "content": "Write a short poem"}]
+        )
+        assert answered.choices[0].message.content
 
 
 async def test_a_streamed_local_answer_adds_up(switch: Switch) -> None:

@@ -340,7 +340,7 @@ class Dispatcher:
                     breaker.record(True)
                     return ExpertResult(name, reply, None, tuple(own))
                 record(self._attempt(name, number, started, begin, "error", error, waited))
-                breaker.record(False)
+                breaker.record(not error.expert_unwell)  # a decline shows it is up
                 wait = self._retry_wait(number, error, breaker, deadline)
                 if wait is None:
                     return ExpertResult(name, None, error, tuple(own))
@@ -442,7 +442,7 @@ class Dispatcher:
                     if close is not None:
                         await close()
                 record(self._attempt(name, number, started, begin, "error", error, waited))
-                breaker.record(False)
+                breaker.record(not error.expert_unwell)  # a decline shows it is up
                 if sent:
                     raise error
                 wait = self._retry_wait(number, error, breaker, deadline)

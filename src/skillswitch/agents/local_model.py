@@ -10,8 +10,10 @@ from skillswitch.agents.base import ExpertReply
 from skillswitch.agents.messages import Message, Prices, TextDelta
 from skillswitch.exceptions import (
     ExpertError,
+    ExpertRequestError,
     ExpertUnavailableError,
     GenerationCancelledError,
+    PromptTooLongError,
     SkillSwitchError,
 )
 
@@ -80,7 +82,7 @@ class LocalExpert:
                 self._model, [m.to_openai() for m in messages], self._params, stream=stream
             )
         except (SkillSwitchError, ValueError, RuntimeError) as exc:
-            raise ExpertError(self._name, str(exc)) from exc
+            raise _expert_error(self._name, exc) from exc
 
     def _reply(self, result: GenerationResult, started: float) -> ExpertReply:
         return ExpertReply(
@@ -93,7 +95,11 @@ class LocalExpert:
         )
 
 
-def _expert_error(name: str, exc: SkillSwitchError) -> ExpertError:
+def _expert_error(name: str, exc: Exception) -> ExpertError:
     if isinstance(exc, GenerationCancelledError):
         return ExpertUnavailableError(name, str(exc))
-    return ExpertError(name, str(exc))
+    if isinstance(exc, PromptTooLongError) or (
+        isinstance(exc, ValueError) and not isinstance(exc, SkillSwitchError)
+    ):  # the request's own problem (an empty conversation, a prompt over the context)
+        return ExpertRequestError(name, str(exc))
+    return ExpertError(name, str(exc))  # the configuration's or the backend's

@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from skillswitch.exceptions import (
     ExpertDeclinedError,
     ExpertError,
+    ExpertRequestError,
     ExpertsFailedError,
     ExpertTimeoutError,
     GenerationCancelledError,
@@ -74,6 +75,7 @@ _MAPPING: tuple[tuple[type[BaseException], int, str | None, str | None], ...] = 
     (ModelTooLargeError, 503, "model_unavailable", None),
     (GenerationCancelledError, 503, "service_unavailable", None),
     (ExpertDeclinedError, 422, "expert_declined", "messages"),
+    (ExpertRequestError, 400, "request_refused", "messages"),
     (ExpertTimeoutError, 504, "upstream_timeout", None),
     (ExpertsFailedError, 502, "upstream_error", None),
     (ExpertError, 502, "upstream_error", None),

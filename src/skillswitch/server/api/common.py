@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from skillswitch.agents.messages import Message, parse_messages
 from skillswitch.exceptions import (
     ExpertDeclinedError,
+    ExpertRequestError,
     ExpertsFailedError,
     ExpertTimeoutError,
     RequestError,
@@ -151,7 +152,8 @@ def ignored(endpoint: str, names: list[str]) -> dict[str, str]:
 
 def switch_error(exc: SkillSwitchError) -> OpenAIError:
     """The answer to an error of the switch. When no expert answered: 422 ``expert_declined``
-    if every one declined the request as put, 504 ``upstream_timeout`` if every one ran out
+    if every one declined the request as put, 400 ``request_refused`` if every one refused it
+    as sent (declines aside), 504 ``upstream_timeout`` if every one ran out
     of time (its timeout or the request's deadline), else 502
     ``upstream_error``; the message names each failing expert and its error, and the error
     object's ``skillswitch`` field holds the trace of what was tried."""
@@ -167,6 +169,15 @@ def switch_error(exc: SkillSwitchError) -> OpenAIError:
                 422,
                 f"no expert could answer the request as put: {shown}",
                 code="expert_declined",
+                param="messages",
+                extra=extra,
+            )
+        if all(isinstance(e, ExpertRequestError | ExpertDeclinedError) for e in failures):
+            # The request as sent is at fault (longer than a model's context, say).
+            return OpenAIError(
+                400,
+                f"the request cannot be answered as sent: {shown}",
+                code="request_refused",
                 param="messages",
                 extra=extra,
             )
