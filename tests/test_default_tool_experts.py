@@ -3,6 +3,7 @@ skillswitch's builtin MCP server (a stdio subprocess), with no model and no key.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -37,6 +38,17 @@ async def test_math_units_and_time_are_answered_by_the_builtin_tools(switch: Swi
     assert miles.text == "26.2 mile = 42.1648 km"
     singapore = await switch.run("What time is it in Singapore right now?")
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+08:00", singapore.text)
+    prime = await switch.run("Is 221 a prime number?")
+    assert prime.text == "221 is not prime: it is 13 x 17"
+    stats = await switch.run("Compute the mean and standard deviation of 4, 8, 15, 16, 23, 42")
+    assert stats.text == "18, 13.490737563232042"
+    span = await switch.run("How many days are there between 3 March and 18 June?")
+    year = dt.date.today().year
+    assert span.text == f"{year}-03-03 to {year}-06-18: 107 days (15 weeks and 2 days)"
+    # The datetime skill has two tool experts: the clock declines, the calendar answers.
+    outcomes = {r["expert"]: r["error"] for r in span.trace.to_dict()["results"]}
+    assert outcomes["calendar"] is None
+    assert "does not give what builtin__clock needs" in outcomes["clock"]
     assert switch.hub is not None
     (health,) = await switch.hub.health()
     assert (health["server"], health["transport"], health["state"]) == ("builtin", "stdio", "ready")
@@ -44,7 +56,7 @@ async def test_math_units_and_time_are_answered_by_the_builtin_tools(switch: Swi
 
 async def test_what_the_tools_cannot_do_fails_clearly(switch: Switch) -> None:
     with pytest.raises(ExpertsFailedError) as caught:
-        await switch.run("Is 2,147,483,647 a prime number?")
+        await switch.run("Prove that there are infinitely many prime numbers")
     assert "the request does not give what builtin__calculator needs" in str(
         caught.value.exceptions[0]
     )

@@ -48,6 +48,21 @@ REGRESSIONS = [
     "\x00",
     "１２ + ٣",  # unicode digits
     "ｐｉ * 2",  # NFKC: the name pi
+    # The number theory and statistics functions, at and past their bounds.
+    "factorial(9**9999)",  # lgamma of an int too large for a float
+    "factorial(25000)",
+    "comb(10**100, 5 * 10**99)",
+    "comb(-9**9999, 2)",  # a message naming a number past Python's 4,300 printable digits
+    "perm(10**6, 10**6)",
+    "lcm(9**9999, 9**9998 + 1, 7**9999)",
+    "is_prime(3317044064679887385961979)",  # just under the bound: a few milliseconds
+    "is_prime(10**24 + 7) + 1",
+    "mean(9**9999, 1), stdev(9**9999, 1), variance(9**9999, 3)",
+    "mean(1e308, 1e308), sum(1e308, 1e308)",
+    "median()",
+    "stdev(1e309, 1)",  # the statistics module raised AttributeError on an infinity
+    "pstdev(1e309 - 1e309)",
+    "gcd(0.5, 1)",
 ]
 
 
@@ -121,7 +136,32 @@ NUMBERS = st.one_of(
     st.sampled_from(["pi", "e", "1e309", "0.0", "1_000", "0x1F", "9"]),
 )
 OPERATORS = st.sampled_from(["+", "-", "*", "/", "//", "%", "**", "^"])
-FUNCTIONS = st.sampled_from(["sqrt", "log", "exp", "sin", "cos", "tan", "abs", "round", "max"])
+FUNCTIONS = st.sampled_from(
+    [
+        "sqrt",
+        "log",
+        "exp",
+        "sin",
+        "cos",
+        "tan",
+        "abs",
+        "round",
+        "max",
+        "min",
+        "sum",
+        "is_prime",
+        "gcd",
+        "lcm",
+        "factorial",
+        "comb",
+        "perm",
+        "mean",
+        "median",
+        "stdev",
+        "pstdev",
+        "variance",
+    ]
+)
 
 
 def _expressions() -> st.SearchStrategy[str]:

@@ -21,6 +21,16 @@ pytestmark = pytest.mark.anyio
         ("sqrt(16) + abs(-2)", "6"),
         ("7 / 2", "3.5"),
         ("-(3 - 5) % 3", "2"),
+        ("is_prime(2 ** 61 - 1)", "2305843009213693951 is prime"),
+        ("is_prime(3215031751)", "3215031751 is not prime: it is 151 x 21291601"),  # spsp(2,3,5,7)
+        ("is_prime(1)", "1 is not prime"),
+        ("mean(4, 8, 15, 16, 23, 42), stdev(4, 8, 15, 16, 23, 42)", "18, 13.490737563232042"),
+        ("median(1, 2, 3, 4), variance(1, 2, 3, 4)", "2.5, 1.6666666666666667"),
+        ("gcd(12, 18, 24) + lcm(4, 6)", "18"),
+        ("factorial(25)", str(15511210043330985984000000)),
+        ("comb(52, 5), perm(10, 3)", "2598960, 720"),
+        ("sum(10 ** 20, 1)", "100000000000000000001"),
+        ("min(3, -9, 2), max(3, 9, 2)", "-9, 9"),
     ],
 )
 def test_calculator(expression: str, expected: str) -> None:
@@ -34,6 +44,15 @@ def test_calculator(expression: str, expected: str) -> None:
         ("2 ** 100000", "exponent"),
         ("1 +", "not an arithmetic expression"),
         ("x" * 600, "at most 500"),
+        ("is_prime(7) + 1", "answers yes or no"),
+        ("is_prime(10 ** 30)", "exact up to 3.3e24"),
+        ("is_prime(2.5)", "whole numbers, got 2.5"),
+        ("is_prime(-3)", "at least 0, got -3"),
+        ("factorial(100000)", "too large"),
+        ("comb(10 ** 9, 10 ** 8)", "too large"),
+        ("stdev(1)", "at least 2 numbers, got 1"),
+        ("gcd(2.5, 5)", "whole numbers"),
+        ("mean()", "at least 1 number, got 0"),
     ],
 )
 def test_calculator_refuses_what_is_not_arithmetic(expression: str, message: str) -> None:

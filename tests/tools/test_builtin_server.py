@@ -15,13 +15,20 @@ pytestmark = pytest.mark.anyio
 async def test_lists_and_calls_the_builtin_tools_in_process() -> None:
     async with Client(builtin_server()) as client:
         listed = await client.list_tools()
-        assert {t.name for t in listed.tools} == {"calculator", "units", "clock"}
+        assert {t.name for t in listed.tools} == {"calculator", "units", "clock", "calendar"}
         result = await client.call_tool("units", {"value": 5, "from_unit": "mi", "to_unit": "km"})
         assert not result.is_error
         assert result.content[0].text == "5 mi = 8.04672 km"  # type: ignore[union-attr]
         refused = await client.call_tool("calculator", {"expression": "open('/etc/passwd')"})
         assert refused.is_error
         assert "unsupported element" in refused.content[0].text  # type: ignore[union-attr]
+        span = await client.call_tool("calendar", {"date": "2026-03-03", "until": "2026-06-18"})
+        assert span.content[0].text == (  # type: ignore[union-attr]
+            "2026-03-03 to 2026-06-18: 107 days (15 weeks and 2 days)"
+        )
+        bad = await client.call_tool("calendar", {"date": "3 March"})
+        assert bad.is_error
+        assert "use YYYY-MM-DD" in bad.content[0].text  # type: ignore[union-attr]
 
 
 async def test_serves_over_stdio_as_a_subprocess() -> None:

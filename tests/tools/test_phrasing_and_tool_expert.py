@@ -35,6 +35,19 @@ pytestmark = pytest.mark.anyio
         ("what is 12 squared minus 5", "139"),
         ("divide 1000 by 7", "142.85714285714286"),
         ("subtract 8 from 50", "42"),
+        ("Is 2,147,483,647 a prime number?", "2147483647 is prime"),
+        ("is 221 prime", "221 is not prime: it is 13 x 17"),
+        ("check whether 97 is prime", "97 is prime"),
+        (
+            "Compute the mean and standard deviation of 4, 8, 15, 16, 23, 42",
+            "18, 13.490737563232042",
+        ),
+        ("what's the average of 3, 5 and 10?", "6"),
+        ("the median of 7, 1, 3 and 10", "5"),
+        ("greatest common divisor of 48 and 180", "12"),
+        ("lcm of 4, 6 and 10", "60"),
+        ("what is 20 factorial", "2432902008176640000"),
+        ("52 choose 5", "2598960"),
     ],
 )
 def test_arithmetic_in_words(request_text: str, value: str) -> None:
@@ -44,7 +57,19 @@ def test_arithmetic_in_words(request_text: str, value: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "request_text", ["hi there", "is 2,147,483,647 a prime number?", "what is 42", ""]
+    "request_text",
+    [
+        "hi there",
+        "what is 42",
+        "",
+        "Prove that there are infinitely many prime numbers",
+        "I have 3 kids!",
+        "gcd of 12",
+        # Numbers outside the expression would be dropped: "mean of 4 and 5 times 2" is not 10.
+        "mean of 4 and 5 times 2",
+        "what is 3 + 4 and also 7 - 2",
+        "What is 2 + 2? I am 7 years old",
+    ],
 )
 def test_no_arithmetic_is_invented(request_text: str) -> None:
     assert arithmetic(request_text) is None
@@ -126,7 +151,12 @@ def test_the_builtin_tools_over_stdio_through_the_hub() -> None:
     )
     with ToolHub([HubServer(ServerSettings("builtin", params))]) as hub:
         tools = {t.public_name: t for t in hub.tools_sync()}
-        assert set(tools) == {"builtin__calculator", "builtin__units", "builtin__clock"}
+        assert set(tools) == {
+            "builtin__calculator",
+            "builtin__units",
+            "builtin__clock",
+            "builtin__calendar",
+        }
         assert all(t.hints.read_only for t in tools.values())
         assert hub.call_sync("builtin__calculator", {"expression": "17 * 23"}).text == "391"
 

@@ -129,7 +129,9 @@ async def _demo_answer(switch: Any, text: str) -> str:
         return f"[red]no answer:[/] {escape(reasons)}"
     if answer.out_of_scope:
         return "[dim](declined)[/]"
-    experts = ", ".join(e.expert for e in answer.trace.selections)
+    dispatch = answer.trace.dispatch
+    answered = [r.expert for r in dispatch.results if r.reply is not None] if dispatch else []
+    experts = ", ".join(answered or [e.expert for e in answer.trace.selections])
     return f"{escape(answer.text)} [dim]({experts})[/]"
 
 

@@ -25,7 +25,7 @@ from pydantic import (
 
 # The tools in skillswitch.tools.builtin (kept here so loading a config imports no tool code;
 # a test pins the two lists together).
-BUILTIN_TOOL_NAMES = frozenset({"calculator", "clock", "units"})
+BUILTIN_TOOL_NAMES = frozenset({"calculator", "calendar", "clock", "units"})
 
 __all__ = [
     "Config",
@@ -288,9 +288,10 @@ class ExpertConfig(_Model):
     tools: list[str] = Field(
         default_factory=list,
         description=(
-            "Tools the model may call: builtin (calculator, units, clock) or MCP tools as "
-            "server__tool, globs allowed (server__* for all); skillswitch runs the call/observe "
-            "loop, handing the model the tools.retrieval.k most relevant MCP tools per request."
+            "Tools the model may call: builtin (calculator, units, clock, calendar) or MCP "
+            "tools as server__tool, globs allowed (server__* for all); skillswitch runs the "
+            "call/observe loop, handing the model the tools.retrieval.k most relevant MCP tools "
+            "per request."
         ),
     )
     max_tool_steps: int = Field(
@@ -304,13 +305,15 @@ class ToolExpertConfig(_Model):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,127}$")
     kind: Literal["tool"]
     tool: str = Field(
-        min_length=1, description="A builtin tool (calculator, units, clock) or server__tool."
+        min_length=1,
+        description="A builtin tool (calculator, units, clock, calendar) or server__tool.",
     )
     arguments: Literal["words", "text"] = Field(
         default="words",
         description=(
             "words: read the arguments from the request's plain words (builtin tools: "
-            "calculator, units, clock); text: the request is the tool's one string parameter."
+            "calculator, units, clock, calendar); text: the request is the tool's one string "
+            "parameter."
         ),
     )
     skills: list[str] = Field(

@@ -1,4 +1,5 @@
-"""Tools that ship with skillswitch: exact arithmetic and the current time."""
+"""Tools that ship with skillswitch: exact arithmetic, unit conversion, the current time and
+calendar arithmetic (``tools.dates``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import zoneinfo
 from collections.abc import Callable
 
 from skillswitch.tools.base import FunctionTool
+from skillswitch.tools.dates import calendar
+from skillswitch.tools.numbers import NUMBER_FUNCTIONS, is_prime, smallest_factor
 
 __all__ = ["BUILTIN_TOOLS", "calculate", "convert_units", "current_time"]
 
@@ -46,6 +49,7 @@ _FUNCTIONS: dict[str, Callable[..., float]] = {
     "tan": math.tan,
     "abs": abs,
     "round": _round,
+    **NUMBER_FUNCTIONS,
 }
 _CONSTANTS = {"pi": math.pi, "e": math.e}
 MAX_EXPONENT = 10_000
@@ -59,13 +63,17 @@ MAX_ROUND_DIGITS = 1_000
 
 
 def calculate(expression: str) -> str:
-    """Evaluate an arithmetic expression exactly, e.g. "17 * 23" or "sqrt(2) / 3".
-    Supports + - * / // % ** and sqrt, log, exp, sin, cos, tan, abs, round, pi, e."""
+    """Evaluate an arithmetic expression exactly, e.g. "17 * 23", "sqrt(2) / 3" or
+    "mean(4, 8, 15), stdev(4, 8, 15)" (several, comma-separated, give several results).
+    Supports + - * / // % ** and sqrt, log, exp, sin, cos, tan, abs, round, pi, e; gcd, lcm,
+    factorial, comb, perm; mean, median, stdev, pstdev, variance, min, max, sum; and
+    is_prime(n) on its own ("221 is not prime: it is 13 x 17")."""
     if len(expression) > MAX_CHARS:
         raise ValueError(f"expression is {len(expression)} characters; at most {MAX_CHARS}")
     try:
-        tree = ast.parse(expression.replace("^", "**"), mode="eval")
-        value = _evaluate(tree.body)
+        body = ast.parse(expression.replace("^", "**"), mode="eval").body
+        parts = body.elts if isinstance(body, ast.Tuple) and body.elts else [body]
+        return ", ".join(_answer(part) for part in parts)
     except (SyntaxError, ValueError) as exc:  # ast.parse: ValueError for a null byte
         if isinstance(exc, SyntaxError) or "null bytes" in str(exc):
             raise ValueError(f"not an arithmetic expression: {_reason(exc)}") from None
@@ -82,6 +90,13 @@ def calculate(expression: str) -> str:
         ) from None
     except TypeError as exc:  # a function given the wrong number or kind of arguments
         raise ValueError(f"cannot evaluate {expression.strip()[:60]!r}: {exc}") from None
+
+
+def _answer(node: ast.expr) -> str:
+    """One result: a number, or a primality verdict in words."""
+    if isinstance(node, ast.Call) and _function(node) == "is_prime":
+        return _primality(node)
+    value = _evaluate(node)
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"the result is not a finite number ({value!r})")
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
@@ -110,14 +125,32 @@ def _evaluate(node: ast.expr) -> float:
         return _BINARY[type(node.op)](left, right)
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
         return _UNARY[type(node.op)](_evaluate(node.operand))
-    if (
-        isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Name)
-        and node.func.id in _FUNCTIONS
-        and not node.keywords
-    ):
-        return _FUNCTIONS[node.func.id](*(_evaluate(arg) for arg in node.args))
+    if isinstance(node, ast.Call) and (name := _function(node)) is not None:
+        if name == "is_prime":
+            raise ValueError("is_prime(n) answers yes or no, not a number: ask it on its own")
+        return _FUNCTIONS[name](*(_evaluate(arg) for arg in node.args))
     raise ValueError(f"unsupported element {_shown(node)}; use numbers and arithmetic")
+
+
+def _function(call: ast.Call) -> str | None:
+    """The calculator function ``call`` calls (without keywords), or ``None``."""
+    func = call.func
+    if isinstance(func, ast.Name) and func.id in _FUNCTIONS and not call.keywords:
+        return func.id
+    return None
+
+
+def _primality(call: ast.Call) -> str:
+    if len(call.args) != 1:
+        raise ValueError(f"is_prime takes one number, got {len(call.args)}")
+    value = _evaluate(call.args[0])
+    prime, n = is_prime(value), int(value)  # is_prime refuses what is not a whole number
+    if prime:
+        return f"{n} is prime"
+    factor = smallest_factor(n) if n > 3 else None
+    if factor is None:
+        return f"{n} is not prime"
+    return f"{n} is not prime: it is {factor} x {n // factor}"
 
 
 def _power(base: float, exponent: float) -> float:
@@ -311,6 +344,7 @@ def _from_kelvin(value: float, scale: str) -> float:
 
 BUILTIN_TOOLS: dict[str, Callable[[], FunctionTool]] = {
     "calculator": lambda: FunctionTool(calculate, name="calculator"),
+    "calendar": lambda: FunctionTool(calendar, name="calendar"),
     "clock": lambda: FunctionTool(current_time, name="clock"),
     "units": lambda: FunctionTool(convert_units, name="units"),
 }

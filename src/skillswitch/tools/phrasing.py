@@ -14,6 +14,8 @@ import zoneinfo
 from collections.abc import Callable
 from typing import Any
 
+from skillswitch.tools.dates import date_question
+
 __all__ = ["ARGUMENT_READERS", "arithmetic", "conversion", "place_timezone"]
 
 _NUMBER = r"-?\d+(?:\.\d+)?"
@@ -42,17 +44,82 @@ _VERBS = [
 ]
 _EXPRESSION = re.compile(r"[-+*/%().\d\s]*(?:sqrt\([^)]*\)[-+*/%().\d\s]*)*")
 
+# Questions that name a function of the calculator ("is 221 prime", "the mean and standard
+# deviation of 4, 8, 15"): the whole expression, read only when no number follows the phrase
+# (nothing of the request is dropped).
+_LIST = rf"{_NUMBER}(?:\s*,\s*{_NUMBER})*(?:\s*,?\s*and\s+{_NUMBER})?"
+_STATISTICS = {
+    "mean": "mean",
+    "average": "mean",
+    "median": "median",
+    "standard deviation": "stdev",
+    "variance": "variance",
+}
+_STATISTIC = "|".join(_STATISTICS)
+_FUNCTION_PHRASES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str | None]]] = [
+    (
+        re.compile(rf"\b(?:is|whether)\s+({_NUMBER})\s+(?:is\s+)?(?:a\s+)?prime\b"),
+        lambda m: f"is_prime({m[1]})",
+    ),
+    (
+        re.compile(
+            rf"\b(?:gcd|greatest common (?:divisor|factor)|highest common factor|hcf)\s+of\s+"
+            rf"({_LIST})"
+        ),
+        lambda m: _applied("gcd", m[1], least=2),
+    ),
+    (
+        re.compile(rf"\b(?:lcm|(?:least|lowest) common multiple)\s+of\s+({_LIST})"),
+        lambda m: _applied("lcm", m[1], least=2),
+    ),
+    (
+        re.compile(rf"\bfactorial\s+of\s+({_NUMBER})|\b({_NUMBER})\s+factorial\b"),
+        lambda m: f"factorial({m[1] or m[2]})",
+    ),
+    (re.compile(rf"\b({_NUMBER})\s+choose\s+({_NUMBER})\b"), lambda m: f"comb({m[1]}, {m[2]})"),
+    (
+        re.compile(
+            rf"\b((?:{_STATISTIC})(?:\s*(?:,|and|&)\s*(?:the\s+)?(?:{_STATISTIC}))*)\s+of\s+"
+            rf"(?:the\s+(?:numbers|values|data)\s*:?\s*)?({_LIST})"
+        ),
+        lambda m: ", ".join(
+            f"{_STATISTICS[name]}({', '.join(re.findall(_NUMBER, m[2]))})"
+            for name in dict.fromkeys(re.findall(_STATISTIC, m[1]))
+        ),
+    ),
+]
+
+
+def _applied(function: str, numbers: str, *, least: int = 1) -> str | None:
+    found = re.findall(_NUMBER, numbers)
+    return f"{function}({', '.join(found)})" if len(found) >= least else None
+
+
+def _function_expression(text: str) -> str | None:
+    for pattern, build in _FUNCTION_PHRASES:
+        found = pattern.search(text)
+        if found is not None and not re.search(r"\d", text[found.end() :]):
+            return build(found)
+    return None
+
 
 def arithmetic(request: str) -> str | None:
     """The arithmetic a request asks for, as an expression ``calculate`` accepts."""
     text = _THOUSANDS.sub("", request.lower())
+    named = _function_expression(text)
+    if named is not None:
+        return named
     for pattern, replacement in _VERBS + _WORDS:
         text = re.sub(pattern, replacement, text)
-    candidates = [m.group().strip() for m in _EXPRESSION.finditer(text)]
-    best = max(candidates, key=len, default="")
-    best = best.strip(" .")
+    runs = list(_EXPRESSION.finditer(text))
+    longest = max(runs, key=lambda m: len(m.group().strip()), default=None)
+    if longest is None:
+        return None
+    best = longest.group().strip().strip(" .")
     if not re.search(r"\d", best) or not re.search(r"[-+*/%]|sqrt", best.lstrip("-")):
         return None
+    if re.search(r"\d", text[: longest.start()] + text[longest.end() :]):
+        return None  # numbers outside the expression: part of the request would be dropped
     return best
 
 
@@ -140,8 +207,9 @@ _ASKS_NOW = re.compile(
 
 
 def _clock_arguments(request: str) -> dict[str, Any] | None:
-    """Only for the current time or date (somewhere); other date questions are not its job."""
-    if not _ASKS_NOW.search(request.lower()):
+    """Only for the current time or date (somewhere); other date questions are the
+    calendar's ("what's the date 90 days from today")."""
+    if not _ASKS_NOW.search(request.lower()) or date_question(request) is not None:
         return None
     return {"timezone": place_timezone(request) or "UTC"}
 
@@ -150,6 +218,8 @@ ARGUMENT_READERS: dict[str, Callable[[str], dict[str, Any] | None]] = {
     "calculator": _calculator_arguments,
     "units": _units_arguments,
     "clock": _clock_arguments,
+    "calendar": date_question,
 }
 """The builtin tools' arguments read from a request (``clock``: the current time, in UTC when
-no place is named)."""
+no place is named; ``calendar``: spans, shifts and weekdays of dates, year-less dates in the
+current year)."""

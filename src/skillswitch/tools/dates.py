@@ -1,0 +1,215 @@
+"""Calendar arithmetic for the builtin ``calendar`` tool, and its reader of plain words.
+
+``calendar("2026-03-03", until="2026-06-18")`` gives ``"2026-03-03 to 2026-06-18: 107 days
+(15 weeks and 2 days)"``; ``date_question("How many days until Christmas?", today)`` gives the
+tool's arguments, with the year a year-less date most plausibly means. Dates are proleptic
+Gregorian, years 1 to 9999.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+__all__ = ["calendar", "date_question"]
+
+MAX_ADD_DAYS = 3_000_000  # about 8,200 years either way: the whole calendar
+
+
+def calendar(date: str, until: str = "", add_days: int = 0) -> str:
+    """Dates: the weekday of ``date`` (YYYY-MM-DD or "today"); with ``until``, the days from
+    ``date`` to it; with ``add_days``, the date that many days later (negative: earlier)."""
+    start = _iso(date, "date")
+    if until and add_days:
+        raise ValueError("give until or add_days, not both")
+    if until:
+        end = _iso(until, "until")
+        days = (end - start).days
+        return f"{start} to {end}: {days} day{'s' if abs(days) != 1 else ''}{_in_weeks(days)}"
+    if add_days:
+        if abs(add_days) > MAX_ADD_DAYS:
+            raise ValueError(f"add_days is {add_days}; at most {MAX_ADD_DAYS:,} either way")
+        try:
+            later = start + dt.timedelta(days=add_days)
+        except OverflowError:
+            raise ValueError(
+                f"{start} {add_days:+d} days is outside the calendar (years 1 to 9999)"
+            ) from None
+        way = "after" if add_days > 0 else "before"
+        return f"{abs(add_days)} days {way} {start} is {later}, a {later:%A}"
+    return f"{start} is a {start:%A}"
+
+
+def _iso(text: str, name: str) -> dt.date:
+    value = text.strip().lower()
+    if value == "today":
+        return dt.date.today()
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            f"{name} {text!r} is not a date; use YYYY-MM-DD (e.g. 2026-03-03) or today"
+        ) from None
+
+
+def _in_weeks(days: int) -> str:
+    weeks, rest = divmod(abs(days), 7)
+    if weeks == 0:
+        return ""
+    parts = [f"{weeks} week{'s' if weeks != 1 else ''}"]
+    if rest:
+        parts.append(f"{rest} day{'s' if rest != 1 else ''}")
+    return f" ({' and '.join(parts)})"
+
+
+# --- plain words -> arguments -----------------------------------------------------------------
+
+_MONTHS = {
+    name: number
+    for number, names in enumerate(
+        [
+            ("january", "jan"),
+            ("february", "feb"),
+            ("march", "mar"),
+            ("april", "apr"),
+            ("may",),
+            ("june", "jun"),
+            ("july", "jul"),
+            ("august", "aug"),
+            ("september", "sept", "sep"),
+            ("october", "oct"),
+            ("november", "nov"),
+            ("december", "dec"),
+        ],
+        start=1,
+    )
+    for name in names
+}
+_MONTH = "(?:" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\b\.?"
+_DAY = r"\d{1,2}(?:st|nd|rd|th)?"
+_YEAR = r"(?:,?\s*(\d{4}))?"
+_DATE = (
+    rf"(?:(\d{{4}}-\d{{1,2}}-\d{{1,2}})"  # ISO
+    rf"|({_DAY})\s+(?:of\s+)?({_MONTH}){_YEAR}"  # 3 March 2026, 3rd of March
+    rf"|({_MONTH})\s+({_DAY}){_YEAR}"  # March 3, 2026
+    r"|(today|tomorrow|yesterday|now)"
+    r"|(christmas(?: day)?|new year'?s day|halloween))"
+)
+_HOLIDAYS = {"christmas": (12, 25), "new year": (1, 1), "halloween": (10, 31)}
+_ASKS_SPAN = r"(?:how\s+(?:many|long)|number of|count)"
+_BETWEEN = re.compile(rf"\b(?:between|from)\s+{_DATE}\s+(?:and|to|until|till)\s+{_DATE}")
+_UNTIL = re.compile(rf"{_ASKS_SPAN}\b.*?\b(?:until|till|to|before)\s+{_DATE}")
+_SINCE = re.compile(rf"{_ASKS_SPAN}\b.*?\bsince\s+{_DATE}")
+_SHIFT = re.compile(
+    rf"\b(\d{{1,7}})\s+(days?|weeks?)\s+(after|from|before)\s+{_DATE}"
+    rf"|\b(\d{{1,7}})\s+(days?|weeks?)\s+(ago|from now|hence)\b"
+)
+_WEEKDAY = re.compile(
+    rf"\bwhat\s+day(?:\s+of\s+the\s+week)?\s+(?:is|was|will be|falls on)\s+{_DATE}"
+)
+_GROUPS = 9  # capture groups in _DATE
+
+
+class _Parsed:
+    """A date read from words: a whole date, or a month and day whose year is still open."""
+
+    def __init__(self, fixed: dt.date | None, month: int = 0, day: int = 0) -> None:
+        self.fixed, self.month, self.day = fixed, month, day
+
+    def in_year(self, year: int) -> dt.date:
+        if self.fixed is not None:
+            return self.fixed
+        return dt.date(year, self.month, self.day)  # 29 February of 2026: ValueError
+
+
+def date_question(request: str, today: dt.date | None = None) -> dict[str, Any] | None:
+    """The ``calendar`` tool's arguments for a date question in words, or ``None`` when the
+    request asks none that can be read exactly: "how many days between 3 March and 18 June",
+    "how many days until Christmas", "what date is 90 days from today", "what day of the week
+    was July 4 1976". A date without a year is taken in ``today``'s year, or the next (until)
+    or previous one (since) when that is the only way the question makes sense."""
+    now = today or dt.date.today()
+    text = " ".join(request.lower().split())
+    try:
+        return _read(text, now)
+    except ValueError:  # 31 February, or 29 February in a common year: nothing to answer
+        return None
+
+
+def _read(text: str, now: dt.date) -> dict[str, Any] | None:
+    if found := _BETWEEN.search(text):
+        first = _date(found.groups()[:_GROUPS], now)
+        second = _date(found.groups()[_GROUPS:], now)
+        if first is None or second is None:
+            return None
+        start = first.in_year(now.year)
+        end = second.in_year(start.year)
+        if second.fixed is None and end < start:
+            end = second.in_year(start.year + 1)  # 20 December to 5 January: the next January
+        return {"date": start.isoformat(), "until": end.isoformat()}
+    if found := _UNTIL.search(text):
+        target = _date(found.groups(), now)
+        if target is None:
+            return None
+        end = target.in_year(now.year)
+        if target.fixed is None and end < now:
+            end = target.in_year(now.year + 1)
+        return {"date": now.isoformat(), "until": end.isoformat()}
+    if found := _SINCE.search(text):
+        origin = _date(found.groups(), now)
+        if origin is None:
+            return None
+        start = origin.in_year(now.year)
+        if origin.fixed is None and start > now:
+            start = origin.in_year(now.year - 1)
+        return {"date": start.isoformat(), "until": now.isoformat()}
+    if found := _SHIFT.search(text):
+        groups = found.groups()
+        if groups[0] is not None:
+            count, unit, way = groups[:3]
+            origin = _date(groups[3 : 3 + _GROUPS], now)
+            if origin is None:
+                return None
+            start = origin.in_year(now.year)
+        else:
+            count, unit, way = groups[3 + _GROUPS :]
+            start = now
+        days = int(count) * (7 if unit.startswith("week") else 1)
+        sign = -1 if way in ("before", "ago") else 1
+        return {"date": start.isoformat(), "add_days": sign * days}
+    if found := _WEEKDAY.search(text):
+        day = _date(found.groups(), now)
+        return None if day is None else {"date": day.in_year(now.year).isoformat()}
+    return None
+
+
+def _date(groups: tuple[str | None, ...], now: dt.date) -> _Parsed | None:
+    iso, day1, month1, year1, month2, day2, year2, word, holiday = groups[:_GROUPS]
+    if iso:
+        return _Parsed(dt.date.fromisoformat(_padded(iso)))
+    if word:
+        shift = {"today": 0, "now": 0, "tomorrow": 1, "yesterday": -1}[word]
+        return _Parsed(now + dt.timedelta(days=shift))
+    if holiday:
+        month, day = next(v for k, v in _HOLIDAYS.items() if holiday.startswith(k))
+        return _Parsed(None, month, day)
+    if day1 and month1:
+        return _named(day1, month1, year1)
+    if day2 and month2:
+        return _named(day2, month2, year2)
+    return None
+
+
+def _named(day: str, month: str, year: str | None) -> _Parsed:
+    number = int(re.sub(r"\D", "", day))
+    month_number = _MONTHS[month.rstrip(".")]
+    if year:
+        return _Parsed(dt.date(int(year), month_number, number))
+    dt.date(2000, month_number, number)  # a day of that month in a leap year, or ValueError
+    return _Parsed(None, month_number, number)
+
+
+def _padded(iso: str) -> str:
+    year, month, day = iso.split("-")
+    return f"{year}-{int(month):02d}-{int(day):02d}"
