@@ -85,6 +85,18 @@ def test_no_date_question_is_invented(request_text: str) -> None:
     assert date_question(request_text, TODAY) is None
 
 
+def test_long_requests_are_declined_not_searched_for_minutes() -> None:
+    """The reader's search is linear in the request (it was quadratic: 72,000 characters of
+    "how many" took 9 s), and a document is not a date question."""
+    repeated = "how many " * 220 + "days until 1 March"  # 1,998 characters
+    assert date_question(repeated, TODAY) == {"date": "2026-11-24", "until": "2027-03-01"}
+    far = "how many " + "words " * 12 + "until 1 March"  # the date 72 characters away
+    assert date_question(far, TODAY) is None
+    assert date_question("how many " * 20_000, TODAY) is None
+    padded = "how many days until Christmas? " + "x" * 1900
+    assert date_question(padded, TODAY) == {"date": "2026-11-24", "until": "2026-12-25"}
+
+
 def test_the_clock_leaves_date_arithmetic_to_the_calendar() -> None:
     assert ARGUMENT_READERS["clock"]("what's the date 90 days from today") is None
     assert ARGUMENT_READERS["clock"]("what's the date today") == {"timezone": "UTC"}

@@ -15,6 +15,7 @@ from typing import Any
 __all__ = ["calendar", "date_question"]
 
 MAX_ADD_DAYS = 3_000_000  # about 8,200 years either way: the whole calendar
+MAX_QUESTION_CHARS = 2_000
 
 
 def calendar(date: str, until: str = "", add_days: int = 0) -> str:
@@ -99,8 +100,11 @@ _DATE = (
 _HOLIDAYS = {"christmas": (12, 25), "new year": (1, 1), "halloween": (10, 31)}
 _ASKS_SPAN = r"(?:how\s+(?:many|long)|number of|count)"
 _BETWEEN = re.compile(rf"\b(?:between|from)\s+{_DATE}\s+(?:and|to|until|till)\s+{_DATE}")
-_UNTIL = re.compile(rf"{_ASKS_SPAN}\b.*?\b(?:until|till|to|before)\s+{_DATE}")
-_SINCE = re.compile(rf"{_ASKS_SPAN}\b.*?\bsince\s+{_DATE}")
+# The question and its date within one clause of a few words (a bounded gap keeps the search
+# linear in the request's length).
+_GAP = r"[^.?!;]{0,60}?"
+_UNTIL = re.compile(rf"{_ASKS_SPAN}\b{_GAP}\b(?:until|till|to|before)\s+{_DATE}")
+_SINCE = re.compile(rf"{_ASKS_SPAN}\b{_GAP}\bsince\s+{_DATE}")
 _SHIFT = re.compile(
     rf"\b(\d{{1,7}})\s+(days?|weeks?)\s+(after|from|before)\s+{_DATE}"
     rf"|\b(\d{{1,7}})\s+(days?|weeks?)\s+(ago|from now|hence)\b"
@@ -129,6 +133,8 @@ def date_question(request: str, today: dt.date | None = None) -> dict[str, Any] 
     "how many days until Christmas", "what date is 90 days from today", "what day of the week
     was July 4 1976". A date without a year is taken in ``today``'s year, or the next (until)
     or previous one (since) when that is the only way the question makes sense."""
+    if len(request) > MAX_QUESTION_CHARS:
+        return None  # not a date question put in words; nothing is guessed from a document
     now = today or dt.date.today()
     text = " ".join(request.lower().split())
     try:
