@@ -18,7 +18,13 @@ from skillswitch.tools.builtin import calculate, convert_units
 from skillswitch.tools.builtin_server import builtin_server
 from skillswitch.tools.connection import ServerSettings
 from skillswitch.tools.hub import HubServer, ToolHub
-from skillswitch.tools.phrasing import ARGUMENT_READERS, arithmetic, conversion, place_timezone
+from skillswitch.tools.phrasing import (
+    ARGUMENT_READERS,
+    MAX_REQUEST_CHARS,
+    arithmetic,
+    conversion,
+    place_timezone,
+)
 from skillswitch.tools.sources import MCPTool
 
 pytestmark = pytest.mark.anyio
@@ -143,6 +149,17 @@ async def test_a_tool_named_before_its_server_is_listed_serves_concurrent_first_
     )
     assert [reply.text for reply in replies] == [str(3 * n) for n in range(8)]
     assert tool.name == "builtin__calculator"
+
+
+def test_readers_decline_documents() -> None:
+    """Over 2,000 characters a request is not a question put in words; declining it also keeps
+    the readers' searches short (they run in the event loop)."""
+    question = "what is 6 times 7 " + " " * (MAX_REQUEST_CHARS - 20)
+    assert ARGUMENT_READERS["calculator"](question) == {"expression": "6 * 7"}
+    for name, read in ARGUMENT_READERS.items():
+        assert read("what is 6 times 7 " + "x" * MAX_REQUEST_CHARS) is None, name
+    # Named statistics are read a few at a time: 180,000 characters of "mean and" took 28 s.
+    assert arithmetic("mean and " * 20_000) is None
 
 
 def test_the_builtin_tools_over_stdio_through_the_hub() -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from skillswitch.tools.dates import date_question
 
-__all__ = ["ARGUMENT_READERS", "arithmetic", "conversion", "place_timezone"]
+__all__ = ["ARGUMENT_READERS", "MAX_REQUEST_CHARS", "arithmetic", "conversion", "place_timezone"]
 
 _NUMBER = r"-?\d+(?:\.\d+)?"
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
@@ -79,7 +79,7 @@ _FUNCTION_PHRASES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str | N
     (re.compile(rf"\b({_NUMBER})\s+choose\s+({_NUMBER})\b"), lambda m: f"comb({m[1]}, {m[2]})"),
     (
         re.compile(
-            rf"\b((?:{_STATISTIC})(?:\s*(?:,|and|&)\s*(?:the\s+)?(?:{_STATISTIC}))*)\s+of\s+"
+            rf"\b((?:{_STATISTIC})(?:\s*(?:,|and|&)\s*(?:the\s+)?(?:{_STATISTIC})){{0,4}})\s+of\s+"
             rf"(?:the\s+(?:numbers|values|data)\s*:?\s*)?({_LIST})"
         ),
         lambda m: ", ".join(
@@ -214,12 +214,30 @@ def _clock_arguments(request: str) -> dict[str, Any] | None:
     return {"timezone": place_timezone(request) or "UTC"}
 
 
+MAX_REQUEST_CHARS = 2_000
+"""Longer requests are not questions put in words: the readers decline them (and their
+searches stay short)."""
+
+
+def _short_only(
+    read: Callable[[str], dict[str, Any] | None],
+) -> Callable[[str], dict[str, Any] | None]:
+    @functools.wraps(read)
+    def reader(request: str) -> dict[str, Any] | None:
+        return None if len(request) > MAX_REQUEST_CHARS else read(request)
+
+    return reader
+
+
 ARGUMENT_READERS: dict[str, Callable[[str], dict[str, Any] | None]] = {
-    "calculator": _calculator_arguments,
-    "units": _units_arguments,
-    "clock": _clock_arguments,
-    "calendar": date_question,
+    name: _short_only(read)
+    for name, read in {
+        "calculator": _calculator_arguments,
+        "units": _units_arguments,
+        "clock": _clock_arguments,
+        "calendar": date_question,
+    }.items()
 }
 """The builtin tools' arguments read from a request (``clock``: the current time, in UTC when
 no place is named; ``calendar``: spans, shifts and weekdays of dates, year-less dates in the
-current year)."""
+current year). Each declines requests over :data:`MAX_REQUEST_CHARS`."""
