@@ -45,7 +45,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -66,12 +66,13 @@ from skillswitch.tools.fitting import (
     ToolFitSettings,
     examples_from,
     fit_tool_encoder,
-    fitted_settings,
+    fitted_evidence,
     load_tool_encoder,
     split_validation,
 )
 from skillswitch.tools.retrieval import (
     BM25,
+    DEFAULT_THRESHOLD,
     CatalogueEntry,
     RetrievalSettings,
     ToolIndex,
@@ -363,7 +364,7 @@ def fitted_encoder_live_cv(
     live, unserved = bfcl["live_multiple"], bfcl["live_irrelevance"]
     order = np.random.default_rng(0).permutation(len(live))
     unserved_order = np.random.default_rng(1).permutation(len(unserved))
-    modes = ("verifier", "evidence", "relevance")
+    modes = ("evidence", "relevance")
     correct: list[bool] = []
     relevance: dict[str, list[float]] = {mode: [] for mode in modes}
     irrelevant_relevance: dict[str, list[float]] = {mode: [] for mode in modes}
@@ -386,18 +387,14 @@ def fitted_encoder_live_cv(
             validation=[held for _, held in parts],
         )
         encoder = load_tool_encoder(fitted.folder, threads=threads)
-        full = fitted_settings(fitted.folder, threads=threads)
-        threshold = full.threshold
+        threshold = fitted.threshold if fitted.threshold is not None else DEFAULT_THRESHOLD
         checked = fitted.validation
         plain = checked.relevance_threshold if checked is not None else None
-        ungated = checked.threshold_without_verifier if checked is not None else None
-        # fit tools fits each threshold beside the one it uses; without a verifier (or a
-        # correction) they are one
         mode_settings = {
-            "verifier": full,
-            "evidence": replace(
-                full, verifier=None, threshold=threshold if ungated is None else ungated
+            "evidence": RetrievalSettings(
+                threshold=threshold, evidence=fitted_evidence(fitted.folder)
             ),
+            # fit tools fits it beside the corrected one; without a correction they are one
             "relevance": RetrievalSettings(threshold=threshold if plain is None else plain),
         }
         held = _subset(live, test, "held out")
@@ -419,7 +416,7 @@ def fitted_encoder_live_cv(
                 ]
             )
             cut = retrieval.threshold
-            if mode == "verifier":
+            if mode == "evidence":
                 correct.extend(right)
                 row["top1"] = round(float(right.mean()), 4)
             relevance[mode].extend(scores)
@@ -431,8 +428,7 @@ def fitted_encoder_live_cv(
                 "top1_lost": round(float((right & (scores < cut)).mean()), 4),
                 "live_irrelevance_rejected": round(float((irrelevant < cut).mean()), 4),
             }
-        row["evidence_fitted"] = full.evidence is not None
-        row["verifier_fitted"] = full.verifier is not None
+        row["evidence_fitted"] = mode_settings["evidence"].evidence is not None
         row["validation"] = None if fitted.validation is None else asdict(fitted.validation)
         row["fit_seconds"] = fitted.seconds
         per_fold.append(row)
@@ -557,10 +553,7 @@ def print_table(report: dict[str, Any]) -> None:
             for mode, label in (
                 ("relevance", "relevance"),
                 ("evidence", "relevance + evidence"),
-                ("verifier", "relevance + evidence + verifier"),
             ):
-                if mode == "verifier" and not all(f["verifier_fitted"] for f in row["per_fold"]):
-                    continue
                 cells = row[mode]
                 print(
                     f"{row['no_tool_training']:38} {label:24} {row['live_multiple_top1']:6.3f} "
@@ -626,12 +619,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=ToolFitSettings().null_batch_size,
         help="no-tool requests per batch in the live cross-validation's fits "
         "(ToolFitSettings.null_batch_size)",
-    )
-    parser.add_argument(
-        "--fit-verifier",
-        action="store_true",
-        help="--fit-live-multiple also fits the cross-encoder verifier (fit tools --verifier) "
-        "and reports it beside the evidence correction",
     )
     parser.add_argument(
         "--fit-only",
@@ -721,9 +708,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     no_tool=kind,
                     folds=args.fit_folds,
                     settings=ToolFitSettings(
-                        threads=args.threads,
-                        null_batch_size=args.fit_null_batch,
-                        verifier=args.fit_verifier,
+                        threads=args.threads, null_batch_size=args.fit_null_batch
                     ),
                 )
                 for kind in args.fit_live_multiple or ("irrelevance", "live")

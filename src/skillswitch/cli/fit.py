@@ -328,15 +328,6 @@ def fit_tools_command(
             "but gives none of its required arguments counts as one no tool applies to.",
         ),
     ] = True,
-    verifier: Annotated[
-        bool,
-        typer.Option(
-            help="Also fine-tune a cross-encoder that reads each request with its most "
-            'relevant tool, and fit how far its verdict moves the "no tool applies" decision '
-            "on the held-out requests (needs --evidence; about doubles the fit's time; one "
-            "more encoder pass per search).",
-        ),
-    ] = False,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     threads: Annotated[
         int, typer.Option(min=1, max=256, help="CPU threads (1 is faster on a busy machine).")
@@ -368,13 +359,7 @@ def fit_tools_command(
         validation=validation,
         max_top1_loss=max_top1_loss,
         evidence=evidence,
-        verifier=verifier,
     )
-    if verifier and not evidence:
-        raise typer.BadParameter(
-            "the verifier's gate is fitted with the evidence correction; drop --no-evidence",
-            param_hint="--verifier",
-        )
     examples, held_out = [], []
     for file in queries:
         shared = catalog if detect_tool_format(file) != "bfcl" else None
@@ -412,17 +397,6 @@ def fit_tools_command(
                 "relevance corrected by argument evidence (does the request give what the tool "
                 f"needs), cross-fitted on the same requests; uncorrected it would reject "
                 f"{scores.rejected_by_relevance:.1%}"
-            )
-        if scores.verifier and scores.rejected_without_verifier is not None:
-            typer.echo(
-                "the verifier's verdict on the most relevant tool moves the decision "
-                f"(cross-fitted); without it the correction would reject "
-                f"{scores.rejected_without_verifier:.1%}"
-            )
-        elif verifier:
-            typer.echo(
-                f"no verifier kept: it needs at least {MIN_VALIDATION} held-out requests with "
-                "a tool and as many without one, and a verdict that separates them"
             )
     else:
         typer.echo(

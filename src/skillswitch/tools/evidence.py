@@ -35,7 +35,6 @@ __all__ = [
     "EvidenceModel",
     "evidence_measures",
     "fit_evidence_model",
-    "fit_in_relevance_units",
     "request_measures",
     "required_parameters",
 ]
@@ -190,37 +189,14 @@ def fit_evidence_model(
 ) -> EvidenceModel | None:
     """Fit the correction on requests scored by their best tool: ``relevance``, the request's
     :func:`evidence_measures` against that tool (one row each) and ``applies`` (a tool serves
-    the request). ``None`` when both kinds are not present or relevance alone does not raise
-    the odds that a tool applies (:func:`fit_in_relevance_units`)."""
-    raw = np.asarray(measures, dtype=np.float64).reshape(-1, len(EVIDENCE_MEASURES))
-    fitted = fit_in_relevance_units(relevance, raw, applies, l2=l2)
-    if fitted is None:
-        return None
-    relevance_weight, mean, scale, weights, offset = fitted
-    return EvidenceModel(
-        mean=tuple(float(v) for v in mean),
-        scale=tuple(float(v) for v in scale),
-        weights=tuple(float(v) for v in weights),
-        relevance_weight=relevance_weight,
-        offset=offset,
-    )
-
-
-def fit_in_relevance_units(
-    relevance: Sequence[float] | FloatArray,
-    measures: npt.ArrayLike,
-    applies: Sequence[bool],
-    *,
-    l2: float = 1.0,
-) -> tuple[float, FloatArray, FloatArray, FloatArray, float] | None:
-    """Logistic regressions of ``applies`` on relevance and ``measures`` (one row per
-    request) and on relevance alone, the first written in the second's relevance units:
-    (relevance weight, the measures' mean and scale, their weights, offset). ``None`` when
-    both kinds are not present or relevance alone does not raise the odds."""
+    the request). Two logistic regressions on standardised inputs, L2 penalty ``l2`` on the
+    slopes: of ``applies`` on relevance and the measures, and on relevance alone, whose slope
+    converts the first one's log-odds to relevance. ``None`` when both kinds are not present or
+    relevance alone does not raise the odds that a tool applies."""
     y = np.asarray(applies, dtype=np.float64)
     rel = np.asarray(relevance, dtype=np.float64)
-    raw = np.asarray(measures, dtype=np.float64)
-    if raw.ndim != 2 or not len(rel) == len(raw) == len(y):
+    raw = np.asarray(measures, dtype=np.float64).reshape(-1, len(EVIDENCE_MEASURES))
+    if not len(rel) == len(raw) == len(y):
         raise ValueError(f"{len(rel)} relevances, {len(raw)} measure rows and {len(y)} labels")
     if y.min(initial=1.0) == y.max(initial=0.0):
         return None
@@ -235,10 +211,10 @@ def fit_in_relevance_units(
     relevance_weight = full.coef[0] / scale[0] / per_relevance
     intercept = full.intercept - full.coef[0] * mean[0] / scale[0]
     reference = alone.intercept - alone.coef[0] * mean[0] / scale[0]
-    return (
-        max(0.0, float(relevance_weight)),
-        np.asarray(mean[1:], dtype=np.float64),
-        np.asarray(scale[1:], dtype=np.float64),
-        np.asarray(full.coef[1:] / per_relevance, dtype=np.float64),
-        float((intercept - reference) / per_relevance),
+    return EvidenceModel(
+        mean=tuple(float(v) for v in mean[1:]),
+        scale=tuple(float(v) for v in scale[1:]),
+        weights=tuple(float(v) for v in full.coef[1:] / per_relevance),
+        relevance_weight=max(0.0, float(relevance_weight)),
+        offset=float((intercept - reference) / per_relevance),
     )

@@ -28,6 +28,7 @@ live_multiple / live_irrelevance queries: the encoder of each fold never saw the
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import tempfile
 import time
@@ -48,7 +49,6 @@ from skillswitch.router.encoders.tuning import (
     linear_warmup,
     mean_pooled,
     optimiser_step,
-    step_budget,
     trainable_encoder,
     training_torch,
 )
@@ -65,17 +65,6 @@ from skillswitch.tools.retrieval import (
     RetrievalSettings,
     dense_tool_text,
 )
-from skillswitch.tools.verifier import (
-    VERIFIER_FOLDER,
-    ToolVerifier,
-    VerifierGate,
-    VerifierHead,
-    fit_gate,
-    load_head,
-    load_verifier,
-    verifier_pairs,
-)
-from skillswitch.tools.verifier_fitting import VerifierFitSettings, train_verifier
 
 __all__ = [
     "MANIFEST_NAME",
@@ -127,10 +116,7 @@ class ToolFitSettings:
     under the base encoder). ``validation``: share of the requests held out to fit the
     threshold (:func:`split_validation`); ``max_top1_loss``: the share of held-out requests
     whose right top-1 tool the threshold may reject; ``evidence``: also fit the
-    argument-evidence correction there (:mod:`skillswitch.tools.evidence`); ``verifier``: also
-    fine-tune a cross-encoder verifier of the most relevant tool and fit its gate there
-    (:mod:`skillswitch.tools.verifier`; about doubles the fit's time; needs the held-out
-    requests without a tool that the evidence correction needs)."""
+    argument-evidence correction there (:mod:`skillswitch.tools.evidence`)."""
 
     epochs: float = 2.0
     batch_size: int = 16
@@ -149,7 +135,6 @@ class ToolFitSettings:
     validation: float = 0.2
     max_top1_loss: float = 0.02
     evidence: bool = True
-    verifier: bool = False
 
     def __post_init__(self) -> None:
         if self.epochs <= 0 or self.batch_size < 2 or self.lr <= 0:
@@ -185,10 +170,7 @@ class ValidationScores:
     argument-evidence correction (then the figures are cross-fitted: each request's correction
     comes from a model fitted without it); ``relevance_threshold`` and
     ``rejected_by_relevance``: a threshold on the uncorrected relevance, fitted the same way,
-    and the share it rejects, for comparison (``None`` without the correction). ``verifier``:
-    whether the verifier's gate decides (cross-fitted too); ``threshold_without_verifier`` and
-    ``rejected_without_verifier``: the threshold on the evidence-corrected relevance alone and
-    what it rejects (``None`` without a verifier)."""
+    and the share it rejects, for comparison (``None`` without the correction)."""
 
     threshold: float
     requests: int
@@ -199,9 +181,6 @@ class ValidationScores:
     evidence: bool = False
     relevance_threshold: float | None = None
     rejected_by_relevance: float | None = None
-    verifier: bool = False
-    threshold_without_verifier: float | None = None
-    rejected_without_verifier: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,12 +288,7 @@ def fit_tool_encoder(
         if progress is not None:
             progress("exporting to ONNX", 1, 1)
         shutil.rmtree(staging / "tuned")
-        head = None
-        if settings.verifier and _enough_to_gate(validation):
-            head = _fit_verifier(examples, source, staging, encoder_folder, settings, progress)
-        scores, evidence, gate = _validate(encoder_folder, validation, settings, progress, head)
-        if head is not None and gate is None:  # nothing to gate with: no verifier
-            shutil.rmtree(encoder_folder / VERIFIER_FOLDER)
+        scores, evidence = _validate(encoder_folder, validation, settings, progress)
         seconds = round(time.perf_counter() - started, 1)
         manifest = {
             "schema": SCHEMA,
@@ -328,11 +302,6 @@ def fit_tool_encoder(
             "seconds": seconds,
             "threshold": scores.threshold if scores is not None else None,
             "evidence": evidence.to_json() if evidence is not None else None,
-            "verifier": (
-                {"folder": VERIFIER_FOLDER, **head.to_json(), "gate": gate.to_json()}
-                if head is not None and gate is not None
-                else None
-            ),
             "validation": asdict(scores) if scores is not None else None,
         }
         (encoder_folder / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2), "utf-8")
@@ -344,67 +313,18 @@ def fit_tool_encoder(
     return ToolFitResult(out, len(examples), len(requests), len(unserved), steps, seconds, scores)
 
 
-def _enough_to_gate(validation: Sequence[ToolEvalData]) -> bool:
-    """Whether the held-out requests can fit the evidence correction (and a verifier's gate)."""
-    counts = [bool(query.gold) for data in validation for query in data.queries]
-    return sum(counts) >= MIN_VALIDATION and len(counts) - sum(counts) >= MIN_VALIDATION
-
-
-def _fit_verifier(
-    examples: Sequence[ToolExample],
-    source: Path,
-    staging: Path,
-    encoder_folder: Path,
-    settings: ToolFitSettings,
-    progress: Progress | None,
-) -> VerifierHead:
-    """Fine-tune the verifier on the training requests and export it into the encoder's
-    folder."""
-    pairs = verifier_pairs(
-        [(e.request, e.tool, e.negatives) for e in examples],
-        seed=settings.seed,
-        reads_cjk=settings.encoder_reads_cjk,
-    )
-    fitted = train_verifier(
-        pairs,
-        source,
-        staging / "verifier-tuned",
-        VerifierFitSettings(
-            max_steps=settings.max_steps, seed=settings.seed, threads=settings.threads
-        ),
-        progress,
-    )
-    export_sentence_encoder(
-        fitted.folder,
-        encoder_folder / VERIFIER_FOLDER,
-        name=f"{BUNDLED_MODEL_NAME}-tool-verifier",
-        fingerprint=folder_fingerprint(fitted.folder),
-    )
-    shutil.rmtree(fitted.folder)
-    head = {"weights": fitted.weights.tolist(), "bias": fitted.bias}
-    return load_head(
-        encoder_folder / VERIFIER_FOLDER,
-        head,
-        "the fitted verifier",
-        threads=settings.threads,
-        reads_cjk=settings.encoder_reads_cjk,
-    )
-
-
 def _validate(
     folder: Path,
     validation: Sequence[ToolEvalData],
     settings: ToolFitSettings,
     progress: Progress | None,
-    head: VerifierHead | None = None,
-) -> tuple[ValidationScores | None, EvidenceModel | None, VerifierGate | None]:
+) -> tuple[ValidationScores | None, EvidenceModel | None]:
     """Rank the held-out requests with the fitted encoder (exactly as retrieval will), fit the
-    argument-evidence correction there (with enough requests of both kinds), the verifier's
-    gate when there is a verifier, and the threshold; (``None``, ``None``, ``None``) when
-    fewer than :data:`MIN_VALIDATION` have a tool."""
+    argument-evidence correction there (with enough requests of both kinds) and the threshold;
+    (``None``, ``None``) when fewer than :data:`MIN_VALIDATION` have a tool."""
     served = sum(1 for data in validation for query in data.queries if query.gold)
     if served < MIN_VALIDATION:
-        return None, None, None
+        return None, None
     if progress is not None:
         progress("fitting the threshold on held-out requests", 0, 1)
     encoder = OnnxEncoder(folder, threads=settings.threads)
@@ -418,8 +338,6 @@ def _validate(
             words, values = request_measures(search.texts[0])
             held.append(
                 _HeldOut(
-                    text=search.texts[0],
-                    entries=tuple(hit.entry for hit in search.hits),
                     relevance=np.array([hit.relevance for hit in search.hits]),
                     required=np.array(
                         [required_parameters(hit.entry.input_schema) for hit in search.hits],
@@ -432,7 +350,7 @@ def _validate(
                 )
             )
     if not any(h.right for h in held):
-        return None, None, None
+        return None, None
     plain = np.array([h.relevance.max(initial=-1.0) for h in held])
     unserved = sum(1 for h in held if not h.has_tool)
     evidence = None
@@ -441,14 +359,7 @@ def _validate(
         evidence = _fit_evidence(held)
         if evidence is not None:
             corrected = _cross_fitted(held, settings.seed)
-    gate = None
-    decided = corrected
-    if head is not None and evidence is not None:
-        logits = _verdicts(held, evidence, head)
-        gate = _fit_gate(held, corrected, logits)
-        if gate is not None:
-            decided = _cross_fitted_gate(held, corrected, logits, settings.seed)
-    scores = _scores(held, decided, settings.max_top1_loss)
+    scores = _scores(held, corrected, settings.max_top1_loss)
     if evidence is not None:
         uncorrected = _scores(held, plain, settings.max_top1_loss)
         scores = replace(
@@ -457,27 +368,16 @@ def _validate(
             relevance_threshold=uncorrected.threshold,
             rejected_by_relevance=uncorrected.rejected,
         )
-    if gate is not None:
-        ungated = _scores(held, corrected, settings.max_top1_loss)
-        scores = replace(
-            scores,
-            verifier=True,
-            threshold_without_verifier=ungated.threshold,
-            rejected_without_verifier=ungated.rejected,
-        )
     if progress is not None:
         progress("fitting the threshold on held-out requests", 1, 1)
-    return scores, evidence, gate
+    return scores, evidence
 
 
 @dataclass(frozen=True, slots=True)
 class _HeldOut:
-    """A held-out request's ranking: the request as scored, its tools with their (uncorrected)
-    relevance and required parameters, the request's measures, whether a tool serves it and
-    whether it came first."""
+    """A held-out request's ranking: each tool's (uncorrected) relevance and required
+    parameters, the request's measures, whether a tool serves it and whether it came first."""
 
-    text: str
-    entries: tuple[CatalogueEntry, ...]
     relevance: np.ndarray
     required: np.ndarray
     words: int
@@ -500,60 +400,14 @@ def _fit_evidence(held: Sequence[_HeldOut]) -> EvidenceModel | None:
     return fit_evidence_model(relevance, measures, [h.right for h in kept])
 
 
-def _folds(held: Sequence[_HeldOut], seed: int) -> np.ndarray:
-    """Each request's cross-fitting fold, stratified by kind."""
+def _cross_fitted(held: Sequence[_HeldOut], seed: int) -> np.ndarray:
+    """Each request's corrected relevance (its best tool after correction) under a model fitted
+    on the other folds' requests (stratified by kind)."""
     rng = np.random.default_rng(seed)
     fold = np.empty(len(held), dtype=np.intp)
     for kind in (True, False):
         rows = [i for i, h in enumerate(held) if h.has_tool == kind]
         fold[[rows[j] for j in rng.permutation(len(rows))]] = np.arange(len(rows)) % EVIDENCE_FOLDS
-    return fold
-
-
-def _verdicts(held: Sequence[_HeldOut], evidence: EvidenceModel, head: VerifierHead) -> np.ndarray:
-    """The verifier's logit for each request's most relevant tool after the correction (as
-    retrieval picks it; 0 for a request with no tool ranked)."""
-    logits = np.zeros(len(held))
-    for i, h in enumerate(held):
-        if h.relevance.size:
-            best = int(np.argmax(evidence.adjusted(h.relevance, h.words, h.values, h.required)))
-            logits[i] = float(head.logits(h.text, [h.entries[best]])[0])
-    return logits
-
-
-def _fit_gate(
-    held: Sequence[_HeldOut], corrected: np.ndarray, logits: np.ndarray
-) -> VerifierGate | None:
-    """The gate fitted on requests whose first tool is right against requests without a tool."""
-    kept = [i for i, h in enumerate(held) if (h.right or not h.has_tool) and h.relevance.size]
-    if not kept:
-        return None
-    return fit_gate(corrected[kept], logits[kept], [held[i].right for i in kept])
-
-
-def _cross_fitted_gate(
-    held: Sequence[_HeldOut], corrected: np.ndarray, logits: np.ndarray, seed: int
-) -> np.ndarray:
-    """Each request's gated relevance under a gate fitted on the other folds' requests."""
-    fold = _folds(held, seed)
-    gated = corrected.copy()
-    for k in range(EVIDENCE_FOLDS):
-        train = fold != k
-        gate = _fit_gate(
-            [h for i, h in enumerate(held) if train[i]], corrected[train], logits[train]
-        )
-        if gate is None:
-            continue
-        for i in np.flatnonzero(~train).tolist():
-            if held[i].relevance.size:
-                gated[i] = gate.adjust(float(corrected[i]), float(logits[i]))
-    return gated
-
-
-def _cross_fitted(held: Sequence[_HeldOut], seed: int) -> np.ndarray:
-    """Each request's corrected relevance (its best tool after correction) under a model fitted
-    on the other folds' requests (stratified by kind)."""
-    fold = _folds(held, seed)
     corrected = np.empty(len(held))
     for k in range(EVIDENCE_FOLDS):
         model = _fit_evidence([h for i, h in enumerate(held) if fold[i] != k])
@@ -600,20 +454,16 @@ def fitted_evidence(folder: Path) -> EvidenceModel | None:
     return _evidence_in(_manifest(folder), folder)
 
 
-def fitted_settings(
-    folder: Path, *, threshold: float | None = None, threads: int = 1
-) -> RetrievalSettings:
+def fitted_settings(folder: Path, *, threshold: float | None = None) -> RetrievalSettings:
     """How retrieval runs with the encoder in ``folder``: ``threshold`` when given (a config's
-    or a command line's), else the one fitted with it, else the default; its
-    argument-evidence correction and its verifier (on ``threads`` threads). Reads the manifest
-    once."""
+    or a command line's), else the one fitted with it, else the default; and its
+    argument-evidence correction. Reads the manifest once."""
     manifest = _manifest(folder)
     if threshold is None:
         threshold = _threshold_in(manifest)
     return RetrievalSettings(
         threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
         evidence=_evidence_in(manifest, folder),
-        verifier=_verifier_in(manifest, folder, threads),
     )
 
 
@@ -628,21 +478,6 @@ def _evidence_in(manifest: dict[str, Any], folder: Path) -> EvidenceModel | None
         return None
     try:
         return EvidenceModel.from_json(data, str(folder / MANIFEST_NAME))
-    except ValueError as exc:
-        raise ArtifactError(str(exc)) from None
-
-
-def _verifier_in(manifest: dict[str, Any], folder: Path, threads: int) -> ToolVerifier | None:
-    data = manifest.get("verifier")
-    if data is None:
-        return None
-    where = str(folder / MANIFEST_NAME)
-    settings = manifest.get("settings")
-    reads_cjk = bool(settings.get("encoder_reads_cjk")) if isinstance(settings, dict) else False
-    try:
-        return load_verifier(
-            folder / VERIFIER_FOLDER, data, where, threads=threads, reads_cjk=reads_cjk
-        )
     except ValueError as exc:
         raise ArtifactError(str(exc)) from None
 
@@ -720,9 +555,10 @@ def _finetune(
     null_order: list[int] = []
 
     optimiser = torch.optim.AdamW(model.parameters(), lr=settings.lr)
-    per_epoch, total = step_budget(
-        len(served), settings.batch_size, settings.epochs, settings.max_steps
-    )
+    per_epoch = math.ceil(len(served) / settings.batch_size)
+    total = max(1, math.ceil(per_epoch * settings.epochs))
+    if settings.max_steps is not None:
+        total = min(total, settings.max_steps)
     warm = max(1, int(settings.warmup * total))
     schedule = linear_warmup(optimiser, total, warm)
     model.train()

@@ -37,7 +37,7 @@ import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -47,9 +47,6 @@ from skillswitch.router.encoders.base import Embeddings, Encoder
 from skillswitch.router.encoders.cache import EmbeddingCache
 from skillswitch.textio import split_parts
 from skillswitch.tools.evidence import EvidenceModel, required_parameters
-
-if TYPE_CHECKING:  # the verifier module builds on this one
-    from skillswitch.tools.verifier import ToolVerifier
 
 __all__ = [
     "BM25",
@@ -267,9 +264,6 @@ class RetrievalSettings:
     which no tool applies. ``max_chars``: longer requests keep their first and last halves.
     ``evidence``: a correction of relevance by how much of what a tool needs the request gives
     (:class:`~skillswitch.tools.evidence.EvidenceModel`, fitted by ``skillswitch fit tools``).
-    ``verifier``: a cross-encoder that reads the request with its most relevant tool; its
-    verdict corrects that tool's relevance before the threshold decides whether any tool
-    applies (:class:`~skillswitch.tools.verifier.ToolVerifier`, ``fit tools --verifier``).
     """
 
     lexical_weight: float = 0.2
@@ -281,7 +275,6 @@ class RetrievalSettings:
     threshold: float = DEFAULT_THRESHOLD
     max_chars: int = 4000
     evidence: EvidenceModel | None = None
-    verifier: ToolVerifier | None = None
 
     def __post_init__(self) -> None:
         for name in ("lexical_weight", "server_weight", "argument_weight"):
@@ -320,16 +313,13 @@ class ToolSearch:
     """The tools that fit a request, best first, and whether any applies at all.
 
     ``texts``: the request as scored, then each of its steps. ``relevance``: the best relevance
-    of any tool (-1.0 in an empty catalogue), corrected by the verifier when the settings have
-    one; ``verdict``: then the verifier's log-odds that the most relevant tool serves the
-    request.
+    of any tool (-1.0 in an empty catalogue).
     """
 
     texts: tuple[str, ...]
     hits: tuple[ToolHit, ...]
     relevance: float
     threshold: float
-    verdict: float | None = None
 
     @property
     def no_tool_applies(self) -> bool:
@@ -473,12 +463,7 @@ class ToolIndex:
             ToolHit(self.entries[j], float(best[j]), float(tool_relevance[j]), int(best_step[j]))
             for j in order
         )
-        top = int(np.argmax(tool_relevance))
-        overall, verdict = float(tool_relevance[top]), None
-        if settings.verifier is not None:
-            verdict = float(settings.verifier.logits(texts[0], [self.entries[top]])[0])
-            overall = settings.verifier.gate.adjust(overall, verdict)
-        return ToolSearch(texts, hits, overall, self.settings.threshold, verdict)
+        return ToolSearch(texts, hits, float(tool_relevance.max()), self.settings.threshold)
 
     def _encode_catalogue(self, texts: list[str]) -> Embeddings:
         if not texts:

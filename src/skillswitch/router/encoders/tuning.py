@@ -1,25 +1,17 @@
-"""Pieces shared by the encoder fine-tunes (``fit intents --method finetune``, ``fit tools``
-and its verifier): a trainable MiniLM, its mean-pooled embedding (the exported ONNX graph's
-pooling), the step budget, the linear warm-up / decay schedule, and one optimiser step. Needs
-torch and transformers (the ``train`` extra)."""
+"""Pieces shared by the encoder fine-tunes (``fit intents --method finetune``, ``fit tools``):
+a trainable MiniLM, its mean-pooled embedding (the exported ONNX graph's pooling), the linear
+warm-up / decay schedule, and one optimiser step. Needs torch and transformers (the ``train``
+extra)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from skillswitch.exceptions import MissingDependencyError
 
-__all__ = [
-    "linear_warmup",
-    "mean_pooled",
-    "optimiser_step",
-    "step_budget",
-    "trainable_encoder",
-    "training_torch",
-]
+__all__ = ["linear_warmup", "mean_pooled", "optimiser_step", "trainable_encoder", "training_torch"]
 
 
 def training_torch(feature: str) -> Any:
@@ -59,16 +51,6 @@ def mean_pooled(tokenizer: Any, model: Any, texts: Sequence[str], max_length: in
     mask = encoded["attention_mask"].unsqueeze(-1).to(hidden.dtype)
     pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
     return torch.nn.functional.normalize(pooled, dim=-1)
-
-
-def step_budget(
-    examples: int, batch_size: int, epochs: float, max_steps: int | None
-) -> tuple[int, int]:
-    """(batches per epoch, optimiser steps in all) for ``epochs`` over ``examples``, at most
-    ``max_steps``."""
-    per_epoch = math.ceil(examples / batch_size)
-    total = max(1, math.ceil(per_epoch * epochs))
-    return per_epoch, total if max_steps is None else min(total, max_steps)
 
 
 def linear_warmup(optimiser: Any, total: int, warm: int) -> Any:
