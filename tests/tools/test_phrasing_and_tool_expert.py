@@ -69,6 +69,7 @@ def test_arithmetic_in_words(request_text: str, value: str) -> None:
         "what is 42",
         "",
         "Prove that there are infinitely many prime numbers",
+        "what is 360 prime factorised",
         "I have 3 kids!",
         "gcd of 12",
         # Numbers outside the expression would be dropped: "mean of 4 and 5 times 2" is not 10.

@@ -58,7 +58,8 @@ _STATISTICS = {
 _STATISTIC = "|".join(_STATISTICS)
 _FUNCTION_PHRASES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str | None]]] = [
     (
-        re.compile(rf"\b(?:is|whether)\s+({_NUMBER})\s+(?:is\s+)?(?:a\s+)?prime\b"),
+        # "is 360 prime factorised" asks something else
+        re.compile(rf"\b(?:is|whether)\s+({_NUMBER})\s+(?:is\s+)?(?:a\s+)?prime\b(?![\s-]*factor)"),
         lambda m: f"is_prime({m[1]})",
     ),
     (
