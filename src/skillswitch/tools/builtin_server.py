@@ -4,6 +4,9 @@ it prints nothing on stdout besides the protocol."""
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
+
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
@@ -20,48 +23,42 @@ PURE = ToolAnnotations(
 
 
 def builtin_server() -> MCPServer:
+    """The server; each tool is described by the docstring of the function it calls."""
     server = MCPServer("skillswitch-builtin")
 
-    @server.tool(annotations=PURE)
+    @server.tool(annotations=PURE, description=_described(calculate))
     def calculator(expression: str) -> str:
-        """Evaluate an arithmetic expression exactly, e.g. "17 * 23", "sqrt(2) / 3" or
-        "mean(4, 8, 15), stdev(4, 8, 15)" (several, comma-separated, give several results).
-        Supports + - * / // % ** and sqrt, log, exp, sin, cos, tan, abs, round, pi, e; gcd,
-        lcm, factorial, comb, perm; mean, median, stdev, pstdev, variance, min, max, sum; and
-        is_prime(n) on its own ("221 is not prime: it is 13 x 17")."""
         try:
             return calculate(expression)
         except (ValueError, ArithmeticError) as exc:
             raise ToolError(str(exc)) from None
 
-    @server.tool(annotations=PURE)
+    @server.tool(annotations=PURE, description=_described(convert_units))
     def units(value: float, from_unit: str, to_unit: str) -> str:
-        """Convert a quantity between units of length, mass, volume, time, speed, data size or
-        temperature, e.g. value=5, from_unit="mi", to_unit="km"."""
         try:
             return convert_units(value, from_unit, to_unit)
         except ValueError as exc:
             raise ToolError(str(exc)) from None
 
-    @server.tool(annotations=PURE)
+    @server.tool(annotations=PURE, description=_described(current_time))
     def clock(timezone: str = "UTC") -> str:
-        """The current date and time in an IANA timezone, e.g. "Europe/Paris" (default UTC)."""
         try:
             return current_time(timezone)
         except ValueError as exc:
             raise ToolError(str(exc)) from None
 
-    @server.tool(annotations=PURE)
+    @server.tool(annotations=PURE, description=_described(calendar_days))
     def calendar(date: str, until: str = "", add_days: int = 0) -> str:
-        """Dates: the weekday of ``date`` (YYYY-MM-DD or "today"); with ``until``, the days
-        from ``date`` to it; with ``add_days``, the date that many days later (negative:
-        earlier)."""
         try:
             return calendar_days(date, until, add_days)
         except ValueError as exc:
             raise ToolError(str(exc)) from None
 
     return server
+
+
+def _described(function: Callable[..., str]) -> str:
+    return inspect.cleandoc(function.__doc__ or "")
 
 
 def main() -> None:

@@ -19,8 +19,9 @@ MAX_QUESTION_CHARS = 2_000
 
 
 def calendar(date: str, until: str = "", add_days: int = 0) -> str:
-    """Dates: the weekday of ``date`` (YYYY-MM-DD or "today"); with ``until``, the days from
-    ``date`` to it; with ``add_days``, the date that many days later (negative: earlier)."""
+    """Dates: the weekday of a date (YYYY-MM-DD or "today"), e.g. date="1976-07-04"; with
+    until, the days from date to until; with add_days, the date that many days later
+    (negative: earlier)."""
     start = _iso(date, "date")
     if until and add_days:
         raise ValueError("give until or add_days, not both")
