@@ -13,7 +13,14 @@ from collections.abc import Callable
 
 from skillswitch.tools.base import FunctionTool
 from skillswitch.tools.dates import calendar
-from skillswitch.tools.numbers import NUMBER_FUNCTIONS, is_prime, smallest_factor
+from skillswitch.tools.numbers import (
+    MAX_BITS,
+    NUMBER_FUNCTIONS,
+    digits_of,
+    is_prime,
+    number_text,
+    smallest_factor,
+)
 
 __all__ = ["BUILTIN_TOOLS", "calculate", "convert_units", "current_time"]
 
@@ -35,7 +42,7 @@ _UNARY: dict[type[ast.unaryop], Callable[[float], float]] = {
 def _round(number: float, ndigits: int | None = None) -> float:
     if isinstance(ndigits, int) and abs(ndigits) > MAX_ROUND_DIGITS:
         raise ValueError(
-            f"round to {_short(ndigits)} digits: give at most {MAX_ROUND_DIGITS} either way"
+            f"round to {number_text(ndigits)} digits: give at most {MAX_ROUND_DIGITS} either way"
         )
     return round(number, ndigits)
 
@@ -55,10 +62,8 @@ _CONSTANTS = {"pi": math.pi, "e": math.e}
 MAX_EXPONENT = 10_000
 MAX_CHARS = 500
 # Bounds on the work one expression may cause (big-integer arithmetic holds the GIL, and a tool
-# call cannot be interrupted): integers of at most MAX_BITS at every step (~30,000 digits; a
-# product of two takes milliseconds), and round() to at most MAX_ROUND_DIGITS places (rounding
-# an int to -n places computes 10**n).
-MAX_BITS = 100_000
+# call cannot be interrupted): integers of at most MAX_BITS at every step (tools.numbers), and
+# round() to at most MAX_ROUND_DIGITS places (rounding an int to -n places computes 10**n).
 MAX_ROUND_DIGITS = 1_000
 
 
@@ -105,7 +110,7 @@ def _answer(node: ast.expr) -> str:
         return repr(value)
     except ValueError:  # Python converts at most sys.get_int_max_str_digits() digits to text
         raise ValueError(
-            f"the result has about {_digits(int(value))} digits, more than can be shown "
+            f"the result has about {digits_of(int(value))} digits, more than can be shown "
             f"({sys.get_int_max_str_digits()})"
         ) from None
 
@@ -155,12 +160,12 @@ def _primality(call: ast.Call) -> str:
 
 def _power(base: float, exponent: float) -> float:
     if abs(exponent) > MAX_EXPONENT:
-        raise ValueError(f"exponent {_short(exponent)} is too large (at most {MAX_EXPONENT})")
+        raise ValueError(f"exponent {number_text(exponent)} is too large (at most {MAX_EXPONENT})")
     if isinstance(base, int) and isinstance(exponent, int) and exponent > 0:
         _check_size(_bits(base) * exponent)
     result: float | complex = operator.pow(base, exponent)
     if isinstance(result, complex):  # a fractional power of a negative number
-        raise ValueError(f"({_short(base)}) ** {_short(exponent)} is not a real number")
+        raise ValueError(f"({number_text(base)}) ** {number_text(exponent)} is not a real number")
     return result
 
 
@@ -175,17 +180,6 @@ def _check_size(bits: int) -> None:
             f"an intermediate result would have about {digits} digits; the result is too large "
             f"(at most {int(MAX_BITS * math.log10(2))} digits along the way)"
         )
-
-
-def _short(number: float) -> str:
-    """A number for a message: a huge integer by its size (Python prints at most 4300 digits)."""
-    if isinstance(number, int) and number.bit_length() > 200:
-        return f"{'-' if number < 0 else ''}(a number of about {_digits(number)} digits)"
-    return repr(number)
-
-
-def _digits(number: int) -> int:
-    return int(abs(number).bit_length() * math.log10(2)) + 1
 
 
 def _shown(node: ast.expr) -> str:

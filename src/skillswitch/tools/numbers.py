@@ -12,25 +12,33 @@ import math
 import statistics
 from collections.abc import Callable
 
-__all__ = ["IS_PRIME_LIMIT", "NUMBER_FUNCTIONS", "is_prime", "smallest_factor"]
+__all__ = [
+    "IS_PRIME_LIMIT",
+    "MAX_BITS",
+    "NUMBER_FUNCTIONS",
+    "digits_of",
+    "is_prime",
+    "number_text",
+    "smallest_factor",
+]
 
 IS_PRIME_LIMIT = 3_317_044_064_679_887_385_961_981
 """Miller-Rabin with bases 2..41 is exact below this bound."""
 _BASES = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41)
 _TRIAL_DIVISION = 100_000
-# Results of factorial/comb/perm are refused above this many bits (~30,000 digits), as the
-# calculator refuses any other intermediate result that large.
-MAX_RESULT_BITS = 100_000
+MAX_BITS = 100_000
+"""The calculator's bound on any integer, along the way or as a result (~30,000 digits): a
+product of two such takes milliseconds, and big-integer arithmetic holds the GIL."""
 
 
 def is_prime(value: float) -> bool:
     """Whether ``value`` is prime (a whole number from 0 below 3.3e24)."""
     n = _whole(value, "is_prime")
     if n < 0:
-        raise ValueError(f"is_prime takes a number of at least 0, got {_size(n)}")
+        raise ValueError(f"is_prime takes a number of at least 0, got {number_text(n)}")
     if n >= IS_PRIME_LIMIT:
         raise ValueError(
-            f"is_prime is exact up to 3.3e24 (25 digits); {_size(n)} is larger, so no verdict"
+            f"is_prime is exact up to 3.3e24 (25 digits); {number_text(n)} is larger, so no verdict"
         )
     if n < 2:
         return False
@@ -74,21 +82,22 @@ def _lcm(*values: int) -> int:
 
 def _factorial(n: int) -> int:
     n = _natural(n, "factorial")
-    _check_bits(_log2_factorial(n), f"factorial({_size(n)})")
+    _check_bits(_log2_factorial(n), f"factorial({number_text(n)})")
     return math.factorial(n)
 
 
 def _comb(n: int, k: int) -> int:
     n, k = _natural(n, "comb"), _natural(k, "comb")
     if k <= n:
-        _check_bits(_log2_comb(n, k), f"comb({_size(n)}, {_size(k)})")
+        _check_bits(_log2_comb(n, k), f"comb({number_text(n)}, {number_text(k)})")
     return math.comb(n, k)
 
 
 def _perm(n: int, k: int) -> int:
     n, k = _natural(n, "perm"), _natural(k, "perm")
     if k <= n:  # n! / (n - k)! = comb(n, k) k!
-        _check_bits(_log2_comb(n, k) + _log2_factorial(k), f"perm({_size(n)}, {_size(k)})")
+        what = f"perm({number_text(n)}, {number_text(k)})"
+        _check_bits(_log2_comb(n, k) + _log2_factorial(k), what)
     return math.perm(n, k)
 
 
@@ -146,7 +155,7 @@ def _whole(value: float, name: str) -> int:
 def _natural(value: float, name: str) -> int:
     whole = _whole(value, name)
     if whole < 0:
-        raise ValueError(f"{name} takes numbers of at least 0, got {_size(whole)}")
+        raise ValueError(f"{name} takes numbers of at least 0, got {number_text(whole)}")
     return whole
 
 
@@ -173,9 +182,9 @@ def _log2_comb(n: int, k: int) -> float:
 
 
 def _check_bits(bits: float, what: str) -> None:
-    if bits <= MAX_RESULT_BITS:
+    if bits <= MAX_BITS:
         return
-    most = int(MAX_RESULT_BITS * math.log10(2))
+    most = int(MAX_BITS * math.log10(2))
     if not math.isfinite(bits):
         raise ValueError(f"{what} is far too large (at most {most} digits)")
     digits = int(bits * math.log10(2)) + 1
@@ -184,9 +193,14 @@ def _check_bits(bits: float, what: str) -> None:
     )
 
 
-def _size(n: int) -> str:
-    """``n`` for a message: a huge one by its size (Python prints at most 4,300 digits)."""
-    if n.bit_length() <= 200:
-        return str(n)
-    sign = "-" if n < 0 else ""
-    return f"{sign}(a number of about {int(n.bit_length() * math.log10(2)) + 1} digits)"
+def number_text(number: float) -> str:
+    """A number for a message: a huge integer by its size (Python prints at most 4,300
+    digits)."""
+    if isinstance(number, int) and number.bit_length() > 200:
+        return f"{'-' if number < 0 else ''}(a number of about {digits_of(number)} digits)"
+    return repr(number)
+
+
+def digits_of(number: int) -> int:
+    """About how many decimal digits ``number`` has (without converting it to text)."""
+    return int(abs(number).bit_length() * math.log10(2)) + 1
