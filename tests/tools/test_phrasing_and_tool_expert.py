@@ -54,6 +54,14 @@ pytestmark = pytest.mark.anyio
         ("lcm of 4, 6 and 10", "60"),
         ("what is 20 factorial", "2432902008176640000"),
         ("52 choose 5", "2598960"),
+        ("What is 3 to the power 5?", "243"),
+        ("what is 2^10", "1024"),
+        ("3 raised to the 5th power", "243"),
+        ("what is 2 to the 10th", "1024"),
+        ("What is negative 5 times 3?", "-15"),
+        ("what is minus 5 plus 3", "-2"),
+        ("what is 7 minus negative 3", "10"),
+        ("what is 10 minus 4", "6"),
     ],
 )
 def test_arithmetic_in_words(request_text: str, value: str) -> None:
@@ -76,6 +84,12 @@ def test_arithmetic_in_words(request_text: str, value: str) -> None:
         "mean of 4 and 5 times 2",
         "what is 3 + 4 and also 7 - 2",
         "What is 2 + 2? I am 7 years old",
+        # Words of arithmetic the reader does not read would be dropped: not 200, 8, 14, 3.
+        "What is the log of 100 times 2?",
+        "What is twice 5 plus 3?",
+        "What is half of 10 plus 4?",
+        "What is five times 3?",
+        "What is 4 times 3 rounded?",
     ],
 )
 def test_no_arithmetic_is_invented(request_text: str) -> None:
@@ -90,6 +104,8 @@ def test_no_arithmetic_is_invented(request_text: str) -> None:
         ("what is 30 degrees celsius in fahrenheit", (30.0, "c", "f"), "30 c = 86 f"),
         ("60 mph in km/h", (60.0, "mph", "km/h"), "60 mph = 96.5606 km/h"),
         ("convert 3 hours to seconds", (3.0, "h", "s"), "3 h = 10800 s"),
+        ("What is negative 40 celsius in fahrenheit?", (-40.0, "c", "f"), "-40 c = -40 f"),
+        ("minus 10 degrees celsius to kelvin", (-10.0, "c", "k"), "-10 c = 263.15 k"),
     ],
 )
 def test_conversions_in_words(
@@ -97,6 +113,14 @@ def test_conversions_in_words(
 ) -> None:
     assert conversion(request_text) == expected
     assert convert_units(*expected) == result
+
+
+@pytest.mark.parametrize(
+    "request_text",
+    ["convert 5 and 10 miles to km", "3 miles to km for 2 people", "what is 12 feet in 3 inches"],
+)
+def test_no_conversion_drops_a_number(request_text: str) -> None:
+    assert conversion(request_text) is None
 
 
 def test_places_become_iana_zones() -> None:

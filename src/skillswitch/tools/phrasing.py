@@ -20,12 +20,17 @@ __all__ = ["ARGUMENT_READERS", "MAX_REQUEST_CHARS", "arithmetic", "conversion", 
 
 _NUMBER = r"-?\d+(?:\.\d+)?"
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
+# A sign in words ("negative 5", "minus 40 degrees"): read before the operators below.
+_SIGN = re.compile(r"(?:(?<=^)|(?<=[\s(]))(?:negative|minus)\s+(?=\d)")
 _WORDS = [
     (r"\bsquare root of\s+(" + _NUMBER + ")", r"sqrt(\1)"),
     (r"(" + _NUMBER + r")\s*(?:%|percent|per cent)\s+of\s+", r"\1/100*"),
     (r"(" + _NUMBER + r")\s*(?:%|percent|per cent)", r"(\1/100)"),
-    (r"\bto the power of\b", "**"),
-    (r"\braised to\b", "**"),
+    # "2 to the 10th", "3 raised to the 5th power"
+    (r"\b(?:raised\s+)?to\s+the\s+(\d+)(?:st|nd|rd|th)(?:\s+power)?\b", r"** \1"),
+    (r"\bto the power(?: of)?\b", "**"),
+    (r"\braised to(?: the power(?: of)?)?\b", "**"),
+    (r"\^", "**"),
     (r"\bsquared\b", "**2"),
     (r"\bcubed\b", "**3"),
     (r"\bmultiplied by\b|\btimes\b|\bx\b|×", "*"),
@@ -43,6 +48,18 @@ _VERBS = [
     (rf"\bproduct of\s+({_NUMBER})\s+and\s+({_NUMBER})", r"\1 * \2"),
 ]
 _EXPRESSION = re.compile(r"[-+*/%().\d\s]*(?:sqrt\([^)]*\)[-+*/%().\d\s]*)*")
+# Words that change a value: left beside the expression they mean arithmetic the reader did
+# not read ("the log of 100 times 2", "twice 5 plus 3"), so the request is declined.
+_UNREAD_MATH = re.compile(
+    r"\b(?:negative|minus|half|halves|halve|double|twice|triple|thrice|quadruple|square|"
+    r"squares|cube|cubes|root|roots|log|logs|logarithm|ln|exp|exponent|exponential|power|"
+    r"powers|sin|cos|tan|sine|cosine|tangent|reciprocal|inverse|factorial|average|mean|median|"
+    r"percent|percentage|round|rounded|floor|ceiling|absolute|abs|dozen|dozens|hundreds?|"
+    r"thousands?|millions?|billions?|trillions?|zero|one|two|three|four|five|six|seven|eight|"
+    r"nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|"
+    r"twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|thirds?|quarters?|fourths?|"
+    r"tenths?|hundredths?)\b"
+)
 
 # Questions that name a function of the calculator ("is 221 prime", "the mean and standard
 # deviation of 4, 8, 15"): the whole expression, read only when no number follows the phrase
@@ -110,6 +127,7 @@ def arithmetic(request: str) -> str | None:
     named = _function_expression(text)
     if named is not None:
         return named
+    text = _SIGN.sub("-", text)
     for pattern, replacement in _VERBS + _WORDS:
         text = re.sub(pattern, replacement, text)
     runs = list(_EXPRESSION.finditer(text))
@@ -119,8 +137,9 @@ def arithmetic(request: str) -> str | None:
     best = longest.group().strip().strip(" .")
     if not re.search(r"\d", best) or not re.search(r"[-+*/%]|sqrt", best.lstrip("-")):
         return None
-    if re.search(r"\d", text[: longest.start()] + text[longest.end() :]):
-        return None  # numbers outside the expression: part of the request would be dropped
+    outside = text[: longest.start()] + " " + text[longest.end() :]
+    if re.search(r"\d", outside) or _UNREAD_MATH.search(outside):
+        return None  # part of the request would be dropped: a number, or a word of arithmetic
     return best
 
 
@@ -147,7 +166,7 @@ _HOW_MANY_IN_ONE = re.compile(rf"how many\s+({_UNIT})\s+(?:are\s+)?in\s+(?:a|an|
 
 def conversion(request: str) -> tuple[float, str, str] | None:
     """``(value, from_unit, to_unit)`` of a unit-conversion request."""
-    text = _THOUSANDS.sub("", request.lower()).replace("?", " ").strip()
+    text = _SIGN.sub("-", _THOUSANDS.sub("", request.lower()).replace("?", " ").strip())
     if match := _CONVERT.search(text):
         value, source, target = match.groups()
     elif match := _HOW_MANY.search(text):
@@ -157,6 +176,8 @@ def conversion(request: str) -> tuple[float, str, str] | None:
         value = "1"
     else:
         return None
+    if re.search(r"\d", text[: match.start()] + " " + text[match.end() :]):
+        return None  # another number: which one to convert (or what else to do) is unclear
     return float(value), _unit(source), _unit(target)
 
 
