@@ -8,12 +8,12 @@ command group; importing them registers their commands on ``app``.
 
 from __future__ import annotations
 
-from skillswitch.cli import basics, config_commands, evaluate, fit, serving, tools
+from skillswitch.cli import ask, basics, config_commands, evaluate, fit, serving, tools
 from skillswitch.cli.app import app
 
 __all__ = ["app", "main"]
 
-_COMMANDS = (basics, config_commands, evaluate, fit, serving, tools)
+_COMMANDS = (ask, basics, config_commands, evaluate, fit, serving, tools)
 
 
 def main() -> None:

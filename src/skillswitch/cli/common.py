@@ -20,6 +20,7 @@ from skillswitch.exceptions import (
     MissingDependencyError,
     RequestError,
     SkillSwitchError,
+    UnknownExpertError,
 )
 from skillswitch.redaction import redact
 
@@ -45,7 +46,14 @@ ConfigOption = Annotated[
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_USER_ERRORS = (ConfigError, DatasetError, RequestError, ArtifactError, MissingDependencyError)
+_USER_ERRORS = (
+    ConfigError,
+    DatasetError,
+    RequestError,
+    ArtifactError,
+    MissingDependencyError,
+    UnknownExpertError,
+)
 
 
 def stderr() -> Console:

@@ -1,0 +1,131 @@
+"""``skillswitch ask``: one request end to end (route, recruit, dispatch, aggregate) from the
+shell, the answer on stdout and how it was made on stderr."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from skillswitch.cli.app import app
+from skillswitch.cli.common import ConfigOption, escape, load_config_or_default, reports_errors
+
+if TYPE_CHECKING:
+    from skillswitch.exceptions import ExpertsFailedError
+    from skillswitch.trace import Answer
+
+
+@app.command()
+@reports_errors
+def ask(
+    text: Annotated[str, typer.Argument(help="The request; '-' reads it from stdin.")],
+    config: ConfigOption = None,
+    skill: Annotated[
+        str | None, typer.Option("--skill", help="Skip the router: send it to this skill.")
+    ] = None,
+    expert: Annotated[
+        str | None, typer.Option("--expert", help="Skip routing: this expert alone answers.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the answer and its trace as JSON.")
+    ] = False,
+    stream: Annotated[
+        bool, typer.Option("--stream", help="Print the answer as it is written.")
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No summary of the route on stderr.")
+    ] = False,
+) -> None:
+    """Answer a request: route it by skill, ask the experts and tools it needs, combine their
+    answers. The answer goes to stdout; the route, the experts and the time to stderr."""
+    import anyio
+
+    from skillswitch.agents.messages import TextDelta, parse_messages
+    from skillswitch.exceptions import ExpertsFailedError
+    from skillswitch.switch import Switch
+    from skillswitch.trace import Answer
+
+    if as_json and stream:
+        raise typer.BadParameter("--json prints the whole answer at the end; drop --stream")
+    if logging.getLogger().level > logging.DEBUG:  # without --verbose: no tool-server chatter
+        logging.getLogger("skillswitch.tools").setLevel(logging.WARNING)
+    # Checked (and stdin decoded, strictly) before any expert or tool server starts.
+    messages = list(parse_messages(sys.stdin.buffer.read() if text == "-" else text))
+    switch = Switch.from_config(load_config_or_default(config))
+
+    async def answer() -> Answer:
+        async with switch:
+            if not stream:
+                return await switch.run(messages, skill=skill, expert=expert)
+            final: Answer | None = None
+            async for event in switch.stream(messages, skill=skill, expert=expert):
+                if isinstance(event, TextDelta):
+                    sys.stdout.write(event.text)
+                    sys.stdout.flush()
+                elif isinstance(event, Answer):
+                    final = event
+            assert final is not None  # a stream always ends with its Answer
+            return final
+
+    try:
+        result = anyio.run(answer)
+    except ExpertsFailedError as exc:
+        _report_failures(exc)
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+        return
+    if stream:
+        sys.stdout.write("\n")
+    else:
+        typer.echo(result.text)
+    if not quiet:
+        _summarise(result)
+
+
+def _summarise(answer: Answer) -> None:
+    from skillswitch.cli.common import stderr
+    from skillswitch.exceptions import ExpertDeclinedError
+
+    trace = answer.trace
+    decision = trace.decision
+    if decision.out_of_scope:
+        best = decision.candidates[0] if decision.candidates else None
+        nearest = f"nearest {best.skill} {best.score:.3f}, " if best else ""
+        route = f"out of scope ({nearest}threshold {decision.threshold:.3f})"
+    else:
+        route = ", ".join(f"{s.skill} {s.score:.3f}" for s in decision.skills)
+    parts = [route]
+    dispatch = trace.dispatch
+    if dispatch is not None:
+        answered = [r.expert for r in dispatch.results if r.reply is not None]
+        declined = [r.expert for r in dispatch.results if isinstance(r.error, ExpertDeclinedError)]
+        failed = [
+            r.expert for r in dispatch.results if r.reply is None and r.expert not in declined
+        ]
+        parts.append("-> " + (", ".join(answered) or "no expert"))
+        if declined:
+            parts.append(f"declined: {', '.join(declined)}")
+        if failed:
+            parts.append(f"failed: {', '.join(failed)}")
+    if trace.aggregation is not None and trace.aggregation.mode != "pass_through":
+        parts.append(trace.aggregation.mode.replace("_", " "))
+    usage = trace.usage
+    if usage.prompt_tokens or usage.completion_tokens:
+        parts.append(f"{usage.prompt_tokens}+{usage.completion_tokens} tokens")
+    if usage.cost:
+        parts.append(f"${usage.cost:.6f}")
+    parts.append(f"{trace.total_ms:.1f} ms")
+    stderr().print(f"[dim]{escape(' · '.join(parts))}[/]")
+
+
+def _report_failures(exc: ExpertsFailedError) -> None:
+    from skillswitch.cli.common import stderr
+
+    console = stderr()
+    console.print(f"[bold red]failed:[/] {escape(exc.message)}")
+    for error in exc.exceptions:
+        console.print(f"  {escape(str(error))}")

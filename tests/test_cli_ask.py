@@ -1,0 +1,74 @@
+"""``skillswitch ask`` as users run it: the default config's builtin tools answer (a real MCP
+server over stdio), the answer on stdout, the route on stderr, and an exit status for each end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.support.cli import run
+
+
+def test_ask_prints_the_answer_and_the_route(cli_env: dict[str, str]) -> None:
+    completed = run(["ask", "What is negative 5 times 3?"], cli_env)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout == "-15\n"
+    assert "math" in completed.stderr
+    assert "-> calculator" in completed.stderr
+    assert "MCP server" not in completed.stderr  # no tool-server chatter without --verbose
+
+
+def test_ask_json_from_stdin_and_quiet(cli_env: dict[str, str]) -> None:
+    completed = run(["ask", "-", "--json"], cli_env, stdin=b"Convert 26.2 miles to kilometres")
+    assert completed.returncode == 0, completed.stderr
+    answer = json.loads(completed.stdout)
+    assert answer["text"] == "26.2 mile = 42.1648 km"
+    assert answer["trace"]["schema"] == "skillswitch.trace/1"
+    assert [r["expert"] for r in answer["trace"]["results"] if r["ok"]] == ["converter"]
+    quiet = run(["ask", "-q", "What is 2^10?"], cli_env)
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "1024\n", "")
+
+
+def test_ask_streams_and_names_the_expert_that_declined(cli_env: dict[str, str]) -> None:
+    completed = run(
+        ["ask", "--stream", "How many days are there between 3 March 2025 and 18 June 2025?"],
+        cli_env,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout == "2025-03-03 to 2025-06-18: 107 days (15 weeks and 2 days)\n"
+    assert "-> calendar" in completed.stderr
+    assert "declined: clock" in completed.stderr
+
+
+def test_ask_out_of_scope_is_an_answer(cli_env: dict[str, str]) -> None:
+    completed = run(["ask", "Turn off the kitchen lights"], cli_env)
+    assert completed.returncode == 0, completed.stderr
+    assert "can't help" in completed.stdout
+    assert "out of scope" in completed.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "fragments"),
+    [
+        # Every expert declined: each one's reason, no answer on stdout.
+        (
+            ["ask", "Prove that there are infinitely many primes"],
+            1,
+            ["no expert answered", "expert 'calculator'", "rephrase it"],
+        ),
+        (["ask", "Why does my SQL query return duplicate rows?"], 1, ["no expert serves"]),
+        (["ask", "   "], 2, ["empty or only whitespace"]),
+        (["ask", "hi", "--expert", "calculater"], 2, ["unknown expert 'calculater'"]),
+        (["ask", "hi", "--skill", "cooking"], 2, ["unknown skill 'cooking'"]),
+        (["ask", "hi", "--json", "--stream"], 2, ["drop --stream"]),
+    ],
+)
+def test_ask_failures_and_bad_input_exit_with_one_message(
+    cli_env: dict[str, str], args: list[str], status: int, fragments: list[str]
+) -> None:
+    completed = run(args, cli_env)
+    assert completed.returncode == status, completed.stderr
+    assert completed.stdout == ""
+    for fragment in fragments:
+        assert fragment in completed.stderr
