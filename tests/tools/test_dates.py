@@ -79,6 +79,14 @@ def test_date_questions_in_words(
         "what day is 29 February",  # not in 2026
         "remind me in 3 days",
         "",
+        # What the calendar does not count, or a number or year it would drop: not answered in
+        # calendar days of the wrong span.
+        "How many business days between 1 March and 18 June?",
+        "How many days between 3 March 2020 and 18 June 2021, excluding weekends?",
+        "How many hours until Christmas?",
+        "How many months between 3 March and 18 June?",
+        "how many days until 5 May next year",
+        "How many days between 3 March and 18 June 2 years ago?",
     ],
 )
 def test_no_date_question_is_invented(request_text: str) -> None:

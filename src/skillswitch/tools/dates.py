@@ -114,6 +114,13 @@ _WEEKDAY = re.compile(
     rf"\bwhat\s+day(?:\s+of\s+the\s+week)?\s+(?:is|was|will be|falls on)\s+{_DATE}"
 )
 _GROUPS = 9  # capture groups in _DATE
+# What the calendar does not count (business days, hours, months) or a year it does not read
+# ("next year"): a question that says one of these is declined, not answered in days.
+_UNREAD = re.compile(
+    r"\b(?:business|working|work|school|week)\s*days?\b|\bweekdays\b|\bweekends?\b"
+    r"|\bexclud|\bexcept\b|\bholidays?\b|\bhours?\b|\bminutes?\b|\bseconds?\b"
+    r"|\bmonths?\b|(?<!new )\byears?\b|\bleap\b"
+)
 
 
 class _Parsed:
@@ -145,7 +152,18 @@ def date_question(request: str, today: dt.date | None = None) -> dict[str, Any] 
 
 
 def _read(text: str, now: dt.date) -> dict[str, Any] | None:
-    if found := _BETWEEN.search(text):
+    if _UNREAD.search(text):
+        return None
+    found = next(
+        (f for p in (_BETWEEN, _UNTIL, _SINCE, _SHIFT, _WEEKDAY) if (f := p.search(text))), None
+    )
+    if found is None or re.search(r"\d", text[: found.start()] + " " + text[found.end() :]):
+        return None  # a number the question would drop ("... 2 years ago")
+    return _answer(found, now)
+
+
+def _answer(found: re.Match[str], now: dt.date) -> dict[str, Any] | None:
+    if found.re is _BETWEEN:
         first = _date(found.groups()[:_GROUPS], now)
         second = _date(found.groups()[_GROUPS:], now)
         if first is None or second is None:
@@ -155,7 +173,7 @@ def _read(text: str, now: dt.date) -> dict[str, Any] | None:
         if second.fixed is None and end < start:
             end = second.in_year(start.year + 1)  # 20 December to 5 January: the next January
         return {"date": start.isoformat(), "until": end.isoformat()}
-    if found := _UNTIL.search(text):
+    if found.re is _UNTIL:
         target = _date(found.groups(), now)
         if target is None:
             return None
@@ -163,7 +181,7 @@ def _read(text: str, now: dt.date) -> dict[str, Any] | None:
         if target.fixed is None and end < now:
             end = target.in_year(now.year + 1)
         return {"date": now.isoformat(), "until": end.isoformat()}
-    if found := _SINCE.search(text):
+    if found.re is _SINCE:
         origin = _date(found.groups(), now)
         if origin is None:
             return None
@@ -171,7 +189,7 @@ def _read(text: str, now: dt.date) -> dict[str, Any] | None:
         if origin.fixed is None and start > now:
             start = origin.in_year(now.year - 1)
         return {"date": start.isoformat(), "until": now.isoformat()}
-    if found := _SHIFT.search(text):
+    if found.re is _SHIFT:
         groups = found.groups()
         if groups[0] is not None:
             count, unit, way = groups[:3]
@@ -185,7 +203,7 @@ def _read(text: str, now: dt.date) -> dict[str, Any] | None:
         days = int(count) * (7 if unit.startswith("week") else 1)
         sign = -1 if way in ("before", "ago") else 1
         return {"date": start.isoformat(), "add_days": sign * days}
-    if found := _WEEKDAY.search(text):
+    if found.re is _WEEKDAY:
         day = _date(found.groups(), now)
         return None if day is None else {"date": day.in_year(now.year).isoformat()}
     return None
