@@ -134,6 +134,28 @@ def test_places_become_iana_zones() -> None:
     assert ARGUMENT_READERS["clock"]("what is today's date") == {"timezone": "UTC"}
     assert ARGUMENT_READERS["clock"]("what time is it in Tokyo?") == {"timezone": "Asia/Tokyo"}
     assert ARGUMENT_READERS["clock"]("how many days until Christmas in Paris") is None
+    assert ARGUMENT_READERS["clock"]("whats the time in new york") == {
+        "timezone": "America/New_York"
+    }
+
+
+@pytest.mark.parametrize(
+    "request_text",
+    [
+        "What time will it be in Tokyo in 3 hours?",
+        "What time was it in Berlin 2 hours ago?",
+        "What time is it in Tokyo when it is 9am in London?",
+        "if it is 3pm in London what time is it in New York",
+        "What is the time difference between Tokyo and London?",
+        "what time is it in UTC+5",
+        "What time is sunset in Oslo?",
+        "What time does the bakery in Berlin open?",
+        "What time is it in Tokyo tomorrow?",
+    ],
+)
+def test_the_clock_tells_only_the_current_time(request_text: str) -> None:
+    """Each was answered with the current time of one of its places."""
+    assert ARGUMENT_READERS["clock"](request_text) is None
 
 
 @pytest.fixture

@@ -188,13 +188,19 @@ def _unit(word: str) -> str:
 
 def place_timezone(request: str) -> str | None:
     """The IANA zone of a city or zone named in the request (``UTC`` when it names UTC/GMT)."""
+    zones = _zones_named(request)
+    return zones[0] if zones else None
+
+
+def _zones_named(request: str) -> list[str]:
+    """Every zone the request names, UTC first, then cities longest name first."""
     text = " " + re.sub(r"[^a-z ]", " ", request.lower()) + " "
-    if re.search(r"\b(utc|gmt)\b", text):
-        return "UTC"
+    zones = ["UTC"] if re.search(r"\b(utc|gmt)\b", text) else []
     for place, zone in _places():
         if f" {place} " in text:
-            return zone
-    return None
+            zones.append(zone)
+            text = text.replace(f" {place} ", " ")  # "new york" is not also "york"
+    return list(dict.fromkeys(zones))
 
 
 @functools.cache
@@ -223,17 +229,27 @@ def _units_arguments(request: str) -> dict[str, Any] | None:
 
 
 _ASKS_NOW = re.compile(
-    r"\b(what time|time is it|current (?:time|date)|time now|right now|today'?s date|"
-    r"date today|what(?:'s| is) the date|what day is (?:it|today))\b"
+    r"\b(time is it|what(?:['’]?s| is) the (?:time|date)|current (?:time|date)|(?:local )?time "
+    r"(?:right )?now|today['’]?s date|date today|what day is (?:it|today))\b"
+)
+# A time other than now ("in 3 hours", "2 hours ago", "when it is 9am in London"), or something
+# that happens at a time ("sunset"): the clock tells the current time only.
+_NOT_NOW = re.compile(
+    r"\d|\b(?:ago|later|earlier|from now|tomorrow|yesterday|when|if|will|would|was|were|"
+    r"next|last|sunset|sunrise|dawn|dusk|difference|ahead|behind|open|opens|close|closes)\b"
 )
 
 
 def _clock_arguments(request: str) -> dict[str, Any] | None:
     """Only for the current time or date (somewhere); other date questions are the
     calendar's ("what's the date 90 days from today")."""
-    if not _ASKS_NOW.search(request.lower()) or date_question(request) is not None:
+    text = request.lower()
+    if not _ASKS_NOW.search(text) or _NOT_NOW.search(text) or date_question(request) is not None:
         return None
-    return {"timezone": place_timezone(request) or "UTC"}
+    zones = _zones_named(request)
+    if len(zones) > 1:
+        return None  # two places: a difference or a conversion, not one clock
+    return {"timezone": zones[0] if zones else "UTC"}
 
 
 MAX_REQUEST_CHARS = 2_000
