@@ -26,6 +26,12 @@ async def test_lists_and_calls_the_builtin_tools_in_process() -> None:
         assert span.content[0].text == (  # type: ignore[union-attr]
             "2026-03-03 to 2026-06-18: 107 days (15 weeks and 2 days)"
         )
+        weekdays = await client.call_tool(
+            "calendar", {"date": "2026-03-02", "until": "2026-03-16", "weekdays": True}
+        )
+        assert weekdays.content[0].text.startswith(  # type: ignore[union-attr]
+            "2026-03-02 to 2026-03-16: 10 weekdays"
+        )
         bad = await client.call_tool("calendar", {"date": "3 March"})
         assert bad.is_error
         assert "use YYYY-MM-DD" in bad.content[0].text  # type: ignore[union-attr]

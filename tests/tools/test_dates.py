@@ -81,8 +81,9 @@ def test_date_questions_in_words(
         "",
         # What the calendar does not count, or a number or year it would drop: not answered in
         # calendar days of the wrong span.
-        "How many business days between 1 March and 18 June?",
-        "How many days between 3 March 2020 and 18 June 2021, excluding weekends?",
+        "How many days between 3 March and 18 June, excluding weekends and holidays?",
+        "10 business days from today",  # weekdays are counted between two dates only
+        "How many school days until Christmas?",
         "How many hours until Christmas?",
         "How many months between 3 March and 18 June?",
         "how many days until 5 May next year",
@@ -112,6 +113,49 @@ def test_the_clock_leaves_date_arithmetic_to_the_calendar() -> None:
 
 
 @pytest.mark.parametrize(
+    ("request_text", "arguments", "answer"),
+    [
+        (
+            "How many business days between 1 March and 18 June?",
+            {"date": "2026-03-01", "until": "2026-06-18", "weekdays": True},
+            "2026-03-01 to 2026-06-18: 78 weekdays (Monday to Friday, counting 2026-03-01 and "
+            "not 2026-06-18; public holidays not excluded)",
+        ),
+        (
+            "How many days between 3 March 2020 and 18 June 2021, excluding weekends?",
+            {"date": "2020-03-03", "until": "2021-06-18", "weekdays": True},
+            "2020-03-03 to 2021-06-18: 338 weekdays (Monday to Friday, counting 2020-03-03 and "
+            "not 2021-06-18; public holidays not excluded)",
+        ),
+        (
+            "How many working days until Christmas?",
+            {"date": "2026-11-24", "until": "2026-12-25", "weekdays": True},
+            "2026-11-24 to 2026-12-25: 23 weekdays (Monday to Friday, counting 2026-11-24 and "
+            "not 2026-12-25; public holidays not excluded)",
+        ),
+    ],
+)
+def test_weekdays_between_dates_in_words(
+    request_text: str, arguments: dict[str, object], answer: str
+) -> None:
+    assert date_question(request_text, TODAY) == arguments
+    assert calendar(**arguments) == answer  # type: ignore[arg-type]
+
+
+def test_weekdays_match_a_day_by_day_count() -> None:
+    start = dt.date(2023, 12, 20)
+    for span in range(-30, 60):
+        end = start + dt.timedelta(days=span)
+        first, last = sorted((start, end))
+        counted = sum(
+            1 for n in range((last - first).days) if (first + dt.timedelta(n)).weekday() < 5
+        )
+        expected = counted if span >= 0 else -counted
+        text = calendar(start.isoformat(), until=end.isoformat(), weekdays=True)
+        assert text.split(": ")[1].startswith(f"{expected} weekday"), (span, text)
+
+
+@pytest.mark.parametrize(
     ("arguments", "message"),
     [
         ({"date": "3 March"}, "date '3 March' is not a date; use YYYY-MM-DD"),
@@ -119,6 +163,7 @@ def test_the_clock_leaves_date_arithmetic_to_the_calendar() -> None:
         ({"date": "2026-01-01", "until": "2026-02-01", "add_days": 3}, "not both"),
         ({"date": "9999-12-31", "add_days": 1}, "outside the calendar"),
         ({"date": "2026-01-01", "add_days": 10**9}, "at most 3,000,000"),
+        ({"date": "2026-01-01", "weekdays": True}, "give until as well"),
     ],
 )
 def test_calendar_errors_name_the_value_and_the_fix(

@@ -70,6 +70,13 @@ def test_arguments_failing_the_schema_never_reach_the_server(hubs: list[ToolHub]
     assert result.text == "invalid arguments for math__add: a: 'two' is not of type 'integer'"
     missing = hub.call_sync("math__add", {"a": 1})
     assert "'b' is a required property" in missing.text
+    # The SDK's server would drop an undeclared argument and answer as if it were not sent.
+    misspelt = hub.call_sync("math__add", {"a": 1, "b": 2, "bb": 3})
+    assert misspelt.is_error
+    assert (
+        misspelt.text
+        == "invalid arguments for math__add: unknown argument 'bb' (did you mean 'b'?)"
+    )
     assert calls == []
 
 

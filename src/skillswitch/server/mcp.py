@@ -42,7 +42,7 @@ from skillswitch.redaction import redact
 from skillswitch.server.mcp_stdio import serve_stdio
 from skillswitch.tools.base import ToolResult
 from skillswitch.tools.catalogue import CatalogueTool
-from skillswitch.tools.hub import schema_problem
+from skillswitch.tools.hub import schema_problem, unknown_arguments
 
 if TYPE_CHECKING:
     from skillswitch.switch import Switch
@@ -370,13 +370,7 @@ def _check_own_arguments(name: str, schema: dict[str, Any], arguments: dict[str,
     a ``ToolError`` naming each problem and the call's shape, not pydantic's report."""
     properties: dict[str, Any] = schema.get("properties", {})
     required = schema.get("required", ())
-    problems = []
-    for key in arguments:
-        if key not in properties:
-            close = difflib.get_close_matches(key, list(properties), n=1, cutoff=0.6)
-            problems.append(
-                f"unknown argument {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
-            )
+    problems = unknown_arguments(schema, arguments)
     problem = schema_problem(schema, arguments)
     if problem is not None:
         problems.append(problem)

@@ -18,15 +18,24 @@ MAX_ADD_DAYS = 3_000_000  # about 8,200 years either way: the whole calendar
 MAX_QUESTION_CHARS = 2_000
 
 
-def calendar(date: str, until: str = "", add_days: int = 0) -> str:
+def calendar(date: str, until: str = "", add_days: int = 0, weekdays: bool = False) -> str:
     """Dates: the weekday of a date (YYYY-MM-DD or "today"), e.g. date="1976-07-04"; with
-    until, the days from date to until; with add_days, the date that many days later
-    (negative: earlier)."""
+    until, the days from date to until (weekdays=true: only Monday to Friday, public holidays
+    not excluded); with add_days, the date that many days later (negative: earlier)."""
     start = _iso(date, "date")
     if until and add_days:
         raise ValueError("give until or add_days, not both")
+    if weekdays and not until:
+        raise ValueError("weekdays counts the days between two dates; give until as well")
     if until:
         end = _iso(until, "until")
+        if weekdays:
+            count = _weekdays_between(start, end)
+            first, last = sorted((start, end))
+            return (
+                f"{start} to {end}: {count} weekday{'s' if abs(count) != 1 else ''} (Monday to "
+                f"Friday, counting {first} and not {last}; public holidays not excluded)"
+            )
         days = (end - start).days
         return f"{start} to {end}: {days} day{'s' if abs(days) != 1 else ''}{_in_weeks(days)}"
     if add_days:
@@ -53,6 +62,16 @@ def _iso(text: str, name: str) -> dt.date:
         raise ValueError(
             f"{name} {text!r} is not a date; use YYYY-MM-DD (e.g. 2026-03-03) or today"
         ) from None
+
+
+def _weekdays_between(start: dt.date, end: dt.date) -> int:
+    """Monday-to-Friday days from ``start`` (counted) to ``end`` (not counted); negative when
+    ``end`` comes first."""
+    if end < start:
+        return -_weekdays_between(end, start)
+    weeks, rest = divmod((end - start).days, 7)
+    first = start.weekday()
+    return weeks * 5 + sum(1 for offset in range(rest) if (first + offset) % 7 < 5)
 
 
 def _in_weeks(days: int) -> str:
@@ -117,9 +136,13 @@ _GROUPS = 9  # capture groups in _DATE
 # What the calendar does not count (business days, hours, months) or a year it does not read
 # ("next year"): a question that says one of these is declined, not answered in days.
 _UNREAD = re.compile(
-    r"\b(?:business|working|work|school|week)\s*days?\b|\bweekdays\b|\bweekends?\b"
-    r"|\bexclud|\bexcept\b|\bholidays?\b|\bhours?\b|\bminutes?\b|\bseconds?\b"
-    r"|\bmonths?\b|(?<!new )\byears?\b|\bleap\b"
+    r"\bschool\s*days?\b|\bweekends?\b|\bexclud|\bexcept\b|\bholidays?\b|\bhours?\b"
+    r"|\bminutes?\b|\bseconds?\b|\bmonths?\b|(?<!new )\byears?\b|\bleap\b"
+)
+# Only Monday to Friday between two dates (the calendar's weekdays=true).
+_WEEKDAYS = re.compile(
+    r"\b(?:business|working|work|week)\s*days?\b|\bweekdays\b"
+    r"|,?\s*(?:excluding|not counting|without)\s+(?:the\s+)?weekends\b"
 )
 
 
@@ -152,6 +175,8 @@ def date_question(request: str, today: dt.date | None = None) -> dict[str, Any] 
 
 
 def _read(text: str, now: dt.date) -> dict[str, Any] | None:
+    weekdays = _WEEKDAYS.search(text) is not None
+    text = _WEEKDAYS.sub(" days", text)
     if _UNREAD.search(text):
         return None
     found = next(
@@ -159,7 +184,11 @@ def _read(text: str, now: dt.date) -> dict[str, Any] | None:
     )
     if found is None or re.search(r"\d", text[: found.start()] + " " + text[found.end() :]):
         return None  # a number the question would drop ("... 2 years ago")
-    return _answer(found, now)
+    arguments = _answer(found, now)
+    if not weekdays or arguments is None:
+        return arguments
+    # Weekdays are counted between two dates; "10 business days from today" is not read.
+    return {**arguments, "weekdays": True} if "until" in arguments else None
 
 
 def _answer(found: re.Match[str], now: dt.date) -> dict[str, Any] | None:

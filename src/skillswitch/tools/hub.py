@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import difflib
 import functools
 import json
 import logging
@@ -223,7 +224,11 @@ class ToolHub:
                 tool = self.catalogue.get(public_name)
             except LookupError as exc:
                 return ToolResult(f"{exc} (the server no longer lists it)", is_error=True)
-        problem = schema_problem(tool.input_schema, arguments) or _not_utf8(arguments)
+        problem = (
+            _not_utf8(arguments)  # first: the other messages would quote such a text
+            or "; ".join(unknown_arguments(tool.input_schema, arguments))
+            or schema_problem(tool.input_schema, arguments)
+        )
         if problem is not None:
             return ToolResult(f"invalid arguments for {public_name}: {problem}", is_error=True)
         try:
@@ -339,6 +344,24 @@ def _close_quietly(reference: weakref.ref[ToolHub]) -> None:
     hub = reference()
     if hub is not None:
         hub.close()
+
+
+def unknown_arguments(schema: Mapping[str, Any], arguments: Mapping[str, Any]) -> list[str]:
+    """An "unknown argument" message for each argument the schema does not declare (with the
+    closest declared name), unless the schema lets other properties in (``additionalProperties``
+    true or a schema). A server built on the MCP SDK drops undeclared arguments without a word,
+    so a misspelt option would be ignored and the call answered as if it were not sent."""
+    properties = schema.get("properties")
+    extra = schema.get("additionalProperties", False)
+    if not isinstance(properties, Mapping) or (extra is not False and extra is not None):
+        return []
+    problems = []
+    for key in arguments:
+        if key not in properties:
+            close = difflib.get_close_matches(str(key), list(properties), n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(f"unknown argument {key!r}{hint}")
+    return problems
 
 
 def schema_problem(schema: Mapping[str, Any], arguments: Mapping[str, Any]) -> str | None:
