@@ -11,10 +11,16 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from skillswitch.cli.app import app
-from skillswitch.cli.common import ConfigOption, escape, load_config_or_default, reports_errors
+from skillswitch.cli.common import (
+    ConfigOption,
+    escape,
+    load_config_or_default,
+    reports_errors,
+    stderr,
+)
+from skillswitch.exceptions import ExpertDeclinedError, ExpertsFailedError
 
 if TYPE_CHECKING:
-    from skillswitch.exceptions import ExpertsFailedError
     from skillswitch.trace import Answer
 
 
@@ -44,7 +50,6 @@ def ask(
     import anyio
 
     from skillswitch.agents.messages import TextDelta, parse_messages
-    from skillswitch.exceptions import ExpertsFailedError
     from skillswitch.switch import Switch
     from skillswitch.trace import Answer
 
@@ -87,9 +92,6 @@ def ask(
 
 
 def _summarise(answer: Answer) -> None:
-    from skillswitch.cli.common import stderr
-    from skillswitch.exceptions import ExpertDeclinedError
-
     trace = answer.trace
     decision = trace.decision
     if decision.out_of_scope:
@@ -123,8 +125,6 @@ def _summarise(answer: Answer) -> None:
 
 
 def _report_failures(exc: ExpertsFailedError) -> None:
-    from skillswitch.cli.common import stderr
-
     console = stderr()
     console.print(f"[bold red]failed:[/] {escape(exc.message)}")
     for error in exc.exceptions:
