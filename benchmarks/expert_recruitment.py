@@ -212,9 +212,9 @@ def run_seed(
         combiner = fit_combiner(
             data.experts, combiner_examples(profiles, profile_data, stages), answer_flags=False
         )
-        examples = combiner_examples(profiles, data.subset(test), stages, weights_of)
-        hits = [combiner.choose(e.answers, e.competence) in e.correct for e in examples]
-        calls = sum(len(e.answers) for e in examples)
+        held_out = combiner_examples(profiles, data.subset(test), stages, weights_of)
+        hits = [combiner.choose(e.answers, e.competence) in e.correct for e in held_out]
+        calls = sum(len(e.answers) for e in held_out)
         name = "->".join(map(str, stages))
         record(f"recruitment cascade {name} learned", hits, calls / len(test))
     # As `fit profiles --predictions [--neighbours 50]` does now: tie-break competence, the
@@ -228,11 +228,11 @@ def run_seed(
         for stages in TIEBREAK_CASCADES:
             train = combiner_examples(fitted, profile_data, stages, vectors=own, own_questions=True)
             combiner = fit_combiner(data.experts, train)
-            examples = combiner_examples(
+            held_out = combiner_examples(
                 fitted, data.subset(test), stages, weights_of, vectors=held
             )
-            hits = [combiner.choose(e.answers, e.competence) in e.correct for e in examples]
-            calls = sum(len(e.answers) for e in examples)
+            hits = [combiner.choose(e.answers, e.competence) in e.correct for e in held_out]
+            calls = sum(len(e.answers) for e in held_out)
             name = "->".join(map(str, stages))
             record(f"tie-break ({label}) cascade {name} learned", hits, calls / len(test))
     record("oracle", correct[test].max(1), correct.shape[1])

@@ -144,13 +144,17 @@ def run_transformers_cb(
     resident, each expert's requests in one call: the peer for "batches per expert"."""
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
-    models, tokenizers = {}, {}
+    # transformers' auto classes and GenerationConfig are untyped: held as Any here.
+    models: dict[str, Any] = {}
+    tokenizers: dict[str, Any] = {}
     for name, folder in folders.items():
         tokenizers[name] = AutoTokenizer.from_pretrained(str(folder))
-        models[name] = AutoModelForCausalLM.from_pretrained(str(folder)).eval()
+        models[name] = AutoModelForCausalLM.from_pretrained(str(folder))
+        models[name].eval()
     first = next(iter(folders))
     warm_ids = [tokenizers[first].apply_chat_template(jobs[0][1], add_generation_prompt=True)]
-    config = GenerationConfig(
+    make_config: Any = GenerationConfig
+    config = make_config(
         max_new_tokens=params.max_new_tokens,
         do_sample=False,
         eos_token_id=tokenizers[first].eos_token_id,

@@ -87,7 +87,9 @@ def build_checkpoints(root: Path, shape: str, distinct: int, device: str) -> lis
         config = model_config("qwen2", size, tokenizer)
         torch.manual_seed(index)
         with torch.device(device):
-            model = Qwen2ForCausalLM(config).to(torch.bfloat16)
+            # Any: transformers' typing of PreTrainedModel.to rejects a dtype.
+            model: Any = Qwen2ForCausalLM(config)
+            model.to(torch.bfloat16)
         model.save_pretrained(str(folder))
         del model
         if device != "cpu":

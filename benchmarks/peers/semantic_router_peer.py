@@ -36,6 +36,7 @@ import os
 import sys
 import time
 from collections import Counter, OrderedDict
+from typing import Any
 
 # --- environment: offline + 2 threads, set BEFORE torch / transformers are imported ---------
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -71,7 +72,7 @@ def stratified_first_n(labels: list[str], n: int) -> list[int]:
         return list(range(total))
     counts = Counter(labels)
     quota = {lab: max(1, round(n * c / total)) for lab, c in counts.items()}
-    taken: Counter = Counter()
+    taken: Counter[str] = Counter()
     keep = []
     for i, lab in enumerate(labels):
         if taken[lab] < quota[lab]:
@@ -251,7 +252,7 @@ def main() -> int:
         encoder([q])
         encoder_ms.append((time.perf_counter() - t0) * 1000.0)
 
-    extra: dict = {}
+    extra: dict[str, Any] = {}
     if args.with_confidences:
         tops, confs = [], []
         for q in test_texts:
