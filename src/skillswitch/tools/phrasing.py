@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import functools
 import re
-import zoneinfo
 from collections.abc import Callable
 from typing import Any
 
 from skillswitch.tools.dates import date_question
+from skillswitch.tools.places import places_named
 
 __all__ = ["ARGUMENT_READERS", "MAX_REQUEST_CHARS", "arithmetic", "conversion", "place_timezone"]
 
@@ -187,32 +187,10 @@ def _unit(word: str) -> str:
 
 
 def place_timezone(request: str) -> str | None:
-    """The IANA zone of a city or zone named in the request (``UTC`` when it names UTC/GMT)."""
-    zones = _zones_named(request)
-    return zones[0] if zones else None
-
-
-def _zones_named(request: str) -> list[str]:
-    """Every zone the request names, UTC first, then cities longest name first."""
-    text = " " + re.sub(r"[^a-z ]", " ", request.lower()) + " "
-    zones = ["UTC"] if re.search(r"\b(utc|gmt)\b", text) else []
-    for place, zone in _places():
-        if f" {place} " in text:
-            zones.append(zone)
-            text = text.replace(f" {place} ", " ")  # "new york" is not also "york"
-    return list(dict.fromkeys(zones))
-
-
-@functools.cache
-def _places() -> list[tuple[str, str]]:
-    """City names of the IANA database (``new york`` -> ``America/New_York``), longest first."""
-    places: dict[str, str] = {}
-    for zone in zoneinfo.available_timezones():
-        region, _, city = zone.rpartition("/")
-        if not region or region.startswith("Etc") or region in ("SystemV", "US", "posix", "right"):
-            continue
-        places.setdefault(city.replace("_", " ").lower(), zone)
-    return sorted(places.items(), key=lambda item: (-len(item[0]), item[0]))
+    """The IANA zone of the first place named in the request (``UTC`` when it names UTC/GMT);
+    None when it names none, or a place no one zone answers for (see :mod:`.places`)."""
+    named = places_named(request)
+    return None if named.ambiguous or not named.zones else named.zones[0]
 
 
 def _calculator_arguments(request: str) -> dict[str, Any] | None:
@@ -246,10 +224,10 @@ def _clock_arguments(request: str) -> dict[str, Any] | None:
     text = request.lower()
     if not _ASKS_NOW.search(text) or _NOT_NOW.search(text) or date_question(request) is not None:
         return None
-    zones = _zones_named(request)
-    if len(zones) > 1:
-        return None  # two places: a difference or a conversion, not one clock
-    return {"timezone": zones[0] if zones else "UTC"}
+    named = places_named(request)
+    if named.ambiguous or len(named.zones) > 1:
+        return None  # a place without one zone, or two: a difference or a conversion
+    return {"timezone": named.zones[0] if named.zones else "UTC"}
 
 
 MAX_REQUEST_CHARS = 2_000
