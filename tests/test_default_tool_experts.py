@@ -8,11 +8,17 @@ import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 
 from skillswitch.config import parse_config
-from skillswitch.exceptions import ConfigError, ExpertDeclinedError, ExpertsFailedError
+from skillswitch.exceptions import (
+    ConfigError,
+    ExpertDeclinedError,
+    ExpertRequestError,
+    ExpertsFailedError,
+)
 from skillswitch.server.api import create_app
 from skillswitch.switch import Switch
 from tests.support.configs import DEFAULT_SKILLS
@@ -77,6 +83,20 @@ async def test_declined_requests_do_not_cut_the_tool_off(switch: Switch) -> None
     assert answer.text == "42"
 
 
+async def test_a_tool_refusing_the_arguments_does_not_cut_it_off(switch: Switch) -> None:
+    """Division by zero is the request's fault, not the tool's: it is refused (not retried,
+    not counted by the circuit breaker), and after more refusals in a row than the breaker's
+    failures the calculator still answers."""
+    for _ in range(6):
+        with pytest.raises(ExpertsFailedError) as caught:
+            await switch.run("what is 10 / 0", expert="calculator")
+        (refused,) = caught.value.exceptions
+        assert isinstance(refused, ExpertRequestError)
+        assert "division by zero" in str(refused)
+    answer = await switch.run("what is 2 + 2", expert="calculator")
+    assert answer.text == "4"
+
+
 def test_a_request_every_tool_expert_declines_is_a_422_over_http(cache_root: Path) -> None:
     """Nothing failed: the calculator finds no arithmetic in the request. The caller is told to
     rephrase it (422, code expert_declined, with the trace), not that an upstream broke (502)."""
@@ -99,6 +119,38 @@ def test_a_request_every_tool_expert_declines_is_a_422_over_http(cache_root: Pat
             model="calculator", messages=[{"role": "user", "content": "what is 6 times 7"}]
         )
         assert answered.choices[0].message.content == "42"
+        # Refused as sent (a 5xx would have the client retry it).
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.chat.completions.create(
+                model="skillswitch", messages=[{"role": "user", "content": "what is 10 / 0"}]
+            )
+        assert isinstance(refused.value.body, dict)
+        assert refused.value.body["code"] == "request_refused"
+        assert "division by zero" in refused.value.body["message"]
+        # Routed to a skill that no expert of the default config serves: 422, not a 500.
+        with pytest.raises(openai.UnprocessableEntityError) as unserved:
+            client.chat.completions.create(
+                model="skillswitch",
+                messages=[{"role": "user", "content": "hello there, how are you today?"}],
+            )
+        assert isinstance(unserved.value.body, dict)
+        assert unserved.value.body["code"] == "no_expert"
+        assert "no expert serves the skills 'smalltalk'" in unserved.value.body["message"]
+
+
+def test_an_unknown_field_name_of_any_length_is_shown_short(cache_root: Path) -> None:
+    """A 100,000-character field name was logged and sent back whole: logging it blocked the
+    server's event loop for tens of seconds (the rich handler wraps one long word in quadratic
+    time) and the response header was 100 KB."""
+    default = Switch.from_config(None, cache_dir=cache_root)
+    body = {"model": "calculator", "messages": [{"role": "user", "content": "2+2"}]}
+    with serve(create_app(default), lifespan="on") as base:
+        response = httpx.post(
+            f"{base}/v1/chat/completions", json={**body, "k" * 100_000: 1}, timeout=60
+        )
+    assert response.status_code == 200, response.text
+    shown = response.headers["x-skillswitch-ignored-fields"]
+    assert shown == "k" * 61 + "..."
 
 
 def test_tool_expert_config_errors_name_the_fix() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from skillswitch.agents.base import ExpertReply
 from skillswitch.agents.messages import Message, TextDelta, Usage
-from skillswitch.exceptions import ExpertDeclinedError, ExpertError
+from skillswitch.exceptions import ExpertDeclinedError, ExpertError, ExpertRequestError
 from skillswitch.tools.base import Tool, ToolCall, ToolSpec
 
 __all__ = ["ArgumentReader", "ToolExpert", "text_argument"]
@@ -77,8 +77,10 @@ class ToolExpert:
         call = ToolCall(
             tool, raw, result.text, result.is_error, 1, (time.perf_counter() - begin) * 1000
         )
-        if result.is_error:
+        if result.unavailable:
             raise ExpertError(self.name, f"{tool}: {result.text}")
+        if result.is_error:  # the tool refused these arguments: the request's problem
+            raise ExpertRequestError(self.name, f"{tool}: {result.text}")
         return ExpertReply(
             expert=self.name,
             text=result.text,

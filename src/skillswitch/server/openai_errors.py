@@ -29,6 +29,7 @@ from skillswitch.exceptions import (
     GenerationCancelledError,
     ModelFolderError,
     ModelTooLargeError,
+    NoExpertError,
     RequestError,
     SkillSwitchError,
     UnknownExpertError,
@@ -75,6 +76,9 @@ _MAPPING: tuple[tuple[type[BaseException], int, str | None, str | None], ...] = 
     (ModelTooLargeError, 503, "model_unavailable", None),
     (GenerationCancelledError, 503, "service_unavailable", None),
     (ExpertDeclinedError, 422, "expert_declined", "messages"),
+    # Routed to a skill no configured expert serves: the server cannot answer it, and asking
+    # again will not change that (a 5xx would have clients retry it).
+    (NoExpertError, 422, "no_expert", "messages"),
     (ExpertRequestError, 400, "request_refused", "messages"),
     (ExpertTimeoutError, 504, "upstream_timeout", None),
     (ExpertsFailedError, 502, "upstream_error", None),

@@ -18,7 +18,17 @@ from starlette.types import Receive
 
 from skillswitch.server.openai_errors import OpenAIError, validation_error
 
-__all__ = ["check_n", "new_id", "now", "parse_body", "parse_json", "read_body", "sse"]
+__all__ = [
+    "IGNORED_FIELDS_HEADER",
+    "check_n",
+    "ignored_fields_text",
+    "new_id",
+    "now",
+    "parse_body",
+    "parse_json",
+    "read_body",
+    "sse",
+]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -87,6 +97,25 @@ def _is_text(data: Any) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+IGNORED_FIELDS_HEADER = "X-Skillswitch-Ignored-Fields"
+_MAX_SHOWN_FIELDS = 20
+_MAX_SHOWN_NAME = 64
+
+
+def ignored_fields_text(names: list[str]) -> str:
+    """The names of the fields a request sent that the server does not honour, as the log and
+    the ``X-Skillswitch-Ignored-Fields`` header show them: they are the client's text, so at
+    most 20 names of at most 64 characters each, printable ASCII only."""
+    shown = [
+        name if len(name) <= _MAX_SHOWN_NAME else f"{name[: _MAX_SHOWN_NAME - 3]}..."
+        for name in names[:_MAX_SHOWN_FIELDS]
+    ]
+    text = ", ".join(shown)
+    if len(names) > _MAX_SHOWN_FIELDS:
+        text += f" and {len(names) - _MAX_SHOWN_FIELDS} more"
+    return "".join(c if " " <= c <= "~" else "?" for c in text)
 
 
 def check_n(n: int | None) -> None:

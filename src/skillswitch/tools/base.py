@@ -42,6 +42,10 @@ class ToolSpec:
 class ToolResult:
     text: str
     is_error: bool = False
+    unavailable: bool = False
+    """The tool did not get to answer: unknown, its server failed or could not be reached, it
+    timed out, or its result was invalid. An error the tool returned itself (it ran and refused
+    the arguments: a division by zero, an unknown unit) is ``is_error`` alone."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +133,9 @@ class FunctionTool:
                 else:
                     result = await anyio.to_thread.run_sync(lambda: self.function(**values))
         except TimeoutError:
-            return ToolResult(f"{self._spec.name} timed out after {self.timeout_s:g}s", True)
+            return ToolResult(
+                f"{self._spec.name} timed out after {self.timeout_s:g}s", True, unavailable=True
+            )
         except Exception as exc:  # the model sees the failure and may try again
             return ToolResult(f"{self._spec.name} failed: {type(exc).__name__}: {exc}", True)
         return ToolResult(result if isinstance(result, str) else _json(result))

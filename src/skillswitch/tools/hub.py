@@ -217,13 +217,17 @@ class ToolHub:
         try:
             tool = self.catalogue.get(public_name)
         except LookupError as exc:
-            return ToolResult(f"{exc}{self._why_missing(public_name)}", is_error=True)
+            return ToolResult(
+                f"{exc}{self._why_missing(public_name)}", is_error=True, unavailable=True
+            )
         if tool.server in self._stale:  # it announced a change: the schema may be new
             await self._refresh([tool.server])
             try:
                 tool = self.catalogue.get(public_name)
             except LookupError as exc:
-                return ToolResult(f"{exc} (the server no longer lists it)", is_error=True)
+                return ToolResult(
+                    f"{exc} (the server no longer lists it)", is_error=True, unavailable=True
+                )
         problem = (
             _not_utf8(arguments)  # first: the other messages would quote such a text
             or "; ".join(unknown_arguments(tool.input_schema, arguments))
@@ -236,13 +240,15 @@ class ToolHub:
                 tool.name, arguments, timeout_s=timeout_s, safe_to_retry=tool.hints.safe_to_retry
             )
         except (ToolServerError, TimeoutError) as exc:
-            return ToolResult(str(exc), is_error=True)
+            return ToolResult(str(exc), is_error=True, unavailable=True)
         except pydantic.ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(map(str, e['loc'])) or 'result'}: {e['msg']}" for e in exc.errors()[:3]
             )
             return ToolResult(
-                f"{public_name}: the server's result is invalid ({problems})", is_error=True
+                f"{public_name}: the server's result is invalid ({problems})",
+                is_error=True,
+                unavailable=True,
             )
         except Exception as exc:  # an MCP error response: said, not raised
             return ToolResult(f"{public_name} failed: {describe_error(exc)}", is_error=True)

@@ -96,7 +96,9 @@ class LangChainTool:
             with anyio.fail_after(self.timeout_s):
                 output = await self.tool.ainvoke(call)
         except TimeoutError:
-            return ToolResult(f"{name} timed out after {self.timeout_s:g}s", is_error=True)
+            return ToolResult(
+                f"{name} timed out after {self.timeout_s:g}s", is_error=True, unavailable=True
+            )
         except pydantic.ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(map(str, e['loc'])) or '(arguments)'}: {e['msg']}" for e in exc.errors()

@@ -22,9 +22,9 @@ from skillswitch.exceptions import (
     SkillSwitchError,
 )
 from skillswitch.server.openai_errors import OpenAIError, error_for
+from skillswitch.server.wire import IGNORED_FIELDS_HEADER, ignored_fields_text
 
 __all__ = [
-    "IGNORED_FIELDS_HEADER",
     "ChatMessage",
     "TextPart",
     "ignored",
@@ -35,10 +35,8 @@ __all__ = [
 
 logger = logging.getLogger("skillswitch.server.api")
 
-IGNORED_FIELDS_HEADER = "X-Skillswitch-Ignored-Fields"
 _ROLES = ("system", "developer", "user", "assistant", "tool")
 _NAMED_PART = re.compile(r"^(messages\[\d+\](?:\.\w+)?)")
-_MAX_SHOWN_FIELDS = 20
 _MAX_SHOWN_FAILURES = 8
 
 
@@ -141,11 +139,7 @@ def ignored(endpoint: str, names: list[str]) -> dict[str, str]:
     header that tells the client so (empty when there are none)."""
     if not names:
         return {}
-    shown = ", ".join(names[:_MAX_SHOWN_FIELDS])
-    if len(names) > _MAX_SHOWN_FIELDS:
-        shown += f" and {len(names) - _MAX_SHOWN_FIELDS} more"
-    # Field names are the client's text: printable ASCII only, in the log and in the header.
-    safe = "".join(c if " " <= c <= "~" else "?" for c in shown)
+    safe = ignored_fields_text(names)
     logger.info("%s: ignoring fields skillswitch does not honour: %s", endpoint, safe)
     return {IGNORED_FIELDS_HEADER: safe}
 

@@ -25,7 +25,7 @@ from skillswitch.exceptions import (
 )
 from skillswitch.inference.requests import GenerationParams, GenerationResult
 from skillswitch.server.openai_errors import OpenAIError, error_for
-from skillswitch.server.wire import sse
+from skillswitch.server.wire import IGNORED_FIELDS_HEADER, ignored_fields_text, sse
 
 if TYPE_CHECKING:
     from skillswitch.inference.backend import LocalBackend
@@ -47,7 +47,6 @@ logger = logging.getLogger("skillswitch.server.models_api")
 M = TypeVar("M", bound=BaseModel)
 MAX_STOP_STRINGS = 16
 SEED_RANGE = (-(2**63), 2**64 - 1)  # what torch.Generator.manual_seed takes
-_MAX_SHOWN_FIELDS = 20
 
 
 class StreamOptions(BaseModel):
@@ -134,13 +133,9 @@ def ignored(endpoint: str, names: list[str]) -> dict[str, str]:
     that tells the client so (empty when there are none)."""
     if not names:
         return {}
-    shown = ", ".join(names[:_MAX_SHOWN_FIELDS])
-    if len(names) > _MAX_SHOWN_FIELDS:
-        shown += f" and {len(names) - _MAX_SHOWN_FIELDS} more"
-    # Field names are the client's text: printable ASCII only, in the log and in the header.
-    safe = "".join(c if " " <= c <= "~" else "?" for c in shown)
+    safe = ignored_fields_text(names)
     logger.info("%s: ignoring fields the local backend does not honour: %s", endpoint, safe)
-    return {"X-Skillswitch-Ignored-Fields": safe}
+    return {IGNORED_FIELDS_HEADER: safe}
 
 
 def backend_error(
