@@ -38,6 +38,9 @@ _WORDS = [
     (r"\bplus\b|\badded to\b", "+"),
     (r"\bminus\b|\bless\b", "-"),
     (r"\bmodulo\b|\bmod\b", "%"),
+    # "100 - 20%" is 80 and "50 plus 10 percent" 55, as calculators read them: the percentage
+    # is of the number before it.
+    (rf"({_NUMBER})\s*([-+])\s*\((\d+(?:\.\d+)?)/100\)", r"\1 * (100 \2 \3) / 100"),
 ]
 _VERBS = [
     (rf"\bdivide\s+({_NUMBER})\s+by\s+({_NUMBER})", r"\1 / \2"),
@@ -113,21 +116,61 @@ def _applied(function: str, numbers: str, *, least: int = 1) -> str | None:
     return f"{function}({', '.join(found)})" if len(found) >= least else None
 
 
-def _function_expression(text: str) -> str | None:
-    for pattern, build in _FUNCTION_PHRASES:
-        found = pattern.search(text)
-        if found is not None and not re.search(r"\d", text[found.end() :]):
-            return build(found)
-    return None
+# Arithmetic around a function phrase ("twice the mean of 4, 8", "5 factorial squared"): the
+# phrase alone would drop it.
+_MORE_ARITHMETIC = re.compile(
+    r"[-+*/^%×÷=]|\b(?:squared|cubed|times|plus|minus|less|divided|over|multiplied|"
+    r"modulo|mod|raised|sqrt|added|subtract|percent|per cent)\b"
+)
+# The words that may stand right before an expression, and right after it: any other word
+# there may be a function or base the reader does not know ("sqrt 16 + 9", "avg 3 + 5",
+# "cbrt 27 + 1", "10 + 5 in hex"), so the request is declined rather than part of it dropped.
+_BEFORE_EXPRESSION = re.compile(
+    r"(?:^|\b(?:is|the|calculate|calc|compute|evaluate|eval|solve|work out|whats|what's|equals|"
+    r"equal|get|me|be|does|do|make|makes|give|gives|tell|please|quick|quickly|of|to|for)|[:=,?!])$"
+)
+_AFTER_EXPRESSION = re.compile(
+    r"^(?:$|[=?!.,:;]|(?:please|exactly|altogether|in total|thanks|thank you|now|equal|"
+    r"equals|is|be|come to|comes to|make|makes|for me|again)\b)"
+)
+# Before "of", only these: "the value of 5 + 3" (not "sqrt of 16 + 9").
+_BEFORE_OF = re.compile(r"\b(?:result|value|answer|outcome|sum|total)\s+of$")
+
+
+def _function_expression(
+    text: str, found: re.Match[str], build: Callable[[re.Match[str]], str | None]
+) -> str | None:
+    """The function a phrase names, unless more arithmetic stands around it ("twice the mean
+    of 4, 8", "40 percent of the mean of 10, 20", "5 factorial squared"): the phrase alone
+    would drop it."""
+    outside = text[: found.start()] + " " + text[found.end() :]
+    if re.search(r"\d", outside) or _UNREAD_MATH.search(outside):
+        return None
+    return None if _MORE_ARITHMETIC.search(outside) else build(found)
+
+
+_ENDS_WITH_A_VALUE = re.compile(r"(?:[\d)%]|\b(?:squared|cubed|percent|factorial))\s*$")
+
+
+def _signed(text: str) -> str:
+    """ "negative 5" -> "(-5)" ("negative 5 squared" is 25); "minus 5" too where no number or
+    bracket stands before it ("10 minus 5" stays a subtraction)."""
+
+    def sign(found: re.Match[str]) -> str:
+        if found[1] == "minus" and _ENDS_WITH_A_VALUE.search(text[: found.start()]):
+            return found[0]
+        return f"(-{found[2]})"
+
+    return re.sub(r"(?<![\w.])(negative|minus)\s+(\d+(?:\.\d+)?)", sign, text)
 
 
 def arithmetic(request: str) -> str | None:
     """The arithmetic a request asks for, as an expression ``calculate`` accepts."""
     text = _THOUSANDS.sub("", request.lower())
-    named = _function_expression(text)
-    if named is not None:
-        return named
-    text = _SIGN.sub("-", text)
+    for pattern, build in _FUNCTION_PHRASES:
+        if (found := pattern.search(text)) is not None:
+            return _function_expression(text, found, build)
+    text = _signed(text)
     for pattern, replacement in _VERBS + _WORDS:
         text = re.sub(pattern, replacement, text)
     runs = list(_EXPRESSION.finditer(text))
@@ -135,11 +178,16 @@ def arithmetic(request: str) -> str | None:
     if longest is None:
         return None
     best = longest.group().strip().strip(" .")
-    if not re.search(r"\d", best) or not re.search(r"[-+*/%]|sqrt", best.lstrip("-")):
+    if not re.search(r"\d", best) or not re.search(r"[-+*/%]|sqrt", best.lstrip("-(")):
         return None
-    outside = text[: longest.start()] + " " + text[longest.end() :]
+    before, after = text[: longest.start()].strip(), text[longest.end() :].strip()
+    outside = before + " " + after
     if re.search(r"\d", outside) or _UNREAD_MATH.search(outside):
         return None  # part of the request would be dropped: a number, or a word of arithmetic
+    if not _BEFORE_EXPRESSION.search(before) or not _AFTER_EXPRESSION.search(after):
+        return None  # a word beside it the reader does not know: "sqrt 16 + 9", "in hex"
+    if before.endswith("of") and not _BEFORE_OF.search(before):
+        return None
     return best
 
 

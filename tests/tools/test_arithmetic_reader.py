@@ -1,0 +1,66 @@
+"""The calculator's reader: what it reads, and what it declines rather than drop part of."""
+
+from __future__ import annotations
+
+import pytest
+
+from skillswitch.tools.builtin import calculate
+from skillswitch.tools.phrasing import arithmetic
+
+
+@pytest.mark.parametrize(
+    ("request_text", "value"),
+    [
+        # A percentage added to or taken from a number is of that number, as calculators read
+        # it (these gave 99.8, 50.1 and 100.1).
+        ("what is 100 - 20%", "80"),
+        ("what is 50 + 10%", "55"),
+        ("what is 100 plus 10 percent", "110"),
+        ("what is 5% of 200 plus 3", "13"),
+        # A sign in words binds to its number ("negative 5 squared" gave -25).
+        ("what is negative 5 squared", "25"),
+        ("what is 12 squared minus 5", "139"),
+        ("what is 12 minus 5 squared", "-13"),
+        ("what is 7 minus negative 3", "10"),
+        # Ordinary words around an expression.
+        ("Hey, what is 2 + 2?", "4"),
+        ("what does 9 * 9 equal", "81"),
+        ("Can you compute 2 + 2 for me?", "4"),
+        ("what is the value of 5 + 3", "8"),
+        ("what is 17 times 23, please", "391"),
+        ("5 + 3 = ?", "8"),
+    ],
+)
+def test_read(request_text: str, value: str) -> None:
+    expression = arithmetic(request_text)
+    assert expression is not None
+    assert calculate(expression) == value
+
+
+@pytest.mark.parametrize(
+    "request_text",
+    [
+        # A word the reader does not know beside the expression: it was dropped (25, 28, 8, 4.2,
+        # 6, 8, 15, 15).
+        "sqrt 16 + 9",
+        "cbrt 27 + 1",
+        "avg 3 + 5",
+        "ceil 3.2 + 1",
+        "negate 5 + 1",
+        "max 3 + 5",
+        "what is 10 + 5 in hex",
+        "what is 10 + 5 in binary",
+        "what is the sqrt of 16 + 9",
+        # Arithmetic around a function phrase: it was dropped (6, 6.5, 55, 15, 5, 120, 120, 1.5).
+        "what is twice the mean of 4, 8",
+        "what is the square root of the mean of 4, 9",
+        "what is the log of the average of 10, 100",
+        "what is 40 percent of the mean of 10, 20",
+        "what is half the median of 3, 5, 9",
+        "what is the factorial of 5 squared",
+        "what is 5 factorial squared",
+        "what is the mean of 1, 2 rounded",
+    ],
+)
+def test_declined_rather_than_dropped(request_text: str) -> None:
+    assert arithmetic(request_text) is None
