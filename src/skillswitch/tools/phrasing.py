@@ -167,8 +167,8 @@ def _signed(text: str) -> str:
 def arithmetic(request: str) -> str | None:
     """The arithmetic a request asks for, as an expression ``calculate`` accepts."""
     text = _THOUSANDS.sub("", request.lower())
-    for pattern, build in _FUNCTION_PHRASES:
-        if (found := pattern.search(text)) is not None:
+    for phrase, build in _FUNCTION_PHRASES:
+        if (found := phrase.search(text)) is not None:
             return _function_expression(text, found, build)
     text = _signed(text)
     for pattern, replacement in _VERBS + _WORDS:
