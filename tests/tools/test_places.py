@@ -33,6 +33,13 @@ pytestmark = pytest.mark.skipif(
         ("What time is it in Los Angeles, California?", "America/Los_Angeles"),
         ("What time is it in Buenos Aires, Argentina?", "America/Argentina/Buenos_Aires"),
         ("What time is it in Tokyo right now?", "Asia/Tokyo"),
+        ("What time is it in Tokyo, please?", "Asia/Tokyo"),
+        ("What time is it in Samoa?", "Pacific/Apia"),  # was American Samoa's, a day behind
+        ("What time is it in American Samoa?", "Pacific/Pago_Pago"),
+        ("What time is it in Vancouver, BC?", "America/Vancouver"),
+        ("What time is it in Los Angeles, CA?", "America/Los_Angeles"),
+        ("What time is it in Mexico City?", "America/Mexico_City"),
+        ("What time is it in São Paulo?", "America/Sao_Paulo"),
         ("what time is it in New York City", "America/New_York"),
     ],
 )
@@ -57,6 +64,13 @@ def test_cities_and_countries_of_one_clock(request_text: str, zone: str) -> None
         "What time is it in Georgia?",  # a country and a state
         "What time is it in Congo?",  # two countries
         "what's the time in my city",
+        "What time is it in Jersey City?",  # was Europe/Jersey
+        "What time is it in Chatham, Kent?",  # was Pacific/Chatham
+        "What time is it in Victoria, BC?",  # was Australia/Victoria
+        "What time is it in Davis?",  # was Antarctica/Davis
+        "What time is it in Paris, TX?",
+        "What time is it on the moon?",  # was UTC
+        "What time is it here?",  # was UTC
     ],
 )
 def test_a_place_without_one_zone_is_declined(request_text: str) -> None:

@@ -60,6 +60,13 @@ _MORE_CITIES = {
     "atlanta": "America/New_York",
     "philadelphia": "America/New_York",
     "nyc": "America/New_York",
+    "new york city": "America/New_York",
+    "quebec city": "America/Toronto",
+    "kuwait city": "Asia/Kuwait",
+    "panama city": "America/Panama",
+    "guatemala city": "America/Guatemala",
+    "ho chi minh city": "Asia/Ho_Chi_Minh",
+    "vatican city": "Europe/Rome",
     "houston": "America/Chicago",
     "dallas": "America/Chicago",
     "austin": "America/Chicago",
@@ -76,6 +83,8 @@ _MORE_CITIES = {
     "tel aviv": "Asia/Jerusalem",
     "cape town": "Africa/Johannesburg",
 }
+
+_NOT_REGIONS = ("SystemV", "US", "posix", "right", "Arctic")
 
 _MORE_COUNTRIES = {
     "uk": "GB",
@@ -137,30 +146,60 @@ _NOT_PLACES = frozenset(
         "precisely",
     ]
 )
-_PREPOSITIONS = frozenset({"in", "at", "for"})
+_PREPOSITIONS = frozenset({"in", "at", "for", "on"})
+_HERE = frozenset({"here", "there", "home"})  # a place, but not one the request says
+# After a place's name, a word that makes it another place: "Jersey City" is not Jersey.
+_PLACE_SUFFIXES = frozenset(
+    {
+        "city", "county", "town", "township", "village", "island", "islands", "beach",
+        "springs", "falls", "heights", "park", "valley", "bay", "harbor", "harbour", "station",
+    }
+)  # fmt: skip
+# State and province codes, read only as a city's qualifier after a comma, in capitals.
+_DIVISION_CODES = {
+    "US": (
+        "AL AK AZ AR CA CO CT DE FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV "
+        "NH NJ NM NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY DC"
+    ),
+    "CA": "AB BC MB NB NL NS NT NU ON PE QC SK YT",
+    "AU": "NSW VIC QLD SA WA TAS NT ACT",
+}
 _LONGEST_NAME = 5  # words
 
 
+@dataclass(frozen=True, slots=True)
+class _Word:
+    text: str  # as written, accents removed
+    plain: str  # lower case
+
+    @property
+    def capitalised(self) -> bool:
+        return self.text[:1].isupper()
+
+
 def places_named(request: str) -> PlacesNamed:
-    words = _plain(request).split()
+    words = _words(request)
+    plain = [word.plain for word in words]
     zones: list[str] = []
     ambiguous = False
     index = 0
     while index < len(words):
-        found = _longest_name_at(words, index)
+        found = _longest_name_at(plain, index)
         if found is None:
-            if words[index] in _PREPOSITIONS and _names_unknown_place(words, index + 1):
+            if plain[index] in _HERE or (
+                plain[index] in _PREPOSITIONS and _names_unknown_place(plain, index + 1)
+            ):
                 ambiguous = True
             index += 1
             continue
         (kind, value), index = found
-        if kind == "utc":
+        if index < len(words) and plain[index] in _PLACE_SUFFIXES:
+            ambiguous = True  # "Jersey City", "Davis Island": a place the reader does not know
+        elif kind == "utc":
             zones.insert(0, "UTC")
         elif kind == "city":
-            qualifier = _longest_name_at(words, index)
-            if qualifier is not None and qualifier[0][0] in ("country", "division"):
-                (_, codes), index = qualifier
-                ambiguous |= not set(codes.split()) & _countries_of(value)
+            index, fits = _qualified(words, index, value)
+            ambiguous |= not fits
             zones.append(value)
         elif kind == "country":
             clock = _one_clock(value)
@@ -171,11 +210,36 @@ def places_named(request: str) -> PlacesNamed:
     return PlacesNamed(tuple(dict.fromkeys(zones)), ambiguous)
 
 
+def _qualified(words: list[_Word], index: int, zone: str) -> tuple[int, bool]:
+    """Past a city's qualifier ("Paris, France", "Paris Texas", "Portland, OR"), and whether
+    the zone keeps that country's or state's time; an unknown capitalised word after a comma
+    ("Chatham, Kent") is a qualifier too, one that no zone is known to fit."""
+    comma = index < len(words) and words[index].plain == ","
+    at = index + comma
+    if at >= len(words):
+        return index, True
+    found = _longest_name_at([word.plain for word in words], at)
+    if found is not None and found[0][0] in ("country", "division"):
+        (_, codes), end = found
+        return end, bool(set(codes.split()) & _countries_of(zone))
+    if not comma or not words[at].capitalised:
+        return index, True
+    codes = " ".join(c for c, listed in _DIVISION_CODES.items() if words[at].text in listed.split())
+    if codes:
+        return at + 1, bool(set(codes.split()) & _countries_of(zone))
+    return at + 1, words[at].plain in _NOT_PLACES
+
+
 def _plain(text: str) -> str:
     """Lower case ASCII words: "Côte d'Ivoire" -> "cote d ivoire", "&" -> "and"."""
-    letters = unicodedata.normalize("NFKD", text.lower().replace("&", " and "))
+    return " ".join(word.plain for word in _words(text) if word.plain != ",")
+
+
+def _words(text: str) -> list[_Word]:
+    """The words of a text, accents removed, and its commas ("Paris, Texas")."""
+    letters = unicodedata.normalize("NFKD", text.replace("&", " and "))
     unmarked = "".join(char for char in letters if not unicodedata.combining(char))
-    return re.sub(r"[^a-z]+", " ", unmarked).strip()
+    return [_Word(w, w.lower()) for w in re.findall(r"[A-Za-z]+|,", unmarked)]
 
 
 def _longest_name_at(words: list[str], start: int) -> tuple[tuple[str, str], int] | None:
@@ -204,14 +268,16 @@ def _names() -> dict[str, tuple[str, str]]:
         names[name] = ("division", codes)
     for name, code in _countries().items():
         names[name] = ("two", "") if name in names else ("country", code)
-    canonical = set(_zone_countries())
-    # Canonical zones first, so "buenos aires" is America/Argentina/Buenos_Aires, not its link.
-    for zone in sorted(zoneinfo.available_timezones(), key=lambda z: (z not in canonical, z)):
+    listed = set(_zone_countries())
+    # Zones the tables list first, so "buenos aires" is America/Argentina/Buenos_Aires, not its
+    # link; a link's name never takes a country's or a state's ("Pacific/Samoa" is American
+    # Samoa, "Australia/Victoria" a state). Antarctic stations ("Davis", "Casey") are left out.
+    for zone in sorted(zoneinfo.available_timezones(), key=lambda z: (z not in listed, z)):
         region, _, city = zone.rpartition("/")
-        if not region or region.startswith("Etc") or region in ("SystemV", "US", "posix", "right"):
+        if not region or region.startswith(("Etc", "Antarctica")) or region in _NOT_REGIONS:
             continue
         name = _plain(city.replace("_", " "))
-        if names.get(name, ("", ""))[0] != "city":
+        if name not in names or (zone in listed and names[name][0] != "city"):
             names[name] = ("city", zone)
     for name, zone in _MORE_CITIES.items():
         names[name] = ("city", zone)
