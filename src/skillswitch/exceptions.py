@@ -242,6 +242,18 @@ class ExpertsFailedError(ExceptionGroup[ExpertError], SkillSwitchError):
 
     trace: Any = None
 
+    def __str__(self) -> str:
+        """The message and each expert's error (an exception group says only how many there
+        are: "no expert answered (2 sub-exceptions)")."""
+        return f"{self.message}: {self.reasons()}"
+
+    def reasons(self, most: int = 8) -> str:
+        """Each expert's error, ``; ``-separated, at most ``most`` of them."""
+        shown = "; ".join(str(error) for error in self.exceptions[:most])
+        if len(self.exceptions) > most:
+            shown += f"; and {len(self.exceptions) - most} more"
+        return shown
+
 
 class NoExpertError(SkillSwitchError):
     """No configured expert serves the skills a request was routed to."""

@@ -18,6 +18,7 @@ from mcp import Client, StdioServerParameters
 
 from skillswitch.agents import FunctionExpert, Message
 from skillswitch.config import parse_config
+from skillswitch.exceptions import ExpertDeclinedError
 from skillswitch.server.mcp import SkillSwitchMCPServer
 from skillswitch.switch import Switch
 from tests.support.configs import DEFAULT_SKILLS
@@ -211,3 +212,21 @@ async def test_stdio_clients_are_told_when_an_upstream_tool_list_changes(
                     await subscription.__anext__()
         after = {tool.name for tool in (await client.list_tools()).tools}
     assert after - before == {"faulty__" + text_of(grown).removeprefix("added ")}
+
+
+async def test_a_failed_ask_names_each_experts_reason(cache_root: Path, tmp_path: Path) -> None:
+    """It said only "no expert answered (1 sub-exception)"."""
+
+    def oracle(messages: Sequence[Message]) -> str:
+        raise ExpertDeclinedError("oracle", "no arithmetic in 'tell me a joke'")
+
+    config = parse_config(config_text(tmp_path / "memory.jsonl"))
+    switch = Switch.from_config(
+        config, overrides={"oracle": FunctionExpert("oracle", oracle)}, cache_dir=cache_root
+    )
+    async with switch, Client(SkillSwitchMCPServer(switch)) as connected:
+        failed = await connected.call_tool("ask", {"request": "tell me a joke"})
+    assert failed.is_error
+    assert "no expert answered: expert 'oracle': no arithmetic in 'tell me a joke'" in text_of(
+        failed
+    )

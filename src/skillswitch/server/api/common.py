@@ -37,7 +37,6 @@ logger = logging.getLogger("skillswitch.server.api")
 
 _ROLES = ("system", "developer", "user", "assistant", "tool")
 _NAMED_PART = re.compile(r"^(messages\[\d+\](?:\.\w+)?)")
-_MAX_SHOWN_FAILURES = 8
 
 
 class TextPart(BaseModel):
@@ -153,9 +152,7 @@ def switch_error(exc: SkillSwitchError) -> OpenAIError:
     object's ``skillswitch`` field holds the trace of what was tried."""
     if isinstance(exc, ExpertsFailedError):
         failures = list(exc.exceptions)
-        shown = "; ".join(str(e) for e in failures[:_MAX_SHOWN_FAILURES])
-        if len(failures) > _MAX_SHOWN_FAILURES:
-            shown += f"; and {len(failures) - _MAX_SHOWN_FAILURES} more"
+        shown = exc.reasons()
         extra = {} if exc.trace is None else {"skillswitch": exc.trace.to_dict()}
         if all(isinstance(e, ExpertDeclinedError) for e in failures):
             # Nothing failed: every expert asked says the request is not one it can answer.
