@@ -12,6 +12,7 @@ import httpx
 import openai
 import pytest
 
+from skillswitch.agents.messages import TextDelta
 from skillswitch.config import parse_config
 from skillswitch.exceptions import (
     ConfigError,
@@ -177,3 +178,17 @@ tools:
     with pytest.raises(ConfigError) as wrong_kind:
         parse_config(DEFAULT_SKILLS + "\nexperts:\n  - {name: a, kind: robot}\n")
     assert "'openai', 'tool'" in str(wrong_kind.value)
+
+
+async def test_a_part_no_expert_answered_is_said_in_the_answer(switch: Switch) -> None:
+    """The time was left out without a word: the answer was the conversion alone."""
+    request = "convert 5 miles to km and what time is it in Tokyo"
+    note = "\n\n(Not answered: datetime: clock and calendar declined it; the trace has each "
+    answer = await switch.run(request)
+    assert answer.trace.decision.skill_names == ("unit_conversion", "datetime")
+    assert answer.text.startswith("5 mile = 8.04672 km" + note)
+    streamed = [part async for part in switch.stream(request)]
+    text = "".join(part.text for part in streamed if isinstance(part, TextDelta))
+    assert text == answer.text
+    whole = await switch.run("What is 18% of 2,450?")
+    assert whole.text == "441"  # every part answered: no note

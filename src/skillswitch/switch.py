@@ -55,6 +55,7 @@ from skillswitch.config.models import (
     DispatchConfig,
     LocalExpertConfig,
 )
+from skillswitch.coverage import unanswered_note
 from skillswitch.exceptions import (
     ConfigError,
     ExpertsFailedError,
@@ -349,6 +350,7 @@ class Switch:
         aggregation = (
             await self._synthesise(settled, started) if isinstance(settled, Synthesis) else settled
         )
+        aggregation = self._noted(aggregation, self._unanswered(decision, selections, dispatch))
         return self._answer(
             messages,
             decision,
@@ -868,6 +870,10 @@ class Switch:
                 aggregation = settled
                 if aggregation.text:
                     yield TextDelta(aggregation.text)
+            note = self._unanswered(decision, selections, dispatch)
+            if note and not aggregation.tool_calls:
+                yield TextDelta(note)
+            aggregation = self._noted(aggregation, note)
             yield self._answer(
                 messages,
                 decision,
@@ -895,6 +901,10 @@ class Switch:
             leave_tool_policy(policy)
         self._raise_if_empty(single, decision, chosen, route_ms, started)
         aggregation = await aggregate(messages, single.replies, aggregator=None)
+        note = self._unanswered(decision, selections, single)
+        if note and not aggregation.tool_calls:
+            yield TextDelta(note)
+        aggregation = self._noted(aggregation, note)
         yield self._answer(
             messages,
             decision,
@@ -906,6 +916,21 @@ class Switch:
             basis=chosen.basis,
             extra_usage=chosen.extraction_usage,
         )
+
+    def _unanswered(
+        self, decision: RoutingDecision, selections: Sequence[Selection], dispatch: Dispatch
+    ) -> str:
+        """A note of the skills routed to that no expert answered (none with recruitment: its
+        experts all answer the request as a whole)."""
+        if self.recruitment is not None:
+            return ""
+        return unanswered_note(decision, selections, dispatch)
+
+    @staticmethod
+    def _noted(aggregation: Aggregation, note: str) -> Aggregation:
+        if not note or aggregation.tool_calls:
+            return aggregation
+        return replace(aggregation, text=aggregation.text + note)
 
     async def _route(self, messages: Sequence[Message]) -> tuple[RoutingDecision, float]:
         begin = time.perf_counter()
