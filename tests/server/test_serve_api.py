@@ -389,6 +389,13 @@ def test_route_endpoint_equals_switch_route(url: str, switch: Switch) -> None:
     assert_error(
         httpx.post(f"{url}/v1/route", json={"text": "hi"}, headers=AUTH), 400, "input: is required"
     )
+    # One message for a wrong kind, not one per member of the union (input.str, input.list[...])
+    wrong = assert_error(
+        httpx.post(f"{url}/v1/route", json={"input": 5}, headers=AUTH),
+        400,
+        "input: a text or a list of chat messages is needed, got int",
+    )
+    assert wrong["param"] == "input"
 
 
 def test_metrics_count_the_requests_just_made(client: openai.OpenAI, url: str) -> None:
@@ -439,7 +446,7 @@ def case(name: str, body: Any, status: int, param: str | None, *needles: str) ->
 ERROR_CASES = [
     case("bad-json", b'{"model": "skillswitch", ', 400, None, "not valid JSON"),
     case("empty-body", b"", 400, None, "the request body is empty"),
-    case("not-an-object", [1, 2], 400, None, "a JSON list; send a JSON object"),
+    case("not-an-object", [1, 2], 400, None, "a JSON array; send a JSON object"),
     case("no-model", {"messages": user("hi")}, 400, "model", "model: is required"),
     case(
         "unknown-model",

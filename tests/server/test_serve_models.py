@@ -381,7 +381,7 @@ ERROR_CASES = [
     case("empty-body", CHAT, b"", 400, None, "empty"),
     case("deep-json", CHAT, b"[" * 100_000 + b"]" * 100_000, 400, None, "nested too deeply"),
     case("not-utf8", CHAT, b'{"model": "\xff"}', 400, None, "not UTF-8"),
-    case("not-an-object", CHAT, [1, 2], 400, None, "JSON list", "object"),
+    case("not-an-object", CHAT, [1, 2], 400, None, "JSON array", "object"),
     case("no-model", CHAT, {"messages": USER}, 400, "model", "model", "required"),
     case("unknown-model", CHAT, chat(model="llama-c"), 404, "model", "'llama-c'", "did you mean"),
     case("no-messages", CHAT, chat(messages=[]), 400, "messages", "messages is empty"),

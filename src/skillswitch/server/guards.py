@@ -174,7 +174,7 @@ class RequestGuard:
                 return b"".join(chunks)
 
     def _too_large(self, size: int | None) -> OpenAIError:
-        sent = f"{size} bytes" if size is not None else "more"
+        sent = f"{size} bytes" if size is not None else f"over {self.max_body_bytes} bytes"
         return OpenAIError(
             413,
             f"the request body is {sent}; this server takes at most {self.max_body_bytes} bytes "

@@ -51,6 +51,16 @@ async def read_body(receive: Receive) -> bytes:
             return b"".join(chunks)
 
 
+_JSON_KINDS = {
+    list: "a JSON array",
+    str: "a JSON string",
+    int: "a JSON number",
+    float: "a JSON number",
+    bool: "a JSON boolean",
+    type(None): "JSON null",
+}
+
+
 def parse_json(raw: bytes, model: type[M]) -> M:
     """``raw`` as ``model``; bad JSON and bad fields are 400s naming the field and the value."""
     try:
@@ -69,9 +79,8 @@ def parse_json(raw: bytes, model: type[M]) -> M:
             f"{sys.get_int_max_str_digits()} digits; send long numbers as strings",
         ) from None
     if not isinstance(data, dict):
-        raise OpenAIError(
-            400, f"the request body is a JSON {type(data).__name__}; send a JSON object"
-        )
+        kind = _JSON_KINDS.get(type(data), type(data).__name__)
+        raise OpenAIError(400, f"the request body is {kind}; send a JSON object")
     if _SURROGATE.search(raw) is not None and not _is_text(data):
         # JSON lets "\ud800" through; no expert can be sent it (the openai client fails to
         # encode it, which read as the expert's failure: a 502 for the client's mistake).
