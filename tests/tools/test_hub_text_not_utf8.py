@@ -47,3 +47,15 @@ def test_the_cli_refuses_args_that_are_not_utf8(cli_env: dict[str, str]) -> None
     completed = run(["tools", "call", "builtin__calculator", "--args", undecodable], cli_env)
     assert completed.returncode == 2
     assert "--args holds bytes that are not valid UTF-8 (at character 16)" in completed.stderr
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_numbers_json_cannot_carry_are_refused(hub: ToolHub, value: float) -> None:
+    """Python's JSON reads NaN and Infinity (`tools call --args '{"value": NaN}'`); sent on,
+    the server received null and answered with its validator's dump."""
+    refused = hub.call_sync("builtin__units", {"value": value, "from_unit": "km", "to_unit": "m"})
+    assert refused.is_error
+    assert refused.text == (
+        f"invalid arguments for builtin__units: value: {value} is not a finite number (JSON has "
+        "no NaN or Infinity); send a number"
+    )

@@ -15,6 +15,7 @@ import difflib
 import functools
 import json
 import logging
+import math
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -229,7 +230,7 @@ class ToolHub:
                     f"{exc} (the server no longer lists it)", is_error=True, unavailable=True
                 )
         problem = (
-            _not_utf8(arguments)  # first: the other messages would quote such a text
+            _unsendable(arguments)  # first: the other messages would quote such a value
             or "; ".join(unknown_arguments(tool.input_schema, arguments))
             or schema_problem(tool.input_schema, arguments)
         )
@@ -386,10 +387,16 @@ def schema_problem(schema: Mapping[str, Any], arguments: Mapping[str, Any]) -> s
     return "; ".join(shown)
 
 
-def _not_utf8(value: Any, where: str = "") -> str | None:
-    """Where a text in ``value`` holds a lone surrogate (an undecodable byte of a command line,
-    a ``\\ud800`` escape): it cannot be sent as UTF-8 JSON, and the SDK's failure to encode it
-    ended the server's session."""
+def _unsendable(value: Any, where: str = "") -> str | None:
+    """Where ``value`` holds what JSON cannot carry: a text with a lone surrogate (an
+    undecodable byte of a command line, a ``\\ud800`` escape; the SDK's failure to encode it
+    ended the server's session), or NaN or an infinity (Python's JSON reads them; a server
+    received null and answered with its validator's dump)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return (
+            f"{where or '(arguments)'}: {value} is not a finite number (JSON has no NaN or "
+            "Infinity); send a number"
+        )
     if isinstance(value, str):
         try:
             value.encode("utf-8")
@@ -401,12 +408,12 @@ def _not_utf8(value: Any, where: str = "") -> str | None:
         return None
     if isinstance(value, Mapping):
         for key, item in value.items():
-            found = _not_utf8(key, where) or _not_utf8(item, f"{where}.{key}" if where else key)
+            found = _unsendable(key, where) or _unsendable(item, f"{where}.{key}" if where else key)
             if found is not None:
                 return found
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            found = _not_utf8(item, f"{where}[{index}]")
+            found = _unsendable(item, f"{where}[{index}]")
             if found is not None:
                 return found
     return None
