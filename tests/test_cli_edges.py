@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -128,3 +129,41 @@ def test_ctrl_c_at_any_moment_of_a_command_gives_no_traceback(cli_env: dict[str,
         assert process.returncode in (0, 130, -signal.SIGINT), (delay, stderr.decode())
         statuses.append(process.returncode)
     assert 130 in statuses
+
+
+def test_bad_input_found_mid_command_is_one_line_and_exit_2(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Each was a traceback with exit 1."""
+    tiny = tmp_path / "tiny.csv"
+    tiny.write_text("text,label\nwhat is 2 plus 2,math\nconvert 5 miles,units\n")
+    held_out_none = run(
+        [
+            "fit",
+            "intents",
+            "--train",
+            str(tiny),
+            "--out",
+            str(tmp_path / "out"),
+            "--method",
+            "linear",
+        ],
+        cli_env,
+    )
+    assert held_out_none.returncode == 2
+    assert "no validation items to choose the out-of-scope threshold on" in held_out_none.stderr
+    unwritable = run(
+        [
+            *("fit", "intents", "--train", str(tiny), "--val", str(tiny), "--method", "linear"),
+            *("--out", "/proc/skillswitch-cannot-write-here"),
+        ],
+        cli_env,
+    )
+    assert unwritable.returncode == 2
+    assert unwritable.stderr.strip() == (
+        "error: cannot write the classifier to /proc/skillswitch-cannot-write-here: No such file "
+        "or directory; give --out a folder that can be created"
+    )
+    both = run(["ask", "2+2", "--skill", "math", "--expert", "calculator"], cli_env)
+    assert both.returncode == 2
+    assert "give skill= or expert=, not both (skill='math', expert='calculator')" in both.stderr

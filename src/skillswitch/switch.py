@@ -532,7 +532,9 @@ class Switch:
         if skill is None and expert is None:
             return await self._route(messages)
         if skill is not None and expert is not None:
-            raise ValueError("give skill= or expert=, not both")
+            raise RequestError(
+                f"give skill= or expert=, not both (skill={skill!r}, expert={expert!r})"
+            )
         if expert is not None:
             if expert not in self._specs:
                 raise UnknownExpertError(expert, self._order)

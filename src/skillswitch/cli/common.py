@@ -78,6 +78,11 @@ def reports_errors(function: Callable[P, R]) -> Callable[P, R]:
             if isinstance(exc, SkillSwitchError):
                 stderr().print(f"[bold red]failed:[/] {escape(str(exc))}")
                 raise typer.Exit(1) from None
+            if isinstance(exc, FileNotFoundError | PermissionError | NotADirectoryError):
+                # A path given that cannot be read or written ("--out /proc/nope").
+                where = f": {exc.filename}" if exc.filename else ""
+                stderr().print(f"[bold red]error:[/] {escape(exc.strerror or str(exc))}{where}")
+                raise typer.Exit(2) from None
             raise
         except KeyboardInterrupt:
             _stop_interrupted()

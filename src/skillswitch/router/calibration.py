@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from skillswitch.config.models import ThresholdObjective
+from skillswitch.exceptions import DatasetError
 from skillswitch.router.scoring import Scores, confidence
 
 __all__ = ["KEEP_WITHOUT_NEGATIVES", "Calibration", "calibrate_scores", "choose_threshold"]
@@ -98,6 +99,13 @@ def choose_threshold(
     )
 
 
+NO_VALIDATION = (
+    "no validation items to choose the out-of-scope threshold on (10% of the training data is "
+    "held out when no validation data is given, and that was none): give validation data "
+    "(--val FILE) or more training items"
+)
+
+
 def calibrate_scores(
     scores: Scores,
     skills: Sequence[str],
@@ -108,6 +116,8 @@ def calibrate_scores(
     keep_without_negatives: float = KEEP_WITHOUT_NEGATIVES,
 ) -> Calibration:
     """:func:`choose_threshold` for classifier ``scores`` of items labelled ``labels``."""
+    if not labels:
+        raise DatasetError(NO_VALIDATION)
     position = {skill: i for i, skill in enumerate(skills)}
     rejected = np.array([label == out_of_scope_label for label in labels])
     expected = np.array([position.get(label, -1) for label in labels])

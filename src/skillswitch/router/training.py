@@ -26,9 +26,9 @@ from typing import Any, Literal
 import numpy as np
 
 from skillswitch.config.models import ThresholdObjective
-from skillswitch.exceptions import DatasetError
+from skillswitch.exceptions import ArtifactError, DatasetError
 from skillswitch.outputs import check_replaceable
-from skillswitch.router.calibration import Calibration, calibrate_scores
+from skillswitch.router.calibration import NO_VALIDATION, Calibration, calibrate_scores
 from skillswitch.router.encoders import (
     BUNDLED_MODEL_NAME,
     EmbeddingCache,
@@ -139,11 +139,19 @@ def fit_intents(
     labels = _label_order(train_labels, oos_label)
     if len([label for label in labels if label != oos_label]) < 2:
         raise DatasetError("training data needs at least two in-scope labels")
+    if not val_labels:
+        raise DatasetError(NO_VALIDATION)  # before the training, not after it
     index = {label: i for i, label in enumerate(labels)}
     targets = np.array([index[label] for label in train_labels], dtype=np.int64)
     source = bundled_model_folder()
     fingerprint = folder_fingerprint(source, cache_root / "fingerprints.json")
-    staging = Path(tempfile.mkdtemp(prefix=".fit-", dir=_parent(out)))
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=".fit-", dir=_parent(out)))
+    except OSError as exc:
+        raise ArtifactError(
+            f"cannot write the classifier to {out}: {exc.strerror or exc}; give --out a folder "
+            "that can be created"
+        ) from None
     try:
         if settings.method == "finetune":
             train_vectors = None  # the tuned encoder embeds them again below
