@@ -48,9 +48,15 @@ def builtin_server() -> MCPServer:
             raise ToolError(str(exc)) from None
 
     @server.tool(annotations=PURE, description=_described(calendar_days))
-    def calendar(date: str, until: str = "", add_days: int = 0, weekdays: bool = False) -> str:
+    def calendar(
+        date: str,
+        until: str = "",
+        add_days: int = 0,
+        weekdays: bool = False,
+        inclusive: bool = False,
+    ) -> str:
         try:
-            return calendar_days(date, until, add_days, weekdays)
+            return calendar_days(date, until, add_days, weekdays, inclusive)
         except ValueError as exc:
             raise ToolError(str(exc)) from None
 
