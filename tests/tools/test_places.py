@@ -71,6 +71,8 @@ def test_cities_and_countries_of_one_clock(request_text: str, zone: str) -> None
         "What time is it in Paris, TX?",
         "What time is it on the moon?",  # was UTC
         "What time is it here?",  # was UTC
+        "What time is it in 東京?",  # was UTC
+        "What time is it in Москва?",
     ],
 )
 def test_a_place_without_one_zone_is_declined(request_text: str) -> None:

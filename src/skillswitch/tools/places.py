@@ -239,7 +239,8 @@ def _words(text: str) -> list[_Word]:
     """The words of a text, accents removed, and its commas ("Paris, Texas")."""
     letters = unicodedata.normalize("NFKD", text.replace("&", " and "))
     unmarked = "".join(char for char in letters if not unicodedata.combining(char))
-    return [_Word(w, w.lower()) for w in re.findall(r"[A-Za-z]+|,", unmarked)]
+    # Words of other scripts are words too: "in 東京" names a place the tables do not have.
+    return [_Word(w, w.lower()) for w in re.findall(r"[^\W\d_]+|,", unmarked)]
 
 
 def _longest_name_at(words: list[str], start: int) -> tuple[tuple[str, str], int] | None:
