@@ -10,6 +10,7 @@ import operator
 import sys
 import zoneinfo
 from collections.abc import Callable
+from fractions import Fraction
 
 from skillswitch.tools.base import FunctionTool
 from skillswitch.tools.dates import calendar
@@ -205,26 +206,22 @@ def current_time(timezone: str = "UTC") -> str:
     return dt.datetime.now(zone).isoformat(timespec="seconds")
 
 
-# Factors to each dimension's base unit (metre, kilogram, litre, second, metre/second, byte).
+# Symbols, in their own case: M is mega and m milli (Mm, mm; Mg, mg; ML, mL; Ms, ms), B a byte
+# and b a bit (MB, Mb). Factors to each dimension's base unit (metre, kilogram, litre, second,
+# metre/second, byte).
 _UNITS: dict[str, tuple[str, float]] = {
     **{
         u: ("length", f)
         for u, f in {
             "m": 1,
-            "meter": 1,
-            "metre": 1,
             "km": 1000,
+            "Mm": 1e6,
             "cm": 0.01,
             "mm": 0.001,
             "mi": 1609.344,
-            "mile": 1609.344,
             "yd": 0.9144,
-            "yard": 0.9144,
             "ft": 0.3048,
-            "foot": 0.3048,
-            "feet": 0.3048,
             "in": 0.0254,
-            "inch": 0.0254,
             "nmi": 1852,
         }.items()
     },
@@ -232,16 +229,13 @@ _UNITS: dict[str, tuple[str, float]] = {
         u: ("mass", f)
         for u, f in {
             "kg": 1,
-            "kilogram": 1,
-            "gram": 0.001,
             "g": 0.001,
             "mg": 1e-6,
+            "Mg": 1000,
             "t": 1000,
-            "tonne": 1000,
             "lb": 0.45359237,
-            "pound": 0.45359237,
+            "lbs": 0.45359237,
             "oz": 0.028349523125,
-            "ounce": 0.028349523125,
             "st": 6.35029318,
         }.items()
     },
@@ -249,11 +243,11 @@ _UNITS: dict[str, tuple[str, float]] = {
         u: ("volume", f)
         for u, f in {
             "l": 1,
-            "liter": 1,
-            "litre": 1,
+            "L": 1,
             "ml": 0.001,
+            "mL": 0.001,
+            "ML": 1e6,
             "gal": 3.785411784,
-            "gallon": 3.785411784,
             "qt": 0.946352946,
             "pt": 0.473176473,
             "cup": 0.2365882365,
@@ -264,13 +258,12 @@ _UNITS: dict[str, tuple[str, float]] = {
         u: ("time", f)
         for u, f in {
             "s": 1,
-            "second": 1,
+            "ms": 0.001,
+            "Ms": 1e6,
             "min": 60,
-            "minute": 60,
             "h": 3600,
-            "hour": 3600,
-            "day": 86400,
-            "week": 604800,
+            "d": 86400,
+            "wk": 604800,
         }.items()
     },
     **{
@@ -280,60 +273,150 @@ _UNITS: dict[str, tuple[str, float]] = {
             "km/h": 1 / 3.6,
             "kph": 1 / 3.6,
             "mph": 0.44704,
-            "knot": 0.514444,
+            "kn": 0.514444,
         }.items()
     },
     **{
         u: ("data", f)
         for u, f in {
-            "b": 1,
-            "byte": 1,
-            "kb": 1e3,
-            "mb": 1e6,
-            "gb": 1e9,
-            "tb": 1e12,
-            "kib": 1024,
-            "mib": 1024**2,
-            "gib": 1024**3,
+            "B": 1,
+            "b": 1 / 8,
+            "kB": 1e3,
+            "KB": 1e3,
+            "kb": 1e3 / 8,
+            "Kb": 1e3 / 8,
+            "MB": 1e6,
+            "Mb": 1e6 / 8,
+            "GB": 1e9,
+            "Gb": 1e9 / 8,
+            "TB": 1e12,
+            "Tb": 1e12 / 8,
+            "KiB": 1024,
+            "Kib": 1024 / 8,
+            "MiB": 1024**2,
+            "Mib": 1024**2 / 8,
+            "GiB": 1024**3,
+            "Gib": 1024**3 / 8,
         }.items()
     },
 }
-_TEMPERATURES = {"c", "celsius", "f", "fahrenheit", "k", "kelvin"}
+# Each scale's absolute zero and the size of its degree in kelvins.
+_TEMPERATURES: dict[str, tuple[Fraction, Fraction]] = {
+    "C": (Fraction("-273.15"), Fraction(1)),
+    "F": (Fraction("-459.67"), Fraction(5, 9)),
+    "K": (Fraction(0), Fraction(1)),
+}
+# Names spelled out, read in any case and (but for celsius and fahrenheit) in the plural.
+_UNIT_WORDS = {
+    "metre": "m", "meter": "m", "kilometre": "km", "kilometer": "km", "megametre": "Mm",
+    "megameter": "Mm", "centimetre": "cm", "centimeter": "cm", "millimetre": "mm",
+    "millimeter": "mm", "mile": "mi", "yard": "yd", "foot": "ft", "feet": "ft", "inch": "in",
+    "nautical mile": "nmi", "kilogram": "kg", "kilo": "kg", "gram": "g", "milligram": "mg",
+    "megagram": "Mg", "tonne": "t", "pound": "lb", "ounce": "oz", "stone": "st", "litre": "l",
+    "liter": "l", "millilitre": "ml", "milliliter": "ml", "megalitre": "ML", "megaliter": "ML",
+    "gallon": "gal", "quart": "qt", "pint": "pt", "cup": "cup", "fluid ounce": "floz",
+    "second": "s", "millisecond": "ms", "megasecond": "Ms", "minute": "min", "hour": "h",
+    "day": "d", "week": "wk", "metre per second": "m/s", "meter per second": "m/s",
+    "metres per second": "m/s", "meters per second": "m/s", "kilometre per hour": "km/h",
+    "kilometer per hour": "km/h", "kilometres per hour": "km/h", "kilometers per hour": "km/h",
+    "mile per hour": "mph", "miles per hour": "mph", "knot": "kn", "byte": "B", "bit": "b",
+    "kilobyte": "kB", "kilobit": "kb", "megabyte": "MB", "megabit": "Mb", "gigabyte": "GB",
+    "gigabit": "Gb", "terabyte": "TB", "terabit": "Tb", "kibibyte": "KiB", "kibibit": "Kib",
+    "mebibyte": "MiB", "mebibit": "Mib", "gibibyte": "GiB", "gibibit": "Gib", "celsius": "C",
+    "centigrade": "C", "fahrenheit": "F", "kelvin": "K",
+}  # fmt: skip
+_NAMED = {symbol: word for word, symbol in reversed(_UNIT_WORDS.items())}
+_MOST_DIGITS = 12  # of an answer: float noise stays below them
 
 
 def convert_units(value: float, from_unit: str, to_unit: str) -> str:
     """Convert a quantity between units of length, mass, volume, time, speed, data size or
-    temperature, e.g. value=5, from_unit="mi", to_unit="km"."""
+    temperature, e.g. value=5, from_unit="mi", to_unit="km". Symbols are read in their case
+    (Mb megabit, MB megabyte, mg milligram, Mg megagram); names in any case."""
+    try:
+        number = float(value) + 0.0  # -0 is 0
+    except OverflowError:
+        raise ValueError(f"the value is too large (over {sys.float_info.max:g})") from None
+    if not math.isfinite(number):
+        raise ValueError(f"the value {number} is not a finite number")
     source, target = _unit(from_unit), _unit(to_unit)
-    if source in _TEMPERATURES and target in _TEMPERATURES:
-        result = _from_kelvin(_to_kelvin(value, source[0]), target[0])
-    elif source in _UNITS and target in _UNITS:
-        (dimension, factor), (other, to_factor) = _UNITS[source], _UNITS[target]
-        if dimension != other:
-            raise ValueError(f"cannot convert {dimension} ({from_unit}) to {other} ({to_unit})")
-        result = value * factor / to_factor
-    else:
-        unknown = from_unit if source not in _UNITS | dict.fromkeys(_TEMPERATURES) else to_unit
+    if source is None or target is None:
+        unknown = from_unit if source is None else to_unit
         raise ValueError(
             f"unknown unit {unknown!r}; use e.g. km, mi, kg, lb, l, gal, h, km/h, GB, C, F, K"
         )
-    return f"{value:g} {from_unit} = {result:.6g} {to_unit}"
+    dimension, other = _dimension(source), _dimension(target)
+    if dimension != other:
+        hint = ""
+        if "volume" in {dimension, other}:  # "c" for a cup
+            for name in (from_unit, to_unit):
+                if name.strip().lower() == "c":
+                    hint = f"; {name!r} is Celsius here — write 'cup'"
+        raise ValueError(f"cannot convert {dimension} ({from_unit}) to {other} ({to_unit}){hint}")
+    given, shown = Fraction(repr(number)), _number_text(number, _digits(number))
+    if dimension == "temperature":
+        (zero, size), (to_zero, to_size) = _TEMPERATURES[source], _TEMPERATURES[target]
+        if given < zero:
+            raise ValueError(
+                f"{shown} {from_unit} is below absolute zero "
+                f"({_number_text(float(zero), 5)} {from_unit})"
+            )
+        exact = (given - zero) * size / to_size + to_zero
+    else:
+        exact = given * Fraction(repr(_UNITS[source][1])) / Fraction(repr(_UNITS[target][1]))
+    try:
+        result = float(exact) + 0.0
+    except OverflowError:
+        raise ValueError(f"{shown} {from_unit} in {to_unit} is too large a number") from None
+    if result == 0 and exact != 0:
+        raise ValueError(f"{shown} {from_unit} in {to_unit} is too small a number")
+    digits = min(max(6, _digits(number)), _MOST_DIGITS)
+    return f"{shown} {from_unit} = {_number_text(result, digits)} {to_unit}"
 
 
-def _unit(name: str) -> str:
-    word = name.strip().lower().removeprefix("degrees ").removeprefix("°")
-    for candidate in (word, word.removesuffix("es"), word.removesuffix("s")):
-        if candidate in _UNITS or candidate in _TEMPERATURES:
-            return candidate
-    return word
+def _unit(name: str) -> str | None:
+    """The symbol ``name`` means: a symbol as written, a name in any case or plural, a
+    symbol whose case is not ambiguous in any case ("KG", "c"); None for none."""
+    text = name.strip()
+    word = " ".join(text.lower().split())
+    for degree in ("degrees ", "degree ", "°"):
+        if word.startswith(degree) and word != degree:
+            unit = _unit(text[len(degree) :])
+            return unit if unit in _TEMPERATURES else None
+    if text in _UNITS or text in _TEMPERATURES:
+        return text
+    for candidate in (word, word.removesuffix("s"), word.removesuffix("es")):
+        if candidate in _UNIT_WORDS:
+            return _UNIT_WORDS[candidate]
+    meanings: dict[object, str] = {}
+    for symbol in (*_UNITS, *_TEMPERATURES):
+        if symbol.lower() == word:
+            meanings.setdefault(_UNITS.get(symbol, symbol), symbol)
+    if len(meanings) > 1:
+        choices = " or ".join(f"{s} ({_NAMED.get(s, s)})" for s in meanings.values())
+        raise ValueError(f"unit {name!r} is ambiguous: {choices}; write it in its case")
+    return next(iter(meanings.values()), None)
 
 
-def _to_kelvin(value: float, scale: str) -> float:
-    return {"c": value + 273.15, "f": (value - 32) * 5 / 9 + 273.15, "k": value}[scale]
+def _dimension(symbol: str) -> str:
+    return "temperature" if symbol in _TEMPERATURES else _UNITS[symbol][0]
 
 
-def _from_kelvin(value: float, scale: str) -> float:
-    return {"c": value - 273.15, "f": (value - 273.15) * 9 / 5 + 32, "k": value}[scale]
+def _digits(number: float) -> int:
+    """Significant digits of the shortest text that reads back as ``number``."""
+    return max(1, len(repr(abs(number)).split("e")[0].replace(".", "").strip("0")))
+
+
+def _number_text(number: float, digits: int) -> str:
+    """``number`` to ``digits`` significant digits, without trailing zeros, and in positional
+    notation for ordinary magnitudes: 1234567 (not 1.23457e+06), 0.001, 1e+20."""
+    mantissa, exponent = f"{number:.{digits - 1}e}".split("e")
+    power = int(exponent)
+    if not -6 <= power < 15:
+        mantissa = mantissa.rstrip("0").rstrip(".") if "." in mantissa else mantissa
+        return f"{mantissa}e{power:+03d}"
+    text = f"{number:.{max(0, digits - 1 - power)}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 BUILTIN_TOOLS: dict[str, Callable[[], FunctionTool]] = {

@@ -202,19 +202,34 @@ _UNIT_NAMES = {
     "days": "day", "weeks": "week", "degrees celsius": "c", "degrees fahrenheit": "f",
     "celsius": "c", "fahrenheit": "f", "kelvin": "k", "knots": "knot",
     "kilometres per hour": "km/h", "kilometers per hour": "km/h", "miles per hour": "mph",
-    "gigabytes": "gb", "megabytes": "mb", "kilobytes": "kb", "terabytes": "tb", "bytes": "b",
+    "metres per second": "m/s", "meters per second": "m/s",
+    "gigabytes": "GB", "megabytes": "MB", "kilobytes": "kB", "terabytes": "TB", "bytes": "B",
+    "gigabits": "Gb", "megabits": "Mb", "kilobits": "kb", "terabits": "Tb", "bits": "b",
 }  # fmt: skip
-_UNIT = r"(?:degrees\s+)?[a-z°/]+(?:\s+per\s+hour)?"
-_CONVERT = re.compile(rf"({_NUMBER})\s*({_UNIT})\s+(?:to|in|into|as)\s+({_UNIT})")
+# Read in any case; a symbol keeps its own (Mb is a megabit, MB a megabyte; ms a millisecond).
+_UNIT = r"(?:degrees\s+)?[a-z°/]+(?:\s+per\s+(?:hour|second))?"
+_CONVERT = re.compile(rf"({_NUMBER})\s*({_UNIT})\s+(?:to|in|into|as)\s+({_UNIT})", re.IGNORECASE)
 _HOW_MANY = re.compile(
-    rf"how many\s+({_UNIT})\s+(?:are\s+)?(?:in|is|make)\s+({_NUMBER})\s*({_UNIT})"
+    rf"how many\s+({_UNIT})\s+(?:are\s+)?(?:in|is|make)\s+({_NUMBER})\s*({_UNIT})", re.IGNORECASE
 )
-_HOW_MANY_IN_ONE = re.compile(rf"how many\s+({_UNIT})\s+(?:are\s+)?in\s+(?:a|an|one)\s+({_UNIT})")
+_HOW_MANY_IN_ONE = re.compile(
+    rf"how many\s+({_UNIT})\s+(?:are\s+)?in\s+(?:a|an|one)\s+({_UNIT})", re.IGNORECASE
+)
+# After the unit asked for, another ("to lbs and ounces", "to miles, then to feet", "to cm to
+# mm", "to miles, feet and inches"): the tool answers one, so the request is declined.
+_ANOTHER_TARGET = re.compile(
+    rf"\s*(?:[,;&]\s*|(?:and|or|plus|then|also|to|into|in|as)\s+)+({_UNIT})\b", re.IGNORECASE
+)
+_UNIT_WORDS = {
+    *_UNIT_NAMES, *(symbol.lower() for symbol in _UNIT_NAMES.values()), "foot", "feet", "ft",
+    "mi", "yd", "in", "mg", "t", "st", "qt", "pt", "pints", "quarts", "ms", "bits", "k", "c", "f",
+}  # fmt: skip
+_SIGN_ANY_CASE = re.compile(_SIGN.pattern, re.IGNORECASE)
 
 
 def conversion(request: str) -> tuple[float, str, str] | None:
     """``(value, from_unit, to_unit)`` of a unit-conversion request."""
-    text = _SIGN.sub("-", _THOUSANDS.sub("", request.lower()).replace("?", " ").strip())
+    text = _SIGN_ANY_CASE.sub("-", _THOUSANDS.sub("", request).replace("?", " ").strip())
     if match := _CONVERT.search(text):
         value, source, target = match.groups()
     elif match := _HOW_MANY.search(text):
@@ -226,12 +241,19 @@ def conversion(request: str) -> tuple[float, str, str] | None:
         return None
     if re.search(r"\d", text[: match.start()] + " " + text[match.end() :]):
         return None  # another number: which one to convert (or what else to do) is unclear
-    return float(value), _unit(source), _unit(target)
+    if (more := _ANOTHER_TARGET.match(text, match.end())) and more[1].lower() in _UNIT_WORDS:
+        return None
+    number = float(value)
+    if abs(number) == float("inf"):
+        return None  # more digits than a float holds
+    return number, _unit(source), _unit(target)
 
 
 def _unit(word: str) -> str:
-    word = word.strip().removeprefix("°")
-    return _UNIT_NAMES.get(word, _UNIT_NAMES.get(word.removeprefix("degrees "), word))
+    """A name as the units tool reads it; a symbol as written ("Mb", "MB", "ms")."""
+    word = " ".join(word.split()).removeprefix("°")
+    bare = re.sub(r"^degrees\s+", "", word, flags=re.IGNORECASE)
+    return _UNIT_NAMES.get(word.lower(), _UNIT_NAMES.get(bare.lower(), bare))
 
 
 def place_timezone(request: str) -> str | None:
