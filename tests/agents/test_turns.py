@@ -22,3 +22,12 @@ def test_remembers_turns_by_history_and_forgets_the_oldest() -> None:
     assert memory.previous(parse_messages("q2")) is None  # no history
     with pytest.raises(ValueError, match="capacity"):
         TurnMemory(0)
+
+
+def test_a_reply_holding_a_lone_surrogate_is_remembered() -> None:
+    """Switch.run raised UnicodeEncodeError here when an expert's reply held one."""
+    memory = TurnMemory()
+    record = TurnRecord(("math",), ("calculator",))
+    memory.remember(parse_messages("q"), "broken \ud800 text", record)
+    following = [Message("user", "q"), Message("assistant", "broken \ud800 text")]
+    assert memory.previous([*following, Message("user", "more")]) == record

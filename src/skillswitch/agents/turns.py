@@ -35,7 +35,8 @@ def _fingerprint(messages: Sequence[Message]) -> str:
         ],
         ensure_ascii=False,
     )
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+    # surrogatepass: an expert's reply may hold a lone surrogate; the fingerprint must not fail.
+    return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class TurnMemory:
