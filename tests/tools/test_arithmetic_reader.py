@@ -28,6 +28,13 @@ from skillswitch.tools.phrasing import arithmetic
         ("Can you compute 2 + 2 for me?", "4"),
         ("what is the value of 5 + 3", "8"),
         ("what is 17 times 23, please", "391"),
+        # Powers in words one after the other multiply (gave 512, 256).
+        ("what is 2 cubed squared", "64"),
+        ("what is 2 squared cubed", "64"),
+        ("what is 2 squared plus 3 cubed", "31"),
+        # Digit groups beside other separators are numbers.
+        ("gcd of 1,000 and 10", "10"),
+        ("mean of 1,000, 2,000 and 3,000", "2000"),
         ("5 + 3 = ?", "8"),
     ],
 )
@@ -60,6 +67,11 @@ def test_read(request_text: str, value: str) -> None:
         "what is the factorial of 5 squared",
         "what is 5 factorial squared",
         "what is the mean of 1, 2 rounded",
+        # A list of digit groups alone: three numbers or one? (gave 100200300)
+        "what is the average of 100,200,300",
+        "median of 100,200,300,400",
+        # A percentage of a sum: of which base? (gave 220.1)
+        "what is 200 + 10% + 10%",
     ],
 )
 def test_declined_rather_than_dropped(request_text: str) -> None:

@@ -9,6 +9,7 @@ enough; nothing is guessed.
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -111,6 +112,10 @@ _FUNCTION_PHRASES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str | N
 ]
 
 
+# The phrases that take a list of numbers, where "100,200,300" may be three or one.
+_LIST_PHRASES = {phrase for phrase, _ in _FUNCTION_PHRASES if _LIST in phrase.pattern}
+
+
 def _applied(function: str, numbers: str, *, least: int = 1) -> str | None:
     found = re.findall(_NUMBER, numbers)
     return f"{function}({', '.join(found)})" if len(found) >= least else None
@@ -164,15 +169,41 @@ def _signed(text: str) -> str:
     return re.sub(r"(?<![\w.])(negative|minus)\s+(\d+(?:\.\d+)?)", sign, text)
 
 
+# Powers in words one after the other multiply: "2 cubed squared" is (2^3)^2 = 2^6, where
+# "2 **3 **2" would be 2^9.
+_POWERS_IN_WORDS = re.compile(r"\b(?:squared|cubed)(?:\s+(?:squared|cubed)\b)+")
+_POWER_WORDS = {"squared": 2, "cubed": 3}
+# A percentage added to a result that is not a number ("200 + 10% + 10%"): which base is meant
+# is unclear.
+_LEFTOVER_PERCENT = re.compile(r"[-+]\s*\(\d+(?:\.\d+)?/100\)")
+
+
+def _ungrouped_list(phrase: re.Pattern[str], lowered: str) -> bool:
+    """Whether the list a phrase reads has digit groups and nothing else that separates its
+    numbers ("100,200,300"; not "1,000 and 10" or "1,000, 2,000")."""
+    raw = phrase.search(lowered)
+    listed = raw[0] if raw is not None else ""
+    return bool(_THOUSANDS.search(listed)) and not re.search(r",\s|\band\b|&", listed)
+
+
+def _power_product(found: re.Match[str]) -> str:
+    return f"to the power {math.prod(_POWER_WORDS[word] for word in found[0].split())}"
+
+
 def arithmetic(request: str) -> str | None:
     """The arithmetic a request asks for, as an expression ``calculate`` accepts."""
-    text = _THOUSANDS.sub("", request.lower())
+    lowered = request.lower()
+    text = _THOUSANDS.sub("", lowered)
     for phrase, build in _FUNCTION_PHRASES:
         if (found := phrase.search(text)) is not None:
+            if found.re in _LIST_PHRASES and _ungrouped_list(found.re, lowered):
+                return None  # "the average of 100,200,300": three numbers, or one?
             return _function_expression(text, found, build)
-    text = _signed(text)
+    text = _POWERS_IN_WORDS.sub(_power_product, _signed(text))
     for pattern, replacement in _VERBS + _WORDS:
         text = re.sub(pattern, replacement, text)
+    if _LEFTOVER_PERCENT.search(text):
+        return None
     runs = list(_EXPRESSION.finditer(text))
     longest = max(runs, key=lambda m: len(m.group().strip()), default=None)
     if longest is None:
