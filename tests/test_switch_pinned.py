@@ -88,5 +88,5 @@ async def test_pinning_mistakes(switch: Switch) -> None:
         await switch.run("hi", skill="maths")
     with pytest.raises(UnknownExpertError, match=r"did you mean 'polyglot'"):
         await switch.run("hi", expert="polyglott")
-    with pytest.raises(ValueError, match="not both"):
+    with pytest.raises(RequestError, match="not both"):
         await switch.run("hi", skill="math", expert="polyglot")

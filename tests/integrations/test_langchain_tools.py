@@ -135,7 +135,7 @@ async def test_a_slow_tool_times_out_as_an_error_result() -> None:
         return "awake"
 
     result = await skillswitch_tool(nap, timeout_s=0.05).call({"seconds": 10})
-    assert result == ToolResult("nap timed out after 0.05s", is_error=True)
+    assert result == ToolResult("nap timed out after 0.05s", is_error=True, unavailable=True)
 
 
 def test_what_cannot_be_a_tool_is_refused_clearly(toolbox: Toolbox) -> None:

@@ -231,7 +231,7 @@ def _qualified(words: list[_Word], index: int, zone: str) -> tuple[int, bool]:
 
 
 def _plain(text: str) -> str:
-    """Lower case ASCII words: "Côte d'Ivoire" -> "cote d ivoire", "&" -> "and"."""
+    """Lower case words, accents removed: "Côte d'Ivoire" -> "cote d ivoire", "&" -> "and"."""
     return " ".join(word.plain for word in _words(text) if word.plain != ",")
 
 
