@@ -123,6 +123,25 @@ TODAY = dt.date(2026, 11, 24)
             "1066-10-14 is a Sunday (proleptic Gregorian calendar; the Julian calendar was in "
             "use then)",
         ),
+        # Weekdays between two dates (the calendar's weekdays=true).
+        (
+            "How many business days between 1 March and 18 June?",
+            {"date": "2026-03-01", "until": "2026-06-18", "weekdays": True},
+            "2026-03-01 to 2026-06-18: 78 weekdays (Monday to Friday, counting 2026-03-01 and "
+            "not 2026-06-18; public holidays not excluded)",
+        ),
+        (
+            "How many days between 3 March 2020 and 18 June 2021, excluding weekends?",
+            {"date": "2020-03-03", "until": "2021-06-18", "weekdays": True},
+            "2020-03-03 to 2021-06-18: 338 weekdays (Monday to Friday, counting 2020-03-03 and "
+            "not 2021-06-18; public holidays not excluded)",
+        ),
+        (
+            "How many working days until Christmas?",
+            {"date": "2026-11-24", "until": "2026-12-25", "weekdays": True},
+            "2026-11-24 to 2026-12-25: 23 weekdays (Monday to Friday, counting 2026-11-24 and "
+            "not 2026-12-25; public holidays not excluded)",
+        ),
     ],
 )
 def test_date_questions_in_words(
@@ -186,36 +205,6 @@ def test_the_clock_leaves_date_arithmetic_to_the_calendar() -> None:
     assert ARGUMENT_READERS["clock"]("what's the date 90 days from today") is None
     assert ARGUMENT_READERS["clock"]("what's the date today") == {"timezone": "UTC"}
     assert ARGUMENT_READERS["calendar"]("what's the date 90 days from today") is not None
-
-
-@pytest.mark.parametrize(
-    ("request_text", "arguments", "answer"),
-    [
-        (
-            "How many business days between 1 March and 18 June?",
-            {"date": "2026-03-01", "until": "2026-06-18", "weekdays": True},
-            "2026-03-01 to 2026-06-18: 78 weekdays (Monday to Friday, counting 2026-03-01 and "
-            "not 2026-06-18; public holidays not excluded)",
-        ),
-        (
-            "How many days between 3 March 2020 and 18 June 2021, excluding weekends?",
-            {"date": "2020-03-03", "until": "2021-06-18", "weekdays": True},
-            "2020-03-03 to 2021-06-18: 338 weekdays (Monday to Friday, counting 2020-03-03 and "
-            "not 2021-06-18; public holidays not excluded)",
-        ),
-        (
-            "How many working days until Christmas?",
-            {"date": "2026-11-24", "until": "2026-12-25", "weekdays": True},
-            "2026-11-24 to 2026-12-25: 23 weekdays (Monday to Friday, counting 2026-11-24 and "
-            "not 2026-12-25; public holidays not excluded)",
-        ),
-    ],
-)
-def test_weekdays_between_dates_in_words(
-    request_text: str, arguments: dict[str, object], answer: str
-) -> None:
-    assert date_question(request_text, TODAY) == arguments
-    assert calendar(**arguments) == answer  # type: ignore[arg-type]
 
 
 def test_weekdays_match_a_day_by_day_count() -> None:

@@ -21,8 +21,8 @@ __all__ = ["ARGUMENT_READERS", "MAX_REQUEST_CHARS", "arithmetic", "conversion", 
 
 _NUMBER = r"-?\d+(?:\.\d+)?"
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
-# A sign in words ("negative 5", "minus 40 degrees"): read before the operators below.
-_SIGN = re.compile(r"(?:(?<=^)|(?<=[\s(]))(?:negative|minus)\s+(?=\d)")
+# A sign in words in a conversion ("minus 40 degrees"); arithmetic reads its own (_signed).
+_SIGN = re.compile(r"(?:(?<=^)|(?<=[\s(]))(?:negative|minus)\s+(?=\d)", re.IGNORECASE)
 _WORDS = [
     (r"\bsquare root of\s+(" + _NUMBER + ")", r"sqrt(\1)"),
     (r"(" + _NUMBER + r")\s*(?:%|percent|per cent)\s+of\s+", r"\1/100*"),
@@ -255,12 +255,11 @@ _UNIT_WORDS = {
     *_UNIT_NAMES, *(symbol.lower() for symbol in _UNIT_NAMES.values()), "foot", "feet", "ft",
     "mi", "yd", "in", "mg", "t", "st", "qt", "pt", "pints", "quarts", "ms", "bits", "k", "c", "f",
 }  # fmt: skip
-_SIGN_ANY_CASE = re.compile(_SIGN.pattern, re.IGNORECASE)
 
 
 def conversion(request: str) -> tuple[float, str, str] | None:
     """``(value, from_unit, to_unit)`` of a unit-conversion request."""
-    text = _SIGN_ANY_CASE.sub("-", _THOUSANDS.sub("", request).replace("?", " ").strip())
+    text = _SIGN.sub("-", _THOUSANDS.sub("", request).replace("?", " ").strip())
     if match := _CONVERT.search(text):
         value, source, target = match.groups()
     elif match := _HOW_MANY.search(text):

@@ -198,7 +198,7 @@ def places_named(request: str) -> PlacesNamed:
         elif kind == "utc":
             zones.insert(0, "UTC")
         elif kind == "city":
-            index, fits = _qualified(words, index, value)
+            index, fits = _qualified(words, plain, index, value)
             ambiguous |= not fits
             zones.append(value)
         elif kind == "country":
@@ -210,15 +210,15 @@ def places_named(request: str) -> PlacesNamed:
     return PlacesNamed(tuple(dict.fromkeys(zones)), ambiguous)
 
 
-def _qualified(words: list[_Word], index: int, zone: str) -> tuple[int, bool]:
+def _qualified(words: list[_Word], plain: list[str], index: int, zone: str) -> tuple[int, bool]:
     """Past a city's qualifier ("Paris, France", "Paris Texas", "Portland, OR"), and whether
     the zone keeps that country's or state's time; an unknown capitalised word after a comma
     ("Chatham, Kent") is a qualifier too, one that no zone is known to fit."""
-    comma = index < len(words) and words[index].plain == ","
+    comma = index < len(words) and plain[index] == ","
     at = index + comma
     if at >= len(words):
         return index, True
-    found = _longest_name_at([word.plain for word in words], at)
+    found = _longest_name_at(plain, at)
     if found is not None and found[0][0] in ("country", "division"):
         (_, codes), end = found
         return end, bool(set(codes.split()) & _countries_of(zone))
