@@ -4,10 +4,13 @@ server over stdio), the answer on stdout, the route on stderr, and an exit statu
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.support.cli import run
+from tests.support.configs import DEFAULT_SKILLS
 
 
 def test_ask_prints_the_answer_and_the_route(cli_env: dict[str, str]) -> None:
@@ -62,6 +65,8 @@ def test_ask_out_of_scope_is_an_answer(cli_env: dict[str, str]) -> None:
         (["ask", "hi", "--expert", "calculater"], 2, ["unknown expert 'calculater'"]),
         (["ask", "hi", "--skill", "cooking"], 2, ["unknown skill 'cooking'"]),
         (["ask", "hi", "--json", "--stream"], 2, ["drop --stream"]),
+        (["ask", "hi", "--temperature", "3"], 2, ["temperature is 3.0; give a number from 0 to 2"]),
+        (["ask", "hi", "--max-tokens", "0"], 2, ["max_tokens is 0; give a whole number"]),
     ],
 )
 def test_ask_failures_and_bad_input_exit_with_one_message(
@@ -72,3 +77,31 @@ def test_ask_failures_and_bad_input_exit_with_one_message(
     assert completed.stdout == ""
     for fragment in fragments:
         assert fragment in completed.stderr
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_ask_sends_the_sampling_flags_to_the_experts(
+    cli_env: dict[str, str],
+    upstream: str,
+    chat_requests: list[dict[str, Any]],
+    tmp_path: Path,
+    stream: bool,
+) -> None:
+    config = tmp_path / "skillswitch.yaml"
+    config.write_text(
+        DEFAULT_SKILLS
+        + f"experts:\n  - {{name: echo, base_url: '{upstream}', model: echo,"
+        + " sampling: {temperature: 0.9, top_p: 0.5}}\n"
+    )
+    before = len(chat_requests)
+    args = ["ask", "hi there", "-c", str(config), "--temperature", "0", "--max-tokens", "5"]
+    completed = run([*args, "--seed", "7", *(["--stream"] if stream else [])], cli_env)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout == "echo: hi there\n"
+    (sent,) = chat_requests[before:]
+    assert {k: sent.get(k) for k in ("temperature", "top_p", "max_tokens", "seed")} == {
+        "temperature": 0,
+        "top_p": 0.5,
+        "max_tokens": 5,
+        "seed": 7,
+    }

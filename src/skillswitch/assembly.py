@@ -127,6 +127,7 @@ def _local_expert(declared: LocalExpertConfig, backend: LocalBackend) -> Expert:
         temperature=sampling.temperature or 0.0,
         top_p=sampling.top_p or 1.0,
         seed=sampling.seed,
+        stop=tuple(sampling.stop or ()),
     )
     prices = Prices(**declared.prices.model_dump())
     return LocalExpert(declared.name, backend, declared.model, params=params, prices=prices)

@@ -48,6 +48,13 @@ from skillswitch.agents.messages import (
     last_user_text,
     parse_messages,
 )
+from skillswitch.agents.sampling import (
+    SamplingSettings,
+    enter_request_sampling,
+    leave_request_sampling,
+    parse_sampling,
+    request_sampling,
+)
 from skillswitch.agents.turns import TurnMemory, TurnRecord
 from skillswitch.assembly import ExpertSpec, Recruitment, build_expert, build_recruitment
 from skillswitch.config import Config, default_config, environment, load_config
@@ -86,6 +93,7 @@ __all__ = ["ExpertSpec", "Recruitment", "Switch"]
 
 Request = str | Sequence[Mapping[str, Any] | Message]
 ClientToolsArg = Sequence[Mapping[str, Any] | ToolSpec] | None
+SamplingArg = SamplingSettings | Mapping[str, Any] | None
 
 # Votes are weighted by log(p (L - 1) / (1 - p)) for an expert of expected accuracy p among L
 # answer options; L = 4 (a typical multiple-choice question), and every answer keeps a small
@@ -319,6 +327,7 @@ class Switch:
         expert: str | None = None,
         tools: ClientToolsArg = None,
         tool_choice: Any = None,
+        sampling: SamplingArg = None,
     ) -> Answer:
         """Answer a text or an OpenAI-style message list.
 
@@ -332,6 +341,11 @@ class Switch:
         results as ``tool`` messages and goes back to that expert. A ``tool_choice`` that
         requires a call needs an expert that can call tools.
 
+        ``sampling`` (``SamplingSettings``, or a mapping of OpenAI's names: ``temperature``,
+        ``top_p``, ``max_tokens``, ``seed``, ``stop``): applies to every model call that
+        answers the request, the experts' and the aggregator's, over each expert's own
+        settings. Experts that do not sample (tools, fakes) are unaffected.
+
         >>> answer = await switch.run("17 * 23", skill="math")  # doctest: +SKIP
         >>> answer.trace.decision.skill_names  # doctest: +SKIP
         ('math',)
@@ -339,16 +353,19 @@ class Switch:
         started = time.perf_counter()
         messages = parse_messages(request)
         offered = parse_client_tools(tools, tool_choice)
+        asked = parse_sampling(sampling)
         decision, route_ms = await self._decide(messages, skill, expert)
         if decision.out_of_scope:
             return self._out_of_scope(decision, route_ms, started)
         chosen = await self._choose(messages, decision, skill, expert, offered)
         dispatch, basis, selections = await self._gather(
-            messages, decision, chosen, offered, route_ms, started
+            messages, decision, chosen, offered, asked, route_ms, started
         )
         settled = self._settle(messages, dispatch, basis)
         aggregation = (
-            await self._synthesise(settled, started) if isinstance(settled, Synthesis) else settled
+            await self._synthesise(settled, asked, started)
+            if isinstance(settled, Synthesis)
+            else settled
         )
         aggregation = self._noted(aggregation, self._unanswered(decision, selections, dispatch))
         return self._answer(
@@ -393,6 +410,7 @@ class Switch:
         decision: RoutingDecision,
         chosen: _Chosen,
         offered: ClientTools | None,
+        sampling: SamplingSettings,
         route_ms: float,
         started: float,
     ) -> tuple[Dispatch, SkillBasis | None, tuple[Selection, ...]]:
@@ -412,7 +430,11 @@ class Switch:
                 selections = (*selections[: len(asked)], *added)
                 return [s.expert for s in added]
 
-        with tool_policy(self.tool_policy(decision)), client_tools(offered):
+        with (
+            tool_policy(self.tool_policy(decision)),
+            client_tools(offered),
+            request_sampling(sampling),
+        ):
             dispatch, stages = await self._dispatch_in_stages(names, messages, widen)
         chosen = replace(chosen, selections=selections)
         self._raise_if_empty(dispatch, decision, chosen, route_ms, started)
@@ -484,21 +506,24 @@ class Switch:
             scorer=self._scorer(dispatch, basis),
         )
 
-    async def _synthesise(self, synthesis: Synthesis, started: float) -> Aggregation:
+    async def _synthesise(
+        self, synthesis: Synthesis, sampling: SamplingSettings, started: float
+    ) -> Aggregation:
         """The aggregator's answer, under the dispatcher's rules (timeout, retries, breaker,
         fallbacks) within what is left of the request's deadline."""
         name = self._aggregator_name
         if name is None:
             return synthesis.failed("no aggregator")
-        dispatch = await self.dispatcher.dispatch(
-            [name], list(synthesis.prompt), deadline_s=self._time_left(started)
-        )
+        with request_sampling(sampling):
+            dispatch = await self.dispatcher.dispatch(
+                [name], list(synthesis.prompt), deadline_s=self._time_left(started)
+            )
         if dispatch.replies:
             return synthesis.synthesised(dispatch.replies[-1])
         return synthesis.failed(_failures(dispatch))
 
     async def _synthesise_stream(
-        self, synthesis: Synthesis, started: float
+        self, synthesis: Synthesis, sampling: SamplingSettings, started: float
     ) -> AsyncIterator[TextDelta | Aggregation]:
         """``_synthesise``, the aggregator's text streamed as it comes (the best-ranked reply
         in one delta when it fails before its first token; after it, its ``ExpertError``)."""
@@ -508,13 +533,17 @@ class Switch:
             yield synthesis.failed("no aggregator")
             return
         dispatch: Dispatch | None = None
-        async for event in self.dispatcher.stream(
-            name, list(synthesis.prompt), deadline_s=self._time_left(started)
-        ):
-            if isinstance(event, TextDelta):
-                yield event
-            else:
-                dispatch = event
+        asking = enter_request_sampling(sampling)
+        try:
+            async for event in self.dispatcher.stream(
+                name, list(synthesis.prompt), deadline_s=self._time_left(started)
+            ):
+                if isinstance(event, TextDelta):
+                    yield event
+                else:
+                    dispatch = event
+        finally:
+            leave_request_sampling(asking)
         assert dispatch is not None
         if dispatch.replies:
             yield synthesis.synthesised(dispatch.replies[-1])
@@ -743,6 +772,7 @@ class Switch:
         expert: str | None = None,
         tools: ClientToolsArg = None,
         tool_choice: Any = None,
+        sampling: SamplingArg = None,
     ) -> Answer:
         """``run`` for code without an event loop. The experts' HTTP connections belong to the
         call's loop and are closed before it returns; MCP servers stay up until ``close``."""
@@ -760,7 +790,12 @@ class Switch:
         async def once() -> Answer:
             try:
                 return await self.run(
-                    request, skill=skill, expert=expert, tools=tools, tool_choice=tool_choice
+                    request,
+                    skill=skill,
+                    expert=expert,
+                    tools=tools,
+                    tool_choice=tool_choice,
+                    sampling=sampling,
                 )
             finally:
                 await self._close_experts()
@@ -807,6 +842,7 @@ class Switch:
         expert: str | None = None,
         tools: ClientToolsArg = None,
         tool_choice: Any = None,
+        sampling: SamplingArg = None,
         announce_route: Literal[False] = False,
     ) -> AsyncIterator[TextDelta | Answer]: ...
 
@@ -819,6 +855,7 @@ class Switch:
         expert: str | None = None,
         tools: ClientToolsArg = None,
         tool_choice: Any = None,
+        sampling: SamplingArg = None,
         announce_route: Literal[True],
     ) -> AsyncIterator[Routed | TextDelta | Answer]: ...
 
@@ -830,6 +867,7 @@ class Switch:
         expert: str | None = None,
         tools: ClientToolsArg = None,
         tool_choice: Any = None,
+        sampling: SamplingArg = None,
         announce_route: bool = False,
     ) -> AsyncIterator[Routed | TextDelta | Answer]:
         """Text deltas, then the ``Answer``. One expert streams token by token under the
@@ -845,6 +883,7 @@ class Switch:
         started = time.perf_counter()
         messages = parse_messages(request)
         offered = parse_client_tools(tools, tool_choice)
+        asked = parse_sampling(sampling)
         decision, route_ms = await self._decide(messages, skill, expert)
         if decision.out_of_scope:
             if announce_route:
@@ -859,11 +898,11 @@ class Switch:
             yield Routed(decision, selections)
         if len(selections) > 1:
             dispatch, basis, selections = await self._gather(
-                messages, decision, chosen, offered, route_ms, started
+                messages, decision, chosen, offered, asked, route_ms, started
             )
             settled = self._settle(messages, dispatch, basis)
             if isinstance(settled, Synthesis):
-                async for part in self._synthesise_stream(settled, started):
+                async for part in self._synthesise_stream(settled, asked, started):
                     if isinstance(part, TextDelta):
                         yield part
                     else:
@@ -890,6 +929,7 @@ class Switch:
             return
         policy = enter_tool_policy(self.tool_policy(decision))
         offering = enter_client_tools(offered)
+        asking = enter_request_sampling(asked)
         try:
             async for event in self.dispatcher.stream(
                 selections[0].expert, messages, deadline_s=self.settings.deadline_s
@@ -899,6 +939,7 @@ class Switch:
                 else:
                     single = event
         finally:
+            leave_request_sampling(asking)
             leave_client_tools(offering)
             leave_tool_policy(policy)
         self._raise_if_empty(single, decision, chosen, route_ms, started)

@@ -73,6 +73,29 @@ async def test_a_local_expert_answers_as_its_model_does(
     )
 
 
+async def test_a_request_s_sampling_goes_over_the_expert_s(
+    switch: Switch, tiny_models: dict[str, Path]
+) -> None:
+    """The caller's max_tokens, temperature and seed replace the config's max_tokens 12 and
+    greedy decoding: the answer is the seeded sample the backend draws for them."""
+    question = "Write a short poem about the sea"
+    sampling = {"max_tokens": 5, "temperature": 0.8, "seed": 3}
+    answer = await switch.run(question, sampling=sampling)
+    reference = LocalBackend.from_folders({"m": tiny_models["llama-a"]}, device="cpu")
+    try:
+        messages = [{"role": "user", "content": question}]
+        sampled = reference.generate_sync(
+            "m", messages, GenerationParams(max_new_tokens=5, temperature=0.8, seed=3)
+        )
+        greedy = reference.generate_sync("m", messages, GenerationParams(max_new_tokens=5))
+    finally:
+        reference.close()
+    assert answer.text == sampled.text
+    assert sampled.token_ids != greedy.token_ids  # the settings were not a no-op
+    assert answer.trace.usage.completion_tokens == 5
+    assert answer.finish_reason == "length"
+
+
 def test_a_prompt_over_the_context_is_the_callers_400_and_spares_the_expert(
     tiny_models: dict[str, Path], cache_root: Path
 ) -> None:

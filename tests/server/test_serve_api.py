@@ -610,6 +610,55 @@ ERROR_CASES = [
     ),
     case("n", {"model": "skillswitch", "messages": user("hi"), "n": 2}, 400, "n", "n is 2"),
     case(
+        "temperature-out-of-range",
+        {"model": "polyglot", "messages": user("hi"), "temperature": 2.5},
+        400,
+        "temperature",
+        "less than or equal to 2",
+    ),
+    case(
+        "max-tokens-zero",
+        {"model": "polyglot", "messages": user("hi"), "max_completion_tokens": 0},
+        400,
+        "max_completion_tokens",
+        "greater than or equal to 1",
+    ),
+    case(
+        "temperature-as-text",
+        {"model": "polyglot", "messages": user("hi"), "temperature": "0.3"},
+        400,
+        "temperature",
+        'input should be a valid number, got "0.3"',
+    ),
+    case(
+        "stop-not-text",
+        {"model": "polyglot", "messages": user("hi"), "stop": [1]},
+        400,
+        "stop",
+        "a string or a list of up to 4 strings is needed, got [1]",
+    ),
+    case(
+        "stream-as-text",
+        {"model": "polyglot", "messages": user("hi"), "stream": "yes"},
+        400,
+        "stream",
+        'input should be a valid boolean, got "yes"',
+    ),
+    case(
+        "five-stops",
+        {"model": "polyglot", "messages": user("hi"), "stop": list("abcde")},
+        400,
+        "stop",
+        "stop has 5 strings; give at most 4",
+    ),
+    case(
+        "empty-stop",
+        {"model": "polyglot", "messages": user("hi"), "stop": ["a", ""]},
+        400,
+        "stop",
+        "stop[1] is ''; give a non-empty string",
+    ),
+    case(
         "stream-not-bool",
         {"model": "skillswitch", "messages": user("hi"), "stream": [True]},
         400,
@@ -704,18 +753,47 @@ def test_unknown_fields_are_accepted_and_logged(url: str, caplog: pytest.LogCapt
     body = {
         "model": "polyglot",
         "messages": [{"role": "user", "content": "hi", "name": "ann"}],
-        "temperature": 0.2,
-        "max_tokens": 5,
+        "logit_bias": {"50256": -100},
         "x\nY": 1,  # names are the client's text: neither may break the header or the log
         "名前": 2,
     }
     with caplog.at_level(logging.INFO, logger="skillswitch.server.api"):
         response = post(url, body)
     assert response.status_code == 200, response.text
-    ignored = "max_tokens, temperature, x?Y, ??, messages[0].name"
+    ignored = "logit_bias, x?Y, ??, messages[0].name"
     assert response.headers["x-skillswitch-ignored-fields"] == ignored
     assert any(ignored in record.getMessage() for record in caplog.records)
     assert all(KEY not in record.getMessage() for record in caplog.records)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_sampling_fields_reach_the_expert(
+    client: openai.OpenAI, chat_requests: list[dict[str, Any]], stream: bool
+) -> None:
+    before = len(chat_requests)
+    response = client.chat.completions.with_raw_response.create(
+        model="polyglot",
+        messages=user("hi"),
+        temperature=0.3,
+        top_p=0.9,
+        max_completion_tokens=7,
+        seed=3,
+        stop="\n\n",
+        stream=stream,
+    )
+    assert "x-skillswitch-ignored-fields" not in response.headers
+    if stream:
+        assert "".join(c.choices[0].delta.content or "" for c in response.parse() if c.choices)
+    else:
+        assert response.parse().choices[0].message.content == "echo: hi"
+    (sent,) = chat_requests[before:]
+    assert {k: sent.get(k) for k in ("temperature", "top_p", "max_tokens", "seed", "stop")} == {
+        "temperature": 0.3,
+        "top_p": 0.9,
+        "max_tokens": 7,
+        "seed": 3,
+        "stop": ["\n\n"],
+    }
 
 
 class Gate:

@@ -14,7 +14,8 @@ from skillswitch.agents.dispatch import (
 )
 from skillswitch.agents.fakes import FunctionExpert, TestExpert
 from skillswitch.agents.messages import Message, Prices, TextDelta, Usage, parse_messages
-from skillswitch.agents.openai_chat import OpenAIChatExpert, SamplingSettings
+from skillswitch.agents.openai_chat import OpenAIChatExpert
+from skillswitch.agents.sampling import SamplingSettings, requested_sampling
 
 __all__ = [
     "Attempt",
@@ -35,4 +36,5 @@ __all__ = [
     "TextDelta",
     "Usage",
     "parse_messages",
+    "requested_sampling",
 ]

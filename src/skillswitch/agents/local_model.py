@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING
+from dataclasses import replace
+from typing import TYPE_CHECKING, TypeVar
 
 from skillswitch.agents.base import ExpertReply
 from skillswitch.agents.messages import Message, Prices, TextDelta
+from skillswitch.agents.sampling import requested_sampling
 from skillswitch.exceptions import (
     ExpertError,
     ExpertRequestError,
@@ -23,6 +25,8 @@ if TYPE_CHECKING:  # torch and transformers load only when a local expert is con
     from skillswitch.inference.scheduler import GenerationHandle
 
 __all__ = ["LocalExpert"]
+
+T = TypeVar("T")
 
 
 class LocalExpert:
@@ -53,6 +57,20 @@ class LocalExpert:
     def name(self) -> str:
         return self._name
 
+    def params(self) -> GenerationParams:
+        """The settings a generation uses now: the request's sampling (``requested_sampling()``)
+        over this expert's own."""
+        asked = requested_sampling()
+        own = self._params
+        return replace(
+            own,
+            max_new_tokens=_first(asked.max_tokens, own.max_new_tokens),
+            temperature=_first(asked.temperature, own.temperature),
+            top_p=_first(asked.top_p, own.top_p),
+            seed=_first(asked.seed, own.seed),
+            stop=_first(asked.stop, own.stop),
+        )
+
     async def answer(self, messages: Sequence[Message]) -> ExpertReply:
         started = time.perf_counter()
         handle = self._submit(messages, stream=False)
@@ -79,7 +97,7 @@ class LocalExpert:
     def _submit(self, messages: Sequence[Message], *, stream: bool) -> GenerationHandle:
         try:
             return self._backend.submit(
-                self._model, [m.to_openai() for m in messages], self._params, stream=stream
+                self._model, [m.to_openai() for m in messages], self.params(), stream=stream
             )
         except (SkillSwitchError, ValueError, RuntimeError) as exc:
             raise _expert_error(self._name, exc) from exc
@@ -93,6 +111,10 @@ class LocalExpert:
             finish_reason=result.finish_reason,
             latency_ms=(time.perf_counter() - started) * 1000,
         )
+
+
+def _first(asked: T | None, own: T) -> T:
+    return own if asked is None else asked
 
 
 def _expert_error(name: str, exc: Exception) -> ExpertError:

@@ -34,6 +34,7 @@ from skillswitch.agents._http import ConnectionPool, EventStream, HTTPFailure, R
 from skillswitch.agents.base import ExpertReply
 from skillswitch.agents.client_tools import ClientToolCall, offered_client_tools
 from skillswitch.agents.messages import Message, Prices, TextDelta
+from skillswitch.agents.sampling import SamplingSettings, requested_sampling
 from skillswitch.exceptions import (
     ExpertError,
     ExpertHTTPError,
@@ -55,16 +56,6 @@ class _Link:
 
     sdk: openai.AsyncOpenAI
     pool: ConnectionPool | None
-
-
-@dataclass(frozen=True, slots=True)
-class SamplingSettings:
-    """Generation parameters sent with every call (None: the endpoint's default)."""
-
-    temperature: float | None = None
-    top_p: float | None = None
-    max_tokens: int | None = None
-    seed: int | None = None
 
 
 class OpenAIChatExpert:
@@ -141,6 +132,11 @@ class OpenAIChatExpert:
         sent = {name: value for name, value in headers.items() if isinstance(value, str)}
         return ConnectionPool(self._base_url, sent, timeout_s=self._timeout_s)
 
+    def sampling(self) -> SamplingSettings:
+        """The settings a call sends now: the request's (``requested_sampling()``) over this
+        expert's own."""
+        return requested_sampling().over(self._sampling)
+
     async def aclose(self) -> None:
         """Close this loop's HTTP connections (the expert stays usable; it reconnects on
         demand). Clients of loops that have closed are dropped; other loops close their own."""
@@ -161,15 +157,18 @@ class OpenAIChatExpert:
     async def _complete(
         self, messages: Sequence[ChatCompletionMessageParam], **extra: Any
     ) -> ChatCompletion:
-        """One non-streaming completion with this expert's sampling; errors mapped."""
+        """One non-streaming completion with the request's sampling over this expert's; errors
+        mapped."""
+        sampling = self.sampling()
         try:
             completion = await self._client.chat.completions.create(
                 model=self._model,
                 messages=list(messages),
-                temperature=_given(self._sampling.temperature),
-                top_p=_given(self._sampling.top_p),
-                max_tokens=_given(self._sampling.max_tokens),
-                seed=_given(self._sampling.seed),
+                temperature=_given(sampling.temperature),
+                top_p=_given(sampling.top_p),
+                max_tokens=_given(sampling.max_tokens),
+                seed=_given(sampling.seed),
+                stop=_given(None if sampling.stop is None else list(sampling.stop)),
                 **extra,
             )
         except Exception as exc:  # mapped below; anything unknown is re-raised
@@ -177,13 +176,10 @@ class OpenAIChatExpert:
         return cast("ChatCompletion", completion)
 
     def _body(self, messages: Sequence[Message], **extra: Any) -> dict[str, Any]:
-        """The request body: this expert's model and sampling (unset fields left out), the
-        conversation, the caller's tools when it offered any."""
+        """The request body: this expert's model, the request's sampling over this expert's
+        (unset fields left out), the conversation, the caller's tools when it offered any."""
         body: dict[str, Any] = {"model": self._model, "messages": _openai_messages(messages)}
-        for name in ("temperature", "top_p", "max_tokens", "seed"):
-            value = getattr(self._sampling, name)
-            if value is not None:
-                body[name] = value
+        body.update(self.sampling().given())
         body.update(_client_tool_options())
         body.update(extra)
         return body

@@ -44,12 +44,26 @@ def ask(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No summary of the route on stderr.")
     ] = False,
+    temperature: Annotated[
+        float | None,
+        typer.Option(
+            "--temperature", help="Every answering model's temperature (0 to 2), over its own."
+        ),
+    ] = None,
+    max_tokens: Annotated[
+        int | None,
+        typer.Option("--max-tokens", help="Most tokens each answering model may write."),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Seed of every answering model's sampling.")
+    ] = None,
 ) -> None:
     """Answer a request: route it by skill, ask the experts and tools it needs, combine their
     answers. The answer goes to stdout; the route, the experts and the time to stderr."""
     import anyio
 
     from skillswitch.agents.messages import TextDelta, parse_messages
+    from skillswitch.agents.sampling import parse_sampling
     from skillswitch.switch import Switch
     from skillswitch.trace import Answer
 
@@ -59,14 +73,17 @@ def ask(
         logging.getLogger("skillswitch.tools").setLevel(logging.WARNING)
     # Checked (and stdin decoded, strictly) before any expert or tool server starts.
     messages = list(parse_messages(sys.stdin.buffer.read() if text == "-" else text))
+    asked = {"temperature": temperature, "max_tokens": max_tokens, "seed": seed}
+    sampling = parse_sampling({name: value for name, value in asked.items() if value is not None})
     switch = Switch.from_config(load_config_or_default(config))
 
     async def answer() -> Answer:
         async with switch:
             if not stream:
-                return await switch.run(messages, skill=skill, expert=expert)
+                return await switch.run(messages, skill=skill, expert=expert, sampling=sampling)
             final: Answer | None = None
-            async for event in switch.stream(messages, skill=skill, expert=expert):
+            events = switch.stream(messages, skill=skill, expert=expert, sampling=sampling)
+            async for event in events:
                 if isinstance(event, TextDelta):
                     sys.stdout.write(event.text)
                     sys.stdout.flush()

@@ -266,6 +266,11 @@ class SamplingConfig(_Model):
     top_p: float | None = Field(default=None, gt=0, le=1)
     max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
     seed: int | None = None
+    stop: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        default=None,
+        max_length=4,
+        description="Strings that end the text where they appear (at most 4).",
+    )
 
 
 class ExpertConfig(_Model):

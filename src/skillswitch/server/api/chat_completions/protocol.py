@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_serializer
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer
 
 from skillswitch.agents.messages import Usage as TraceUsage
 from skillswitch.server.api.common import ChatMessage
@@ -31,23 +31,50 @@ class StreamOptions(BaseModel):
 
 
 class ChatCompletionRequest(BaseModel):
-    """OpenAI's chat completion request. Fields not declared here (sampling settings among
-    them: each expert samples as its config says) are accepted and logged as ignored."""
+    """OpenAI's chat completion request. The sampling fields (``temperature``, ``top_p``,
+    ``max_tokens`` or ``max_completion_tokens``, ``seed``, ``stop``) apply to every model that
+    answers the request, the experts and the aggregator, over each expert's configured ones.
+    Fields not declared here are accepted, and named as ignored in a response header."""
 
     model_config = ConfigDict(extra="allow")
 
     model: str = Field(min_length=1)
     messages: list[ChatMessage]
-    stream: bool = False
+    stream: bool = Field(default=False, strict=True)
     stream_options: StreamOptions | None = None
     n: int | None = None
+    # strict: a number sent as text ("0.2") is the client's mistake, as on OpenAI's API
+    temperature: float | None = Field(default=None, ge=0, le=2, strict=True)
+    top_p: float | None = Field(default=None, gt=0, le=1, strict=True)
+    max_tokens: int | None = Field(default=None, ge=1, strict=True)
+    max_completion_tokens: int | None = Field(default=None, ge=1, strict=True)
+    seed: int | None = Field(default=None, strict=True)
+    stop: str | list[str] | None = None
     tools: list[Any] | None = None
     tool_choice: Any = None
     functions: list[Any] | None = None
     function_call: Any = None
 
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _text_or_texts(cls, value: Any) -> Any:
+        """One message for a wrong kind, not one per member of the union."""
+        if value is None or isinstance(value, str):
+            return value
+        if isinstance(value, list) and all(isinstance(text, str) for text in value):
+            return value
+        raise ValueError(
+            f"a string or a list of up to 4 strings is needed, got {value!r}: send "
+            '"stop": "\\n\\n" or "stop": ["END", "\\n\\n"]'
+        )
+
     def include_usage(self) -> bool:
         return self.stream_options is not None and self.stream_options.include_usage
+
+    def sampling(self) -> dict[str, Any]:
+        """The sampling fields the client sent, by OpenAI's names."""
+        names = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "seed", "stop")
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
 
     def ignored_fields(self) -> list[str]:
         names = sorted(self.model_extra or {})

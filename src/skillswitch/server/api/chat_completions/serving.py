@@ -15,6 +15,7 @@ from starlette.types import Receive, Scope, Send
 
 from skillswitch.agents.client_tools import ClientTools, parse_client_tools
 from skillswitch.agents.messages import TextDelta, Usage
+from skillswitch.agents.sampling import SamplingSettings, parse_sampling
 from skillswitch.exceptions import RequestError, SkillSwitchError
 from skillswitch.router import RoutingDecision
 from skillswitch.server.api.chat_completions.protocol import ChatCompletionRequest
@@ -31,7 +32,13 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 _JSON = "application/json"
 
-__all__ = ["ROUTE_HEADER", "AnswerStream", "ChatCompletionsServing", "client_tools_of"]
+__all__ = [
+    "ROUTE_HEADER",
+    "AnswerStream",
+    "ChatCompletionsServing",
+    "client_tools_of",
+    "sampling_of",
+]
 
 ROUTE_HEADER = "x-skillswitch-route"
 
@@ -54,6 +61,7 @@ class ChatCompletionsServing:
         tools: dict[str, Any] = (
             {} if offered is None else {"tools": offered.specs, "tool_choice": offered.choice}
         )
+        sampling = sampling_of(body)
         messages = to_messages(body.messages)
         if body.stream:
             events = self.switch.stream(
@@ -61,6 +69,7 @@ class ChatCompletionsServing:
                 skill=target.skill,
                 expert=target.expert,
                 announce_route=True,
+                sampling=sampling,
                 **tools,
             )
             chunks = _Chunks(new_id("chatcmpl"), now(), body.model, body.include_usage())
@@ -80,7 +89,13 @@ class ChatCompletionsServing:
             )
         try:
             answer = await _unless_client_leaves(
-                self.switch.run(messages, skill=target.skill, expert=target.expert, **tools),
+                self.switch.run(
+                    messages,
+                    skill=target.skill,
+                    expert=target.expert,
+                    sampling=sampling,
+                    **tools,
+                ),
                 request.receive,
             )
         except SkillSwitchError as exc:
@@ -135,6 +150,16 @@ def client_tools_of(body: ChatCompletionRequest) -> ClientTools | None:
         return parse_client_tools(body.tools, body.tool_choice)
     except RequestError as exc:
         param = "tool_choice" if str(exc).startswith("tool_choice") else "tools"
+        raise OpenAIError(400, str(exc), param=param) from None
+
+
+def sampling_of(body: ChatCompletionRequest) -> SamplingSettings:
+    """The client's sampling fields, checked (a 400 naming the field when one is out of
+    range: more than 4 stop strings, an empty one)."""
+    try:
+        return parse_sampling(body.sampling())
+    except RequestError as exc:
+        param = str(exc).split(" ", 1)[0].split("[", 1)[0]
         raise OpenAIError(400, str(exc), param=param) from None
 
 
