@@ -66,7 +66,7 @@ def test_ask_out_of_scope_is_an_answer(cli_env: dict[str, str]) -> None:
         (["ask", "hi", "--skill", "cooking"], 2, ["unknown skill 'cooking'"]),
         (["ask", "hi", "--json", "--stream"], 2, ["drop --stream"]),
         (["ask", "hi", "--temperature", "3"], 2, ["temperature is 3.0; give a number from 0 to 2"]),
-        (["ask", "hi", "--max-tokens", "0"], 2, ["max_tokens is 0; give a whole number"]),
+        (["ask", "hi", "--max-tokens", "0"], 2, ["max_tokens is 0; give a whole number from 1"]),
     ],
 )
 def test_ask_failures_and_bad_input_exit_with_one_message(

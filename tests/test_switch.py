@@ -227,12 +227,14 @@ def test_config_cross_references_for_experts(upstream: str) -> None:
         config(
             upstream,
             f"  - {{name: a, base_url: '{upstream}', model: m, fallbacks: [bb]}}\n"
-            f"  - {{name: b, base_url: '{upstream}', model: m}}",
+            f"  - {{name: b, base_url: '{upstream}', model: m, fallbacks: [a, b]}}",
             "dispatch: {aggregator: judge}\n",
         )
-    paths = [issue.path for issue in caught.value.issues]
-    assert "experts[0].fallbacks[0]" in paths
-    assert "dispatch.aggregator" in paths
+    issues = {issue.path: issue.message for issue in caught.value.issues}
+    assert "unknown expert 'bb'" in issues["experts[0].fallbacks[0]"]
+    assert "experts[1].fallbacks[0]" not in issues
+    assert "'b' is the expert itself; name another" in issues["experts[1].fallbacks[1]"]
+    assert "dispatch.aggregator" in issues
 
 
 def test_a_skill_less_aggregator_only_aggregates(upstream: str, cache_root: Path) -> None:

@@ -8,9 +8,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
@@ -74,6 +83,7 @@ from skillswitch.router import Router, RoutingDecision
 from skillswitch.router.decision import RoutingTiming, SkillScore
 from skillswitch.router.profiles import log_odds
 from skillswitch.router.recruitment import stage_settled
+from skillswitch.skill_fallback import all_declined, next_skill_experts
 from skillswitch.tools.base import ToolSpec
 from skillswitch.tools.sources import (
     ToolPolicy,
@@ -358,7 +368,7 @@ class Switch:
         if decision.out_of_scope:
             return self._out_of_scope(decision, route_ms, started)
         chosen = await self._choose(messages, decision, skill, expert, offered)
-        dispatch, basis, selections = await self._gather(
+        dispatch, basis, selections, last = await self._answered(
             messages, decision, chosen, offered, asked, route_ms, started
         )
         settled = self._settle(messages, dispatch, basis)
@@ -367,7 +377,7 @@ class Switch:
             if isinstance(settled, Synthesis)
             else settled
         )
-        aggregation = self._noted(aggregation, self._unanswered(decision, selections, dispatch))
+        aggregation = self._noted(aggregation, self._unanswered(decision, last, dispatch))
         return self._answer(
             messages,
             decision,
@@ -399,10 +409,42 @@ class Switch:
                 basis = SkillBasis("router", _router_weights(decision), note=note)
             extraction_usage = Usage()
         named = self._direct(expert) or self._kept(decision, messages)
-        selections = named or self.select(decision, None if basis is None else basis.weights)
-        self._check_tool_callers(selections, offered)
         recruited = named is None and self.recruitment is not None
-        return _Chosen(selections, basis, extraction_usage, recruited)
+        by_skill = named is None and self.recruitment is None and skill is None
+        tried = decision.skill_names
+        unserved = None
+        try:
+            selections = named or self.select(decision, None if basis is None else basis.weights)
+        except NoExpertError as exc:
+            skills = ", ".join(repr(name) for name in decision.skill_names)
+            found = self._next_skill(decision, tried, (), f"no expert serves {skills}", by_skill)
+            if found is None:
+                raise
+            fallback, selections = found
+            tried, unserved = (*tried, fallback), exc
+        self._check_tool_callers(selections, offered)
+        return _Chosen(selections, basis, extraction_usage, recruited, by_skill, tried, unserved)
+
+    def _next_skill(
+        self,
+        decision: RoutingDecision,
+        tried: Sequence[str],
+        asked: Collection[str],
+        why: str,
+        by_skill: bool,
+    ) -> tuple[str, tuple[Selection, ...]] | None:
+        """The router's next candidate skill with experts not yet asked, while fallbacks are
+        left (``dispatch.skill_fallbacks``), and its experts."""
+        used = len(tried) - len(decision.skill_names)
+        if not by_skill or used >= self.settings.skill_fallbacks:
+            return None
+        return next_skill_experts(
+            decision, tried, asked, self._declaring, why, most=self.settings.max_experts
+        )
+
+    def _declaring(self, skill: str) -> list[str]:
+        """The experts that declare ``skill`` (those serving every skill were asked already)."""
+        return [name for name in self._order if skill in self._specs[name].skills]
 
     async def _gather(
         self,
@@ -411,12 +453,10 @@ class Switch:
         chosen: _Chosen,
         offered: ClientTools | None,
         sampling: SamplingSettings,
-        route_ms: float,
-        started: float,
     ) -> tuple[Dispatch, SkillBasis | None, tuple[Selection, ...]]:
-        """Every chosen expert's reply (in stages when recruitment cascades); raises
-        ``ExpertsFailedError`` with the trace when none answered. The selections come back
-        as asked: a cascade whose first stage disagreed widens with tie-breakers."""
+        """Every chosen expert's reply or error (in stages when recruitment cascades). The
+        selections come back as asked: a cascade whose first stage disagreed widens with
+        tie-breakers."""
         names = [s.expert for s in chosen.selections]
         selections = chosen.selections
         widen = None
@@ -436,12 +476,56 @@ class Switch:
             request_sampling(sampling),
         ):
             dispatch, stages = await self._dispatch_in_stages(names, messages, widen)
-        chosen = replace(chosen, selections=selections)
-        self._raise_if_empty(dispatch, decision, chosen, route_ms, started)
         basis = chosen.basis
         if basis is not None and self._stages(names):
             basis = replace(basis, stages=stages)
         return dispatch, basis, selections
+
+    async def _answered(
+        self,
+        messages: Sequence[Message],
+        decision: RoutingDecision,
+        chosen: _Chosen,
+        offered: ClientTools | None,
+        sampling: SamplingSettings,
+        route_ms: float,
+        started: float,
+        earlier: Dispatch | None = None,
+    ) -> tuple[Dispatch, SkillBasis | None, tuple[Selection, ...], tuple[Selection, ...]]:
+        """``_gather`` (unless ``earlier`` is the chosen experts' dispatch already); while every
+        expert asked declined, the experts of the router's next candidate skill. The dispatch
+        of every expert asked, the basis, every selection, and the last skill's selections.
+        Raises ``ExpertsFailedError`` with the trace when none answered (the ``NoExpertError``
+        when no expert serves the routed skills and no fallback answered)."""
+        if earlier is None:
+            dispatch, basis, selections = await self._gather(
+                messages, decision, chosen, offered, sampling
+            )
+        else:
+            dispatch, basis, selections = earlier, chosen.basis, chosen.selections
+        last, tried = selections, chosen.tried
+        while not dispatch.replies and all_declined(dispatch):
+            declined = ", ".join(dict.fromkeys(r.expert for r in dispatch.results))
+            asked = {r.expert for r in dispatch.results}
+            why = f"{declined} declined it"
+            found = self._next_skill(decision, tried, asked, why, chosen.by_skill)
+            if found is None:
+                break
+            fallback, more = found
+            tried = (*tried, fallback)
+            try:
+                self._check_tool_callers(more, offered)
+            except RequestError:
+                continue  # a call of the caller's tools is required, and these cannot make it
+            later, _, _ = await self._gather(
+                messages, decision, _Chosen(more, None, Usage()), offered, sampling
+            )
+            dispatch, selections, last = dispatch.merged(later), (*selections, *more), more
+        if not dispatch.replies and chosen.unserved is not None:
+            raise chosen.unserved  # names the skills to add an expert for: clearer than declines
+        chosen = replace(chosen, selections=selections)
+        self._raise_if_empty(dispatch, decision, chosen, route_ms, started)
+        return dispatch, basis, selections, last
 
     def _widens(self, basis: SkillBasis | None) -> bool:
         """Whether a disagreeing first stage widens by tie-break competence (schema 2
@@ -893,72 +977,89 @@ class Switch:
             yield answer
             return
         chosen = await self._choose(messages, decision, skill, expert, offered)
-        selections = chosen.selections
         if announce_route:
-            yield Routed(decision, selections)
-        if len(selections) > 1:
-            dispatch, basis, selections = await self._gather(
-                messages, decision, chosen, offered, asked, route_ms, started
-            )
-            settled = self._settle(messages, dispatch, basis)
-            if isinstance(settled, Synthesis):
-                async for part in self._synthesise_stream(settled, asked, started):
-                    if isinstance(part, TextDelta):
-                        yield part
+            yield Routed(decision, chosen.selections)
+        earlier: Dispatch | None = None
+        if len(chosen.selections) == 1:
+            single: Dispatch | None = None
+            name = chosen.selections[0].expert
+            events = self._stream_one(name, messages, decision, offered, asked)
+            async with contextlib.aclosing(events):  # closed with this stream, not later
+                async for event in events:
+                    if isinstance(event, TextDelta):
+                        yield event
                     else:
-                        aggregation = part
-            else:
-                aggregation = settled
-                if aggregation.text:
-                    yield TextDelta(aggregation.text)
-            note = self._unanswered(decision, selections, dispatch)
-            if note and not aggregation.tool_calls:
-                yield TextDelta(note)
-            aggregation = self._noted(aggregation, note)
-            yield self._answer(
-                messages,
-                decision,
-                selections,
-                dispatch,
-                aggregation,
-                route_ms,
-                started,
-                basis=basis,
-                extra_usage=chosen.extraction_usage,
-            )
-            return
-        policy = enter_tool_policy(self.tool_policy(decision))
-        offering = enter_client_tools(offered)
-        asking = enter_request_sampling(asked)
-        try:
-            async for event in self.dispatcher.stream(
-                selections[0].expert, messages, deadline_s=self.settings.deadline_s
-            ):
-                if isinstance(event, TextDelta):
-                    yield event
+                        single = event
+            assert single is not None  # a dispatcher's stream always ends with its Dispatch
+            if single.replies:
+                aggregation = await aggregate(messages, single.replies, aggregator=None)
+                note = self._unanswered(decision, chosen.selections, single)
+                if note and not aggregation.tool_calls:
+                    yield TextDelta(note)
+                yield self._answer(
+                    messages,
+                    decision,
+                    chosen.selections,
+                    single,
+                    self._noted(aggregation, note),
+                    route_ms,
+                    started,
+                    basis=chosen.basis,
+                    extra_usage=chosen.extraction_usage,
+                )
+                return
+            earlier = single  # no answer: the next candidate skill's experts, or the error
+        dispatch, basis, selections, last = await self._answered(
+            messages, decision, chosen, offered, asked, route_ms, started, earlier
+        )
+        settled = self._settle(messages, dispatch, basis)
+        if isinstance(settled, Synthesis):
+            async for part in self._synthesise_stream(settled, asked, started):
+                if isinstance(part, TextDelta):
+                    yield part
                 else:
-                    single = event
-        finally:
-            leave_request_sampling(asking)
-            leave_client_tools(offering)
-            leave_tool_policy(policy)
-        self._raise_if_empty(single, decision, chosen, route_ms, started)
-        aggregation = await aggregate(messages, single.replies, aggregator=None)
-        note = self._unanswered(decision, selections, single)
+                    aggregation = part
+        else:
+            aggregation = settled
+            if aggregation.text:
+                yield TextDelta(aggregation.text)
+        note = self._unanswered(decision, last, dispatch)
         if note and not aggregation.tool_calls:
             yield TextDelta(note)
-        aggregation = self._noted(aggregation, note)
         yield self._answer(
             messages,
             decision,
             selections,
-            single,
-            aggregation,
+            dispatch,
+            self._noted(aggregation, note),
             route_ms,
             started,
-            basis=chosen.basis,
+            basis=basis,
             extra_usage=chosen.extraction_usage,
         )
+
+    async def _stream_one(
+        self,
+        name: str,
+        messages: Sequence[Message],
+        decision: RoutingDecision,
+        offered: ClientTools | None,
+        sampling: SamplingSettings,
+    ) -> AsyncGenerator[TextDelta | Dispatch, None]:
+        """One expert's answer token by token under the dispatcher's rules, then its dispatch;
+        the request's tool policy, client tools and sampling hold while it streams."""
+        policy = enter_tool_policy(self.tool_policy(decision))
+        offering = enter_client_tools(offered)
+        asking = enter_request_sampling(sampling)
+        events = self.dispatcher.stream(name, messages, deadline_s=self.settings.deadline_s)
+        try:
+            async with contextlib.aclosing(events):
+                async for event in events:
+                    yield event
+        finally:
+            leave_request_sampling(asking)
+            leave_client_tools(offering)
+            leave_tool_policy(policy)
 
     def _unanswered(
         self, decision: RoutingDecision, selections: Sequence[Selection], dispatch: Dispatch
@@ -1027,6 +1128,13 @@ class _Chosen:
     extraction_usage: Usage
     recruited: bool = False
     """Recruited from profiles (not named by the caller or kept from the previous turn)."""
+    by_skill: bool = False
+    """Chosen by the skills they declare for the router's decision: the router's next
+    candidate skills may stand in when they decline (``dispatch.skill_fallbacks``)."""
+    tried: tuple[str, ...] = ()
+    """The skills whose experts were chosen (the routed ones, then each fallback)."""
+    unserved: NoExpertError | None = None
+    """No expert serves the routed skills: the error to raise if no fallback answers."""
 
 
 def _failures(dispatch: Dispatch) -> str:

@@ -72,6 +72,11 @@ def test_every_expert_satisfies_the_protocol() -> None:
             "last message",
         ),
         (["hi"], "messages[0] must be an object"),
+        (
+            [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}],
+            "messages[0].content[0] is a 'image_url' part; skillswitch routes text only",
+        ),
+        ([{"role": "user", "content": [{"type": "text"}]}], "messages[0].content[0] is {"),
     ],
 )
 def test_bad_messages_are_named(request_value: object, fragment: str) -> None:
@@ -85,3 +90,6 @@ def test_messages_parse_to_typed_values() -> None:
         [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
     )
     assert parsed == (Message("system", "be brief"), Message("user", "hi"))
+    # OpenAI's text parts, as its SDK sends them, join by lines
+    parts = [{"type": "text", "text": "hi"}, {"type": "text", "text": "there"}]
+    assert parse_messages([{"role": "user", "content": parts}]) == (Message("user", "hi\nthere"),)

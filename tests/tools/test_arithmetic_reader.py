@@ -36,6 +36,13 @@ from skillswitch.tools.phrasing import arithmetic
         ("gcd of 1,000 and 10", "10"),
         ("mean of 1,000, 2,000 and 3,000", "2000"),
         ("5 + 3 = ?", "8"),
+        # Functions written with brackets (were declined, but for sqrt).
+        ("what is ln(2)", "0.693147180559945"),
+        ("what is log(8, 2) + 1", "4"),
+        ("what is log10(1000)", "3"),
+        ("round(2.675, 2) please", "2.68"),
+        ("what is abs(-3) * 2", "6"),
+        ("what is sqrt(16) + 9", "13"),
     ],
 )
 def test_read(request_text: str, value: str) -> None:
@@ -58,6 +65,11 @@ def test_read(request_text: str, value: str) -> None:
         "what is 10 + 5 in hex",
         "what is 10 + 5 in binary",
         "what is the sqrt of 16 + 9",
+        # natural (as the calculator reads it) or base 10 (as calculators do)?
+        "what is log(100)",
+        # a function the reader does not know, or one inside another
+        "what is foo(3) + 1",
+        "what is sqrt(abs(-16))",
         # Arithmetic around a function phrase: it was dropped (6, 6.5, 55, 15, 5, 120, 120, 1.5).
         "what is twice the mean of 4, 8",
         "what is the square root of the mean of 4, 9",

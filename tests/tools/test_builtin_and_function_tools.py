@@ -24,13 +24,21 @@ pytestmark = pytest.mark.anyio
         ("is_prime(2 ** 61 - 1)", "2305843009213693951 is prime"),
         ("is_prime(3215031751)", "3215031751 is not prime: it is 151 x 21291601"),  # spsp(2,3,5,7)
         ("is_prime(1)", "1 is not prime"),
-        ("mean(4, 8, 15, 16, 23, 42), stdev(4, 8, 15, 16, 23, 42)", "18, 13.490737563232042"),
-        ("median(1, 2, 3, 4), variance(1, 2, 3, 4)", "2.5, 1.6666666666666667"),
+        ("mean(4, 8, 15, 16, 23, 42), stdev(4, 8, 15, 16, 23, 42)", "18, 13.490737563232"),
+        ("median(1, 2, 3, 4), variance(1, 2, 3, 4)", "2.5, 1.66666666666667"),
         ("gcd(12, 18, 24) + lcm(4, 6)", "18"),
         ("factorial(25)", str(15511210043330985984000000)),
         ("comb(52, 5), perm(10, 3)", "2598960, 720"),
         ("sum(10 ** 20, 1)", "100000000000000000001"),
         ("min(3, -9, 2), max(3, 9, 2)", "-9, 9"),
+        # 15 significant digits, as calculators show (gave 0.30000000000000004)
+        ("0.1 + 0.2", "0.3"),
+        ("10 / 3 * 3", "10"),
+        ("1 / 3", "0.333333333333333"),
+        ("ln(2), log(8, 2), log10(1000), log2(1024)", "0.693147180559945, 3, 3, 10"),
+        # halves away from zero (Python's round gave 2, -2, 2.67 and 1200)
+        ("round(2.5), round(-2.5), round(2.675, 2), round(1250, -2)", "3, -3, 2.68, 1300"),
+        ("round(0.125, 2), round(7, 2), round(-1250, -2)", "0.13, 7, -1300"),
     ],
 )
 def test_calculator(expression: str, expected: str) -> None:
@@ -53,6 +61,11 @@ def test_calculator(expression: str, expected: str) -> None:
         ("stdev(1)", "at least 2 numbers, got 1"),
         ("gcd(2.5, 5)", "whole numbers"),
         ("mean()", "at least 1 number, got 0"),
+        # Python says only "math domain error"
+        ("sqrt(-1)", r"sqrt\(-1\) has no real value; give a number of 0 or more"),
+        ("log(0)", r"log\(0\) has no real value; give a number above 0"),
+        ("ln(-2.5)", r"ln\(-2.5\) has no real value"),
+        ("round(2.5, 1.5)", "give a whole number of digits"),
     ],
 )
 def test_calculator_refuses_what_is_not_arithmetic(expression: str, message: str) -> None:

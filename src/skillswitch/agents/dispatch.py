@@ -12,7 +12,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal, TypeVar
 
@@ -356,7 +356,7 @@ class Dispatcher:
         messages: Sequence[Message],
         *,
         deadline_s: float | None = None,
-    ) -> AsyncIterator[TextDelta | Dispatch]:
+    ) -> AsyncGenerator[TextDelta | Dispatch, None]:
         """Stream ``name``'s answer: its text deltas as they come, then the ``Dispatch`` that
         ``dispatch([name])`` would give (every attempt; a fallback's result after its
         expert's). Every attempt streams, under ``dispatch``'s rules: the same timeout per

@@ -162,8 +162,12 @@ def _message(index: int, item: object) -> Message:
             f"{where}.content is null; give the message's text (null is only for an "
             "assistant message that calls tools)"
         )
+    if isinstance(content, Sequence) and not isinstance(content, str):
+        content = _text_parts(where, content)
     if not isinstance(content, str):
-        raise RequestError(f"{where}.content must be text, got {type(content).__name__}")
+        raise RequestError(
+            f"{where}.content must be text or a list of text parts, got {type(content).__name__}"
+        )
     call_id = item.get("tool_call_id")
     if role == "tool":
         if not isinstance(call_id, str) or not call_id:
@@ -173,6 +177,25 @@ def _message(index: int, item: object) -> Message:
             )
         return Message("tool", content, tool_call_id=call_id)
     return Message(role, content, tool_calls=calls)
+
+
+def _text_parts(where: str, parts: Sequence[object]) -> str:
+    """OpenAI's content parts, text only (``{"type": "text", "text": ...}``), joined by lines."""
+    texts = []
+    for position, part in enumerate(parts):
+        kind = part.get("type") if isinstance(part, Mapping) else None
+        text = part.get("text") if isinstance(part, Mapping) else None
+        if kind != "text" or not isinstance(text, str):
+            detail = (
+                f"a {kind!r} part; skillswitch routes text only"
+                if isinstance(kind, str) and kind != "text"
+                else f"{part!r}"
+            )
+            raise RequestError(
+                f'{where}.content[{position}] is {detail}; give {{"type": "text", "text": ...}}'
+            )
+        texts.append(text)
+    return "\n".join(texts)
 
 
 def _tool_calls(where: str, value: object) -> tuple[ClientToolCall, ...]:

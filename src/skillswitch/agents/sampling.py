@@ -31,6 +31,8 @@ __all__ = [
 ]
 
 MAX_STOP_SEQUENCES = 4  # OpenAI's limit
+MAX_TOKENS = 1_000_000  # beyond any model's context
+SEED_RANGE = (-(2**63), 2**63 - 1)  # a 64-bit integer, as OpenAI's API takes it
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +78,13 @@ def _check(settings: SamplingSettings) -> None:
     if top_p is not None and not (_number(top_p) and 0 < top_p <= 1):
         raise RequestError(f"top_p is {top_p!r}; give a number above 0 and at most 1")
     max_tokens = settings.max_tokens
-    if max_tokens is not None and not (_integer(max_tokens) and max_tokens >= 1):
-        raise RequestError(f"max_tokens is {max_tokens!r}; give a whole number, 1 or more")
-    if settings.seed is not None and not _integer(settings.seed):
-        raise RequestError(f"seed is {settings.seed!r}; give a whole number")
+    if max_tokens is not None and not (_integer(max_tokens) and 1 <= max_tokens <= MAX_TOKENS):
+        raise RequestError(
+            f"max_tokens is {max_tokens!r}; give a whole number from 1 to {MAX_TOKENS:,}"
+        )
+    seed = settings.seed
+    if seed is not None and not (_integer(seed) and SEED_RANGE[0] <= seed <= SEED_RANGE[1]):
+        raise RequestError(f"seed is {seed!r}; give a whole number that fits in 64 bits")
     stop: object = settings.stop
     if stop is None:
         return

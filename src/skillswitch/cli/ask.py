@@ -102,6 +102,7 @@ def ask(
         return
     if stream:
         sys.stdout.write("\n")
+        sys.stdout.flush()
     else:
         typer.echo(result.text)
     if not quiet:

@@ -381,6 +381,17 @@ class DispatchConfig(_Model):
             "learned: the combiner fitted by fit profiles on validation answers picks one."
         ),
     )
+    skill_fallbacks: int = Field(
+        default=2,
+        ge=0,
+        le=8,
+        description=(
+            "When no expert serves the skills a request was routed to, or every expert asked "
+            "declined it, ask the experts of the router's next candidate skills, up to this "
+            "many skills (0: never). Not for a skill or expert named by the caller, nor with "
+            "recruitment."
+        ),
+    )
     retry_attempts: int = Field(default=3, ge=1, le=10)
     retry_base_delay_s: float = Field(default=0.25, ge=0, le=60)
     retry_max_delay_s: float = Field(default=8.0, ge=0, le=600)
@@ -666,7 +677,13 @@ class Config(_Model):
         _first_positions("experts", expert_names, errors)
         for index, expert in enumerate(self.experts):
             for position, fallback in enumerate(expert.fallbacks):
-                if fallback not in expert_names:
+                if fallback == expert.name:
+                    errors.append(
+                        f"experts[{index}].fallbacks[{position}]: {fallback!r} is the expert "
+                        "itself; name another expert (retries of the same expert are "
+                        "dispatch.retry_attempts)"
+                    )
+                elif fallback not in expert_names:
                     errors.append(
                         f"experts[{index}].fallbacks[{position}]: unknown expert "
                         f"{fallback!r}{did_you_mean(fallback, expert_names)}"

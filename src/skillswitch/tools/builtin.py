@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import datetime as dt
+import decimal
 import math
 import operator
 import sys
@@ -41,16 +42,36 @@ _UNARY: dict[type[ast.unaryop], Callable[[float], float]] = {
 
 
 def _round(number: float, ndigits: int | None = None) -> float:
-    if isinstance(ndigits, int) and abs(ndigits) > MAX_ROUND_DIGITS:
+    """Halves away from zero, as calculators and people round (2.5 is 3, -2.5 is -3, 0.125 to
+    2 places 0.13), where Python's round() goes to the even neighbour (2.5 is 2)."""
+    places = 0 if ndigits is None else ndigits
+    if not isinstance(places, int):
+        raise ValueError(f"round to {number_text(places)} digits: give a whole number of digits")
+    if abs(places) > MAX_ROUND_DIGITS:
         raise ValueError(
-            f"round to {number_text(ndigits)} digits: give at most {MAX_ROUND_DIGITS} either way"
+            f"round to {number_text(places)} digits: give at most {MAX_ROUND_DIGITS} either way"
         )
-    return round(number, ndigits)
+    if isinstance(number, int):
+        if places >= 0:
+            return number
+        step: int = 10**-places
+        return (1 if number >= 0 else -1) * ((abs(number) + step // 2) // step * step)
+    if not math.isfinite(number):
+        raise ValueError(f"cannot round {number!r}")
+    context = decimal.Context(prec=MAX_ROUND_DIGITS + 400)  # room for every digit kept
+    exact = decimal.Decimal(repr(number))  # the number as written: 2.675 is 2.675
+    rounded = exact.quantize(
+        decimal.Decimal(1).scaleb(-places), rounding=decimal.ROUND_HALF_UP, context=context
+    )
+    return int(rounded) if ndigits is None else float(rounded)
 
 
 _FUNCTIONS: dict[str, Callable[..., float]] = {
     "sqrt": math.sqrt,
     "log": math.log,
+    "ln": math.log,
+    "log10": math.log10,
+    "log2": math.log2,
     "exp": math.exp,
     "sin": math.sin,
     "cos": math.cos,
@@ -60,6 +81,15 @@ _FUNCTIONS: dict[str, Callable[..., float]] = {
     **NUMBER_FUNCTIONS,
 }
 _CONSTANTS = {"pi": math.pi, "e": math.e}
+# What the math functions accept, said when they are given something else ("math domain
+# error" is all Python says).
+_DOMAIN = {
+    "sqrt": "give a number of 0 or more",
+    "log": "give a number above 0 (and a base above 0, not 1)",
+    "ln": "give a number above 0",
+    "log10": "give a number above 0",
+    "log2": "give a number above 0",
+}
 MAX_EXPONENT = 10_000
 MAX_CHARS = 500
 # Bounds on the work one expression may cause (big-integer arithmetic holds the GIL, and a tool
@@ -71,7 +101,8 @@ MAX_ROUND_DIGITS = 1_000
 def calculate(expression: str) -> str:
     """Evaluate an arithmetic expression exactly, e.g. "17 * 23", "sqrt(2) / 3" or
     "mean(4, 8, 15), stdev(4, 8, 15)" (several, comma-separated, give several results).
-    Supports + - * / // % ** and sqrt, log, exp, sin, cos, tan, abs, round, pi, e; gcd, lcm,
+    Supports + - * / // % ** and sqrt, log (natural; log(x, base)), ln, log10, log2, exp, sin,
+    cos, tan (radians), abs, round, pi, e; gcd, lcm,
     factorial, comb, perm; mean, median, stdev, pstdev, variance, min, max, sum; and
     is_prime(n) on its own ("221 is not prime: it is 13 x 17")."""
     if len(expression) > MAX_CHARS:
@@ -105,8 +136,11 @@ def _answer(node: ast.expr) -> str:
     value = _evaluate(node)
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"the result is not a finite number ({value!r})")
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
-        return str(int(value))
+    if isinstance(value, float):
+        # 15 significant digits, as calculators show: 0.1 + 0.2 is 0.3, not 0.30000000000000004
+        value = float(f"{value:.15g}")
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))
     try:
         return repr(value)
     except ValueError:  # Python converts at most sys.get_int_max_str_digits() digits to text
@@ -134,7 +168,14 @@ def _evaluate(node: ast.expr) -> float:
     if isinstance(node, ast.Call) and (name := _function(node)) is not None:
         if name == "is_prime":
             raise ValueError("is_prime(n) answers yes or no, not a number: ask it on its own")
-        return _FUNCTIONS[name](*(_evaluate(arg) for arg in node.args))
+        arguments = [_evaluate(arg) for arg in node.args]
+        try:
+            return _FUNCTIONS[name](*arguments)
+        except ValueError:
+            if name not in _DOMAIN:  # the number functions say what was wrong themselves
+                raise
+            shown = ", ".join(number_text(a) for a in arguments)
+            raise ValueError(f"{name}({shown}) has no real value; {_DOMAIN[name]}") from None
     raise ValueError(f"unsupported element {_shown(node)}; use numbers and arithmetic")
 
 

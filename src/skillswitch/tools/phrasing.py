@@ -51,7 +51,11 @@ _VERBS = [
     (rf"\b(?:sum|total) of\s+({_NUMBER})\s+and\s+({_NUMBER})", r"\1 + \2"),
     (rf"\bproduct of\s+({_NUMBER})\s+and\s+({_NUMBER})", r"\1 * \2"),
 ]
-_EXPRESSION = re.compile(r"[-+*/%().\d\s]*(?:sqrt\([^)]*\)[-+*/%().\d\s]*)*")
+# Functions written with brackets ("sqrt(16) + 9", "ln(2)", "log(8, 2)"); a one-argument
+# "log(100)" is declined below: natural (as the tool reads it) or base 10 (as calculators do)?
+_CALLS = r"(?:sqrt|ln|log10|log2|log|exp|sin|cos|tan|abs|round)"
+_EXPRESSION = re.compile(rf"[-+*/%().\d\s]*(?:\b{_CALLS}\([-+*/%().,\d\s]*\)[-+*/%().\d\s]*)*")
+_AMBIGUOUS_LOG = re.compile(r"\blog\([^,()]*\)")
 # Words that change a value: left beside the expression they mean arithmetic the reader did
 # not read ("the log of 100 times 2", "twice 5 plus 3"), so the request is declined.
 _UNREAD_MATH = re.compile(
@@ -209,7 +213,9 @@ def arithmetic(request: str) -> str | None:
     if longest is None:
         return None
     best = longest.group().strip().strip(" .")
-    if not re.search(r"\d", best) or not re.search(r"[-+*/%]|sqrt", best.lstrip("-(")):
+    if not re.search(r"\d", best) or not re.search(rf"[-+*/%]|{_CALLS}\(", best.lstrip("-(")):
+        return None
+    if _AMBIGUOUS_LOG.search(best):
         return None
     before, after = text[: longest.start()].strip(), text[longest.end() :].strip()
     outside = before + " " + after

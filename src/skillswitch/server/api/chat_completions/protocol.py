@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer
 
 from skillswitch.agents.messages import Usage as TraceUsage
+from skillswitch.agents.sampling import MAX_TOKENS, SEED_RANGE
 from skillswitch.server.api.common import ChatMessage
 from skillswitch.server.chat_chunks import ChunkChoice, Delta
 
@@ -46,9 +47,9 @@ class ChatCompletionRequest(BaseModel):
     # strict: a number sent as text ("0.2") is the client's mistake, as on OpenAI's API
     temperature: float | None = Field(default=None, ge=0, le=2, strict=True)
     top_p: float | None = Field(default=None, gt=0, le=1, strict=True)
-    max_tokens: int | None = Field(default=None, ge=1, strict=True)
-    max_completion_tokens: int | None = Field(default=None, ge=1, strict=True)
-    seed: int | None = Field(default=None, strict=True)
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS, strict=True)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS, strict=True)
+    seed: int | None = Field(default=None, ge=SEED_RANGE[0], le=SEED_RANGE[1], strict=True)
     stop: str | list[str] | None = None
     tools: list[Any] | None = None
     tool_choice: Any = None
