@@ -102,7 +102,19 @@ def test_config_schema_and_check(cli_env: dict[str, str], tmp_path: Path) -> Non
     good.write_text(run(["config", "show"], cli_env).stdout, encoding="utf-8")
     checked = run(["config", "check", str(good)], cli_env)
     assert checked.returncode == 0
-    assert "valid (11 skills" in checked.stdout
+    assert "valid and builds (11 skills" in checked.stdout
+    # Valid YAML that serve could not start with: checked by building it, unless --no-build.
+    unstartable = tmp_path / "unstartable.yaml"
+    text = good.read_text(encoding="utf-8")
+    assert "\n  profiles: null\n" in text
+    unstartable.write_text(text.replace("\n  profiles: null\n", "\n  profiles: ./nope\n"), "utf-8")
+    refused = run(["config", "check", str(unstartable)], cli_env)
+    assert refused.returncode == 2, refused.stderr
+    assert "no expert profiles at" in refused.stderr
+    assert "build them with `skillswitch fit profiles" in refused.stderr
+    static = run(["config", "check", "--no-build", str(unstartable)], cli_env)
+    assert static.returncode == 0, static.stderr
+    assert "valid (11 skills" in static.stdout
     bad = tmp_path / "bad.yaml"
     bad.write_text("skills:\n  - name: x\n    description: d\n    examples: []\n", encoding="utf-8")
     failed = run(["config", "check", str(bad)], cli_env)

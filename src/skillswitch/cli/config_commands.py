@@ -31,16 +31,29 @@ def config_schema() -> None:
 @reports_errors
 def config_check(
     file: Annotated[Path, typer.Argument(help="The YAML config to validate.")],
+    build: Annotated[
+        bool,
+        typer.Option(
+            "--build/--no-build",
+            help="Also build what serve would at start-up (router, experts, profiles, local "
+            "model folders), so that a config that would fail there fails here.",
+        ),
+    ] = True,
 ) -> None:
-    """Validate a config file and summarise it."""
+    """Validate a config file, build what it declares (as serve would at start-up, without
+    calling any expert or starting tool servers) and summarise it."""
     from skillswitch.config import load_config
 
     loaded = load_config(file)
+    if build:
+        from skillswitch.switch import Switch
+
+        Switch.from_config(loaded).close()
     typer.echo(
-        f"{file}: valid ({len(loaded.skills)} skills, {len(loaded.out_of_scope.examples)} "
-        f"out-of-scope examples, encoder {loaded.router.encoder.kind}, classifier "
-        f"{loaded.router.classifier.kind}, {len(loaded.experts)} experts, "
-        f"{len(loaded.tools.servers)} tool servers)"
+        f"{file}: valid{' and builds' if build else ''} ({len(loaded.skills)} skills, "
+        f"{len(loaded.out_of_scope.examples)} out-of-scope examples, encoder "
+        f"{loaded.router.encoder.kind}, classifier {loaded.router.classifier.kind}, "
+        f"{len(loaded.experts)} experts, {len(loaded.tools.servers)} tool servers)"
     )
 
 
