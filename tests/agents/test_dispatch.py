@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import AsyncIterator, Sequence
 
 import anyio
@@ -100,6 +102,27 @@ async def test_per_attempt_timeout() -> None:
     result = await dispatcher.dispatch(["slow"], ASK)
     assert isinstance(result.results[0].error, ExpertTimeoutError)
     assert len(result.results[0].attempts) == 3
+
+
+async def test_a_sync_function_expert_is_bounded_by_its_timeout_too() -> None:
+    """A blocking function runs in a worker thread: the timeout ends the wait for it, and the
+    event loop keeps serving the other expert meanwhile."""
+    release = threading.Event()
+
+    def blocking(messages: Sequence[Message]) -> str:
+        release.wait(5)
+        return "late"
+
+    experts = {"sync": FunctionExpert("sync", blocking), "quick": TestExpert("quick", reply="4")}
+    dispatcher = Dispatcher(experts, timeout_s=0.2, retry=RetryPolicy(attempts=1))
+    started = time.perf_counter()
+    result = await dispatcher.dispatch(["sync", "quick"], ASK)
+    elapsed = time.perf_counter() - started
+    release.set()
+    assert isinstance(result.results[0].error, ExpertTimeoutError)
+    assert result.results[1].reply is not None
+    assert result.results[1].reply.text == "4"
+    assert elapsed < 2  # not the function's 5 s
 
 
 async def test_the_deadline_ends_the_dispatch_with_what_arrived() -> None:

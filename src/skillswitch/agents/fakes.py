@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import anyio
+import anyio.to_thread
 
 from skillswitch.agents.base import ExpertReply
 from skillswitch.agents.client_tools import ClientToolCall
@@ -89,7 +90,9 @@ class TestExpert(_FakeExpert):
 class FunctionExpert(_FakeExpert):
     """A function (sync or async) plays the model: ``function(messages) -> text``, or a list
     of ``ClientToolCall`` to ask the caller to run its tools (``offered_client_tools()`` says
-    which the request offered).
+    which the request offered; ``requested_sampling()`` the caller's sampling). A sync
+    function runs in a worker thread, so the dispatcher's timeouts bound it as they bound any
+    expert.
 
     >>> expert = FunctionExpert("upper", lambda messages: messages[-1].content.upper())
     """
@@ -109,8 +112,17 @@ class FunctionExpert(_FakeExpert):
         self._function = function
 
     async def _reply(self, messages: Sequence[Message]) -> Reply:
-        result = self._function(messages)
-        if inspect.isawaitable(result):
+        if inspect.iscoroutinefunction(self._function):
+            result = await self._function(messages)
+        else:
+            # A sync function runs in a worker thread: it does not hold up the event loop (the
+            # other experts, the server), and a timeout or a client that leaves stops waiting
+            # for it (the thread finishes on its own; Python cannot stop it). The request's
+            # context (offered tools, sampling) goes with it.
+            result = await anyio.to_thread.run_sync(
+                self._function, messages, abandon_on_cancel=True
+            )
+        if inspect.isawaitable(result):  # a sync callable that returned a coroutine
             result = await result
         if isinstance(result, str):
             return result
