@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from skillswitch.inference.kv_cache import cache_argument, returned_cache
 from skillswitch.inference.loading import LoadedModel
 from skillswitch.inference.requests import FinishReason, GenerationParams, GenerationResult
 from skillswitch.inference.static_decode import StaticBatch, static_decodable
@@ -308,7 +309,8 @@ def _prefill(
         logits_to_keep=1,
     )
     stats.prefill_tokens += int(mask.sum())
-    return _Batch(rows, out.past_key_values, mask, positions[:, -1:] + 1, out.logits[:, -1, :])
+    cache = returned_cache(out)
+    return _Batch(rows, cache, mask, positions[:, -1:] + 1, out.logits[:, -1, :])
 
 
 def _advance(
@@ -368,10 +370,10 @@ def _step(loaded: LoadedModel, batch: _Batch) -> None:
         input_ids=step_ids,
         attention_mask=batch.mask,
         position_ids=batch.next_positions,
-        past_key_values=batch.cache,
         use_cache=True,
+        **cache_argument(loaded.model, batch.cache),
     )
-    batch.cache = out.past_key_values
+    batch.cache = returned_cache(out)
     batch.logits = out.logits[:, -1, :]
     batch.next_positions = batch.next_positions + 1
 

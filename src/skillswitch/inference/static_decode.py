@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from skillswitch.inference.kv_cache import cache_argument
 from skillswitch.inference.loading import LoadedModel
 
 __all__ = ["StaticBatch", "static_decodable"]
@@ -101,9 +102,9 @@ class StaticBatch:
             input_ids=self._prompt_ids,
             attention_mask=self._additive(allowed)[:, None],
             position_ids=self._prefill_positions,
-            past_key_values=self._cache,
             use_cache=True,
             logits_to_keep=1,
+            **cache_argument(self._model, self._cache),
         )
         return out.logits[:, -1, :]
 
@@ -138,8 +139,8 @@ class StaticBatch:
             input_ids=self._ids,
             attention_mask=self._mask,
             position_ids=self._positions,
-            past_key_values=self._cache,
             use_cache=True,
+            **cache_argument(self._model, self._cache),
         )
         return out.logits[:, -1, :]
 
