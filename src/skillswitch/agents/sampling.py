@@ -58,7 +58,8 @@ class SamplingSettings:
         SamplingSettings(temperature=0.2, top_p=None, max_tokens=50, seed=None, stop=None)
         """
         asked = {f.name: getattr(self, f.name) for f in fields(self)}
-        return replace(base, **{name: value for name, value in asked.items() if value is not None})
+        given = {name: value for name, value in asked.items() if value is not None}
+        return replace(base, **given) if given else base  # nothing asked: no copy per call
 
     def given(self) -> dict[str, Any]:
         """The settings that are set, by name (stop as a list, as OpenAI's API takes it)."""
