@@ -67,3 +67,17 @@ def test_settings_hold_within_the_request_only() -> None:
     with request_sampling(asked):
         assert requested_sampling() is asked
     assert requested_sampling() == SamplingSettings()
+
+
+def test_a_config_s_sampling_has_the_request_s_bounds() -> None:
+    """An expert's configured sampling becomes SamplingSettings at start-up: what the config
+    accepts must pass its checks (a seed beyond 64 bits was a RequestError there)."""
+    from skillswitch.agents.sampling import MAX_TOKENS, SEED_RANGE
+    from skillswitch.config.models import SamplingConfig
+
+    properties = SamplingConfig.model_json_schema()["properties"]
+    assert properties["max_tokens"]["anyOf"][0]["maximum"] == MAX_TOKENS
+    seed = properties["seed"]["anyOf"][0]
+    assert (seed["minimum"], seed["maximum"]) == SEED_RANGE
+    largest = SamplingConfig(seed=SEED_RANGE[1], max_tokens=MAX_TOKENS)
+    assert SamplingSettings(**largest.model_dump()).seed == SEED_RANGE[1]

@@ -262,10 +262,12 @@ class PricesConfig(_Model):
 
 
 class SamplingConfig(_Model):
+    # The bounds of a request's sampling (agents.sampling: MAX_TOKENS, SEED_RANGE), written
+    # out so that loading a config imports no agent code; a test holds them equal.
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
     max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=-(2**63), le=2**63 - 1)
     stop: list[Annotated[str, Field(min_length=1)]] | None = Field(
         default=None,
         max_length=4,

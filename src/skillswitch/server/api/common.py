@@ -95,13 +95,14 @@ class ChatMessage(BaseModel):
         return value
 
     def to_openai(self) -> dict[str, Any]:
-        """OpenAI's shape, simplified: ``developer`` is OpenAI's newer name for ``system``;
-        text parts join by lines."""
+        """OpenAI's shape, simplified: ``developer`` is OpenAI's newer name for ``system``
+        (``parse_messages`` joins text parts by lines)."""
         content = self.content
-        text = content if content is None or isinstance(content, str) else _joined(content)
         message: dict[str, Any] = {
             "role": "system" if self.role == "developer" else self.role,
-            "content": text,
+            "content": content
+            if content is None or isinstance(content, str)
+            else [{"type": "text", "text": part.text} for part in content],
         }
         if self.tool_calls is not None:
             message["tool_calls"] = self.tool_calls
@@ -178,10 +179,6 @@ def switch_error(exc: SkillSwitchError) -> OpenAIError:
             )
         return OpenAIError(502, f"no expert answered: {shown}", code="upstream_error", extra=extra)
     return error_for(exc)
-
-
-def _joined(parts: Sequence[TextPart]) -> str:
-    return "\n".join(part.text for part in parts)
 
 
 def _show(value: Any) -> str:
