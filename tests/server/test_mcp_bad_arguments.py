@@ -59,10 +59,22 @@ async def error_of(client: Client, tool: str, arguments: dict[str, Any]) -> str:
 @pytest.mark.parametrize(
     ("tool", "arguments", "expected"),
     [
-        ("ask", {"request": 5}, "request: 5 is not of type 'string'; ask takes {request: string}"),
-        ("ask", {}, "'request' is a required property; ask takes {request: string}"),
+        (
+            "ask",
+            {"request": 5},
+            "request: 5 is not of type 'string'; ask takes {request: string, temperature: number (optional)",
+        ),
+        (
+            "ask",
+            {},
+            "'request' is a required property; ask takes {request: string, temperature: number (optional)",
+        ),
         ("route", {"request": None}, "request: None is not of type 'string'"),
-        ("ask", {"request": "hi", "k": 3}, "unknown argument 'k'; ask takes {request: string}"),
+        (
+            "ask",
+            {"request": "hi", "k": 3},
+            "unknown argument 'k'; ask takes {request: string, temperature: number (optional)",
+        ),
         ("route", {"requests": "hi"}, "unknown argument 'requests' (did you mean 'request'?)"),
         ("list_skills", {"skill": "math"}, "list_skills takes no arguments"),
         ("find_tools", {"query": "time", "k": True}, "k: True is not of type 'integer'"),

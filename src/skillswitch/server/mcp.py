@@ -22,7 +22,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import anyio.to_thread
 from anyio.from_thread import BlockingPortal
@@ -37,6 +37,12 @@ from mcp_types import Tool as WireTool
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, Field
 
+from skillswitch.agents.sampling import (
+    MAX_STOP_SEQUENCES,
+    MAX_TOKENS,
+    SEED_RANGE,
+    parse_sampling,
+)
 from skillswitch.exceptions import SkillSwitchError
 from skillswitch.redaction import redact
 from skillswitch.server.mcp_stdio import serve_stdio
@@ -248,11 +254,32 @@ class SkillSwitchMCPServer(MCPServer):
         switch = self.switch
 
         @self._tool(ToolAnnotations(read_only_hint=True, open_world_hint=True))
-        async def ask(request: str) -> AskResult:
+        async def ask(
+            request: str,
+            temperature: Annotated[float | None, Field(ge=0, le=2)] = None,
+            top_p: Annotated[float | None, Field(gt=0, le=1)] = None,
+            max_tokens: Annotated[int | None, Field(ge=1, le=MAX_TOKENS)] = None,
+            seed: Annotated[int | None, Field(ge=SEED_RANGE[0], le=SEED_RANGE[1])] = None,
+            stop: Annotated[str, Field(min_length=1)]
+            | Annotated[
+                list[Annotated[str, Field(min_length=1)]], Field(max_length=MAX_STOP_SEQUENCES)
+            ]
+            | None = None,
+        ) -> AskResult:
             """Answer a request: skillswitch routes it by skill to the best experts and tools,
-            combines their answers, and returns the answer with a trace of how it was made."""
+            combines their answers, and returns the answer with a trace of how it was made.
+            The optional sampling settings (OpenAI's meanings) apply to every model that
+            answers, the experts and the aggregator, over each expert's own."""
+            asked = {
+                "temperature": temperature,
+                "top_p": top_p,
+                "max_tokens": max_tokens,
+                "seed": seed,
+                "stop": stop,
+            }
             try:
-                answer = await switch.run(_nonempty(request))
+                sampling = parse_sampling({k: v for k, v in asked.items() if v is not None})
+                answer = await switch.run(_nonempty(request), sampling=sampling)
             except SkillSwitchError as exc:
                 raise ToolError(str(exc)) from None
             return AskResult(answer=answer.text, trace=answer.trace.to_dict())
@@ -377,11 +404,20 @@ def _check_own_arguments(name: str, schema: dict[str, Any], arguments: dict[str,
     if not problems:
         return
     shape = ", ".join(
-        f"{key}: {spec.get('type', 'any')}{'' if key in required else ' (optional)'}"
+        f"{key}: {_kind(spec)}{'' if key in required else ' (optional)'}"
         for key, spec in properties.items()
     )
     takes = f"{name} takes {{{shape}}}" if shape else f"{name} takes no arguments"
     raise ToolError(f"invalid arguments for {name}: {'; '.join(problems)}; {takes}")
+
+
+def _kind(spec: dict[str, Any]) -> str:
+    """A parameter's JSON type for a call's shape: ``number``, ``string or array`` (null, the
+    optional parameter's default, goes without saying)."""
+    if "type" in spec:
+        return str(spec["type"])
+    kinds = [str(branch.get("type", "any")) for branch in spec.get("anyOf", ())]
+    return " or ".join(kind for kind in kinds if kind != "null") or "any"
 
 
 def _wire(entry: CatalogueTool) -> WireTool:

@@ -381,10 +381,34 @@ def schema_problem(schema: Mapping[str, Any], arguments: Mapping[str, Any]) -> s
     if not errors:
         return None
     shown = []
-    for error in errors[:3]:
+    for found in errors[:3]:
+        error = _most_telling(found)
         where = ".".join(str(p) for p in error.absolute_path) or "(arguments)"
-        shown.append(f"{where}: {error.message}")
+        shown.append(f"{where}: {_message(error)}")
     return "; ".join(shown)
+
+
+def _most_telling(error: Any) -> Any:
+    """Within an ``anyOf``/``oneOf`` (e.g. an optional value: a number or null), the failure
+    of the branch the value was meant for ("3 is greater than the maximum of 2"), not "3 is
+    not valid under any of the given schemas"."""
+    from jsonschema.exceptions import best_match
+
+    return best_match([error]) if error.context else error
+
+
+def _message(error: Any) -> str:
+    """jsonschema's message, or for a value of none of a union's types, which types."""
+    if error.validator in ("anyOf", "oneOf") and error.context:
+        kinds = [e.validator_value for e in error.context if e.validator == "type"]
+        if len(kinds) == len(error.context):
+            named = " or ".join(repr(k) for kind in kinds for k in _listed(kind))
+            return f"{error.instance!r} is not of type {named}"
+    return str(error.message)
+
+
+def _listed(kind: Any) -> list[Any]:
+    return list(kind) if isinstance(kind, list) else [kind]
 
 
 def _unsendable(value: Any, where: str = "") -> str | None:
