@@ -867,7 +867,7 @@ def test_a_client_that_leaves_cancels_its_expert(
         port = int(base.rpartition(":")[2])
         with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
             connection.sendall(
-                b"POST /v1/chat/completions HTTP/1.1\r\nHost: test\r\n"
+                b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                 b"Content-Type: application/json\r\n"
                 + f"Content-Length: {len(body)}\r\n\r\n".encode()
                 + body

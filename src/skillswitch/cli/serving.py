@@ -71,6 +71,14 @@ def serve_models_command(
             help="Environment variable holding the API key clients must send as a bearer token.",
         ),
     ] = None,
+    cors_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--cors-origin",
+            help="A web page origin (scheme://host[:port]) that may call this server from a "
+            "browser; * for any (needs --api-key-env). Repeatable.",
+        ),
+    ] = None,
 ) -> None:
     """Serve local model folders over an OpenAI-compatible HTTP API (/v1/chat/completions,
     /v1/completions, /v1/embeddings, /v1/models, /healthz)."""
@@ -81,7 +89,7 @@ def serve_models_command(
     key = environment.api_key(api_key_env, path="--api-key-env")
     _check_address(host, port, key)
     with _startup_failure_reported():
-        serve_models(inference, host=host, port=port, api_key=key)
+        serve_models(inference, host=host, port=port, api_key=key, cors_origins=cors_origin or ())
 
 
 @app.command()
@@ -120,6 +128,14 @@ def serve(
             help="Requests per second per client address (bursts of twice that); more get 429.",
         ),
     ] = None,
+    cors_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--cors-origin",
+            help="A web page origin (scheme://host[:port]) that may call this server from a "
+            "browser; * for any (needs --api-key-env). Repeatable.",
+        ),
+    ] = None,
 ) -> None:
     """Serve skillswitch over an OpenAI-compatible HTTP API (/v1/chat/completions with model
     skillswitch, skillswitch/<skill> or an expert's name; /v1/models, /v1/route, /healthz,
@@ -141,6 +157,7 @@ def serve(
             max_concurrency=max_concurrency,
             mcp=mcp,
             rate_limit=rate_limit,
+            cors_origins=cors_origin or (),
         )
 
 

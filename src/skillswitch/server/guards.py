@@ -1,5 +1,6 @@
-"""What every request passes before an endpoint sees it: the API key, the client's request
-rate, the body size, and the number of requests in flight. One plain ASGI middleware, so that a
+"""What every request passes before an endpoint sees it: the API key (without one, the
+loopback server's defence against web pages), the client's request rate, the body size, and
+the number of requests in flight. One plain ASGI middleware, so that a
 refused request costs no parsing, and a streamed answer counts as in flight until its last byte
 is sent.
 """
@@ -8,12 +9,14 @@ from __future__ import annotations
 
 import hmac
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from urllib.parse import urlsplit
 
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from skillswitch.redaction import register_secret
+from skillswitch.server.hosting import is_loopback
 from skillswitch.server.openai_errors import OpenAIError
 from skillswitch.server.rate_limit import RateLimiter
 
@@ -30,6 +33,12 @@ class RequestGuard:
     flight). The key and the concurrency cap apply to paths under ``protected_prefix`` (one
     prefix or several); health probes stay open, as in vLLM. Under ``jsonrpc_prefix`` (an MCP
     endpoint) the same refusals are JSON-RPC error bodies, which MCP clients show as they are.
+
+    ``loopback_only`` (a server without a key, which ``serve`` binds to loopback): a protected
+    request must be addressed to a loopback name (else 421: a page whose name resolves here,
+    DNS rebinding) and, when a browser says which page sent it (``Origin``), come from a
+    loopback page or one of ``origins`` (else 403). Without this a page on any site could post
+    a chat completion as a "simple" request, no preflight, and spend the experts' budget.
     """
 
     def __init__(
@@ -42,8 +51,12 @@ class RequestGuard:
         protected_prefix: str | tuple[str, ...] = "/v1",
         jsonrpc_prefix: str | tuple[str, ...] = (),
         rate_limit: RateLimiter | None = None,
+        loopback_only: bool = False,
+        origins: Sequence[str] = (),
     ) -> None:
         self.app = app
+        self._loopback_only = loopback_only
+        self._origins = frozenset(origins)
         self.rate_limit = rate_limit
         self._jsonrpc_prefix = jsonrpc_prefix
         register_secret(api_key)
@@ -58,6 +71,9 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         protected = scope["path"].startswith(self._prefix)
+        if protected and (refusal := self._check_browser(scope)) is not None:
+            await self._refuse(refusal, scope, receive, send)
+            return
         if protected and (refusal := self._check_key(scope)) is not None:
             await self._refuse(refusal, scope, receive, send)
             return
@@ -139,6 +155,33 @@ class RequestGuard:
             headers={"Retry-After": str(max(1, math.ceil(wait)))},
         )
 
+    def _check_browser(self, scope: Scope) -> OpenAIError | None:
+        if not self._loopback_only:
+            return None
+        headers = dict(scope["headers"])
+        host = headers.get(b"host", b"").decode("latin-1")
+        if host and not is_loopback(_hostname(host)):
+            return OpenAIError(
+                421,
+                f"this server answers requests addressed to 127.0.0.1, localhost or [::1], not "
+                f"{host!r} (a web page whose name resolves here is refused); to be reached by "
+                "other names, serve with --api-key-env",
+                code="misdirected_request",
+            )
+        origin = headers.get(b"origin")
+        if origin is None:
+            return None  # not sent by a web page
+        page = origin.decode("latin-1")
+        if page.lower() in self._origins or _loopback_page(page):
+            return None
+        return OpenAIError(
+            403,
+            f"requests from web pages of {page!r} are refused: without an API key a page of "
+            f"any site could spend this server's experts; allow it with --cors-origin {page}, "
+            "or serve with --api-key-env",
+            code="origin_not_allowed",
+        )
+
     def _check_key(self, scope: Scope) -> OpenAIError | None:
         if self._key is None:
             return None
@@ -180,6 +223,22 @@ class RequestGuard:
             f"the request body is {sent}; this server takes at most {self.max_body_bytes} bytes "
             "(send fewer or shorter texts per request)",
         )
+
+
+def _hostname(host: str) -> str:
+    """The name in a ``Host`` header: ``[::1]:8000`` is ``::1``, ``localhost:8000`` is
+    ``localhost``."""
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    return host.rpartition(":")[0] if host.count(":") == 1 else host
+
+
+def _loopback_page(origin: str) -> bool:
+    try:
+        parts = urlsplit(origin)
+        return parts.scheme in ("http", "https") and is_loopback(parts.hostname or "")
+    except ValueError:
+        return False
 
 
 def _replay(body: bytes, receive: Receive) -> Callable[[], Awaitable[Message]]:

@@ -27,6 +27,7 @@ from skillswitch.server.api.playground.route import router as playground_router
 from skillswitch.server.api.routing.route import router as routing_router
 from skillswitch.server.api.routing.serving import RouteServing
 from skillswitch.server.api.targets import Targets
+from skillswitch.server.browsers import HeadAsGet, allow_cross_origin, check_cors_origins
 from skillswitch.server.guards import RequestGuard
 from skillswitch.server.openai_errors import install_error_handlers
 from skillswitch.server.rate_limit import RateLimiter
@@ -48,6 +49,7 @@ def create_app(
     mcp: bool = True,
     proxy_allow_destructive: Sequence[str] = (),
     rate_limit: float | None = None,
+    cors_origins: Sequence[str] = (),
 ) -> FastAPI:
     """An OpenAI-compatible API over ``switch``: ``/v1/chat/completions``, ``/v1/models``,
     ``/v1/route``, ``/healthz`` and ``/metrics``; and, unless ``mcp`` is false, skillswitch's
@@ -60,8 +62,11 @@ def create_app(
     beyond ``max_concurrency`` in flight get 429 (on ``/mcp`` as JSON-RPC errors, which MCP
     clients show). ``rate_limit``: requests per second per client address (bursts of twice
     that), beyond which 429 with Retry-After. Without a key, ``/mcp`` answers only requests
-    addressed to a loopback host
-    (the ``Host`` header), against DNS rebinding. The app's
+    addressed to a loopback host (the
+    ``Host`` header) from a loopback page or one of ``cors_origins`` (the ``Origin`` header),
+    against DNS rebinding. ``cors_origins``: web pages of these origins (``scheme://host[:port]``,
+    or ``*`` with a key) may call the API and ``/mcp`` from a browser (CORS). ``HEAD`` is
+    answered as ``GET`` without the body. The app's
     lifespan runs the MCP sessions and closes ``switch`` when the server stops, in the
     server's event loop, where its connections live (run it with lifespan on, uvicorn's
     default).
@@ -75,6 +80,7 @@ def create_app(
     if api_key is not None and not api_key.strip():
         raise ValueError("api_key is empty; give a key, or None to serve without one")
     limiter = None if rate_limit is None else RateLimiter(rate_limit)
+    origins = check_cors_origins(cors_origins, api_key, where="cors_origins")
     from skillswitch import __version__
 
     mounted = (
@@ -83,6 +89,7 @@ def create_app(
             api_key=api_key,
             max_body_bytes=max_body_bytes,
             proxy_allow_destructive=proxy_allow_destructive,
+            origins=origins,
         )
         if mcp
         else None
@@ -124,7 +131,8 @@ def create_app(
     if mounted is not None:
         app.router.routes.extend(mounted.routes)
     install_error_handlers(app)
-    # Innermost: behind the guard and the metrics, like the route it answers for.
+    app.add_middleware(HeadAsGet, skip=(MCP_PATH,))
+    # Behind the guard and the metrics, like the route it answers for.
     app.add_middleware(ChatCompletionsFastPath, serving=app.state.chat_completions)
     app.add_middleware(
         RequestGuard,
@@ -134,6 +142,9 @@ def create_app(
         protected_prefix=("/v1", "/metrics", MCP_PATH),
         jsonrpc_prefix=MCP_PATH,
         rate_limit=limiter,
+        loopback_only=api_key is None,
+        origins=origins,
     )
-    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: counts refusals too
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # counts refusals too
+    allow_cross_origin(app, origins)  # outermost
     return app

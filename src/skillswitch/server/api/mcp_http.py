@@ -47,11 +47,14 @@ def mcp_over_http(
     api_key: str | None,
     max_body_bytes: int,
     proxy_allow_destructive: Sequence[str] = (),
+    origins: Sequence[str] = (),
 ) -> MCPOverHTTP:
+    """``origins``: pages of these origins may call without a key too (``serve
+    --cors-origin``), besides loopback ones."""
     server = SkillSwitchMCPServer(switch, proxy_allow_destructive=proxy_allow_destructive)
     app = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
-        transport_security=transport_security(api_key),
+        transport_security=transport_security(api_key, origins),
         max_request_body_size=max_body_bytes,
     )
     routes = list(app.routes)
@@ -121,7 +124,9 @@ def _replayed(body: bytes, messages: list[Message], receive: Receive) -> Receive
     return replay
 
 
-def transport_security(api_key: str | None) -> TransportSecuritySettings:
+def transport_security(
+    api_key: str | None, origins: Sequence[str] = ()
+) -> TransportSecuritySettings:
     """Without a key the server is on loopback (``serve`` refuses otherwise), and a web page
     could reach it through DNS rebinding (a name of the attacker's resolving to 127.0.0.1): only
     requests addressed to a loopback name pass. With a key, the key keeps strangers out (a
@@ -136,5 +141,6 @@ def transport_security(api_key: str | None) -> TransportSecuritySettings:
             for tls in ("", "s")
             for host in _LOOPBACK_HOSTS
             for port in ("", ":*")
-        ],
+        ]
+        + list(origins),
     )

@@ -7,9 +7,11 @@ MCP server over streamable HTTP at ``/mcp``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from skillswitch.server.browsers import check_cors_origins
 from skillswitch.server.hosting import check_exposure, quiet_second_sigterm
 
 if TYPE_CHECKING:
@@ -44,6 +46,7 @@ def serve(
     cache_dir: Path | None = None,
     mcp: bool = True,
     rate_limit: float | None = None,
+    cors_origins: Sequence[str] = (),
 ) -> None:
     """Serve ``config``'s switch until interrupted (SIGINT or SIGTERM), then close it.
 
@@ -51,6 +54,7 @@ def serve(
     starts); the key is never logged.
     """
     check_exposure(host, api_key)
+    origins = check_cors_origins(cors_origins, api_key)  # before the switch is built
     import uvicorn
 
     from skillswitch.server.api.app import create_app
@@ -64,6 +68,7 @@ def serve(
         mcp=mcp,
         proxy_allow_destructive=config.tools.proxy_allow_destructive,
         rate_limit=rate_limit,
+        cors_origins=origins,
     )
     base = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     logger.info(

@@ -22,6 +22,7 @@ from skillswitch.exceptions import (
     ModelFolderError,
     ModelTooLargeError,
 )
+from skillswitch.server.browsers import check_cors_origins
 from skillswitch.server.hosting import check_exposure, quiet_second_sigterm
 
 __all__ = ["serve_models", "with_models"]
@@ -81,10 +82,12 @@ def serve_models(
     port: int = 8000,
     api_key: str | None = None,
     max_concurrency: int = 256,
+    cors_origins: Sequence[str] = (),
 ) -> None:
     """Register ``inference.models``, then serve them until interrupted (SIGINT or SIGTERM),
-    and close the backend."""
+    and close the backend. ``cors_origins``: web pages that may call it (``--cors-origin``)."""
     check_exposure(host, api_key)
+    origins = check_cors_origins(cors_origins, api_key)
     if not inference.models:
         raise ConfigError.single(
             "inference.models",
@@ -104,7 +107,9 @@ def serve_models(
     except (ModelFolderError, ModelTooLargeError, ValueError) as exc:
         raise ConfigError.single("inference", str(exc)) from None
     try:
-        app = create_models_app(backend, api_key=api_key, max_concurrency=max_concurrency)
+        app = create_models_app(
+            backend, api_key=api_key, max_concurrency=max_concurrency, cors_origins=origins
+        )
         models = ", ".join(f"{entry.name} ({entry.kind})" for entry in backend.models())
         logger.info(
             "serving %s on http://%s:%d/v1 (device %s%s)",
