@@ -105,3 +105,23 @@ def test_ask_sends_the_sampling_flags_to_the_experts(
         "max_tokens": 5,
         "seed": 7,
     }
+
+
+def test_a_stream_that_dies_midway_is_marked_incomplete(
+    cli_env: dict[str, str], upstream: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "skillswitch.yaml"
+    config.write_text(
+        DEFAULT_SKILLS
+        + f"experts:\n  - {{name: dropper, base_url: '{upstream}', model: drop-stream}}\n"
+        + "dispatch: {retry_attempts: 1}\n"
+    )
+    completed = run(["ask", "--stream", "tell me a story", "-c", str(config)], cli_env)
+    assert completed.returncode == 1
+    assert completed.stdout == "echo: tell\n"  # what arrived, its line ended
+    first, second = completed.stderr.splitlines()[:2]
+    assert first == (
+        "the answer above is incomplete: 10 characters were written before the failure below"
+    )
+    assert second.startswith("failed: expert 'dropper': the connection")
+    assert "broke before the answer was complete" in second

@@ -76,8 +76,10 @@ def ask(
     asked = {"temperature": temperature, "max_tokens": max_tokens, "seed": seed}
     sampling = parse_sampling({name: value for name, value in asked.items() if value is not None})
     switch = Switch.from_config(load_config_or_default(config))
+    streamed = 0  # characters of the answer written so far
 
     async def answer() -> Answer:
+        nonlocal streamed
         async with switch:
             if not stream:
                 return await switch.run(messages, skill=skill, expert=expert, sampling=sampling)
@@ -87,6 +89,7 @@ def ask(
                 if isinstance(event, TextDelta):
                     sys.stdout.write(event.text)
                     sys.stdout.flush()
+                    streamed += len(event.text)
                 elif isinstance(event, Answer):
                     final = event
             assert final is not None  # a stream always ends with its Answer
@@ -95,8 +98,12 @@ def ask(
     try:
         result = anyio.run(answer)
     except ExpertsFailedError as exc:
+        _end_incomplete(streamed)
         _report_failures(exc)
         raise typer.Exit(1) from None
+    except BaseException:  # an error reported by the command's handler, or Ctrl-C
+        _end_incomplete(streamed)
+        raise
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
         return
@@ -107,6 +114,19 @@ def ask(
         typer.echo(result.text)
     if not quiet:
         _summarise(result)
+
+
+def _end_incomplete(streamed: int) -> None:
+    """After part of a streamed answer: end its line, and say on stderr that it is cut short
+    (a reader of stdout alone sees the exit status)."""
+    if streamed:
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+        typer.echo(
+            f"the answer above is incomplete: {streamed} characters were written before the "
+            "failure below",
+            err=True,
+        )
 
 
 def _summarise(answer: Answer) -> None:
