@@ -43,6 +43,11 @@ from skillswitch.tools.phrasing import arithmetic
         ("round(2.675, 2) please", "2.68"),
         ("what is abs(-3) * 2", "6"),
         ("what is sqrt(16) + 9", "13"),
+        # One inside another (was declined).
+        ("what is sqrt(abs(-16))", "4"),
+        ("round(sqrt(2), 3)", "1.414"),
+        ("what is log(sqrt(64), 2)", "3"),
+        ("what is 2 * (abs(-3) + sqrt(ln(exp(4))))", "10"),
     ],
 )
 def test_read(request_text: str, value: str) -> None:
@@ -67,9 +72,14 @@ def test_read(request_text: str, value: str) -> None:
         "what is the sqrt of 16 + 9",
         # natural (as the calculator reads it) or base 10 (as calculators do)?
         "what is log(100)",
-        # a function the reader does not know, or one inside another
+        # a function the reader does not know, or a one-argument log inside another call
         "what is foo(3) + 1",
-        "what is sqrt(abs(-16))",
+        "what is sqrt(log(100))",
+        "what is round(log(sqrt(100)), 2)",
+        "what is sqrt(foo(16))",
+        # a comma outside a call: one number or two?
+        "what is 3 + 4, 5",
+        "what is (3, 4) + 1",
         # Arithmetic around a function phrase: it was dropped (6, 6.5, 55, 15, 5, 120, 120, 1.5).
         "what is twice the mean of 4, 8",
         "what is the square root of the mean of 4, 9",

@@ -51,11 +51,12 @@ _VERBS = [
     (rf"\b(?:sum|total) of\s+({_NUMBER})\s+and\s+({_NUMBER})", r"\1 + \2"),
     (rf"\bproduct of\s+({_NUMBER})\s+and\s+({_NUMBER})", r"\1 * \2"),
 ]
-# Functions written with brackets ("sqrt(16) + 9", "ln(2)", "log(8, 2)"); a one-argument
-# "log(100)" is declined below: natural (as the tool reads it) or base 10 (as calculators do)?
+# Functions written with brackets ("sqrt(16) + 9", "ln(2)", "log(8, 2)", "round(sqrt(2), 3)");
+# a one-argument "log(100)" is declined below: natural (as the tool reads it) or base 10 (as
+# calculators do)? A comma belongs inside a call ("3 + 4, 5" is two things, not one).
 _CALLS = r"(?:sqrt|ln|log10|log2|log|exp|sin|cos|tan|abs|round)"
-_EXPRESSION = re.compile(rf"[-+*/%().\d\s]*(?:\b{_CALLS}\([-+*/%().,\d\s]*\)[-+*/%().\d\s]*)*")
-_AMBIGUOUS_LOG = re.compile(r"\blog\([^,()]*\)")
+_EXPRESSION = re.compile(rf"(?:[-+*/%().,\d\s]|\b{_CALLS}\()*")
+_CALL_OPENING = re.compile(rf"\b({_CALLS})\($")
 # Words that change a value: left beside the expression they mean arithmetic the reader did
 # not read ("the log of 100 times 2", "twice 5 plus 3"), so the request is declined.
 _UNREAD_MATH = re.compile(
@@ -212,10 +213,10 @@ def arithmetic(request: str) -> str | None:
     longest = max(runs, key=lambda m: len(m.group().strip()), default=None)
     if longest is None:
         return None
-    best = longest.group().strip().strip(" .")
+    best = longest.group().strip().strip(" .,")
     if not re.search(r"\d", best) or not re.search(rf"[-+*/%]|{_CALLS}\(", best.lstrip("-(")):
         return None
-    if _AMBIGUOUS_LOG.search(best):
+    if not _calls_read(best):
         return None
     before, after = text[: longest.start()].strip(), text[longest.end() :].strip()
     outside = before + " " + after
@@ -226,6 +227,27 @@ def arithmetic(request: str) -> str | None:
     if before.endswith("of") and not _BEFORE_OF.search(before):
         return None
     return best
+
+
+def _calls_read(expression: str) -> bool:
+    """Whether every comma is an argument separator of a call, the brackets balance, and no
+    ``log`` has one argument (ambiguous: natural or base 10?)."""
+    frames: list[tuple[str | None, int]] = []  # (function or None for a group, commas)
+    for index, char in enumerate(expression):
+        if char == "(":
+            called = _CALL_OPENING.search(expression[: index + 1])
+            frames.append((called.group(1) if called else None, 0))
+        elif char == ",":
+            if not frames or frames[-1][0] is None:
+                return False
+            frames[-1] = (frames[-1][0], frames[-1][1] + 1)
+        elif char == ")":
+            if not frames:
+                return False
+            function, commas = frames.pop()
+            if function == "log" and commas == 0:
+                return False
+    return not frames
 
 
 _UNIT_NAMES = {
