@@ -43,6 +43,12 @@ from skillswitch.tools.phrasing import arithmetic
         ("round(2.675, 2) please", "2.68"),
         ("what is abs(-3) * 2", "6"),
         ("what is sqrt(16) + 9", "13"),
+        # A standard deviation or variance is the sample's unless the population's is asked.
+        ("the standard deviation of 2, 4, 4, 4, 5, 5, 7, 9", "2.1380899352994"),
+        ("the sample standard deviation of 2, 4, 4, 4, 5, 5, 7, 9", "2.1380899352994"),
+        ("the population standard deviation of 2, 4, 4, 4, 5, 5, 7, 9", "2"),
+        ("mean and population variance of 2, 4, 4, 4, 5, 5, 7, 9", "5, 4"),
+        ("the sample variance of 2, 4, 4, 4, 5, 5, 7, 9", "4.57142857142857"),
         # One inside another (was declined).
         ("what is sqrt(abs(-16))", "4"),
         ("round(sqrt(2), 3)", "1.414"),

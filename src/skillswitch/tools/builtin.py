@@ -103,7 +103,8 @@ def calculate(expression: str) -> str:
     "mean(4, 8, 15), stdev(4, 8, 15)" (several, comma-separated, give several results).
     Supports + - * / // % ** and sqrt, log (natural; log(x, base)), ln, log10, log2, exp, sin,
     cos, tan (radians), abs, round, pi, e; gcd, lcm,
-    factorial, comb, perm; mean, median, stdev, pstdev, variance, min, max, sum; and
+    factorial, comb, perm; mean, median, stdev and variance (of a sample: n - 1), pstdev and
+    pvariance (of a whole population: n), min, max, sum; and
     is_prime(n) on its own ("221 is not prime: it is 13 x 17")."""
     if len(expression) > MAX_CHARS:
         raise ValueError(f"expression is {len(expression)} characters; at most {MAX_CHARS}")

@@ -137,6 +137,7 @@ NUMBER_FUNCTIONS: dict[str, Callable[..., float]] = {
     "stdev": _statistic("stdev", statistics.stdev, 2),
     "pstdev": _statistic("pstdev", statistics.pstdev, 1),
     "variance": _statistic("variance", statistics.variance, 2),
+    "pvariance": _statistic("pvariance", statistics.pvariance, 1),
     "min": _statistic("min", min, 1),
     "max": _statistic("max", max, 1),
     "sum": _statistic("sum", _exact_sum, 1),

@@ -78,6 +78,11 @@ _STATISTICS = {
     "mean": "mean",
     "average": "mean",
     "median": "median",
+    # a standard deviation or variance said plainly is the sample's, as spreadsheets' STDEV
+    "population standard deviation": "pstdev",
+    "population variance": "pvariance",
+    "sample standard deviation": "stdev",
+    "sample variance": "variance",
     "standard deviation": "stdev",
     "variance": "variance",
 }
