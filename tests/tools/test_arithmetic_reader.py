@@ -47,7 +47,10 @@ from skillswitch.tools.phrasing import arithmetic
         ("the standard deviation of 2, 4, 4, 4, 5, 5, 7, 9", "2.1380899352994"),
         ("the sample standard deviation of 2, 4, 4, 4, 5, 5, 7, 9", "2.1380899352994"),
         ("the population standard deviation of 2, 4, 4, 4, 5, 5, 7, 9", "2"),
-        ("mean and population variance of 2, 4, 4, 4, 5, 5, 7, 9", "5, 4"),
+        (
+            "mean and population variance of 2, 4, 4, 4, 5, 5, 7, 9",
+            "mean(2, 4, 4, 4, 5, 5, 7, 9) = 5; pvariance(2, 4, 4, 4, 5, 5, 7, 9) = 4",
+        ),
         ("the sample variance of 2, 4, 4, 4, 5, 5, 7, 9", "4.57142857142857"),
         # One inside another (was declined).
         ("what is sqrt(abs(-16))", "4"),

@@ -100,7 +100,8 @@ MAX_ROUND_DIGITS = 1_000
 
 def calculate(expression: str) -> str:
     """Evaluate an arithmetic expression exactly, e.g. "17 * 23", "sqrt(2) / 3" or
-    "mean(4, 8, 15), stdev(4, 8, 15)" (several, comma-separated, give several results).
+    "mean(4, 8, 15), stdev(4, 8, 15)" (several, comma-separated: each result with its
+    expression, "mean(4, 8, 15) = 9; stdev(4, 8, 15) = 5.56776436283002").
     Supports + - * / // % ** and sqrt, log (natural; log(x, base)), ln, log10, log2, exp, sin,
     cos, tan (radians), abs, round, pi, e; gcd, lcm,
     factorial, comb, perm; mean, median, stdev and variance (of a sample: n - 1), pstdev and
@@ -110,8 +111,9 @@ def calculate(expression: str) -> str:
         raise ValueError(f"expression is {len(expression)} characters; at most {MAX_CHARS}")
     try:
         body = ast.parse(expression.replace("^", "**"), mode="eval").body
-        parts = body.elts if isinstance(body, ast.Tuple) and body.elts else [body]
-        return ", ".join(_answer(part) for part in parts)
+        if not (isinstance(body, ast.Tuple) and body.elts):
+            return _answer(body)
+        return "; ".join(_labelled(part) for part in body.elts)
     except (SyntaxError, ValueError) as exc:  # ast.parse: ValueError for a null byte
         if isinstance(exc, SyntaxError) or "null bytes" in str(exc):
             raise ValueError(f"not an arithmetic expression: {_reason(exc)}") from None
@@ -128,6 +130,15 @@ def calculate(expression: str) -> str:
         ) from None
     except TypeError as exc:  # a function given the wrong number or kind of arguments
         raise ValueError(f"cannot evaluate {expression.strip()[:60]!r}: {exc}") from None
+
+
+def _labelled(node: ast.expr) -> str:
+    """One of several results, with the expression it answers ("mean(4, 8) = 6"): a bare list
+    of numbers would leave the reader to match them up."""
+    answer = _answer(node)
+    if isinstance(node, ast.Call) and _function(node) == "is_prime":
+        return answer  # says which number already
+    return f"{ast.unparse(node)} = {answer}"
 
 
 def _answer(node: ast.expr) -> str:
