@@ -39,6 +39,7 @@ __all__ = [
     "PromptTooLongError",
     "RequestError",
     "SkillSwitchError",
+    "ToolDeclinedError",
     "ToolServerError",
     "UnknownExpertError",
     "UnknownModelError",
@@ -205,6 +206,18 @@ class ExpertDeclinedError(ExpertError):
     expert_unwell = False
 
 
+class ToolDeclinedError(ExpertDeclinedError):
+    """A tool expert found nothing in the request for its tool's arguments."""
+
+    def __init__(self, expert: str, tool: str) -> None:
+        self.tool = tool
+        super().__init__(
+            expert,
+            f"the request does not give what {tool} needs; rephrase it, or send it to another "
+            "model or skill",
+        )
+
+
 class ExpertCrashedError(ExpertError):
     """The expert raised something other than an ``ExpertError``: a bug in the expert (a
     user's own, say). It fails that expert only; the dispatcher logs the traceback."""
@@ -212,6 +225,11 @@ class ExpertCrashedError(ExpertError):
     def __init__(self, expert: str, exc: Exception) -> None:
         self.exception = exc
         super().__init__(expert, f"raised {type(exc).__name__}: {exc} (a bug in the expert)")
+
+
+def _and(items: Sequence[str]) -> str:
+    """ "a", "a and b", "a, b and c"."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def _suggestion(name: str, known: Sequence[str], *, many: int = 1, otherwise: str) -> str:
@@ -248,11 +266,26 @@ class ExpertsFailedError(ExceptionGroup[ExpertError], SkillSwitchError):
         return f"{self.message}: {self.reasons()}"
 
     def reasons(self, most: int = 8) -> str:
-        """Each expert's error, ``; ``-separated, at most ``most`` of them."""
-        shown = "; ".join(str(error) for error in self.exceptions[:most])
-        if len(self.exceptions) > most:
-            shown += f"; and {len(self.exceptions) - most} more"
-        return shown
+        """Each expert's error, ``; ``-separated, at most ``most`` of them; tool experts that
+        found nothing in the request for their tools are said in one ("experts 'converter' and
+        'clock' found nothing in the request for builtin__units and builtin__clock; ..."), not
+        the same sentence once per tool."""
+        declined = [e for e in self.exceptions if isinstance(e, ToolDeclinedError)]
+        shown: list[str] = []
+        for error in self.exceptions:
+            if not isinstance(error, ToolDeclinedError) or len(declined) == 1:
+                shown.append(str(error))
+            elif error is declined[0]:
+                experts = _and([repr(e.expert) for e in declined])
+                tools = _and(list(dict.fromkeys(e.tool for e in declined)))
+                shown.append(
+                    f"experts {experts} found nothing in the request for {tools}; rephrase it, "
+                    "or send it to another model or skill"
+                )
+        text = "; ".join(shown[:most])
+        if len(shown) > most:
+            text += f"; and {len(shown) - most} more"
+        return text
 
 
 class NoExpertError(SkillSwitchError):

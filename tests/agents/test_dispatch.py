@@ -21,6 +21,7 @@ from skillswitch.exceptions import (
     ExpertsFailedError,
     ExpertTimeoutError,
     SkillSwitchError,
+    ToolDeclinedError,
     UnknownExpertError,
 )
 
@@ -437,3 +438,26 @@ async def test_a_stream_attempt_has_the_expert_timeout_and_the_deadline() -> Non
         text, dispatch = await collect(Dispatcher({"s": slow}, retry=FAST), "s", deadline_s=0.1)
     assert dispatch.deadline_hit
     assert not dispatch.replies
+
+
+def test_tool_experts_that_found_nothing_are_said_in_one_reason() -> None:
+    failed = ExpertsFailedError(
+        "no expert answered",
+        [
+            ToolDeclinedError("converter", "builtin__units"),
+            ExpertTimeoutError("writer", 5),
+            ToolDeclinedError("clock", "builtin__clock"),
+            ToolDeclinedError("calendar", "builtin__calendar"),
+        ],
+    )
+    assert failed.reasons() == (
+        "experts 'converter', 'clock' and 'calendar' found nothing in the request for "
+        "builtin__units, builtin__clock and builtin__calendar; rephrase it, or send it to "
+        "another model or skill; expert 'writer': no answer within 5 s"
+    )
+    alone = ExpertsFailedError("no expert answered", [ToolDeclinedError("clock", "time")])
+    assert alone.reasons() == (
+        "expert 'clock': the request does not give what time needs; rephrase it, or send it "
+        "to another model or skill"
+    )
+    assert isinstance(alone.exceptions[0], ExpertDeclinedError)  # HTTP 422, not 502

@@ -5,16 +5,20 @@ string parameter takes the request text."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from skillswitch.agents.base import ExpertReply
 from skillswitch.agents.messages import Message, TextDelta, Usage
-from skillswitch.exceptions import ExpertDeclinedError, ExpertError, ExpertRequestError
+from skillswitch.exceptions import ExpertError, ExpertRequestError, ToolDeclinedError
 from skillswitch.tools.base import Tool, ToolCall, ToolSpec
 
 __all__ = ["ArgumentReader", "ToolExpert", "text_argument"]
+
+# What servers built on the MCP SDK put before a tool's own refusal: the tool is named already.
+_SDK_PREFIX = re.compile(r"^Error executing tool [\w.-]+: ")
 
 ArgumentReader = Callable[[str], Mapping[str, Any] | None]
 """The request text -> the tool's arguments, or ``None`` when the request does not say enough."""
@@ -66,11 +70,7 @@ class ToolExpert:
             raise ExpertError(self.name, str(exc)) from None
         arguments = read(request)
         if arguments is None:
-            raise ExpertDeclinedError(
-                self.name,
-                f"the request does not give what {tool} needs; rephrase it, or send it to "
-                "another model or skill",
-            )
+            raise ToolDeclinedError(self.name, tool)
         begin = time.perf_counter()
         result = await self.tool.call(arguments)
         raw = json.dumps(dict(arguments), ensure_ascii=False)
@@ -80,7 +80,8 @@ class ToolExpert:
         if result.unavailable:
             raise ExpertError(self.name, f"{tool}: {result.text}")
         if result.is_error:  # the tool refused these arguments: the request's problem
-            raise ExpertRequestError(self.name, f"{tool}: {result.text}")
+            reason = _SDK_PREFIX.sub("", result.text, count=1)
+            raise ExpertRequestError(self.name, f"{tool}: {reason}")
         return ExpertReply(
             expert=self.name,
             text=result.text,

@@ -125,8 +125,7 @@ async def _demo_answer(switch: Any, text: str) -> str:
     except NoExpertError:
         return "[dim](no expert configured for this skill)[/]"
     except ExpertsFailedError as exc:
-        reasons = "; ".join(str(e).split(": ", 1)[-1] for e in exc.exceptions)
-        return f"[red]no answer:[/] {escape(reasons)}"
+        return f"[red]no answer:[/] {escape(exc.reasons())}"
     if answer.out_of_scope:
         return "[dim](declined)[/]"
     dispatch = answer.trace.dispatch
