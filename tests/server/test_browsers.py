@@ -23,22 +23,12 @@ from skillswitch.server.browsers import check_cors_origins
 from skillswitch.switch import Switch
 from tests.support.cli import run
 from tests.support.configs import DEFAULT_SKILLS
+from tests.support.mcp_http import INITIALIZE, MCP_HEADERS
 from tests.support.servers import serve
 
 KEY = "sk-test-browsers-0123"
 PAGE = "https://chat.example.com"
 CHAT = {"model": "skillswitch", "messages": [{"role": "user", "content": "who wrote Hamlet?"}]}
-MCP_HEADERS = {"Accept": "application/json, text/event-stream"}
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "page", "version": "1"},
-    },
-}
 
 
 def make_switch(upstream: str, cache_root: Path) -> Switch:

@@ -37,6 +37,7 @@ from skillswitch.config import parse_config
 from skillswitch.server.api import create_app
 from skillswitch.switch import Switch
 from tests.support.configs import DEFAULT_SKILLS
+from tests.support.mcp_http import INITIALIZE, MCP_HEADERS
 from tests.support.mcp_peers import FAULTY_SERVER, NODE_PEERS, peer
 from tests.support.servers import serve
 
@@ -44,17 +45,6 @@ pytestmark = pytest.mark.anyio
 
 KEY = "sk-mcp-test-0123456789"
 OWN_TOOLS = {"ask", "route", "list_skills", "find_tools"}
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "httpx", "version": "0"},
-    },
-}
-MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
 def config_text(upstream: str) -> str:

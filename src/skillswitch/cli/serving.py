@@ -16,6 +16,22 @@ from skillswitch.cli.common import (
     stderr,
 )
 
+ApiKeyEnvOption = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key-env",
+        help="Environment variable holding the API key clients must send as a bearer token.",
+    ),
+]
+CorsOriginOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--cors-origin",
+        help="A web page origin (scheme://host[:port]) that may call this server from a "
+        "browser; * for any (needs --api-key-env). Repeatable.",
+    ),
+]
+
 
 @app.command()
 @reports_errors
@@ -64,21 +80,8 @@ def serve_models_command(
         str | None,
         typer.Option(help="auto, cpu or cuda[:N] (default: the config's inference.device)."),
     ] = None,
-    api_key_env: Annotated[
-        str | None,
-        typer.Option(
-            "--api-key-env",
-            help="Environment variable holding the API key clients must send as a bearer token.",
-        ),
-    ] = None,
-    cors_origin: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--cors-origin",
-            help="A web page origin (scheme://host[:port]) that may call this server from a "
-            "browser; * for any (needs --api-key-env). Repeatable.",
-        ),
-    ] = None,
+    api_key_env: ApiKeyEnvOption = None,
+    cors_origin: CorsOriginOption = None,
 ) -> None:
     """Serve local model folders over an OpenAI-compatible HTTP API (/v1/chat/completions,
     /v1/completions, /v1/embeddings, /v1/models, /healthz)."""
@@ -100,13 +103,7 @@ def serve(
         str, typer.Option(help="Address to bind; beyond loopback needs --api-key-env.")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to bind.")] = 8000,
-    api_key_env: Annotated[
-        str | None,
-        typer.Option(
-            "--api-key-env",
-            help="Environment variable holding the API key clients must send as a bearer token.",
-        ),
-    ] = None,
+    api_key_env: ApiKeyEnvOption = None,
     max_concurrency: Annotated[
         int,
         typer.Option(
@@ -128,14 +125,7 @@ def serve(
             help="Requests per second per client address (bursts of twice that); more get 429.",
         ),
     ] = None,
-    cors_origin: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--cors-origin",
-            help="A web page origin (scheme://host[:port]) that may call this server from a "
-            "browser; * for any (needs --api-key-env). Repeatable.",
-        ),
-    ] = None,
+    cors_origin: CorsOriginOption = None,
 ) -> None:
     """Serve skillswitch over an OpenAI-compatible HTTP API (/v1/chat/completions with model
     skillswitch, skillswitch/<skill> or an expert's name; /v1/models, /v1/route, /healthz,
