@@ -73,8 +73,7 @@ def ask(
         logging.getLogger("skillswitch.tools").setLevel(logging.WARNING)
     # Checked (and stdin decoded, strictly) before any expert or tool server starts.
     messages = list(parse_messages(sys.stdin.buffer.read() if text == "-" else text))
-    asked = {"temperature": temperature, "max_tokens": max_tokens, "seed": seed}
-    sampling = parse_sampling({name: value for name, value in asked.items() if value is not None})
+    sampling = parse_sampling({"temperature": temperature, "max_tokens": max_tokens, "seed": seed})
     switch = Switch.from_config(load_config_or_default(config))
     streamed = 0  # characters of the answer written so far
 

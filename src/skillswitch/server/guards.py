@@ -71,16 +71,17 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         protected = scope["path"].startswith(self._prefix)
-        if protected and (refusal := self._check_browser(scope)) is not None:
+        headers = dict(scope["headers"])  # read once for every check below
+        if protected and (refusal := self._check_browser(headers)) is not None:
             await self._refuse(refusal, scope, receive, send)
             return
-        if protected and (refusal := self._check_key(scope)) is not None:
+        if protected and (refusal := self._check_key(headers)) is not None:
             await self._refuse(refusal, scope, receive, send)
             return
         if protected and (refusal := self._check_rate(scope)) is not None:
             await self._refuse(refusal, scope, receive, send)
             return
-        body = await self._read_body(scope, receive)
+        body = await self._read_body(headers, receive)
         if isinstance(body, OpenAIError):
             await self._refuse(body, scope, receive, send)
             return
@@ -155,10 +156,9 @@ class RequestGuard:
             headers={"Retry-After": str(max(1, math.ceil(wait)))},
         )
 
-    def _check_browser(self, scope: Scope) -> OpenAIError | None:
+    def _check_browser(self, headers: dict[bytes, bytes]) -> OpenAIError | None:
         if not self._loopback_only:
             return None
-        headers = dict(scope["headers"])
         host = headers.get(b"host", b"").decode("latin-1")
         if host and not is_loopback(_hostname(host)):
             return OpenAIError(
@@ -182,10 +182,10 @@ class RequestGuard:
             code="origin_not_allowed",
         )
 
-    def _check_key(self, scope: Scope) -> OpenAIError | None:
+    def _check_key(self, headers: dict[bytes, bytes]) -> OpenAIError | None:
         if self._key is None:
             return None
-        header = dict(scope["headers"]).get(b"authorization", b"")
+        header = headers.get(b"authorization", b"")
         scheme, _, token = header.partition(b" ")
         if not header:
             problem = "no API key was sent; send it as the header 'Authorization: Bearer <key>'"
@@ -197,9 +197,11 @@ class RequestGuard:
             return None
         return OpenAIError(401, problem, headers={"WWW-Authenticate": "Bearer"})
 
-    async def _read_body(self, scope: Scope, receive: Receive) -> bytes | OpenAIError | None:
+    async def _read_body(
+        self, headers: dict[bytes, bytes], receive: Receive
+    ) -> bytes | OpenAIError | None:
         """The whole body (small by construction), or the 413 once it passes the limit."""
-        declared = dict(scope["headers"]).get(b"content-length")
+        declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
             return self._too_large(int(declared))
         chunks: list[bytes] = []

@@ -270,15 +270,9 @@ class SkillSwitchMCPServer(MCPServer):
             combines their answers, and returns the answer with a trace of how it was made.
             The optional sampling settings (OpenAI's meanings) apply to every model that
             answers, the experts and the aggregator, over each expert's own."""
-            asked = {
-                "temperature": temperature,
-                "top_p": top_p,
-                "max_tokens": max_tokens,
-                "seed": seed,
-                "stop": stop,
-            }
+            asked = {"temperature": temperature, "top_p": top_p, "max_tokens": max_tokens}
             try:
-                sampling = parse_sampling({k: v for k, v in asked.items() if v is not None})
+                sampling = parse_sampling({**asked, "seed": seed, "stop": stop})  # None: unset
                 answer = await switch.run(_nonempty(request), sampling=sampling)
             except SkillSwitchError as exc:
                 raise ToolError(str(exc)) from None
