@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         MissingDependencyError,
         NoExpertError,
         RequestError,
+        ResponseFormatError,
         SkillSwitchError,
         UnknownExpertError,
     )
@@ -55,6 +56,7 @@ _EXPORTS: dict[str, str] = {
     "MissingDependencyError": "skillswitch.exceptions",
     "NoExpertError": "skillswitch.exceptions",
     "RequestError": "skillswitch.exceptions",
+    "ResponseFormatError": "skillswitch.exceptions",
     "SkillSwitchError": "skillswitch.exceptions",
     "UnknownExpertError": "skillswitch.exceptions",
     "Router": "skillswitch.router",
@@ -110,6 +112,7 @@ __all__ = [
     "MissingDependencyError",
     "NoExpertError",
     "RequestError",
+    "ResponseFormatError",
     "Router",
     "RoutingDecision",
     "SkillScore",

@@ -38,6 +38,7 @@ __all__ = [
     "NoExpertError",
     "PromptTooLongError",
     "RequestError",
+    "ResponseFormatError",
     "SkillSwitchError",
     "ToolDeclinedError",
     "ToolServerError",
@@ -298,6 +299,18 @@ class NoExpertError(SkillSwitchError):
             f"no expert serves the skills {shown}; add an expert with those skills (or with no "
             "skills list, which serves every skill) under experts: in the config"
         )
+
+
+class ResponseFormatError(SkillSwitchError):
+    """The answer is not in the form the caller's ``response_format`` asks for, and nothing
+    could put it in that form (no aggregator, or the aggregator could not either).
+
+    ``trace``: the ``skillswitch.trace.Trace`` of what was tried (None when no expert was
+    asked: the request was out of scope)."""
+
+    def __init__(self, message: str, trace: Any = None) -> None:
+        self.trace = trace
+        super().__init__(message)
 
 
 class UnknownToolError(SkillSwitchError, LookupError):

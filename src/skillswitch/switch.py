@@ -65,6 +65,7 @@ from skillswitch.agents.sampling import (
     request_sampling,
 )
 from skillswitch.agents.turns import TurnMemory, TurnRecord
+from skillswitch.answer_format import in_format, out_of_scope_error
 from skillswitch.assembly import ExpertSpec, Recruitment, build_expert, build_recruitment
 from skillswitch.config import Config, default_config, environment, load_config
 from skillswitch.config.models import (
@@ -77,6 +78,7 @@ from skillswitch.exceptions import (
     ExpertsFailedError,
     NoExpertError,
     RequestError,
+    ResponseFormatError,
     UnknownExpertError,
 )
 from skillswitch.router import Router, RoutingDecision
@@ -354,7 +356,10 @@ class Switch:
         ``sampling`` (``SamplingSettings``, or a mapping of OpenAI's names: ``temperature``,
         ``top_p``, ``max_tokens``, ``seed``, ``stop``): applies to every model call that
         answers the request, the experts' and the aggregator's, over each expert's own
-        settings. Experts that do not sample (tools, fakes) are unaffected.
+        settings. Experts that do not sample (tools, fakes) are unaffected. Its
+        ``response_format`` (OpenAI's ``{"type": "json_object"}`` or ``{"type": "json_schema",
+        ...}``) is asked of every model likewise, and the answer's text is then that JSON: one
+        not in the form is restated by the aggregator, else ``ResponseFormatError``.
 
         >>> answer = await switch.run("17 * 23", skill="math")  # doctest: +SKIP
         >>> answer.trace.decision.skill_names  # doctest: +SKIP
@@ -366,28 +371,89 @@ class Switch:
         asked = parse_sampling(sampling)
         decision, route_ms = await self._decide(messages, skill, expert)
         if decision.out_of_scope:
-            return self._out_of_scope(decision, route_ms, started)
+            return self._out_of_scope(decision, route_ms, started, asked)
         chosen = await self._choose(messages, decision, skill, expert, offered)
-        dispatch, basis, selections, last = await self._answered(
+        return await self._answer_chosen(
             messages, decision, chosen, offered, asked, route_ms, started
+        )
+
+    async def _answer_chosen(
+        self,
+        messages: Sequence[Message],
+        decision: RoutingDecision,
+        chosen: _Chosen,
+        offered: ClientTools | None,
+        sampling: SamplingSettings,
+        route_ms: float,
+        started: float,
+    ) -> Answer:
+        """``run`` from the experts chosen: their replies, made one answer (in the form the
+        sampling's ``response_format`` asks for, when it asks for one)."""
+        dispatch, basis, selections, last = await self._answered(
+            messages, decision, chosen, offered, sampling, route_ms, started
         )
         settled = self._settle(messages, dispatch, basis)
         aggregation = (
-            await self._synthesise(settled, asked, started)
+            await self._synthesise(settled, sampling, started)
             if isinstance(settled, Synthesis)
             else settled
         )
-        aggregation = self._noted(aggregation, self._unanswered(decision, last, dispatch))
-        return self._answer(
+        answered = functools.partial(
+            self._answer,
             messages,
             decision,
             selections,
             dispatch,
-            aggregation,
-            route_ms,
-            started,
+            route_ms=route_ms,
+            started=started,
             basis=basis,
             extra_usage=chosen.extraction_usage,
+        )
+        try:
+            aggregation = await self._in_format(messages, aggregation, dispatch, sampling, started)
+        except ResponseFormatError as failed:
+            failed.trace = answered(aggregation, remember=False).trace
+            raise
+        if sampling.response_format is None:  # a note after JSON would break it
+            aggregation = self._noted(aggregation, self._unanswered(decision, last, dispatch))
+        return answered(aggregation)
+
+    async def _in_format(
+        self,
+        messages: Sequence[Message],
+        aggregation: Aggregation,
+        dispatch: Dispatch,
+        sampling: SamplingSettings,
+        started: float,
+    ) -> Aggregation:
+        """The answer in the form the request's ``response_format`` asks for
+        (``answer_format.in_format``: restated by the aggregator when it is not)."""
+        if sampling.response_format is None:
+            return aggregation
+        name = self._aggregator_name
+
+        async def restate(prompt: Sequence[Message]) -> ExpertReply | str:
+            assert name is not None
+            with request_sampling(sampling):
+                asked = await self.dispatcher.dispatch(
+                    [name], list(prompt), deadline_s=self._time_left(started)
+                )
+            return asked.replies[-1] if asked.replies else _failures(asked)
+
+        if aggregation.mode in ("synthesised", "formatted"):
+            author = f"the aggregator {name}"
+        else:  # the reply whose text is the answer (the best-ranked one when none is)
+            author = next(
+                (r.expert for r in dispatch.replies if r.text == aggregation.text),
+                dispatch.replies[0].expert,
+            )
+        return await in_format(
+            aggregation,
+            messages,
+            sampling.response_format,
+            author=author,
+            aggregator=name,
+            restate=restate if name is not None else None,
         )
 
     async def _choose(
@@ -972,13 +1038,23 @@ class Switch:
         if decision.out_of_scope:
             if announce_route:
                 yield Routed(decision, ())
-            answer = self._out_of_scope(decision, route_ms, started)
+            answer = self._out_of_scope(decision, route_ms, started, asked)
             yield TextDelta(answer.text)
             yield answer
             return
         chosen = await self._choose(messages, decision, skill, expert, offered)
         if announce_route:
             yield Routed(decision, chosen.selections)
+        if asked.response_format is not None:
+            # The answer goes out once it is known to be in the form: text streamed before
+            # it is checked could not be taken back.
+            answer = await self._answer_chosen(
+                messages, decision, chosen, offered, asked, route_ms, started
+            )
+            if answer.text:
+                yield TextDelta(answer.text)
+            yield answer
+            return
         earlier: Dispatch | None = None
         if len(chosen.selections) == 1:
             single: Dispatch | None = None
@@ -1081,10 +1157,20 @@ class Switch:
         decision = await anyio.to_thread.run_sync(self.router.route, last_user_text(messages))
         return decision, (time.perf_counter() - begin) * 1000
 
-    def _out_of_scope(self, decision: RoutingDecision, route_ms: float, started: float) -> Answer:
+    def _out_of_scope(
+        self,
+        decision: RoutingDecision,
+        route_ms: float,
+        started: float,
+        sampling: SamplingSettings,
+    ) -> Answer:
         trace = Trace(
             decision, (), None, None, Usage(), route_ms, (time.perf_counter() - started) * 1000
         )
+        if sampling.response_format is not None:
+            failed = out_of_scope_error(self._out_of_scope_reply, sampling.response_format)
+            failed.trace = trace
+            raise failed
         return Answer(self._out_of_scope_reply, trace)
 
     def _answer(
@@ -1099,9 +1185,13 @@ class Switch:
         *,
         basis: SkillBasis | None = None,
         extra_usage: Usage | None = None,
+        remember: bool = True,
     ) -> Answer:
-        """The answer and its trace; the turn is remembered for a follow-up."""
-        self._remember(messages, decision, selections, dispatch.replies, aggregation)
+        """The answer and its trace; the turn is remembered for a follow-up (unless
+        ``remember`` is false: an answer that fails the request, whose trace the error
+        carries)."""
+        if remember:
+            self._remember(messages, decision, selections, dispatch.replies, aggregation)
         trace = Trace(
             decision,
             selections,

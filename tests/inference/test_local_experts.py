@@ -10,8 +10,9 @@ import pytest
 
 from skillswitch import Switch
 from skillswitch.agents.messages import TextDelta
+from skillswitch.agents.response_format import ResponseFormat
 from skillswitch.config import parse_config
-from skillswitch.exceptions import ConfigError
+from skillswitch.exceptions import ConfigError, ResponseFormatError
 from skillswitch.inference import GenerationParams, LocalBackend
 from skillswitch.server.api import create_app
 from skillswitch.trace import Answer
@@ -94,6 +95,33 @@ async def test_a_request_s_sampling_goes_over_the_expert_s(
     assert sampled.token_ids != greedy.token_ids  # the settings were not a no-op
     assert answer.trace.usage.completion_tokens == 5
     assert answer.finish_reason == "length"
+
+
+async def test_a_local_model_is_told_the_form_and_its_answer_checked(
+    switch: Switch, tiny_models: dict[str, Path]
+) -> None:
+    """A local model cannot be held to JSON by a parameter: it gets the format's instruction
+    as a system message (its output is the reference backend's for that conversation), and a
+    random-weight model's text is not JSON: with no aggregator to restate it, the error says
+    so and carries the reply in its trace."""
+    question = "Write a short poem about the sea"
+    asked = ResponseFormat("json_object")
+    with pytest.raises(ResponseFormatError, match="the answer from poet is not in the form") as e:
+        await switch.run(question, sampling={"response_format": asked.to_openai()})
+    reference = LocalBackend.from_folders({"m": tiny_models["llama-a"]}, device="cpu")
+    try:
+        params = GenerationParams(max_new_tokens=12)
+        told = [
+            {"role": "system", "content": asked.instruction()},
+            {"role": "user", "content": question},
+        ]
+        expected = reference.generate_sync("m", told, params)
+        untold = reference.generate_sync("m", told[1:], params)
+    finally:
+        reference.close()
+    assert expected.text != untold.text  # the instruction was in the prompt
+    (reply,) = e.value.trace.dispatch.replies
+    assert reply.text == expected.text
 
 
 def test_a_prompt_over_the_context_is_the_callers_400_and_spares_the_expert(

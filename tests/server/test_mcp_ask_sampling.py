@@ -4,6 +4,7 @@ records the bodies it receives), and values out of range get an error naming the
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,7 @@ async def test_ask_without_sampling_keeps_the_expert_s_own(
 async def test_ask_lists_its_sampling_arguments(client: Client) -> None:
     ask = next(tool for tool in (await client.list_tools()).tools if tool.name == "ask")
     properties = ask.input_schema["properties"]
-    assert set(properties) == {"request", *SAMPLING}
+    assert set(properties) == {"request", *SAMPLING, "response_format"}
     assert ask.input_schema["required"] == ["request"]
     assert {"type": "number", "minimum": 0, "maximum": 2} in properties["temperature"]["anyOf"]
 
@@ -100,3 +101,23 @@ async def test_bad_sampling_is_named(
     assert expected in text
     assert "ask takes {request: string, temperature: number (optional)" in text
     assert len(chat_requests) == before  # no expert was asked
+
+
+async def test_ask_answers_in_the_form_asked(
+    client: Client, chat_requests: list[dict[str, Any]]
+) -> None:
+    before = len(chat_requests)
+    json_mode = {"type": "json_object"}
+    arguments = {"request": "who discovered penicillin?", "response_format": json_mode}
+    result = await client.call_tool("ask", arguments)
+    assert not result.is_error, result
+    assert result.structured_content is not None
+    answer = result.structured_content["answer"]
+    assert json.loads(answer) == {"echo": "who discovered penicillin?"}
+    assert [body["response_format"] for body in chat_requests[before:]] == [json_mode]
+    refused = await client.call_tool(
+        "ask", {"request": "hello", "response_format": {"type": "json_schema"}}
+    )
+    assert refused.is_error
+    text = str(refused.content[0].text)  # type: ignore[union-attr]
+    assert "response_format.json_schema is None; give an object with a name" in text

@@ -7,6 +7,8 @@ the user's text, then answers with the result; ``tool-looper`` calls tools until
 ``tool_choice: none``; ``tool-unknown`` / ``tool-bad-json`` make a broken call, then answer with
 what the tool message said; ``tool-directed`` calls the tool the user names as
 ``[[name {json arguments}]]`` and answers with the tools it was offered and the result.
+Asked for JSON (``response_format`` ``json_object`` or ``json_schema``), a model that would
+echo answers ``{"echo": <last message>}`` instead.
 ``client-tools`` plays a model offered the caller's tools, streamed or not: it calls the
 function ``tool_choice`` names, else the tool the user names as ``[[name {json arguments}]]``,
 else the first tool offered; once a tool message is there it answers ``offered [...]; the tool
@@ -57,6 +59,8 @@ def chat_app() -> FastAPI:
             if isinstance(tool_reply, dict):
                 return JSONResponse(_completion(model, tool_reply, "tool_calls", _usage(body, "")))
             text = tool_reply
+        elif body.get("response_format", {}).get("type") in ("json_object", "json_schema"):
+            text = json.dumps({"echo": last})  # an endpoint that keeps JSON mode
         else:
             text = "" if model == "empty" else f"echo: {last}"
         prompt_tokens = sum(len((m.get("content") or "").split()) for m in body["messages"])

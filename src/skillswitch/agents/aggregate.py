@@ -28,13 +28,20 @@ __all__ = [
     "Synthesis",
     "aggregate",
     "extract_answer",
+    "reformat_prompt",
     "settle",
     "weighted_vote",
 ]
 
 AnswerRule = Literal["option_letter", "last_number", "normalised_text"]
 Mode = Literal[
-    "pass_through", "agreement", "voted", "synthesised", "aggregator_failed", "tool_calls"
+    "pass_through",
+    "agreement",
+    "voted",
+    "synthesised",
+    "aggregator_failed",
+    "tool_calls",
+    "formatted",
 ]
 CombineMethod = Literal["synthesise", "vote", "learned"]
 AnswerScorer = Callable[[Sequence[str | None]], Mapping[str, float]]
@@ -182,6 +189,17 @@ async def aggregate(
     except ExpertError as exc:
         return settled.failed(str(exc))
     return settled.synthesised(synthesis)
+
+
+def reformat_prompt(
+    question: Sequence[Message], answer: str, instruction: str
+) -> tuple[Message, ...]:
+    """The aggregator's messages to put ``answer`` in the form ``instruction`` describes (the
+    caller's ``response_format``), keeping what it says."""
+    system, user = load_prompt("reformat").render(
+        question=_question_text(question), answer=answer, instruction=instruction
+    )
+    return Message("system", system), Message("user", user)
 
 
 def _voted(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from skillswitch.agents.base import ExpertReply
 from skillswitch.agents.messages import Message, Prices, TextDelta
+from skillswitch.agents.response_format import with_format_instruction
 from skillswitch.agents.sampling import requested_sampling
 from skillswitch.exceptions import (
     ExpertError,
@@ -96,8 +97,11 @@ class LocalExpert:
 
     def _submit(self, messages: Sequence[Message], *, stream: bool) -> GenerationHandle:
         try:
+            # A local model cannot be held to a format by a parameter: it is told in words,
+            # and the switch checks what it wrote.
+            told = with_format_instruction(messages, requested_sampling().response_format)
             return self._backend.submit(
-                self._model, [m.to_openai() for m in messages], self.params(), stream=stream
+                self._model, [m.to_openai() for m in told], self.params(), stream=stream
             )
         except (SkillSwitchError, ValueError, RuntimeError) as exc:
             raise _expert_error(self._name, exc) from exc

@@ -169,6 +169,7 @@ class OpenAIChatExpert:
                 max_tokens=_given(sampling.max_tokens),
                 seed=_given(sampling.seed),
                 stop=_given(None if sampling.stop is None else list(sampling.stop)),
+                response_format=_given(sampling.given().get("response_format")),
                 **extra,
             )
         except Exception as exc:  # mapped below; anything unknown is re-raised

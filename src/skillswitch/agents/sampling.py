@@ -1,8 +1,9 @@
 """Sampling settings: each expert's own (its config), and what a caller asks for with a request.
 
-A caller's settings (OpenAI's ``temperature``, ``top_p``, ``max_tokens``, ``seed`` and
-``stop``) apply to every model call that answers its request: the experts, and the aggregator
-that synthesises their answers. A setting the caller leaves out keeps the expert's own. They
+A caller's settings (OpenAI's ``temperature``, ``top_p``, ``max_tokens``, ``seed``, ``stop``
+and ``response_format``, the last as vLLM's sampling parameters carry structured output) apply
+to every model call that answers its request: the experts, and the aggregator that synthesises
+their answers. A setting the caller leaves out keeps the expert's own. They
 travel in a context variable, set by ``Switch.run``/``stream`` around the experts' calls (not
 around internal calls such as keyword extraction), so that experts need no new parameter;
 an expert reads them with ``requested_sampling()``. Experts that do not sample (tools, the
@@ -18,6 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from skillswitch.agents.response_format import ResponseFormat, parse_response_format
 from skillswitch.exceptions import RequestError
 
 __all__ = [
@@ -38,35 +40,46 @@ SEED_RANGE = (-(2**63), 2**63 - 1)  # a 64-bit integer, as OpenAI's API takes it
 @dataclass(frozen=True, slots=True)
 class SamplingSettings:
     """Generation parameters (None: left to whoever comes next, in the end the endpoint's
-    default). ``stop``: strings that end the text where they appear (not included)."""
+    default). ``stop``: strings that end the text where they appear (not included).
+    ``response_format``: JSON mode or a JSON Schema the answer must follow (a mapping in
+    OpenAI's shape is read with ``parse_response_format``)."""
 
     temperature: float | None = None
     top_p: float | None = None
     max_tokens: int | None = None
     seed: int | None = None
     stop: tuple[str, ...] | None = None
+    response_format: ResponseFormat | None = None
 
     def __post_init__(self) -> None:
         _check(self)
         if self.stop is not None:
             object.__setattr__(self, "stop", tuple(self.stop))
+        if self.response_format is not None:
+            asked = parse_response_format(self.response_format)
+            object.__setattr__(self, "response_format", asked)
 
     def over(self, base: SamplingSettings) -> SamplingSettings:
         """These settings where given, ``base``'s elsewhere.
 
         >>> SamplingSettings(max_tokens=50).over(SamplingSettings(temperature=0.2, max_tokens=9))
-        SamplingSettings(temperature=0.2, top_p=None, max_tokens=50, seed=None, stop=None)
+        ... # doctest: +NORMALIZE_WHITESPACE
+        SamplingSettings(temperature=0.2, top_p=None, max_tokens=50, seed=None, stop=None,
+                         response_format=None)
         """
         asked = {f.name: getattr(self, f.name) for f in fields(self)}
         given = {name: value for name, value in asked.items() if value is not None}
         return replace(base, **given) if given else base  # nothing asked: no copy per call
 
     def given(self) -> dict[str, Any]:
-        """The settings that are set, by name (stop as a list, as OpenAI's API takes it)."""
+        """The settings that are set, by name, as OpenAI's API takes them (stop as a list,
+        response_format as its object)."""
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if value is not None:
+            if isinstance(value, ResponseFormat):
+                out[f.name] = value.to_openai()
+            elif value is not None:
                 out[f.name] = list(value) if f.name == "stop" else value
         return out
 
@@ -113,8 +126,9 @@ def parse_sampling(
     (``max_completion_tokens`` is ``max_tokens``; a string ``stop`` is one stop string).
     Unknown names and values out of range raise ``RequestError``.
 
-    >>> parse_sampling({"temperature": 0, "stop": "\\n\\n"})
-    SamplingSettings(temperature=0, top_p=None, max_tokens=None, seed=None, stop=('\\n\\n',))
+    >>> parse_sampling({"temperature": 0, "stop": "\\n\\n"})  # doctest: +NORMALIZE_WHITESPACE
+    SamplingSettings(temperature=0, top_p=None, max_tokens=None, seed=None, stop=('\\n\\n',),
+                     response_format=None)
     """
     if sampling is None:
         return _NOTHING_ASKED

@@ -265,14 +265,19 @@ class SkillSwitchMCPServer(MCPServer):
                 list[Annotated[str, Field(min_length=1)]], Field(max_length=MAX_STOP_SEQUENCES)
             ]
             | None = None,
+            response_format: dict[str, Any] | None = None,
         ) -> AskResult:
             """Answer a request: skillswitch routes it by skill to the best experts and tools,
             combines their answers, and returns the answer with a trace of how it was made.
             The optional sampling settings (OpenAI's meanings) apply to every model that
-            answers, the experts and the aggregator, over each expert's own."""
+            answers, the experts and the aggregator, over each expert's own.
+            response_format (OpenAI's {"type": "json_object"} or {"type": "json_schema",
+            "json_schema": {"name": ..., "schema": ...}}) makes the answer that JSON, or an
+            error saying why it cannot be."""
             asked = {"temperature": temperature, "top_p": top_p, "max_tokens": max_tokens}
+            more = {"seed": seed, "stop": stop, "response_format": response_format}
             try:
-                sampling = parse_sampling({**asked, "seed": seed, "stop": stop})  # None: unset
+                sampling = parse_sampling({**asked, **more})  # None: unset
                 answer = await switch.run(_nonempty(request), sampling=sampling)
             except SkillSwitchError as exc:
                 raise ToolError(str(exc)) from None

@@ -31,6 +31,7 @@ from skillswitch.exceptions import (
     ModelTooLargeError,
     NoExpertError,
     RequestError,
+    ResponseFormatError,
     SkillSwitchError,
     UnknownExpertError,
     UnknownModelError,
@@ -80,6 +81,7 @@ _MAPPING: tuple[tuple[type[BaseException], int, str | None, str | None], ...] = 
     # again will not change that (a 5xx would have clients retry it).
     (NoExpertError, 422, "no_expert", "messages"),
     (ExpertRequestError, 400, "request_refused", "messages"),
+    (ResponseFormatError, 422, "response_format_not_kept", "response_format"),
     (ExpertTimeoutError, 504, "upstream_timeout", None),
     (ExpertsFailedError, 502, "upstream_error", None),
     (ExpertError, 502, "upstream_error", None),

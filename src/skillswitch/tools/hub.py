@@ -12,7 +12,6 @@ import asyncio
 import base64
 import contextlib
 import difflib
-import functools
 import json
 import logging
 import math
@@ -28,6 +27,7 @@ import pydantic
 from anyio.abc import TaskGroup
 
 from skillswitch.exceptions import ToolServerError
+from skillswitch.schemas import instance_problem
 from skillswitch.tools.base import ToolResult
 from skillswitch.tools.catalogue import Catalogue, CatalogueTool, ToolFilter
 from skillswitch.tools.connection import ServerConnection, ServerSettings, describe_error
@@ -374,41 +374,7 @@ def unknown_arguments(schema: Mapping[str, Any], arguments: Mapping[str, Any]) -
 def schema_problem(schema: Mapping[str, Any], arguments: Mapping[str, Any]) -> str | None:
     """Why ``arguments`` fail the JSON Schema, or ``None`` when they pass (or the schema is
     itself invalid: then the server is the judge)."""
-    validator = _validator(json.dumps(schema, sort_keys=True, default=str))
-    if validator is None:
-        return None
-    errors = sorted(validator.iter_errors(dict(arguments)), key=lambda e: list(e.path))
-    if not errors:
-        return None
-    shown = []
-    for found in errors[:3]:
-        error = _most_telling(found)
-        where = ".".join(str(p) for p in error.absolute_path) or "(arguments)"
-        shown.append(f"{where}: {_message(error)}")
-    return "; ".join(shown)
-
-
-def _most_telling(error: Any) -> Any:
-    """Within an ``anyOf``/``oneOf`` (e.g. an optional value: a number or null), the failure
-    of the branch the value was meant for ("3 is greater than the maximum of 2"), not "3 is
-    not valid under any of the given schemas"."""
-    from jsonschema.exceptions import best_match
-
-    return best_match([error]) if error.context else error
-
-
-def _message(error: Any) -> str:
-    """jsonschema's message, or for a value of none of a union's types, which types."""
-    if error.validator in ("anyOf", "oneOf") and error.context:
-        kinds = [e.validator_value for e in error.context if e.validator == "type"]
-        if len(kinds) == len(error.context):
-            named = " or ".join(repr(k) for kind in kinds for k in _listed(kind))
-            return f"{error.instance!r} is not of type {named}"
-    return str(error.message)
-
-
-def _listed(kind: Any) -> list[Any]:
-    return list(kind) if isinstance(kind, list) else [kind]
+    return instance_problem(schema, dict(arguments), root="(arguments)")
 
 
 def _unsendable(value: Any, where: str = "") -> str | None:
@@ -441,20 +407,6 @@ def _unsendable(value: Any, where: str = "") -> str | None:
             if found is not None:
                 return found
     return None
-
-
-@functools.lru_cache(maxsize=4096)
-def _validator(schema_json: str) -> Any:
-    """A compiled validator per distinct schema (checking a schema is slow; tools keep theirs)."""
-    import jsonschema
-
-    schema = json.loads(schema_json)
-    try:
-        validator_class = jsonschema.validators.validator_for(schema)
-        validator_class.check_schema(schema)
-    except jsonschema.SchemaError:
-        return None
-    return validator_class(schema)
 
 
 def result_text(result: Any) -> ToolResult:

@@ -19,6 +19,7 @@ from skillswitch.exceptions import (
     ExpertsFailedError,
     ExpertTimeoutError,
     RequestError,
+    ResponseFormatError,
     SkillSwitchError,
 )
 from skillswitch.server.openai_errors import OpenAIError, error_for
@@ -178,6 +179,13 @@ def switch_error(exc: SkillSwitchError) -> OpenAIError:
                 504, f"no expert answered in time: {shown}", code="upstream_timeout", extra=extra
             )
         return OpenAIError(502, f"no expert answered: {shown}", code="upstream_error", extra=extra)
+    if isinstance(exc, ResponseFormatError):
+        # Asking again will not change the experts' way of answering (a 5xx would have
+        # clients retry it); the client can drop response_format or ask for another form.
+        extra = {} if exc.trace is None else {"skillswitch": exc.trace.to_dict()}
+        return OpenAIError(
+            422, str(exc), code="response_format_not_kept", param="response_format", extra=extra
+        )
     return error_for(exc)
 
 

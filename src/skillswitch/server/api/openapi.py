@@ -36,7 +36,10 @@ _DESCRIPTIONS = {
     404: "No such model, skill or expert; the message suggests the nearest names.",
     413: "The body is larger than the server takes (max_body_bytes).",
     422: "Every expert asked declined the request as put (a tool expert found no arguments in "
-    "it): rephrase it or send it to another model; the skillswitch field holds the trace.",
+    "it; code expert_declined), no expert serves its skills (no_expert), or its answer could "
+    "not be had in the form response_format asks for (response_format_not_kept): rephrase it, "
+    "send it to another model or without response_format; the skillswitch field holds the "
+    "trace.",
     429: "Too many requests in flight (max_concurrency) or from this client (rate_limit); "
     "retry after Retry-After.",
     502: "No expert answered; the error's skillswitch field holds the trace of what was tried.",

@@ -34,7 +34,8 @@ class StreamOptions(BaseModel):
 class ChatCompletionRequest(BaseModel):
     """OpenAI's chat completion request. The sampling fields (``temperature``, ``top_p``,
     ``max_tokens`` or ``max_completion_tokens``, ``seed``, ``stop``) apply to every model that
-    answers the request, the experts and the aggregator, over each expert's configured ones.
+    answers the request, the experts and the aggregator, over each expert's configured ones;
+    ``response_format`` is asked of each of them too, and the answer is checked to be in it.
     Fields not declared here are accepted, and named as ignored in a response header."""
 
     model_config = ConfigDict(extra="allow")
@@ -51,6 +52,9 @@ class ChatCompletionRequest(BaseModel):
     max_completion_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS, strict=True)
     seed: int | None = Field(default=None, ge=SEED_RANGE[0], le=SEED_RANGE[1], strict=True)
     stop: str | list[str] | None = None
+    # JSON mode or structured output, OpenAI's shapes; read by parse_response_format, whose
+    # 400s name the field inside it ("response_format.json_schema.name is ...")
+    response_format: dict[str, Any] | None = None
     tools: list[Any] | None = None
     tool_choice: Any = None
     functions: list[Any] | None = None
@@ -74,7 +78,15 @@ class ChatCompletionRequest(BaseModel):
 
     def sampling(self) -> dict[str, Any]:
         """The sampling fields the client sent, by OpenAI's names."""
-        names = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "seed", "stop")
+        names = (
+            "temperature",
+            "top_p",
+            "max_tokens",
+            "max_completion_tokens",
+            "seed",
+            "stop",
+            "response_format",
+        )
         return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
 
     def ignored_fields(self) -> list[str]:

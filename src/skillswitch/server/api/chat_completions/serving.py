@@ -154,12 +154,13 @@ def client_tools_of(body: ChatCompletionRequest) -> ClientTools | None:
 
 
 def sampling_of(body: ChatCompletionRequest) -> SamplingSettings:
-    """The client's sampling fields, checked (a 400 naming the field when one is out of
-    range: more than 4 stop strings, an empty one)."""
+    """The client's sampling fields and response_format, checked (a 400 naming the field when
+    one is out of range or malformed: more than 4 stop strings, an empty one, a json_schema
+    without a schema)."""
     try:
         return parse_sampling(body.sampling())
     except RequestError as exc:
-        param = str(exc).split(" ", 1)[0].split("[", 1)[0]
+        param = str(exc).split(" ", 1)[0].split("[", 1)[0].split(".", 1)[0]
         raise OpenAIError(400, str(exc), param=param) from None
 
 
