@@ -67,6 +67,13 @@ def test_ask_out_of_scope_is_an_answer(cli_env: dict[str, str]) -> None:
         (["ask", "hi", "--json", "--stream"], 2, ["drop --stream"]),
         (["ask", "hi", "--temperature", "3"], 2, ["temperature is 3.0; give a number from 0 to 2"]),
         (["ask", "hi", "--max-tokens", "0"], 2, ["max_tokens is 0; give a whole number from 1"]),
+        (["ask", "hi", "--response-format", "yaml"], 2, ["'yaml' is neither 'json_object' nor"]),
+        (["ask", "hi", "--response-format", "nope.json"], 2, ["cannot read nope.json: No such"]),
+        (
+            ["ask", "What is 5 times 3?", "--response-format", "json_object"],
+            1,
+            ["failed: the answer from calculator is not in the form", "set dispatch.aggregator"],
+        ),
     ],
 )
 def test_ask_failures_and_bad_input_exit_with_one_message(
@@ -104,6 +111,28 @@ def test_ask_sends_the_sampling_flags_to_the_experts(
         "top_p": 0.5,
         "max_tokens": 5,
         "seed": 7,
+    }
+
+
+def test_ask_answers_in_the_json_schema_of_a_file(
+    cli_env: dict[str, str], upstream: str, chat_requests: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    config = tmp_path / "skillswitch.yaml"
+    config.write_text(
+        DEFAULT_SKILLS + f"experts:\n  - {{name: echo, base_url: '{upstream}', model: echo}}\n"
+    )
+    schema = {"type": "object", "properties": {"echo": {"type": "string"}}, "required": ["echo"]}
+    schema_file = tmp_path / "echo reply.json"
+    schema_file.write_text(json.dumps(schema))
+    before = len(chat_requests)
+    args = ["ask", "hi there", "-c", str(config), "--response-format", str(schema_file)]
+    completed = run(args, cli_env)
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(completed.stdout) == {"echo": "hi there"}
+    (sent,) = chat_requests[before:]
+    assert sent["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "echo_reply", "schema": schema},
     }
 
 

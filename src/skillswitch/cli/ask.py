@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -57,6 +59,14 @@ def ask(
     seed: Annotated[
         int | None, typer.Option("--seed", help="Seed of every answering model's sampling.")
     ] = None,
+    response_format: Annotated[
+        str | None,
+        typer.Option(
+            "--response-format",
+            help="Answer in JSON: 'json_object', or a .json file holding a JSON Schema (named "
+            "after the file) or a whole OpenAI response_format object.",
+        ),
+    ] = None,
 ) -> None:
     """Answer a request: route it by skill, ask the experts and tools it needs, combine their
     answers. The answer goes to stdout; the route, the experts and the time to stderr."""
@@ -73,7 +83,8 @@ def ask(
         logging.getLogger("skillswitch.tools").setLevel(logging.WARNING)
     # Checked (and stdin decoded, strictly) before any expert or tool server starts.
     messages = list(parse_messages(sys.stdin.buffer.read() if text == "-" else text))
-    sampling = parse_sampling({"temperature": temperature, "max_tokens": max_tokens, "seed": seed})
+    asked = {"temperature": temperature, "max_tokens": max_tokens, "seed": seed}
+    sampling = parse_sampling({**asked, "response_format": _response_format(response_format)})
     switch = Switch.from_config(load_config_or_default(config))
     streamed = 0  # characters of the answer written so far
 
@@ -113,6 +124,32 @@ def ask(
         typer.echo(result.text)
     if not quiet:
         _summarise(result)
+
+
+def _response_format(given: str | None) -> object:
+    """``--response-format`` as OpenAI's object: a name (``json_object``, ``text``) as is; a
+    file's JSON as is when it is a response_format object, else as the JSON Schema of one
+    named after the file (``parse_sampling`` checks either)."""
+    if given is None or given in ("json_object", "text"):
+        return None if given is None else {"type": given}
+    path = Path(given)
+    if path.suffix.lower() != ".json" and not path.exists():
+        raise typer.BadParameter(
+            f"{given!r} is neither 'json_object' nor a .json file; give 'json_object' or the "
+            "path of a JSON Schema file",
+            param_hint="--response-format",
+        )
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise typer.BadParameter(
+            f"cannot read {given}: {why}", param_hint="--response-format"
+        ) from None
+    if isinstance(found, dict) and found.get("type") in ("text", "json_object", "json_schema"):
+        return found
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", path.stem)[:64] or "answer"
+    return {"type": "json_schema", "json_schema": {"name": name, "schema": found}}
 
 
 def _end_incomplete(streamed: int) -> None:
