@@ -1,0 +1,62 @@
+"""benchmarks/local_backend_gpu.py runs end to end at tiny shapes on the CPU, so that the first
+run on a lent H200 does not spend device time on a broken script: both parts, the scheduler,
+the decode step timed both ways (dynamic cache and static decode, same greedy outputs), the
+budget that forces swaps, the naive sample, the table and strict JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "local_backend_gpu.py"
+SMALL = [
+    "--shape", "tiny", "--experts", "4", "--requests", "8", "--per-request", "2",
+    "--prompt-tokens", "16", "--new-tokens", "4", "--naive-samples", "2",
+]  # fmt: skip
+
+
+def run(tmp_path: Path, cli_env: dict[str, str], *args: str) -> dict[str, Any]:
+    out = tmp_path / "report.json"
+    command = [sys.executable, str(SCRIPT), *SMALL, *args, "--models-dir", str(tmp_path)]
+    finished = subprocess.run(
+        [*command, "--json", str(out)],
+        env={**cli_env, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert "skillswitch scheduler" in finished.stdout
+    report: dict[str, Any] = json.loads(out.read_text(), parse_constant=_no_constant)
+    assert report["generations"] == 16
+    assert report["skillswitch"]["generations"] == 16
+    assert report["skillswitch"]["tokens"] == 16 * 4
+    assert report["naive"]["sampled_generations"] == 2
+    assert report["hbm_copy_bytes_per_s"] is None  # not measured on a CPU: null, not NaN
+    return report
+
+
+def test_the_resident_part_times_decode_both_ways(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    report = run(tmp_path, cli_env, "--part", "1.5b", "--static-decode")
+    assert report["preload"]["loads"] == 4
+    assert report["skillswitch"]["loads"] == 0  # all resident before the workload
+    modes = report["decode_batch64_modes"]
+    assert modes["same_greedy_outputs"] == 1.0
+    assert modes["static"]["step_ms"] > 0
+    assert modes["dynamic"]["step_ms"] > 0
+
+
+def test_the_swapping_part_evicts_under_its_budget(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    # ~0.2 MB per tiny expert: a 0.5 MB device budget holds two of the four
+    report = run(tmp_path, cli_env, "--part", "7b", "--budget-gb", "0.0005")
+    scheduler = report["skillswitch"]
+    assert scheduler["loads"] >= 4
+    assert scheduler["evictions_to_host"] + scheduler["evictions_to_disk"] >= 1
+
+
+def _no_constant(name: str) -> Any:
+    raise AssertionError(f"the report holds {name}: not strict JSON")
