@@ -370,73 +370,52 @@ class Switch:
         offered = parse_client_tools(tools, tool_choice)
         asked = parse_sampling(sampling)
         decision, route_ms = await self._decide(messages, skill, expert)
+        state = _RequestState(messages, decision, offered, asked, route_ms, started)
         if decision.out_of_scope:
-            return self._out_of_scope(decision, route_ms, started, asked)
+            return self._out_of_scope(state)
         chosen = await self._choose(messages, decision, skill, expert, offered)
-        return await self._answer_chosen(
-            messages, decision, chosen, offered, asked, route_ms, started
-        )
+        return await self._answer_chosen(state, chosen)
 
-    async def _answer_chosen(
-        self,
-        messages: Sequence[Message],
-        decision: RoutingDecision,
-        chosen: _Chosen,
-        offered: ClientTools | None,
-        sampling: SamplingSettings,
-        route_ms: float,
-        started: float,
-    ) -> Answer:
+    async def _answer_chosen(self, state: _RequestState, chosen: _Chosen) -> Answer:
         """``run`` from the experts chosen: their replies, made one answer (in the form the
         sampling's ``response_format`` asks for, when it asks for one)."""
-        dispatch, basis, selections, last = await self._answered(
-            messages, decision, chosen, offered, sampling, route_ms, started
-        )
-        settled = self._settle(messages, dispatch, basis)
+        dispatch, basis, selections, last = await self._answered(state, chosen)
+        settled = self._settle(state.messages, dispatch, basis)
         aggregation = (
-            await self._synthesise(settled, sampling, started)
-            if isinstance(settled, Synthesis)
-            else settled
+            await self._synthesise(state, settled) if isinstance(settled, Synthesis) else settled
         )
         answered = functools.partial(
             self._answer,
-            messages,
-            decision,
+            state,
             selections,
             dispatch,
-            route_ms=route_ms,
-            started=started,
             basis=basis,
             extra_usage=chosen.extraction_usage,
         )
         try:
-            aggregation = await self._in_format(messages, aggregation, dispatch, sampling, started)
+            aggregation = await self._in_format(state, aggregation, dispatch)
         except ResponseFormatError as failed:
             failed.trace = answered(aggregation, remember=False).trace
             raise
-        if sampling.response_format is None:  # a note after JSON would break it
-            aggregation = self._noted(aggregation, self._unanswered(decision, last, dispatch))
+        if state.sampling.response_format is None:  # a note after JSON would break it
+            note = self._unanswered(state.decision, last, dispatch)
+            aggregation = self._noted(aggregation, note)
         return answered(aggregation)
 
     async def _in_format(
-        self,
-        messages: Sequence[Message],
-        aggregation: Aggregation,
-        dispatch: Dispatch,
-        sampling: SamplingSettings,
-        started: float,
+        self, state: _RequestState, aggregation: Aggregation, dispatch: Dispatch
     ) -> Aggregation:
         """The answer in the form the request's ``response_format`` asks for
         (``answer_format.in_format``: restated by the aggregator when it is not)."""
-        if sampling.response_format is None:
+        if state.sampling.response_format is None:
             return aggregation
         name = self._aggregator_name
 
         async def restate(prompt: Sequence[Message]) -> ExpertReply | str:
             assert name is not None
-            with request_sampling(sampling):
+            with request_sampling(state.sampling):
                 asked = await self.dispatcher.dispatch(
-                    [name], list(prompt), deadline_s=self._time_left(started)
+                    [name], list(prompt), deadline_s=self._time_left(state.started)
                 )
             return asked.replies[-1] if asked.replies else _failures(asked)
 
@@ -449,8 +428,8 @@ class Switch:
             )
         return await in_format(
             aggregation,
-            messages,
-            sampling.response_format,
+            state.messages,
+            state.sampling.response_format,
             author=author,
             aggregator=name,
             restate=restate if name is not None else None,
@@ -513,12 +492,7 @@ class Switch:
         return [name for name in self._order if skill in self._specs[name].skills]
 
     async def _gather(
-        self,
-        messages: Sequence[Message],
-        decision: RoutingDecision,
-        chosen: _Chosen,
-        offered: ClientTools | None,
-        sampling: SamplingSettings,
+        self, state: _RequestState, chosen: _Chosen
     ) -> tuple[Dispatch, SkillBasis | None, tuple[Selection, ...]]:
         """Every chosen expert's reply or error (in stages when recruitment cascades). The
         selections come back as asked: a cascade whose first stage disagreed widens with
@@ -532,31 +506,23 @@ class Switch:
 
             async def widen(asked: Sequence[str], more: int) -> list[str]:
                 nonlocal selections
-                added = await self._tie_breakers(messages, weights, asked, more)
+                added = await self._tie_breakers(state.messages, weights, asked, more)
                 selections = (*selections[: len(asked)], *added)
                 return [s.expert for s in added]
 
         with (
-            tool_policy(self.tool_policy(decision)),
-            client_tools(offered),
-            request_sampling(sampling),
+            tool_policy(self.tool_policy(state.decision)),
+            client_tools(state.offered),
+            request_sampling(state.sampling),
         ):
-            dispatch, stages = await self._dispatch_in_stages(names, messages, widen)
+            dispatch, stages = await self._dispatch_in_stages(names, state.messages, widen)
         basis = chosen.basis
         if basis is not None and self._stages(names):
             basis = replace(basis, stages=stages)
         return dispatch, basis, selections
 
     async def _answered(
-        self,
-        messages: Sequence[Message],
-        decision: RoutingDecision,
-        chosen: _Chosen,
-        offered: ClientTools | None,
-        sampling: SamplingSettings,
-        route_ms: float,
-        started: float,
-        earlier: Dispatch | None = None,
+        self, state: _RequestState, chosen: _Chosen, earlier: Dispatch | None = None
     ) -> tuple[Dispatch, SkillBasis | None, tuple[Selection, ...], tuple[Selection, ...]]:
         """``_gather`` (unless ``earlier`` is the chosen experts' dispatch already); while every
         expert asked declined, the experts of the router's next candidate skill. The dispatch
@@ -564,9 +530,7 @@ class Switch:
         Raises ``ExpertsFailedError`` with the trace when none answered (the ``NoExpertError``
         when no expert serves the routed skills and no fallback answered)."""
         if earlier is None:
-            dispatch, basis, selections = await self._gather(
-                messages, decision, chosen, offered, sampling
-            )
+            dispatch, basis, selections = await self._gather(state, chosen)
         else:
             dispatch, basis, selections = earlier, chosen.basis, chosen.selections
         last, tried = selections, chosen.tried
@@ -574,23 +538,21 @@ class Switch:
             declined = ", ".join(dict.fromkeys(r.expert for r in dispatch.results))
             asked = {r.expert for r in dispatch.results}
             why = f"{declined} declined it"
-            found = self._next_skill(decision, tried, asked, why, chosen.by_skill)
+            found = self._next_skill(state.decision, tried, asked, why, chosen.by_skill)
             if found is None:
                 break
             fallback, more = found
             tried = (*tried, fallback)
             try:
-                self._check_tool_callers(more, offered)
+                self._check_tool_callers(more, state.offered)
             except RequestError:
                 continue  # a call of the caller's tools is required, and these cannot make it
-            later, _, _ = await self._gather(
-                messages, decision, _Chosen(more, None, Usage()), offered, sampling
-            )
+            later, _, _ = await self._gather(state, _Chosen(more, None, Usage()))
             dispatch, selections, last = dispatch.merged(later), (*selections, *more), more
         if not dispatch.replies and chosen.unserved is not None:
             raise chosen.unserved  # names the skills to add an expert for: clearer than declines
         chosen = replace(chosen, selections=selections)
-        self._raise_if_empty(dispatch, decision, chosen, route_ms, started)
+        self._raise_if_empty(state, dispatch, chosen)
         return dispatch, basis, selections, last
 
     def _widens(self, basis: SkillBasis | None) -> bool:
@@ -620,26 +582,20 @@ class Switch:
         skill = max(weights, key=lambda k: weights[k]) if weights else None
         return tuple(Selection(r.expert, skill, r.reason) for r in recruits)
 
-    def _raise_if_empty(
-        self,
-        dispatch: Dispatch,
-        decision: RoutingDecision,
-        chosen: _Chosen,
-        route_ms: float,
-        started: float,
-    ) -> None:
+    @staticmethod
+    def _raise_if_empty(state: _RequestState, dispatch: Dispatch, chosen: _Chosen) -> None:
         """``ExpertsFailedError``, carrying the trace of every attempt, when no expert answered."""
         try:
             dispatch.raise_if_empty()
         except ExpertsFailedError as failed:
             failed.trace = Trace(
-                decision,
+                state.decision,
                 chosen.selections,
                 dispatch,
                 None,
                 dispatch.usage + chosen.extraction_usage,
-                route_ms,
-                (time.perf_counter() - started) * 1000,
+                state.route_ms,
+                state.elapsed_ms(),
                 chosen.basis,
             )
             raise
@@ -656,24 +612,22 @@ class Switch:
             scorer=self._scorer(dispatch, basis),
         )
 
-    async def _synthesise(
-        self, synthesis: Synthesis, sampling: SamplingSettings, started: float
-    ) -> Aggregation:
+    async def _synthesise(self, state: _RequestState, synthesis: Synthesis) -> Aggregation:
         """The aggregator's answer, under the dispatcher's rules (timeout, retries, breaker,
         fallbacks) within what is left of the request's deadline."""
         name = self._aggregator_name
         if name is None:
             return synthesis.failed("no aggregator")
-        with request_sampling(sampling):
+        with request_sampling(state.sampling):
             dispatch = await self.dispatcher.dispatch(
-                [name], list(synthesis.prompt), deadline_s=self._time_left(started)
+                [name], list(synthesis.prompt), deadline_s=self._time_left(state.started)
             )
         if dispatch.replies:
             return synthesis.synthesised(dispatch.replies[-1])
         return synthesis.failed(_failures(dispatch))
 
     async def _synthesise_stream(
-        self, synthesis: Synthesis, sampling: SamplingSettings, started: float
+        self, state: _RequestState, synthesis: Synthesis
     ) -> AsyncIterator[TextDelta | Aggregation]:
         """``_synthesise``, the aggregator's text streamed as it comes (the best-ranked reply
         in one delta when it fails before its first token; after it, its ``ExpertError``)."""
@@ -683,10 +637,10 @@ class Switch:
             yield synthesis.failed("no aggregator")
             return
         dispatch: Dispatch | None = None
-        asking = enter_request_sampling(sampling)
+        asking = enter_request_sampling(state.sampling)
         try:
             async for event in self.dispatcher.stream(
-                name, list(synthesis.prompt), deadline_s=self._time_left(started)
+                name, list(synthesis.prompt), deadline_s=self._time_left(state.started)
             ):
                 if isinstance(event, TextDelta):
                     yield event
@@ -1035,10 +989,11 @@ class Switch:
         offered = parse_client_tools(tools, tool_choice)
         asked = parse_sampling(sampling)
         decision, route_ms = await self._decide(messages, skill, expert)
+        state = _RequestState(messages, decision, offered, asked, route_ms, started)
         if decision.out_of_scope:
             if announce_route:
                 yield Routed(decision, ())
-            answer = self._out_of_scope(decision, route_ms, started, asked)
+            answer = self._out_of_scope(state)
             yield TextDelta(answer.text)
             yield answer
             return
@@ -1048,9 +1003,7 @@ class Switch:
         if asked.response_format is not None:
             # The answer goes out once it is known to be in the form: text streamed before
             # it is checked could not be taken back.
-            answer = await self._answer_chosen(
-                messages, decision, chosen, offered, asked, route_ms, started
-            )
+            answer = await self._answer_chosen(state, chosen)
             if answer.text:
                 yield TextDelta(answer.text)
             yield answer
@@ -1059,7 +1012,7 @@ class Switch:
         if len(chosen.selections) == 1:
             single: Dispatch | None = None
             name = chosen.selections[0].expert
-            events = self._stream_one(name, messages, decision, offered, asked)
+            events = self._stream_one(state, name)
             async with contextlib.aclosing(events):  # closed with this stream, not later
                 async for event in events:
                     if isinstance(event, TextDelta):
@@ -1073,24 +1026,19 @@ class Switch:
                 if note and not aggregation.tool_calls:
                     yield TextDelta(note)
                 yield self._answer(
-                    messages,
-                    decision,
+                    state,
                     chosen.selections,
                     single,
                     self._noted(aggregation, note),
-                    route_ms,
-                    started,
                     basis=chosen.basis,
                     extra_usage=chosen.extraction_usage,
                 )
                 return
             earlier = single  # no answer: the next candidate skill's experts, or the error
-        dispatch, basis, selections, last = await self._answered(
-            messages, decision, chosen, offered, asked, route_ms, started, earlier
-        )
+        dispatch, basis, selections, last = await self._answered(state, chosen, earlier)
         settled = self._settle(messages, dispatch, basis)
         if isinstance(settled, Synthesis):
-            async for part in self._synthesise_stream(settled, asked, started):
+            async for part in self._synthesise_stream(state, settled):
                 if isinstance(part, TextDelta):
                     yield part
                 else:
@@ -1103,31 +1051,23 @@ class Switch:
         if note and not aggregation.tool_calls:
             yield TextDelta(note)
         yield self._answer(
-            messages,
-            decision,
+            state,
             selections,
             dispatch,
             self._noted(aggregation, note),
-            route_ms,
-            started,
             basis=basis,
             extra_usage=chosen.extraction_usage,
         )
 
     async def _stream_one(
-        self,
-        name: str,
-        messages: Sequence[Message],
-        decision: RoutingDecision,
-        offered: ClientTools | None,
-        sampling: SamplingSettings,
+        self, state: _RequestState, name: str
     ) -> AsyncGenerator[TextDelta | Dispatch, None]:
         """One expert's answer token by token under the dispatcher's rules, then its dispatch;
         the request's tool policy, client tools and sampling hold while it streams."""
-        policy = enter_tool_policy(self.tool_policy(decision))
-        offering = enter_client_tools(offered)
-        asking = enter_request_sampling(sampling)
-        events = self.dispatcher.stream(name, messages, deadline_s=self.settings.deadline_s)
+        policy = enter_tool_policy(self.tool_policy(state.decision))
+        offering = enter_client_tools(state.offered)
+        asking = enter_request_sampling(state.sampling)
+        events = self.dispatcher.stream(name, state.messages, deadline_s=self.settings.deadline_s)
         try:
             async with contextlib.aclosing(events):
                 async for event in events:
@@ -1157,31 +1097,21 @@ class Switch:
         decision = await anyio.to_thread.run_sync(self.router.route, last_user_text(messages))
         return decision, (time.perf_counter() - begin) * 1000
 
-    def _out_of_scope(
-        self,
-        decision: RoutingDecision,
-        route_ms: float,
-        started: float,
-        sampling: SamplingSettings,
-    ) -> Answer:
-        trace = Trace(
-            decision, (), None, None, Usage(), route_ms, (time.perf_counter() - started) * 1000
-        )
-        if sampling.response_format is not None:
-            failed = out_of_scope_error(self._out_of_scope_reply, sampling.response_format)
+    def _out_of_scope(self, state: _RequestState) -> Answer:
+        trace = Trace(state.decision, (), None, None, Usage(), state.route_ms, state.elapsed_ms())
+        asked = state.sampling.response_format
+        if asked is not None:
+            failed = out_of_scope_error(self._out_of_scope_reply, asked)
             failed.trace = trace
             raise failed
         return Answer(self._out_of_scope_reply, trace)
 
     def _answer(
         self,
-        messages: Sequence[Message],
-        decision: RoutingDecision,
+        state: _RequestState,
         selections: tuple[Selection, ...],
         dispatch: Dispatch,
         aggregation: Aggregation,
-        route_ms: float,
-        started: float,
         *,
         basis: SkillBasis | None = None,
         extra_usage: Usage | None = None,
@@ -1191,15 +1121,17 @@ class Switch:
         ``remember`` is false: an answer that fails the request, whose trace the error
         carries)."""
         if remember:
-            self._remember(messages, decision, selections, dispatch.replies, aggregation)
+            self._remember(
+                state.messages, state.decision, selections, dispatch.replies, aggregation
+            )
         trace = Trace(
-            decision,
+            state.decision,
             selections,
             dispatch,
             aggregation,
             dispatch.usage + aggregation.usage + (extra_usage or Usage()),
-            route_ms,
-            (time.perf_counter() - started) * 1000,
+            state.route_ms,
+            state.elapsed_ms(),
             basis,
         )
         return Answer(aggregation.text, trace)
@@ -1207,6 +1139,23 @@ class Switch:
 
 def _router_weights(decision: RoutingDecision) -> dict[str, float]:
     return {s.skill: max(s.score, 1e-6) for s in decision.skills}
+
+
+@dataclass(frozen=True, slots=True)
+class _RequestState:
+    """What holds for the whole of one request's answer: the conversation, its route, what the
+    caller offered and asked for, and when it started."""
+
+    messages: Sequence[Message]
+    decision: RoutingDecision
+    offered: ClientTools | None
+    sampling: SamplingSettings
+    route_ms: float
+    started: float
+    """``time.perf_counter()`` when the request came."""
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000
 
 
 @dataclass(frozen=True, slots=True)
