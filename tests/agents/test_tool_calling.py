@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from skillswitch.agents import parse_messages
+from skillswitch.agents.sampling import parse_sampling, request_sampling
 from skillswitch.agents.tool_calling import ToolCallingExpert
 from skillswitch.tools.builtin import BUILTIN_TOOLS
 
@@ -33,6 +34,21 @@ async def test_calls_a_tool_and_answers_with_its_result(
     assert second["messages"][-2]["tool_calls"][0]["function"]["name"] == "calculator"
     assert second["messages"][-1] == {"role": "tool", "tool_call_id": "call_0", "content": "391"}
     assert reply.usage.prompt_tokens > 0
+
+
+async def test_every_step_of_the_loop_is_asked_for_the_response_format(
+    upstream_app: tuple[str, Any],
+) -> None:
+    url, app = upstream_app
+    app.state.requests.clear()
+    json_mode = parse_sampling({"response_format": {"type": "json_object"}})
+    async with expert(url, "tool-caller") as solver:
+        with request_sampling(json_mode):
+            await solver.answer(parse_messages("17 * 23"))
+    assert [body["response_format"] for body in app.state.requests] == [
+        {"type": "json_object"},
+        {"type": "json_object"},
+    ]
 
 
 async def test_step_limit_forces_an_answer(upstream_app: tuple[str, Any]) -> None:
