@@ -45,31 +45,32 @@ async def in_format(
         return replace(aggregation, text=response_format.read(aggregation.text))
     except ValueError as exc:
         problem = str(exc)
-    asked = f"response_format asks for {response_format.label}"
+    wrong = (
+        f"the answer from {author} is not in the form response_format asks for "
+        f"{response_format.label}: {problem}"
+    )
     if aggregator is None or restate is None:
         raise ResponseFormatError(
-            f"the answer from {author} is not in the form {asked}: {problem}; no aggregator is "
-            "configured to put it in that form: set dispatch.aggregator to an expert whose "
-            "model writes JSON, or send the request without response_format"
+            f"{wrong}; no aggregator is configured to put it in that form: set "
+            "dispatch.aggregator to an expert whose model writes JSON, or send the request "
+            "without response_format"
         )
     if aggregation.mode == "aggregator_failed":
         raise ResponseFormatError(
-            f"the answer from {author} is not in the form {asked}: {problem}; the aggregator "
-            f"{aggregator} could not put it in that form, as it failed: {aggregation.error}"
+            f"{wrong}; the aggregator {aggregator} could not put it in that form, as it "
+            f"failed: {aggregation.error}"
         )
     prompt = reformat_prompt(question, aggregation.text, response_format.instruction())
     reply = await restate(prompt)
     if isinstance(reply, str):
         raise ResponseFormatError(
-            f"the answer from {author} is not in the form {asked}: {problem}; the aggregator "
-            f"{aggregator} failed to restate it: {reply}"
+            f"{wrong}; the aggregator {aggregator} failed to restate it: {reply}"
         )
     try:
         text = response_format.read(reply.text)
     except ValueError as again:
         raise ResponseFormatError(
-            f"the answer from {author} is not in the form {asked}: {problem}; restated by the "
-            f"aggregator {aggregator}, {again}"
+            f"{wrong}; restated by the aggregator {aggregator}, {again}"
         ) from None
     return replace(
         aggregation,

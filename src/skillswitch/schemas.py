@@ -19,7 +19,7 @@ def instance_problem(schema: Mapping[str, Any], instance: Any, *, root: str) -> 
     """Why ``instance`` fails the JSON Schema (up to three failures, each at its path, ``root``
     naming the whole), or ``None`` when it passes or the schema itself is invalid (then nobody
     here can judge)."""
-    validator = _validator(json.dumps(schema, sort_keys=True, default=str))
+    validator, _ = _compiled(_key(schema))
     if validator is None:
         return None
     errors = sorted(validator.iter_errors(instance), key=lambda e: [str(p) for p in e.path])
@@ -34,17 +34,11 @@ def instance_problem(schema: Mapping[str, Any], instance: Any, *, root: str) -> 
 
 
 def schema_invalid(schema: Any) -> str | None:
-    """Why ``schema`` is not a JSON Schema its own draft accepts (``None`` when it is)."""
-    import jsonschema
-
+    """Why ``schema`` is not a JSON Schema its own draft accepts (``None`` when it is). Checked
+    once per distinct schema: a client sending the same one with every request pays once."""
     if not isinstance(schema, Mapping):
         return f"a JSON Schema is an object, got {type(schema).__name__}"
-    try:
-        jsonschema.validators.validator_for(schema).check_schema(dict(schema))
-    except jsonschema.SchemaError as exc:
-        where = "/".join(str(p) for p in exc.absolute_path)
-        return f"{exc.message}" + (f" (at {where})" if where else "")
-    return None
+    return _compiled(_key(schema))[1]
 
 
 def _most_telling(error: Any) -> Any:
@@ -70,15 +64,20 @@ def _listed(kind: Any) -> list[Any]:
     return list(kind) if isinstance(kind, list) else [kind]
 
 
+def _key(schema: Mapping[str, Any]) -> str:
+    return json.dumps(schema, sort_keys=True, default=str)
+
+
 @functools.lru_cache(maxsize=4096)
-def _validator(schema_json: str) -> Any:
-    """A compiled validator per distinct schema; ``None`` for a schema that is not valid."""
+def _compiled(schema_json: str) -> tuple[Any, str | None]:
+    """A compiled validator per distinct schema, or ``None`` and why the schema is not valid."""
     import jsonschema
 
     schema = json.loads(schema_json)
+    validator_class = jsonschema.validators.validator_for(schema)
     try:
-        validator_class = jsonschema.validators.validator_for(schema)
         validator_class.check_schema(schema)
-    except jsonschema.SchemaError:
-        return None
-    return validator_class(schema)
+    except jsonschema.SchemaError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path)
+        return None, exc.message + (f" (at {where})" if where else "")
+    return validator_class(schema), None

@@ -82,12 +82,9 @@ class ResponseFormat:
         try:
             value = json.loads(body, parse_constant=_no_constant)
         except json.JSONDecodeError as exc:
-            where = f"line {exc.lineno} column {exc.colno}" if exc.lineno > 1 else exc.colno
-            raise ValueError(
-                f"it is not JSON ({exc.msg} at column {where}): {_shown(body)}"
-                if exc.lineno == 1
-                else f"it is not JSON ({exc.msg} at {where}): {_shown(body)}"
-            ) from None
+            line = f"line {exc.lineno} " if exc.lineno > 1 else ""
+            where = f"{line}column {exc.colno}"
+            raise ValueError(f"it is not JSON ({exc.msg} at {where}): {_shown(body)}") from None
         except ValueError as exc:  # NaN or Infinity
             raise ValueError(f"it is not JSON ({exc}): {_shown(body)}") from None
         if not isinstance(value, dict):

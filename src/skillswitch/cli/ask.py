@@ -130,8 +130,10 @@ def _response_format(given: str | None) -> object:
     """``--response-format`` as OpenAI's object: a name (``json_object``, ``text``) as is; a
     file's JSON as is when it is a response_format object, else as the JSON Schema of one
     named after the file (``parse_sampling`` checks either)."""
-    if given is None or given in ("json_object", "text"):
-        return None if given is None else {"type": given}
+    if given is None:
+        return None
+    if given in ("json_object", "text"):
+        return {"type": given}
     path = Path(given)
     if path.suffix.lower() != ".json" and not path.exists():
         raise typer.BadParameter(
