@@ -209,6 +209,10 @@ async def test_a_stream_sends_the_answer_once_it_is_checked(
             {"type": "json_schema", "json_schema": {"name": "x", "schema": {}, "strict": "yes"}},
             "json_schema.strict is 'yes'; give true or false",
         ),
+        (
+            {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "array"}}},
+            'json_schema.schema has type "array"; the answer is a JSON object',
+        ),
     ],
 )
 async def test_a_malformed_format_is_refused_before_any_expert(

@@ -2,8 +2,9 @@
 it cannot be.
 
 Every model that answers the request was asked for the form (``agents.response_format``), but
-tools answer in text, local models are only told in words, and the aggregator's synthesis or a
-vote may pick a reply that is not in it. So the final answer is read in the form; one that is
+tools answer in text, an endpoint or a local model's grammar may not enforce every keyword of
+a schema (and ``max_tokens`` can cut JSON short), and the aggregator's synthesis or a vote may
+pick a reply that is not in it. So the final answer is read in the form; one that is
 not in it is restated by the aggregator (with the form asked of it too), once, keeping what it
 says; what still is not in the form fails the request with ``ResponseFormatError``. Nothing in
 another form is returned as if it were in the one asked for.

@@ -32,6 +32,7 @@ __all__ = [
     "ExpertUnavailableError",
     "ExpertsFailedError",
     "GenerationCancelledError",
+    "GrammarError",
     "MissingDependencyError",
     "ModelFolderError",
     "ModelTooLargeError",
@@ -399,6 +400,11 @@ class PromptTooLongError(SkillSwitchError, ValueError):
             f"the prompt is {tokens} tokens but model {model!r} takes at most {limit} positions; "
             "shorten the conversation"
         )
+
+
+class GrammarError(SkillSwitchError, ValueError):
+    """A requested output form (``response_format``) that constrained decoding cannot enforce:
+    a schema the grammar engine cannot compile, or a model whose tokenizer cannot carry it."""
 
 
 class BackendClosedError(SkillSwitchError, RuntimeError):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import jsonschema
 import openai
 import pytest
 
@@ -13,7 +15,8 @@ from skillswitch.agents.messages import TextDelta
 from skillswitch.agents.response_format import ResponseFormat
 from skillswitch.config import parse_config
 from skillswitch.exceptions import ConfigError, ResponseFormatError
-from skillswitch.inference import GenerationParams, LocalBackend
+from skillswitch.inference import GenerationParams, GenerationResult, LocalBackend
+from skillswitch.inference.grammar import json_grammar
 from skillswitch.server.api import create_app
 from skillswitch.trace import Answer
 from tests.support.configs import DEFAULT_SKILLS
@@ -97,31 +100,68 @@ async def test_a_request_s_sampling_goes_over_the_expert_s(
     assert answer.finish_reason == "length"
 
 
-async def test_a_local_model_is_told_the_form_and_its_answer_checked(
+CITY = {
+    "type": "object",
+    "properties": {
+        "city": {"type": "string", "maxLength": 12},
+        "population": {"type": "integer", "minimum": 0, "maximum": 999},
+    },
+    "required": ["city", "population"],
+    "additionalProperties": False,
+}
+
+
+def _reference(
+    tiny_models: dict[str, Path], asked: ResponseFormat, question: str, max_tokens: int
+) -> GenerationResult:
+    """What the model writes when told the form (the instruction as a system message) and held
+    to it (the grammar), through a backend of its own."""
+    reference = LocalBackend.from_folders({"m": tiny_models["llama-a"]}, device="cpu")
+    told = [
+        {"role": "system", "content": asked.instruction()},
+        {"role": "user", "content": question},
+    ]
+    grammar = json_grammar(asked.schema, strict=False, label=asked.label)
+    try:
+        return reference.generate_sync(
+            "m", told, GenerationParams(max_new_tokens=max_tokens, grammar=grammar)
+        )
+    finally:
+        reference.close()
+
+
+async def test_a_local_model_is_held_to_the_schema(
     switch: Switch, tiny_models: dict[str, Path]
 ) -> None:
-    """A local model cannot be held to JSON by a parameter: it gets the format's instruction
-    as a system message (its output is the reference backend's for that conversation), and a
-    random-weight model's text is not JSON: with no aggregator to restate it, the error says
-    so and carries the reply in its trace."""
+    """A random-weight model writes gibberish, yet the answer is JSON that follows the schema:
+    the expert decodes in the schema's grammar (and is told the form in words), so the switch
+    has nothing to restate."""
+    question = "What is the capital of France?"
+    asked = ResponseFormat("json_schema", CITY, name="city")
+    answer = await switch.run(
+        question, sampling={"response_format": asked.to_openai(), "max_tokens": 60}
+    )
+    jsonschema.validate(json.loads(answer.text), CITY)
+    assert answer.trace.aggregation is None or answer.trace.aggregation.mode != "formatted"
+    expected = _reference(tiny_models, asked, question, 60)
+    assert expected.finish_reason == "stop"
+    assert answer.text == expected.text
+
+
+async def test_a_local_answer_cut_short_of_the_form_is_an_error_with_its_trace(
+    switch: Switch, tiny_models: dict[str, Path]
+) -> None:
+    """The expert's own 12-token budget ends the object before it closes: the switch finds the
+    answer not in the form and, with no aggregator to restate it, says so, carrying the reply."""
     question = "Write a short poem about the sea"
     asked = ResponseFormat("json_object")
     with pytest.raises(ResponseFormatError, match="the answer from poet is not in the form") as e:
         await switch.run(question, sampling={"response_format": asked.to_openai()})
-    reference = LocalBackend.from_folders({"m": tiny_models["llama-a"]}, device="cpu")
-    try:
-        params = GenerationParams(max_new_tokens=12)
-        told = [
-            {"role": "system", "content": asked.instruction()},
-            {"role": "user", "content": question},
-        ]
-        expected = reference.generate_sync("m", told, params)
-        untold = reference.generate_sync("m", told[1:], params)
-    finally:
-        reference.close()
-    assert expected.text != untold.text  # the instruction was in the prompt
+    expected = _reference(tiny_models, asked, question, 12)
+    assert expected.finish_reason == "length"
     (reply,) = e.value.trace.dispatch.replies
     assert reply.text == expected.text
+    assert reply.text.startswith("{")
 
 
 def test_a_prompt_over_the_context_is_the_callers_400_and_spares_the_expert(

@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import openai
+import pydantic
 import pytest
 
 from skillswitch.inference import GenerationParams, GenerationResult, LocalBackend
@@ -200,6 +202,49 @@ def test_a_stop_string_ends_the_text(client: openai.OpenAI, backend: RecordingBa
         chunks = list(stream)
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == expected
     assert chunks[-1].choices[0].finish_reason == "stop"
+
+
+class City(pydantic.BaseModel):
+    """What openai's ``.parse`` asks for: a strict json_schema made from this model."""
+
+    name: str = pydantic.Field(max_length=12)
+    population: int = pydantic.Field(ge=0, le=999)
+    capital: bool
+
+
+def test_structured_output_is_decoded_in_the_schema(
+    client: openai.OpenAI, backend: RecordingBackend
+) -> None:
+    """A random-weight model's gibberish, yet ``.parse`` gets a City: the answer is decoded in
+    the schema's grammar; streamed, the same JSON arrives in pieces."""
+    parsed = client.chat.completions.parse(
+        model="qwen-a", messages=USER, max_tokens=80, temperature=0, response_format=City
+    )
+    choice = parsed.choices[0]
+    assert choice.finish_reason == "stop"
+    assert isinstance(choice.message.parsed, City)
+    schema = City.model_json_schema()
+    jsonschema.validate(json.loads(choice.message.content or ""), schema)
+    mode = {"type": "json_object"}
+    with client.chat.completions.create(
+        model="llama-a",
+        messages=USER,
+        max_tokens=16,
+        temperature=0,
+        stream=True,
+        response_format=mode,  # type: ignore[arg-type]
+    ) as stream:
+        text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    plain = client.chat.completions.create(
+        model="llama-a",
+        messages=USER,
+        max_tokens=16,
+        temperature=0,
+        response_format=mode,  # type: ignore[arg-type]
+    )
+    assert text == plain.choices[0].message.content
+    assert text.startswith("{")
+    assert text != greedy(backend, "llama-a", USER, 16).text  # the grammar changed it
 
 
 def test_a_seed_makes_sampling_reproducible(client: openai.OpenAI) -> None:
@@ -421,6 +466,32 @@ ERROR_CASES = [
         "text only",
     ),
     case("n-2", CHAT, chat(n=2), 400, "n", "n is 2"),
+    case(
+        "response-format-type",
+        CHAT,
+        chat(response_format={"type": "xml"}),
+        400,
+        "response_format",
+        "response_format.type is 'xml'",
+    ),
+    case(
+        "response-format-unenforceable",
+        CHAT,
+        chat(
+            response_format={
+                "type": "json_schema",
+                "json_schema": {
+                    "name": "rule",
+                    "strict": True,
+                    "schema": {"type": "object", "if": {"required": ["a"]}},
+                },
+            }
+        ),
+        400,
+        "response_format",
+        "json_schema 'rule' schema cannot be enforced while decoding",
+        "strict: false",
+    ),
     case(
         "tools",
         CHAT,

@@ -2,30 +2,34 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
+from functools import lru_cache
 from typing import TYPE_CHECKING, TypeVar
 
 from skillswitch.agents.base import ExpertReply
 from skillswitch.agents.messages import Message, Prices, TextDelta
-from skillswitch.agents.response_format import with_format_instruction
+from skillswitch.agents.response_format import ResponseFormat, with_format_instruction
 from skillswitch.agents.sampling import requested_sampling
 from skillswitch.exceptions import (
     ExpertError,
     ExpertRequestError,
     ExpertUnavailableError,
     GenerationCancelledError,
+    GrammarError,
     PromptTooLongError,
     SkillSwitchError,
 )
 
 if TYPE_CHECKING:  # torch and transformers load only when a local expert is configured
     from skillswitch.inference.backend import LocalBackend
+    from skillswitch.inference.grammar import OutputGrammar
     from skillswitch.inference.requests import GenerationParams, GenerationResult
     from skillswitch.inference.scheduler import GenerationHandle
 
-__all__ = ["LocalExpert"]
+__all__ = ["LocalExpert", "format_grammar"]
 
 T = TypeVar("T")
 
@@ -60,9 +64,12 @@ class LocalExpert:
 
     def params(self) -> GenerationParams:
         """The settings a generation uses now: the request's sampling (``requested_sampling()``)
-        over this expert's own."""
+        over this expert's own. A ``response_format`` becomes a grammar the answer is decoded
+        in; keywords of its schema that the grammar engine cannot enforce are left to the
+        switch, which checks every answer against the whole schema."""
         asked = requested_sampling()
         own = self._params
+        form = asked.response_format
         return replace(
             own,
             max_new_tokens=_first(asked.max_tokens, own.max_new_tokens),
@@ -70,6 +77,7 @@ class LocalExpert:
             top_p=_first(asked.top_p, own.top_p),
             seed=_first(asked.seed, own.seed),
             stop=_first(asked.stop, own.stop),
+            grammar=own.grammar if form is None else format_grammar(form, strict=False),
         )
 
     async def answer(self, messages: Sequence[Message]) -> ExpertReply:
@@ -97,8 +105,8 @@ class LocalExpert:
 
     def _submit(self, messages: Sequence[Message], *, stream: bool) -> GenerationHandle:
         try:
-            # A local model cannot be held to a format by a parameter: it is told in words,
-            # and the switch checks what it wrote.
+            # The grammar (params()) holds the answer to the form; the words say what to put in
+            # it (the schema's fields), which no mask can.
             told = with_format_instruction(messages, requested_sampling().response_format)
             return self._backend.submit(
                 self._model, [m.to_openai() for m in told], self.params(), stream=stream
@@ -117,6 +125,21 @@ class LocalExpert:
         )
 
 
+def format_grammar(asked: ResponseFormat, *, strict: bool) -> OutputGrammar:
+    """The decoding grammar of a ``response_format``: any JSON object, or one its schema
+    accepts. ``strict``: a schema keyword the engine cannot enforce is a ``GrammarError``
+    (else it is ignored while decoding). Compiled once per distinct schema."""
+    schema = None if asked.schema is None else json.dumps(asked.schema, sort_keys=True)
+    return _compiled_grammar(schema, strict, asked.label)
+
+
+@lru_cache(maxsize=256)
+def _compiled_grammar(schema: str | None, strict: bool, label: str) -> OutputGrammar:
+    from skillswitch.inference.grammar import json_grammar
+
+    return json_grammar(None if schema is None else json.loads(schema), strict=strict, label=label)
+
+
 def _first(asked: T | None, own: T) -> T:
     return own if asked is None else asked
 
@@ -124,8 +147,9 @@ def _first(asked: T | None, own: T) -> T:
 def _expert_error(name: str, exc: Exception) -> ExpertError:
     if isinstance(exc, GenerationCancelledError):
         return ExpertUnavailableError(name, str(exc))
-    if isinstance(exc, PromptTooLongError) or (
+    if isinstance(exc, PromptTooLongError | GrammarError) or (
         isinstance(exc, ValueError) and not isinstance(exc, SkillSwitchError)
-    ):  # the request's own problem (an empty conversation, a prompt over the context)
+    ):  # the request's own problem (an empty conversation, a prompt over the context, a
+        # response_format this model cannot be held to)
         return ExpertRequestError(name, str(exc))
     return ExpertError(name, str(exc))  # the configuration's or the backend's

@@ -3,8 +3,10 @@ that a given schema accepts. Free text (``{"type": "text"}``) is the default and
 
 It travels with the request's sampling (``SamplingSettings.response_format``), so every model
 that answers the request is asked for it: OpenAI-compatible experts send it to their endpoint,
-which constrains the output; models that cannot be asked that way (local models) get
-``instruction()`` in their system message. Tools answer in text whatever is asked. The switch
+which constrains the output; local models decode in its grammar
+(``agents.local_model.format_grammar``) and, as any model that cannot be asked by a parameter,
+get ``instruction()`` in their system message, which says what to put in the form. Tools
+answer in text whatever is asked. The switch
 checks the final answer with ``ResponseFormat.read``; one that is not in the form is put in it
 by the aggregator, or the request fails with ``ResponseFormatError``: an answer in another
 form than the one asked for is never returned as if it were.
@@ -153,6 +155,14 @@ def _json_schema(spec: Mapping[str, Any]) -> ResponseFormat:
     problem = schema_invalid(schema)
     if problem is not None:
         raise RequestError(f"{where}.schema is not a valid JSON Schema: {problem}")
+    root = schema.get("type", "object") if isinstance(schema, Mapping) else "object"
+    if root != "object" and not (isinstance(root, list) and "object" in root):
+        # The answer is one JSON object (as OpenAI's structured output requires): a schema
+        # whose root is something else could never be kept.
+        raise RequestError(
+            f"{where}.schema has type {json.dumps(root)}; the answer is a JSON object, so give "
+            'a schema with "type": "object" (wrap other values in a property)'
+        )
     described, strict = spec.get("description"), spec.get("strict")
     if described is not None and not isinstance(described, str):
         raise RequestError(f"{where}.description is {described!r}; give a string")

@@ -5,6 +5,7 @@ Needs torch and transformers (``pip install 'skillswitch[local]'``); nothing her
 """
 
 from skillswitch.inference.backend import Embeddings, LocalBackend, WrongModelKindError
+from skillswitch.inference.grammar import OutputGrammar, json_grammar
 from skillswitch.inference.policy import SchedulerSettings
 from skillswitch.inference.registry import ModelEntry, ModelRegistry
 from skillswitch.inference.requests import GenerationParams, GenerationResult
@@ -20,6 +21,8 @@ __all__ = [
     "MemoryBudget",
     "ModelEntry",
     "ModelRegistry",
+    "OutputGrammar",
     "SchedulerSettings",
     "WrongModelKindError",
+    "json_grammar",
 ]

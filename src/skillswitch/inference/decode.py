@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from skillswitch.inference.grammar import GrammarMatcher, mask_disallowed
 from skillswitch.inference.kv_cache import cache_argument, returned_cache
 from skillswitch.inference.loading import LoadedModel
 from skillswitch.inference.requests import FinishReason, GenerationParams, GenerationResult
@@ -33,6 +34,8 @@ class DecodeRow(Protocol):
     params: GenerationParams
     incremental: bool
     """Whether its text is streamed as it is generated (else decoded once at the end)."""
+    grammar: GrammarMatcher | None
+    """Its place in ``params.grammar`` (constrained decoding), started for this model."""
 
     @property
     def cancelled(self) -> bool: ...
@@ -346,11 +349,13 @@ def _keep(
             finish(row, "cancelled")
         elif token in loaded.eos_token_ids:
             finish(row, "stop")
+        elif row.job.grammar is not None and not row.job.grammar.accept(token):
+            finish(row, "stop")  # cannot happen with the mask applied; never loops if it does
         else:
             chunk = row.tracker.add(token)
             if chunk:
                 row.job.emit(chunk)
-            if row.tracker.stopped:
+            if row.tracker.stopped or (row.job.grammar is not None and row.job.grammar.complete):
                 finish(row, "stop")
             elif len(row.tracker.ids) >= row.job.params.max_new_tokens or positions[i] + 1 >= limit:
                 finish(row, "length")
@@ -435,9 +440,13 @@ def _attention_kernels(device: Any) -> Any:
 
 
 def _choose(logits: Any, rows: Sequence[_Row]) -> list[int]:
-    """Next token of every row: one argmax for the greedy rows, a seeded draw for the others."""
+    """Next token of every row: one argmax for the greedy rows, a seeded draw for the others;
+    rows held to a grammar choose among the tokens it allows."""
     import torch
 
+    held = [(i, row.job.grammar) for i, row in enumerate(rows) if row.job.grammar is not None]
+    if held:
+        mask_disallowed(logits, [i for i, _ in held], [matcher for _, matcher in held])
     tokens: list[int] = logits.argmax(dim=-1).tolist()
     for i, row in enumerate(rows):
         params = row.job.params

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from skillswitch.inference.grammar import OutputGrammar
 
 __all__ = ["FinishReason", "GenerationParams", "GenerationResult"]
 
@@ -16,7 +19,8 @@ class GenerationParams:
     """Decoding settings of one request. ``temperature`` 0 is greedy.
 
     ``seed`` makes a sampled request reproducible whatever else shares its batch: each request
-    draws from its own generator.
+    draws from its own generator. ``grammar`` holds the answer to a form (JSON, or JSON that a
+    schema accepts: ``skillswitch.inference.grammar.json_grammar``) by constrained decoding.
     """
 
     max_new_tokens: int = 256
@@ -24,6 +28,7 @@ class GenerationParams:
     top_p: float = 1.0
     seed: int | None = None
     stop: Sequence[str] = ()
+    grammar: OutputGrammar | None = None
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:

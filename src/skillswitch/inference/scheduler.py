@@ -27,6 +27,7 @@ from skillswitch.exceptions import (
     SkillSwitchError,
 )
 from skillswitch.inference.decode import DecodeStats, decode_batch
+from skillswitch.inference.grammar import GrammarMatcher, start_matcher
 from skillswitch.inference.loading import LoadedModel
 from skillswitch.inference.policy import QueueView, SchedulerSettings, choose_next
 from skillswitch.inference.requests import GenerationParams, GenerationResult
@@ -145,6 +146,7 @@ class _Job:
         self.params = params
         self.incremental = incremental
         self.prompt_ids: list[int] = []
+        self.grammar: GrammarMatcher | None = None
         self.submitted = time.monotonic()
 
     @property
@@ -341,12 +343,15 @@ class Scheduler:
         return joined
 
     def _prepare(self, loaded: LoadedModel, job: _Job) -> bool:
-        """Tokenize the prompt; a prompt the model cannot take fails alone, with the reason."""
+        """Tokenize the prompt and start its grammar; a prompt the model cannot take fails alone,
+        with the reason."""
         try:
             job.prompt_ids = tokenize_prompt(loaded, job.prompt)
             limit = loaded.max_positions
             if limit is not None and len(job.prompt_ids) >= limit:
                 raise PromptTooLongError(loaded.name, len(job.prompt_ids), limit)
+            if job.params.grammar is not None:
+                job.grammar = start_matcher(loaded, job.params.grammar)
         except SkillSwitchError as exc:
             job.fail(exc)
             return False

@@ -17,6 +17,7 @@ from starlette.types import Receive, Scope, Send
 
 from skillswitch.exceptions import (
     ChatTemplateError,
+    GrammarError,
     ModelFolderError,
     ModelTooLargeError,
     PromptTooLongError,
@@ -147,6 +148,8 @@ def backend_error(
     """
     if isinstance(exc, PromptTooLongError):
         return OpenAIError(400, str(exc), param=prompt_param, code="context_length_exceeded")
+    if isinstance(exc, GrammarError):
+        return OpenAIError(400, str(exc), param="response_format")
     if isinstance(exc, WrongModelKindError | ChatTemplateError):
         return OpenAIError(400, str(exc), param="model", code="model_not_supported")
     if isinstance(exc, ModelFolderError | ModelTooLargeError):

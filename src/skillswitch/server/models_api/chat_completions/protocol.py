@@ -89,6 +89,9 @@ class ChatCompletionRequest(SamplingRequest):
     max_completion_tokens: int | None = Field(default=None, ge=1)
     tools: list[Any] | None = None
     functions: list[Any] | None = None
+    # JSON mode or structured output, OpenAI's shapes: the answer is decoded in a grammar
+    # (serving.response_grammar), so it is JSON of that form whatever the model.
+    response_format: dict[str, Any] | None = None
 
     def max_new_tokens(self, default: int) -> int:
         return self.max_completion_tokens or self.max_tokens or default

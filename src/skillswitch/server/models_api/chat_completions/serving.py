@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
+from skillswitch.agents.local_model import format_grammar
+from skillswitch.agents.response_format import parse_response_format
+from skillswitch.exceptions import GrammarError, RequestError
 from skillswitch.server.chat_chunks import ChunkChoice, Delta
 from skillswitch.server.models_api.chat_completions.protocol import (
     ChatCompletion,
@@ -27,6 +31,7 @@ from skillswitch.server.wire import check_n, new_id, now
 
 if TYPE_CHECKING:
     from skillswitch.inference.backend import LocalBackend
+    from skillswitch.inference.grammar import OutputGrammar
     from skillswitch.inference.requests import GenerationResult
 
 __all__ = ["ChatCompletionsServing"]
@@ -55,6 +60,7 @@ class ChatCompletionsServing:
         if not body.messages:
             raise OpenAIError(400, "messages is empty; send at least one message", param="messages")
         params = body.params(body.max_new_tokens(self.default_max_tokens))
+        params = replace(params, grammar=response_grammar(body.response_format))
         messages = [message.to_backend() for message in body.messages]
         handle = submit(
             self.backend, body.model, messages, params, prompt_param="messages", stream=body.stream
@@ -81,6 +87,19 @@ class ChatCompletionsServing:
             usage=Usage.of(result),
         )
         return JSONResponse(completion.model_dump(mode="json"), headers=headers)
+
+
+def response_grammar(response_format: dict[str, Any] | None) -> OutputGrammar | None:
+    """The grammar a ``response_format`` asks the answer to be decoded in (None for text): a
+    malformed one, or a strict schema with keywords the grammar engine cannot enforce, is a 400
+    naming what to change. A schema that is not strict is enforced as far as the engine goes."""
+    try:
+        asked = parse_response_format(response_format)
+        if asked is None:
+            return None
+        return format_grammar(asked, strict=asked.strict is True)
+    except (RequestError, GrammarError) as exc:
+        raise OpenAIError(400, str(exc), param="response_format") from None
 
 
 class _Stream:

@@ -1,0 +1,168 @@
+"""Constrained decoding: a local model's answer held to a JSON object, or to JSON a schema accepts.
+
+llguidance (the grammar engine behind vLLM's and SGLang's ``guidance`` backends) compiles a JSON
+Schema into a grammar over the model's own tokens. At each decode step it gives the set of tokens
+that may come next as a bitmask; the loop sets every other token's logit to ``-inf`` before the
+greedy or sampled choice, then feeds the chosen token back. So whatever the model, the answer is
+JSON in the asked form, and the row ends as soon as the grammar is complete (a closed object
+admits nothing but the end). Rows without a grammar in the same batch are left untouched.
+
+The JSON is written with one space after ``:`` and ``,`` and no other whitespace: a weak model
+cannot spend its token budget on blank lines. A row that hits ``max_new_tokens`` first ends with
+``finish_reason: length`` and unfinished JSON, as OpenAI's do.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from skillswitch.exceptions import GrammarError
+from skillswitch.inference.loading import LoadedModel
+
+__all__ = ["GrammarMatcher", "OutputGrammar", "json_grammar", "mask_disallowed", "start_matcher"]
+
+_LAYOUT = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
+_ANY_OBJECT: Mapping[str, Any] = {"type": "object"}
+
+
+@dataclass(frozen=True, slots=True)
+class OutputGrammar:
+    """What a generation's text must match, compiled for llguidance (made by ``json_grammar``).
+
+    ``label`` names it in errors (``json_object``, ``json_schema 'weather'``)."""
+
+    source: str
+    label: str
+
+
+def json_grammar(
+    schema: Mapping[str, Any] | None = None, *, strict: bool = True, label: str = "json_object"
+) -> OutputGrammar:
+    """One JSON object; with ``schema``, one that the schema accepts.
+
+    ``strict``: a schema keyword the engine cannot enforce (``if``/``then``, say) is an error;
+    otherwise such keywords are ignored while decoding (the rest still holds). Raises
+    ``GrammarError`` naming what is wrong with the schema.
+
+    >>> json_grammar({"type": "object", "properties": {"km": {"type": "number"}}}).label
+    'json_object'
+    """
+    from llguidance import LLMatcher
+
+    body = dict(schema) if schema is not None else dict(_ANY_OBJECT)
+    body.setdefault("type", "object")  # the answer is an object, whatever else the schema says
+    options = {**_LAYOUT, "lenient": not strict}
+    try:
+        source = LLMatcher.grammar_from_json_schema(body, overrides=options)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise GrammarError(f"the {label} schema cannot be compiled: {exc}") from None
+    problem = LLMatcher.validate_grammar(source)
+    if problem:
+        hint = (
+            "; leave those keywords out, or set strict: false to have them checked after "
+            "generation only"
+            if strict and "Unimplemented" in problem
+            else ""
+        )
+        raise GrammarError(f"the {label} schema cannot be enforced while decoding: {problem}{hint}")
+    return OutputGrammar(source, label)
+
+
+class GrammarMatcher:
+    """One generation's place in its grammar: which tokens may come next, and whether it is
+    complete."""
+
+    __slots__ = ("_matcher", "label")
+
+    def __init__(self, matcher: Any, label: str) -> None:
+        self._matcher = matcher
+        self.label = label
+
+    @property
+    def complete(self) -> bool:
+        """Nothing but the end may follow (the object is closed)."""
+        return bool(self._matcher.is_stopped())
+
+    @property
+    def failed(self) -> bool:
+        return bool(self._matcher.is_error())
+
+    def accept(self, token: int) -> bool:
+        """Advance past ``token``; False when the grammar does not allow it (then ``failed``)."""
+        return bool(self._matcher.consume_token(token))
+
+    def fill_mask(self, row: Any) -> None:
+        """Write the allowed-token bitmask into ``row`` (a contiguous int32 CPU tensor)."""
+        self._matcher.unsafe_compute_mask_ptr(row.data_ptr(), row.numel() * row.element_size())
+
+
+# The grammar engine's view of a tokenizer takes a while to build for a real vocabulary (about a
+# second for 150k tokens): once per tokenizer, for as long as its model is loaded.
+_TOKENIZERS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def start_matcher(loaded: LoadedModel, grammar: OutputGrammar) -> GrammarMatcher:
+    """A matcher of ``grammar`` over ``loaded``'s tokens, at the start of the answer. Raises
+    ``GrammarError`` when this model's tokenizer cannot carry a grammar."""
+    from llguidance import LLMatcher
+
+    matcher = LLMatcher(_grammar_tokenizer(loaded), grammar.source, log_level=0)
+    if matcher.is_error():
+        raise GrammarError(
+            f"model {loaded.name!r} cannot be held to {grammar.label}: {matcher.get_error()}"
+        )
+    return GrammarMatcher(matcher, grammar.label)
+
+
+def mask_disallowed(logits: Any, rows: Sequence[int], matchers: Sequence[GrammarMatcher]) -> None:
+    """Set to ``-inf``, in place, the logits of every token that ``matchers[k]`` does not allow
+    next in row ``rows[k]`` of ``logits`` (one mask per constrained row, one copy to the device).
+
+    A matcher always allows something: in a dead end (``failed``) it allows only the end-of-text
+    tokens, so the row finishes rather than draws from nothing.
+    """
+    import torch
+
+    vocab = logits.shape[-1]
+    words = (vocab + 31) // 32
+    bitmask = torch.empty((len(rows), words), dtype=torch.int32)
+    for k, matcher in enumerate(matchers):
+        matcher.fill_mask(bitmask[k])
+    bitmask = bitmask.to(logits.device, non_blocking=True)
+    shifts = torch.arange(32, dtype=torch.int32, device=logits.device)
+    allowed = ((bitmask.unsqueeze(-1) >> shifts) & 1).reshape(len(rows), words * 32)[:, :vocab]
+    index = torch.tensor(list(rows), dtype=torch.long, device=logits.device)
+    selected = logits.index_select(0, index)
+    selected.masked_fill_(allowed == 0, float("-inf"))
+    logits.index_copy_(0, index, selected)
+
+
+def _grammar_tokenizer(loaded: LoadedModel) -> Any:
+    tokenizer = loaded.tokenizer
+    known = _TOKENIZERS.get(tokenizer)
+    if known is not None:
+        return known
+    import llguidance.hf
+
+    try:
+        built = llguidance.hf.from_tokenizer(
+            tokenizer, n_vocab=_vocab_size(loaded), eos_token=sorted(loaded.eos_token_ids) or None
+        )
+    except ValueError as exc:
+        raise GrammarError(
+            f"model {loaded.name!r} cannot be held to a grammar: {exc} (its folder needs a "
+            "tokenizer.json); leave out response_format for it"
+        ) from None
+    _TOKENIZERS[tokenizer] = built
+    return built
+
+
+def _vocab_size(loaded: LoadedModel) -> int:
+    """The logits' width: the output layer's rows, which may exceed the tokenizer's size."""
+    head = loaded.model.get_output_embeddings()
+    if head is not None:
+        return int(head.weight.shape[0])
+    return int(loaded.model.config.vocab_size)
