@@ -10,20 +10,25 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, fields
+from operator import itemgetter
+from typing import Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable
+from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_core.tools import BaseTool
-from langchain_core.utils.function_calling import convert_to_openai_tool
-from pydantic import ConfigDict, model_validator
+from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from skillswitch.agents.messages import Message, TextDelta
+from skillswitch.agents.sampling import SamplingSettings
+from skillswitch.exceptions import RequestError
 from skillswitch.integrations.langchain.loop import close_switch, loop_for
 from skillswitch.integrations.langchain.messages import (
     PROVIDER,
@@ -39,6 +44,8 @@ __all__ = ["SkillSwitchChatModel"]
 SKILL_PREFIX = "skillswitch/"
 _CALL_OPTIONS = ("skill", "expert")
 _TOOL_OPTIONS = ("tools", "tool_choice")
+_SAMPLING_OPTIONS = tuple(f.name for f in fields(SamplingSettings) if f.name != "stop")
+_NOT_A_NAME = re.compile(r"[^A-Za-z0-9_-]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +79,12 @@ class SkillSwitchChatModel(BaseChatModel):
     ``Switch.run(tools=...)``): a call an expert asks for comes back in ``tool_calls``; send
     the ``ToolMessage`` with its result in the next call, which goes back to that expert.
 
+    Sampling (``temperature``, ``top_p``, ``max_tokens``, ``seed``, ``stop``) applies to every
+    model that answers a call, as ``Switch.run(sampling=...)``'s does: set on the model, or per
+    call (``invoke(text, temperature=0, stop=[...])``, ``bind(seed=7)``), the call's winning.
+    ``with_structured_output(MyPydanticModel)`` asks for the answer in that JSON Schema
+    (``response_format``) and returns the parsed object.
+
     The switch runs in an event loop of its own (one per switch, in a daemon thread, shared by
     every model over it), so sync and async calls may be mixed from any thread or loop. Don't
     also drive the same ``Switch`` directly from another event loop: its experts' connections
@@ -82,18 +95,26 @@ class SkillSwitchChatModel(BaseChatModel):
     ['echo:', ' 17', ' *', ' 23', '']
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
     switch: Switch
     """The switch that routes and answers every call."""
     skill: str | None = None
     """Send every call to this skill's experts (the router is skipped)."""
     expert: str | None = None
     """Send every call to this expert alone (routing and recruitment are skipped)."""
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    """The most tokens of each model's reply (each expert's and the aggregator's)."""
+    seed: int | None = None
+    stop: list[str] | None = Field(default=None, alias="stop_sequences")
+    """Strings that end each model's reply where they appear."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, populate_by_name=True)
 
     @model_validator(mode="after")
     def _check_pin(self) -> SkillSwitchChatModel:
         _check_route(self.switch, self._pin)
+        _sampling(self._own_sampling())  # a bad value fails here, named
         return self
 
     @property
@@ -112,9 +133,19 @@ class SkillSwitchChatModel(BaseChatModel):
         # For tracing only: the call's options are checked (and refused) where it runs.
         pinned = any(name in kwargs for name in _CALL_OPTIONS)
         route = _Route(kwargs.get("skill"), kwargs.get("expert")) if pinned else self._pin
-        return LangSmithParams(
+        params = LangSmithParams(
             ls_provider=PROVIDER, ls_model_name=route.model_name, ls_model_type="chat"
         )
+        temperature = kwargs.get("temperature", self.temperature)
+        max_tokens = kwargs.get("max_tokens", self.max_tokens)
+        stop = stop or self.stop
+        if isinstance(temperature, int | float):
+            params["ls_temperature"] = temperature
+        if isinstance(max_tokens, int):
+            params["ls_max_tokens"] = max_tokens
+        if stop:
+            params["ls_stop"] = stop
+        return params
 
     def bind_tools(
         self,
@@ -131,6 +162,59 @@ class SkillSwitchChatModel(BaseChatModel):
             kwargs["tool_choice"] = _tool_choice(tool_choice, formatted)
         return super().bind(tools=formatted, **kwargs)
 
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type,
+        *,
+        include_raw: bool = False,
+        method: Literal["json_schema", "json_mode", "function_calling"] = "json_schema",
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, Any]:
+        """This model answering in ``schema``'s form, parsed: a pydantic class gives its
+        instances, a JSON Schema or TypedDict gives dicts.
+
+        ``method``: ``json_schema`` (the default) asks every model that answers for the schema
+        (``response_format``; the switch checks the answer against it and fails the call with
+        ``ResponseFormatError`` if it cannot be had); ``json_mode`` asks for any JSON object
+        (the schema only parses it); ``function_calling`` offers the schema as a tool that an
+        expert must call (needs an expert that can call tools). ``include_raw``: a dict with
+        the ``raw`` message, the ``parsed`` value and any ``parsing_error``.
+        """
+        if method == "function_calling":
+            return super().with_structured_output(schema, include_raw=include_raw, **kwargs)
+        if kwargs:
+            raise TypeError(
+                f"with_structured_output got unsupported argument(s) {', '.join(sorted(kwargs))};"
+                " it takes schema, include_raw, method and strict"
+            )
+        if method not in ("json_schema", "json_mode"):
+            raise ValueError(
+                f"method={method!r}; give 'json_schema', 'json_mode' or 'function_calling'"
+            )
+        pydantic_class = isinstance(schema, type) and issubclass(schema, BaseModel)
+        response_format = (
+            {"type": "json_object"}
+            if method == "json_mode"
+            else _json_schema_format(schema, strict=strict)
+        )
+        llm = self.bind(
+            response_format=response_format,
+            ls_structured_output_format={"kwargs": {"method": method}, "schema": schema},
+        )
+        parser: Runnable[Any, Any] = (
+            PydanticOutputParser(pydantic_object=schema) if pydantic_class else JsonOutputParser()
+        )
+        if not include_raw:
+            return llm | parser
+        parsed = RunnablePassthrough.assign(
+            parsed=itemgetter("raw") | parser, parsing_error=lambda _: None
+        )
+        unparsed = RunnablePassthrough.assign(parsed=lambda _: None)
+        return RunnableMap(raw=llm) | parsed.with_fallbacks(
+            [unparsed], exception_key="parsing_error"
+        )
+
     def _generate(
         self,
         messages: list[BaseMessage],
@@ -138,11 +222,9 @@ class SkillSwitchChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        route = self._route(stop, kwargs)
-        conversation = checked_conversation(messages)
-        tools = _tools(kwargs)
-        answer = loop_for(self.switch).call(lambda: self._run(conversation, route, tools))
-        return _result(answer, route)
+        call = self._call(messages, stop, kwargs)
+        answer = loop_for(self.switch).call(lambda: self._run(call))
+        return _result(answer, call.route)
 
     async def _agenerate(
         self,
@@ -151,11 +233,9 @@ class SkillSwitchChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        route = self._route(stop, kwargs)
-        conversation = checked_conversation(messages)
-        tools = _tools(kwargs)
-        answer = await loop_for(self.switch).acall(lambda: self._run(conversation, route, tools))
-        return _result(answer, route)
+        call = self._call(messages, stop, kwargs)
+        answer = await loop_for(self.switch).acall(lambda: self._run(call))
+        return _result(answer, call.route)
 
     def _stream(
         self,
@@ -164,13 +244,10 @@ class SkillSwitchChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        route = self._route(stop, kwargs)
-        conversation = checked_conversation(messages)
-        tools = _tools(kwargs)
+        call = self._call(messages, stop, kwargs)
         # LangChain reports each chunk to the callbacks (on_llm_new_token) itself.
-        events = loop_for(self.switch).iterate(lambda: self._events(conversation, route, tools))
-        for event in events:
-            yield _chunk(event, route)
+        for event in loop_for(self.switch).iterate(lambda: self._events(call)):
+            yield _chunk(event, call.route)
 
     async def _astream(
         self,
@@ -179,12 +256,9 @@ class SkillSwitchChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        route = self._route(stop, kwargs)
-        conversation = checked_conversation(messages)
-        tools = _tools(kwargs)
-        events = loop_for(self.switch).aiterate(lambda: self._events(conversation, route, tools))
-        async for event in events:
-            yield _chunk(event, route)
+        call = self._call(messages, stop, kwargs)
+        async for event in loop_for(self.switch).aiterate(lambda: self._events(call)):
+            yield _chunk(event, call.route)
 
     def close(self) -> None:
         """Close the switch (its experts' connections, MCP servers, local backend) in the event
@@ -199,35 +273,93 @@ class SkillSwitchChatModel(BaseChatModel):
     def _pin(self) -> _Route:
         return _Route(self.skill, self.expert)
 
-    def _route(self, stop: list[str] | None, options: Mapping[str, Any]) -> _Route:
-        """The call's route; its options are checked, never dropped."""
-        if stop:
-            raise ValueError(
-                f"stop={stop!r}: SkillSwitchChatModel does not support stop sequences (its "
-                "experts are chosen per request); leave stop out"
-            )
-        unknown = sorted(set(options) - {*_CALL_OPTIONS, *_TOOL_OPTIONS})
+    def _own_sampling(self) -> dict[str, Any]:
+        own = {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_tokens,
+            "seed": self.seed,
+            "stop": self.stop,
+        }
+        return {name: value for name, value in own.items() if value is not None}
+
+    def _call(
+        self, messages: list[BaseMessage], stop: list[str] | None, options: Mapping[str, Any]
+    ) -> _Call:
+        """What one call asks for, checked before anything runs; no option is dropped."""
+        unknown = sorted(set(options) - {*_CALL_OPTIONS, *_TOOL_OPTIONS, *_SAMPLING_OPTIONS})
         if unknown:
             raise TypeError(
                 f"SkillSwitchChatModel got unsupported call option(s) {', '.join(unknown)}; "
-                "it takes skill=, expert=, tools= and tool_choice= (sampling is set per "
-                "expert in the skillswitch config)"
+                "it takes skill=, expert=, tools=, tool_choice=, stop= and the sampling "
+                f"options {', '.join(f'{name}=' for name in _SAMPLING_OPTIONS)}"
             )
-        if not any(name in options for name in _CALL_OPTIONS):
-            return self._pin
-        route = _Route(options.get("skill"), options.get("expert"))
-        _check_route(self.switch, route)
-        return route
+        asked = {name: options[name] for name in _SAMPLING_OPTIONS if name in options}
+        if stop:
+            asked["stop"] = stop
+        sampling = _sampling({**self._own_sampling(), **asked})
+        route = self._pin
+        if any(name in options for name in _CALL_OPTIONS):
+            route = _Route(options.get("skill"), options.get("expert"))
+            _check_route(self.switch, route)
+        return _Call(checked_conversation(messages), route, _tools(options), sampling)
 
-    async def _run(
-        self, conversation: list[Message], route: _Route, tools: Mapping[str, Any]
-    ) -> Answer:
-        return await self.switch.run(conversation, skill=route.skill, expert=route.expert, **tools)
+    async def _run(self, call: _Call) -> Answer:
+        return await self.switch.run(
+            call.conversation,
+            skill=call.route.skill,
+            expert=call.route.expert,
+            sampling=call.sampling,
+            **call.tools,
+        )
 
-    def _events(
-        self, conversation: list[Message], route: _Route, tools: Mapping[str, Any]
-    ) -> AsyncIterator[TextDelta | Answer]:
-        return self.switch.stream(conversation, skill=route.skill, expert=route.expert, **tools)
+    def _events(self, call: _Call) -> AsyncIterator[TextDelta | Answer]:
+        return self.switch.stream(
+            call.conversation,
+            skill=call.route.skill,
+            expert=call.route.expert,
+            sampling=call.sampling,
+            **call.tools,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """One call: its conversation, route, the caller's tools and the sampling settings."""
+
+    conversation: list[Message]
+    route: _Route
+    tools: Mapping[str, Any]
+    sampling: SamplingSettings | None
+
+
+def _sampling(settings: Mapping[str, Any]) -> SamplingSettings | None:
+    """The settings as the switch takes them; a bad value is a ``ValueError`` naming it."""
+    if not settings:
+        return None
+    try:
+        return SamplingSettings(**settings)
+    except RequestError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _json_schema_format(schema: dict[str, Any] | type, *, strict: bool | None) -> dict[str, Any]:
+    """OpenAI's ``response_format`` for ``schema`` (a pydantic class, a TypedDict, a JSON
+    Schema, or an OpenAI tool or function)."""
+    if isinstance(schema, type) and issubclass(schema, BaseModel):
+        name, body = schema.__name__, schema.model_json_schema()
+    elif isinstance(schema, Mapping) and "type" in schema and "function" not in schema:
+        body = dict(schema)  # a JSON Schema already
+        name = str(body.get("title") or "output")
+    else:
+        body = convert_to_json_schema(schema)
+        name = str(body.get("title") or "output")
+    spec: dict[str, Any] = {"name": _NOT_A_NAME.sub("_", name)[:64] or "output", "schema": body}
+    if isinstance(body.get("description"), str):
+        spec["description"] = body["description"]
+    if strict is not None:
+        spec["strict"] = strict
+    return {"type": "json_schema", "json_schema": spec}
 
 
 def _tools(options: Mapping[str, Any]) -> dict[str, Any]:
