@@ -13,7 +13,10 @@ same loader and decode loop:
 - transformers' own continuous batching (``generate_batch``), every expert resident, each
   expert's requests in one call (the peer for batching per expert).
 
-The greedy token ids of every generation must be identical across the modes (asserted).
+The greedy token ids of every generation must be identical across the modes (asserted). Two
+more runs of the scheduler: with the static-cache decode, and with every answer held to a JSON
+Schema by constrained decoding (its answers differ by design: each must validate; what it
+costs is its tokens/s against the unconstrained scheduler's).
 
     python benchmarks/local_backend.py --json bench-results/local_backend.json
 """
@@ -29,7 +32,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from skillswitch.inference import GenerationParams, LocalBackend, MemoryBudget, ModelRegistry
+import jsonschema
+
+from skillswitch.inference import (
+    GenerationParams,
+    LocalBackend,
+    MemoryBudget,
+    ModelRegistry,
+    json_grammar,
+)
 from skillswitch.inference.policy import SchedulerSettings
 from skillswitch.inference.tiny import build_model
 
@@ -44,6 +55,13 @@ QUESTIONS = [
     "Give me three facts about the number 42.",
     "Summarise: the quick brown fox jumps over the lazy dog.",
 ]
+# Bounded fields, so that a random-weight model's answer can close within the token budget.
+ANSWER_SCHEMA = {
+    "type": "object",
+    "properties": {"answer": {"type": "string", "maxLength": 8}, "confident": {"type": "boolean"}},
+    "required": ["answer", "confident"],
+    "additionalProperties": False,
+}
 
 
 def build_experts(root: Path, count: int) -> dict[str, Path]:
@@ -132,9 +150,15 @@ def run_scheduler(
     backend = LocalBackend(registry, device="cpu", budget=budget, settings=settings)
     started = time.perf_counter()
     handles = [backend.submit(expert, messages, params) for expert, messages in jobs]
-    outputs = [h.result_sync(600).token_ids for h in handles]
+    results = [h.result_sync(600) for h in handles]
     elapsed = time.perf_counter() - started
-    return finish(backend, label, elapsed, outputs)
+    if params.grammar is not None:
+        label = "skillswitch scheduler, every answer held to a JSON Schema"
+        closed = [r.text for r in results if r.finish_reason == "stop"]
+        for text in closed:
+            jsonschema.validate(json.loads(text), ANSWER_SCHEMA)
+        print(f"constrained: {len(closed)} of {len(results)} answers closed, every one valid")
+    return finish(backend, label, elapsed, [r.token_ids for r in results])
 
 
 def run_transformers_cb(
@@ -238,6 +262,10 @@ def main() -> None:
         run_transformers_cb(folders, jobs, params),
         run_scheduler(folders, jobs, params, budget_models=None, static_decode=True),
     ]
+    # Twice the budget: a random model spells the string a byte or two per token.
+    budget = 2 * args.max_new_tokens
+    held = GenerationParams(max_new_tokens=budget, grammar=json_grammar(ANSWER_SCHEMA))
+    constrained = run_scheduler(folders, jobs, held, budget_models=None)
     reference = modes[0]["outputs"]
     for mode in modes[1:]:
         assert mode["outputs"] == reference, f"{mode['mode']} produced different greedy outputs"
@@ -256,12 +284,13 @@ def main() -> None:
         "generations": len(jobs),
         "max_new_tokens": args.max_new_tokens,
         "identical_greedy_outputs": True,
-        "modes": [{k: v for k, v in m.items() if k != "outputs"} for m in modes],
+        "modes": [{k: v for k, v in m.items() if k != "outputs"} for m in [*modes, constrained]],
         "speedup_vs_naive": naive / ours,
         "speedup_vs_unbatched": unbatched / ours,
         "speedup_vs_naive_half_budget": naive / modes[3]["seconds"],
         "speedup_vs_transformers_cb": modes[4]["seconds"] / ours,
         "static_decode_speedup": ours / modes[5]["seconds"],
+        "constrained_tokens_per_s_ratio": constrained["tokens_per_s"] / modes[2]["tokens_per_s"],
     }
     print(f"{'mode':<66} {'seconds':>8} {'loads':>6} {'batches':>8} {'tok/s':>8}")
     for mode in report["modes"]:
@@ -274,7 +303,8 @@ def main() -> None:
         f"{report['speedup_vs_unbatched']:.1f}x, vs transformers continuous batching: "
         f"{report['speedup_vs_transformers_cb']:.1f}x "
         f"(identical greedy outputs: {len(jobs)} generations); static decode "
-        f"{report['static_decode_speedup']:.2f}x the default scheduler"
+        f"{report['static_decode_speedup']:.2f}x the default scheduler; constrained decoding "
+        f"{report['constrained_tokens_per_s_ratio']:.2f}x its tokens/s"
     )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
