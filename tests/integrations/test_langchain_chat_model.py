@@ -8,8 +8,6 @@ import asyncio
 import functools
 import subprocess
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,21 +26,9 @@ from skillswitch.config import parse_config
 from skillswitch.exceptions import ExpertHTTPError, ExpertsFailedError
 from skillswitch.integrations.langchain import SkillSwitchChatModel, to_skillswitch_messages
 from skillswitch.switch import Switch
-from tests.integrations.switches import MATH, TRANSLATE, build_switch, config_text
+from tests.integrations.switches import MATH, TRANSLATE, config_text
 
 ECHO = f"echo: {TRANSLATE}"
-
-
-@pytest.fixture(scope="module")
-def switch(upstream: str, cache_root: Path) -> Iterator[Switch]:
-    built = build_switch(upstream, cache_root)
-    yield built
-    SkillSwitchChatModel(switch=built).close()
-
-
-@pytest.fixture(scope="module")
-def model(switch: Switch) -> SkillSwitchChatModel:
-    return SkillSwitchChatModel(switch=switch)
 
 
 def trace_of(message: BaseMessage) -> dict[str, Any]:

@@ -5,8 +5,6 @@ answer comes back parsed. The upstream keeps JSON mode: asked for JSON, ``echo``
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, TypedDict
 
 import pytest
@@ -16,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 from skillswitch.exceptions import ResponseFormatError
 from skillswitch.integrations.langchain import SkillSwitchChatModel
 from skillswitch.switch import Switch
-from tests.integrations.switches import TRANSLATE, build_switch
+from tests.integrations.switches import TRANSLATE
 
 
 class Echo(BaseModel):
@@ -31,18 +29,6 @@ class EchoDict(TypedDict):
 
 class City(BaseModel):
     city: str
-
-
-@pytest.fixture(scope="module")
-def switch(upstream: str, cache_root: Path) -> Iterator[Switch]:
-    built = build_switch(upstream, cache_root)
-    yield built
-    SkillSwitchChatModel(switch=built).close()
-
-
-@pytest.fixture(scope="module")
-def model(switch: Switch) -> SkillSwitchChatModel:
-    return SkillSwitchChatModel(switch=switch)
 
 
 def sent(chat_requests: list[dict[str, Any]], before: int) -> dict[str, Any]:
