@@ -154,6 +154,20 @@ async def test_a_budget_too_small_for_the_object_ends_with_length(
         json.loads(result.text)
 
 
+async def test_a_root_that_may_be_null_is_still_one_object(
+    backends: dict[bool, LocalBackend],
+) -> None:
+    schema = {**CITY, "type": ["object", "null"]}
+    params = GenerationParams(max_new_tokens=80, grammar=json_grammar(schema))
+    results = await _together(
+        backends[False],
+        "qwen-a",
+        [(QUESTION, dataclasses.replace(params, temperature=1.0, seed=s)) for s in range(6)],
+    )
+    for result in results:
+        assert isinstance(json.loads(result.text), dict), result.text
+
+
 def test_any_object_when_no_schema_is_given() -> None:
     assert json_grammar().label == "json_object"
     assert json_grammar({"properties": {"a": {"type": "integer"}}}, label="json_schema 'a'").label

@@ -54,7 +54,10 @@ def json_grammar(
     from llguidance import LLMatcher
 
     body = dict(schema) if schema is not None else dict(_ANY_OBJECT)
-    body.setdefault("type", "object")  # the answer is an object, whatever else the schema says
+    kind = body.get("type", "object")
+    if kind != "object" and isinstance(kind, list) and "object" in kind:
+        kind = "object"  # ["object", "null"]: the answer is one object, never the others
+    body["type"] = kind
     options = {**_LAYOUT, "lenient": not strict}
     try:
         source = LLMatcher.grammar_from_json_schema(body, overrides=options)  # type: ignore[arg-type]
