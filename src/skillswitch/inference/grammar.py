@@ -55,7 +55,7 @@ def json_grammar(
 
     body = dict(schema) if schema is not None else dict(_ANY_OBJECT)
     kind = body.get("type", "object")
-    if kind != "object" and isinstance(kind, list) and "object" in kind:
+    if isinstance(kind, list) and "object" in kind:
         kind = "object"  # ["object", "null"]: the answer is one object, never the others
     body["type"] = kind
     options = {**_LAYOUT, "lenient": not strict}

@@ -114,7 +114,7 @@ class SkillSwitchChatModel(BaseChatModel):
     @model_validator(mode="after")
     def _check_pin(self) -> SkillSwitchChatModel:
         _check_route(self.switch, self._pin)
-        _sampling(self._own_sampling())  # a bad value fails here, named
+        _sampling(self._settings(None, {}))  # a bad value fails here, named
         return self
 
     @property
@@ -136,15 +136,13 @@ class SkillSwitchChatModel(BaseChatModel):
         params = LangSmithParams(
             ls_provider=PROVIDER, ls_model_name=route.model_name, ls_model_type="chat"
         )
-        temperature = kwargs.get("temperature", self.temperature)
-        max_tokens = kwargs.get("max_tokens", self.max_tokens)
-        stop = stop or self.stop
-        if isinstance(temperature, int | float):
-            params["ls_temperature"] = temperature
-        if isinstance(max_tokens, int):
-            params["ls_max_tokens"] = max_tokens
-        if stop:
-            params["ls_stop"] = stop
+        settings = self._settings(stop, kwargs)
+        if isinstance(settings.get("temperature"), int | float):
+            params["ls_temperature"] = settings["temperature"]
+        if isinstance(settings.get("max_tokens"), int):
+            params["ls_max_tokens"] = settings["max_tokens"]
+        if settings.get("stop"):
+            params["ls_stop"] = settings["stop"]
         return params
 
     def bind_tools(
@@ -273,7 +271,8 @@ class SkillSwitchChatModel(BaseChatModel):
     def _pin(self) -> _Route:
         return _Route(self.skill, self.expert)
 
-    def _own_sampling(self) -> dict[str, Any]:
+    def _settings(self, stop: list[str] | None, options: Mapping[str, Any]) -> dict[str, Any]:
+        """The sampling a call asks for: its own options (and ``stop``) over the model's."""
         own = {
             "temperature": self.temperature,
             "top_p": self.top_p,
@@ -281,7 +280,11 @@ class SkillSwitchChatModel(BaseChatModel):
             "seed": self.seed,
             "stop": self.stop,
         }
-        return {name: value for name, value in own.items() if value is not None}
+        settings = {name: value for name, value in own.items() if value is not None}
+        settings.update({name: options[name] for name in _SAMPLING_OPTIONS if name in options})
+        if stop:
+            settings["stop"] = stop
+        return settings
 
     def _call(
         self, messages: list[BaseMessage], stop: list[str] | None, options: Mapping[str, Any]
@@ -294,10 +297,7 @@ class SkillSwitchChatModel(BaseChatModel):
                 "it takes skill=, expert=, tools=, tool_choice=, stop= and the sampling "
                 f"options {', '.join(f'{name}=' for name in _SAMPLING_OPTIONS)}"
             )
-        asked = {name: options[name] for name in _SAMPLING_OPTIONS if name in options}
-        if stop:
-            asked["stop"] = stop
-        sampling = _sampling({**self._own_sampling(), **asked})
+        sampling = _sampling(self._settings(stop, options))
         route = self._pin
         if any(name in options for name in _CALL_OPTIONS):
             route = _Route(options.get("skill"), options.get("expert"))
@@ -348,11 +348,9 @@ def _json_schema_format(schema: dict[str, Any] | type, *, strict: bool | None) -
     Schema, or an OpenAI tool or function)."""
     if isinstance(schema, type) and issubclass(schema, BaseModel):
         name, body = schema.__name__, schema.model_json_schema()
-    elif isinstance(schema, Mapping) and "type" in schema and "function" not in schema:
-        body = dict(schema)  # a JSON Schema already
-        name = str(body.get("title") or "output")
     else:
-        body = convert_to_json_schema(schema)
+        already = isinstance(schema, Mapping) and "type" in schema and "function" not in schema
+        body = dict(schema) if already else convert_to_json_schema(schema)  # type: ignore[arg-type]
         name = str(body.get("title") or "output")
     spec: dict[str, Any] = {"name": _NOT_A_NAME.sub("_", name)[:64] or "output", "schema": body}
     if isinstance(body.get("description"), str):
