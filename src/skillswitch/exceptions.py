@@ -41,6 +41,7 @@ __all__ = [
     "RequestError",
     "ResponseFormatError",
     "SkillSwitchError",
+    "ToolCallingUnsupportedError",
     "ToolDeclinedError",
     "ToolServerError",
     "UnknownExpertError",
@@ -405,6 +406,11 @@ class PromptTooLongError(SkillSwitchError, ValueError):
 class GrammarError(SkillSwitchError, ValueError):
     """A requested output form (``response_format``) that constrained decoding cannot enforce:
     a schema the grammar engine cannot compile, or a model whose tokenizer cannot carry it."""
+
+
+class ToolCallingUnsupportedError(SkillSwitchError, ValueError):
+    """Tools were offered to a local model that cannot call them: its chat template does not
+    show tools to the model, or writes calls in a format skillswitch does not read."""
 
 
 class BackendClosedError(SkillSwitchError, RuntimeError):

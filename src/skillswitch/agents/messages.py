@@ -17,6 +17,7 @@ __all__ = [
     "Usage",
     "last_user_text",
     "parse_messages",
+    "typed_messages",
 ]
 
 Role = Literal["system", "user", "assistant", "tool"]
@@ -111,13 +112,9 @@ def parse_messages(
         raise RequestError(
             f"request must be a text (str) or a list of messages, got {type(request).__name__}"
         )
-    messages = tuple(
-        item if isinstance(item, Message) else _message(index, item)
-        for index, item in enumerate(request)
-    )
+    messages = typed_messages(request)
     if not messages:
         raise RequestError("messages is empty; send at least one user message")
-    _check_tool_answers(messages)
     last = messages[-1]
     if last.role == "tool":
         if not any(m.role == "user" for m in messages):
@@ -127,6 +124,18 @@ def parse_messages(
             "the last message must be a non-empty user message (or the tool messages that "
             "answer the assistant's tool calls)"
         )
+    return messages
+
+
+def typed_messages(items: Sequence[Any]) -> tuple[Message, ...]:
+    """OpenAI-shaped messages checked and typed, tool calls and their results paired; unlike
+    ``parse_messages``, any message may come last (a model server continues any conversation).
+    """
+    messages = tuple(
+        item if isinstance(item, Message) else _message(index, item)
+        for index, item in enumerate(items)
+    )
+    _check_tool_answers(messages)
     return messages
 
 

@@ -14,7 +14,7 @@ from skillswitch.exceptions import ModelTooLargeError, WrongModelKindError
 from skillswitch.inference.loading import LoadedModel, resolve_device
 from skillswitch.inference.policy import SchedulerSettings
 from skillswitch.inference.registry import ModelEntry, ModelRegistry
-from skillswitch.inference.requests import GenerationParams, GenerationResult
+from skillswitch.inference.requests import Conversation, GenerationParams, GenerationResult
 from skillswitch.inference.residency import MemoryBudget, Residency, ResidentModel
 from skillswitch.inference.scheduler import GenerationHandle, Prompt, Scheduler
 
@@ -100,7 +100,8 @@ class LocalBackend:
                 f"model {model!r} is an embedding model; send it to /v1/embeddings "
                 "or choose a chat model"
             )
-        if not isinstance(prompt, str) and not prompt:
+        messages = prompt.messages if isinstance(prompt, Conversation) else prompt
+        if not isinstance(messages, str) and not messages:
             raise ValueError("messages is empty; send at least one message")
         return self.scheduler.submit(model, prompt, params or GenerationParams(), stream=stream)
 

@@ -23,7 +23,15 @@ from typing import Any
 from skillswitch.exceptions import GrammarError
 from skillswitch.inference.loading import LoadedModel
 
-__all__ = ["GrammarMatcher", "OutputGrammar", "json_grammar", "mask_disallowed", "start_matcher"]
+__all__ = [
+    "GrammarMatcher",
+    "OutputGrammar",
+    "check_grammar",
+    "json_grammar",
+    "mask_disallowed",
+    "object_schema",
+    "start_matcher",
+]
 
 _LAYOUT = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
 _ANY_OBJECT: Mapping[str, Any] = {"type": "object"}
@@ -53,16 +61,31 @@ def json_grammar(
     """
     from llguidance import LLMatcher
 
+    body = object_schema(schema, strict=strict)
+    try:
+        source = LLMatcher.grammar_from_json_schema(body)
+    except ValueError as exc:
+        raise GrammarError(f"the {label} schema cannot be compiled: {exc}") from None
+    check_grammar(source, label, strict=strict)
+    return OutputGrammar(source, label)
+
+
+def object_schema(schema: Mapping[str, Any] | None, *, strict: bool) -> dict[str, Any]:
+    """``schema`` (None: any object) as the engine compiles it: one object, in the layout
+    above; ``strict``: keywords the engine cannot enforce are errors, else ignored."""
     body = dict(schema) if schema is not None else dict(_ANY_OBJECT)
     kind = body.get("type", "object")
     if isinstance(kind, list) and "object" in kind:
         kind = "object"  # ["object", "null"]: the answer is one object, never the others
     body["type"] = kind
-    options = {**_LAYOUT, "lenient": not strict}
-    try:
-        source = LLMatcher.grammar_from_json_schema(body, overrides=options)  # type: ignore[arg-type]
-    except ValueError as exc:
-        raise GrammarError(f"the {label} schema cannot be compiled: {exc}") from None
+    body["x-guidance"] = {**_LAYOUT, "lenient": not strict}
+    return body
+
+
+def check_grammar(source: str, label: str, *, strict: bool) -> None:
+    """Raise ``GrammarError`` when llguidance cannot enforce ``source`` (made from ``label``)."""
+    from llguidance import LLMatcher
+
     problem = LLMatcher.validate_grammar(source)
     if problem:
         hint = (
@@ -72,7 +95,6 @@ def json_grammar(
             else ""
         )
         raise GrammarError(f"the {label} schema cannot be enforced while decoding: {problem}{hint}")
-    return OutputGrammar(source, label)
 
 
 class GrammarMatcher:

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from skillswitch.inference.grammar import OutputGrammar
 
-__all__ = ["FinishReason", "GenerationParams", "GenerationResult"]
+__all__ = ["Conversation", "FinishReason", "GenerationParams", "GenerationResult"]
 
 FinishReason = Literal["stop", "length", "cancelled"]
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """Chat messages (OpenAI's shapes, ``tool_calls`` and ``tool`` messages included) and the
+    tools the model is shown, rendered by its chat template (``inference.tool_calls``)."""
+
+    messages: Sequence[Mapping[str, Any]]
+    tools: Sequence[Mapping[str, Any]] = ()
+    """OpenAI's ``{"type": "function", "function": {...}}`` entries."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -30,14 +30,16 @@ from skillswitch.inference.decode import DecodeStats, decode_batch
 from skillswitch.inference.grammar import GrammarMatcher, start_matcher
 from skillswitch.inference.loading import LoadedModel
 from skillswitch.inference.policy import QueueView, SchedulerSettings, choose_next
-from skillswitch.inference.requests import GenerationParams, GenerationResult
+from skillswitch.inference.requests import Conversation, GenerationParams, GenerationResult
 from skillswitch.inference.residency import Residency
+from skillswitch.inference.tool_calls import check_renders_tools, template_messages
 
 __all__ = ["GenerationHandle", "Prompt", "Scheduler", "SchedulerSettings", "SchedulerStats"]
 
 T = TypeVar("T")
-Prompt = str | Sequence[dict[str, str]]
-"""Raw text (a completion) or chat messages (rendered with the model's chat template)."""
+Prompt = str | Sequence[Mapping[str, Any]] | Conversation
+"""Raw text (a completion), or chat messages with or without tools (rendered with the model's
+chat template)."""
 _DONE = object()
 
 
@@ -367,7 +369,15 @@ def tokenize_prompt(loaded: LoadedModel, prompt: Prompt) -> list[int]:
             f"model {loaded.name!r} has no chat template; send a completion "
             "(/v1/completions) or add chat_template.jinja to its folder"
         )
+    messages, tools = (
+        (prompt.messages, prompt.tools) if isinstance(prompt, Conversation) else (prompt, ())
+    )
+    if tools:
+        check_renders_tools(tokenizer, loaded.name)
     rendered = tokenizer.apply_chat_template(
-        [dict(m) for m in prompt], add_generation_prompt=True, tokenize=False
+        template_messages(messages),
+        tools=[dict(tool) for tool in tools] or None,
+        add_generation_prompt=True,
+        tokenize=False,
     )
     return list(tokenizer(rendered, add_special_tokens=False)["input_ids"])

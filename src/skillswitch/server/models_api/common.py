@@ -22,6 +22,7 @@ from skillswitch.exceptions import (
     ModelTooLargeError,
     PromptTooLongError,
     SkillSwitchError,
+    ToolCallingUnsupportedError,
     WrongModelKindError,
 )
 from skillswitch.inference.requests import GenerationParams, GenerationResult
@@ -148,6 +149,8 @@ def backend_error(
     """
     if isinstance(exc, PromptTooLongError):
         return OpenAIError(400, str(exc), param=prompt_param, code="context_length_exceeded")
+    if isinstance(exc, ToolCallingUnsupportedError):
+        return OpenAIError(400, str(exc), param="tools", code="model_not_supported")
     if isinstance(exc, GrammarError):
         return OpenAIError(400, str(exc), param="response_format")
     if isinstance(exc, WrongModelKindError | ChatTemplateError):
@@ -224,19 +227,21 @@ class Generation:
     async def events(
         self,
         opening: list[dict[str, Any]],
-        delta: Callable[[str], dict[str, Any]],
+        delta: Callable[[str], dict[str, Any] | None],
         closing: Callable[[GenerationResult], list[dict[str, Any]]],
     ) -> AsyncIterator[bytes]:
-        """Server-sent events: ``opening``, one ``delta`` per text chunk, ``closing`` (made from
-        the result), then ``[DONE]``. A failure after the response has started is sent as an
-        OpenAI error event, which OpenAI clients raise."""
+        """Server-sent events: ``opening``, one ``delta`` per text chunk (None: nothing to send
+        yet), ``closing`` (made from the result), then ``[DONE]``. A failure after the response
+        has started is sent as an OpenAI error event, which OpenAI clients raise."""
         try:
             for event in opening:
                 yield sse(event)
             if self._first is not None:
-                yield sse(delta(self._first))
-                async for chunk in self._chunks:
-                    yield sse(delta(chunk))
+                chunks = _prepended(self._first, self._chunks)
+                async for chunk in chunks:
+                    shown = delta(chunk)
+                    if shown is not None:
+                        yield sse(shown)
             for event in closing(self._handle.result_sync(timeout=0)):
                 # The stream has ended, so the result is set: no need to await it.
                 yield sse(event)
@@ -315,3 +320,9 @@ def _single(exc: BaseException) -> BaseException:
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
     return exc
+
+
+async def _prepended(first: str, rest: AsyncIterator[str]) -> AsyncIterator[str]:
+    yield first
+    async for chunk in rest:
+        yield chunk

@@ -18,8 +18,8 @@ __all__ = [
     "TextPart",
 ]
 
-Role = Literal["system", "developer", "user", "assistant"]
-_ROLES = ("system", "developer", "user", "assistant")
+Role = Literal["system", "developer", "user", "assistant", "tool"]
+_ROLES = ("system", "developer", "user", "assistant", "tool")
 
 
 class TextPart(BaseModel):
@@ -30,19 +30,24 @@ class TextPart(BaseModel):
 
 
 class ChatMessage(BaseModel):
+    """One message; an assistant's may call tools (``tool_calls``, content then null) and a
+    ``tool`` message brings a call's result (``tool_call_id``): the serving checks the pairing."""
+
     model_config = ConfigDict(extra="allow")
 
     role: Role
-    content: str | list[TextPart]
+    content: str | list[TextPart] | None = None
     name: str | None = None
+    tool_calls: list[Any] | None = None
+    tool_call_id: str | None = None
 
     @field_validator("role", mode="before")
     @classmethod
     def _check_role(cls, value: Any) -> Any:
-        if value in ("tool", "function"):
+        if value == "function":
             raise ValueError(
-                f"role {value!r} is not served: these local models run without tool calling; "
-                "send system, user and assistant messages"
+                "role 'function' is OpenAI's deprecated form of tool results; send role 'tool' "
+                "with the tool_call_id of the call it answers"
             )
         if value not in _ROLES:
             raise ValueError(f"role {_show(value)} is not one of {', '.join(_ROLES)}")
@@ -51,10 +56,8 @@ class ChatMessage(BaseModel):
     @field_validator("content", mode="before")
     @classmethod
     def _check_content(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return value
-        if value is None:
-            raise ValueError("content is null; give the message's text")
+        if isinstance(value, str) or value is None:
+            return value  # null is for an assistant's tool calls only: the serving checks
         if not isinstance(value, list):
             raise ValueError(
                 f"content is {_show(value)}; give a string or a list of "
@@ -72,22 +75,29 @@ class ChatMessage(BaseModel):
                 )
         return value
 
-    def text(self) -> str:
-        if isinstance(self.content, str):
+    def text(self) -> str | None:
+        if self.content is None or isinstance(self.content, str):
             return self.content
         return "\n".join(part.text for part in self.content)
 
-    def to_backend(self) -> dict[str, str]:
-        """The message as the chat template reads it (``developer`` is OpenAI's newer name for
-        ``system``)."""
+    def to_backend(self) -> dict[str, Any]:
+        """The message in OpenAI's shape as the backend takes it (``developer`` is OpenAI's
+        newer name for ``system``; text parts joined by lines)."""
         role = "system" if self.role == "developer" else self.role
-        return {"role": role, "content": self.text()}
+        message: dict[str, Any] = {"role": role, "content": self.text()}
+        if self.tool_calls is not None:
+            message["tool_calls"] = self.tool_calls
+        if self.tool_call_id is not None:
+            message["tool_call_id"] = self.tool_call_id
+        return message
 
 
 class ChatCompletionRequest(SamplingRequest):
     messages: list[ChatMessage]
     max_completion_tokens: int | None = Field(default=None, ge=1)
     tools: list[Any] | None = None
+    tool_choice: Any = None
+    parallel_tool_calls: bool | None = None
     functions: list[Any] | None = None
     # JSON mode or structured output, OpenAI's shapes: the answer is decoded in a grammar
     # (serving.response_grammar), so it is JSON of that form whatever the model.
@@ -107,7 +117,8 @@ class ChatCompletionRequest(SamplingRequest):
 
 class ResponseMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
-    content: str
+    content: str | None
+    tool_calls: list[dict[str, Any]] | None = None
 
 
 class Choice(BaseModel):

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
+from skillswitch.agents.client_tools import ClientTools, parse_client_tools
 from skillswitch.agents.local_model import format_grammar
+from skillswitch.agents.messages import typed_messages
 from skillswitch.agents.response_format import parse_response_format
 from skillswitch.exceptions import GrammarError, RequestError
+from skillswitch.inference.requests import Conversation
+from skillswitch.inference.tool_calls import (
+    CallableFunction,
+    ReadCall,
+    ToolCallText,
+    read_tool_calls,
+    tool_call_grammar,
+)
 from skillswitch.server.chat_chunks import ChunkChoice, Delta
 from skillswitch.server.models_api.chat_completions.protocol import (
     ChatCompletion,
@@ -33,6 +44,7 @@ if TYPE_CHECKING:
     from skillswitch.inference.backend import LocalBackend
     from skillswitch.inference.grammar import OutputGrammar
     from skillswitch.inference.requests import GenerationResult
+    from skillswitch.inference.scheduler import Prompt
 
 __all__ = ["ChatCompletionsServing"]
 
@@ -47,46 +59,64 @@ class ChatCompletionsServing:
     async def create(self, body: ChatCompletionRequest, request: Request) -> Response:
         headers = ignored("chat.completions", body.ignored_fields())
         check_n(body.n)
-        for field in ("tools", "functions"):
-            offered = getattr(body, field)
-            if offered:
-                raise OpenAIError(
-                    400,
-                    f"{field} holds {len(offered)} tool(s), but model {body.model!r} is a local "
-                    "model served without tool calling; leave out tools (or use skillswitch "
-                    "serve, whose experts call tools)",
-                    param=field,
-                )
+        if body.functions:
+            raise OpenAIError(
+                400,
+                "functions is OpenAI's deprecated form of tools; send tools "
+                '([{"type": "function", "function": {...}}]) and tool_choice instead',
+                param="functions",
+            )
         if not body.messages:
             raise OpenAIError(400, "messages is empty; send at least one message", param="messages")
-        params = body.params(body.max_new_tokens(self.default_max_tokens))
-        params = replace(params, grammar=response_grammar(body.response_format))
         messages = [message.to_backend() for message in body.messages]
+        try:
+            typed_messages(messages)
+        except RequestError as exc:
+            raise OpenAIError(400, str(exc), param="messages") from None
+        offered = _offered_tools(body)
+        params = body.params(body.max_new_tokens(self.default_max_tokens))
+        if offered is None:
+            params = replace(params, grammar=response_grammar(body.response_format))
+            prompt: Prompt = messages
+        else:
+            params = replace(params, grammar=_tool_grammar(body, offered))
+            prompt = Conversation(messages, tools=offered.to_openai())
         handle = submit(
-            self.backend, body.model, messages, params, prompt_param="messages", stream=body.stream
+            self.backend, body.model, prompt, params, prompt_param="messages", stream=body.stream
         )
         generation = Generation(handle, request, self.backend, "messages")
         if body.stream:
             await generation.start_stream()
-            stream = _Stream(new_id("chatcmpl"), now(), body.model, body.include_usage())
+            stream = _Stream(
+                new_id("chatcmpl"),
+                now(),
+                body.model,
+                body.include_usage(),
+                ToolCallText() if offered is not None else None,
+            )
             events = generation.events(stream.opening(), stream.delta, stream.closing)
             response = GenerationStream(generation, events)
             response.headers.update(headers)
             return response
         result = await generation.result()
+        finish_reason: str = result.finish_reason
+        if offered is None:
+            message = ResponseMessage(content=result.text)
+        else:
+            answer = read_tool_calls(result.text)
+            message = ResponseMessage(
+                content=answer.content if answer.content or not answer.calls else None,
+                tool_calls=[_tool_call(call) for call in answer.calls] or None,
+            )
+            finish_reason = _finish_reason(result, answer.calls)
         completion = ChatCompletion(
             id=new_id("chatcmpl"),
             created=now(),
             model=body.model,
-            choices=[
-                Choice(
-                    message=ResponseMessage(content=result.text),
-                    finish_reason=result.finish_reason,
-                )
-            ],
+            choices=[Choice(message=message, finish_reason=finish_reason)],
             usage=Usage.of(result),
         )
-        return JSONResponse(completion.model_dump(mode="json"), headers=headers)
+        return JSONResponse(completion.model_dump(mode="json", exclude_none=True), headers=headers)
 
 
 def response_grammar(response_format: dict[str, Any] | None) -> OutputGrammar | None:
@@ -102,12 +132,75 @@ def response_grammar(response_format: dict[str, Any] | None) -> OutputGrammar | 
         raise OpenAIError(400, str(exc), param="response_format") from None
 
 
-class _Stream:
-    """The chat.completion.chunk events of one answer."""
+def _offered_tools(body: ChatCompletionRequest) -> ClientTools | None:
+    """The request's tools and tool_choice, checked (a 400 naming the field); None when the
+    model is to answer in text: no tools, or ``tool_choice: none``."""
+    try:
+        offered = parse_client_tools(body.tools, body.tool_choice)
+    except RequestError as exc:
+        param = "tool_choice" if str(exc).startswith("tool_choice") else "tools"
+        raise OpenAIError(400, str(exc), param=param) from None
+    if offered is None or offered.choice.mode == "none":
+        return None
+    return offered
 
-    def __init__(self, chunk_id: str, created: int, model: str, include_usage: bool) -> None:
+
+def _tool_grammar(body: ChatCompletionRequest, offered: ClientTools) -> OutputGrammar:
+    """The answer's grammar: calls held to the tools' schemas (OpenAI's ``strict`` functions
+    held to all of it), and with ``tool_choice: auto`` either text (or the ``response_format``
+    object) or calls."""
+    strict = {
+        spec.name: bool(isinstance(tool, dict) and (tool.get("function") or {}).get("strict"))
+        for spec, tool in zip(offered.specs, body.tools or (), strict=True)
+    }
+    functions = [
+        CallableFunction(spec.name, spec.input_schema, strict=strict[spec.name])
+        for spec in offered.specs
+    ]
+    choice = offered.choice
+    try:
+        form = parse_response_format(body.response_format)
+        return tool_call_grammar(
+            functions,
+            choice=choice.function or choice.mode,
+            parallel=body.parallel_tool_calls is not False,
+            answer=None if form is None else (form.schema or {"type": "object"}),
+            strict_answer=form is not None and form.strict is True,
+        )
+    except RequestError as exc:
+        raise OpenAIError(400, str(exc), param="response_format") from None
+    except GrammarError as exc:
+        param = "response_format" if "response_format" in str(exc) else "tools"
+        raise OpenAIError(400, str(exc), param=param) from None
+
+
+def _tool_call(call: ReadCall) -> dict[str, Any]:
+    return {
+        "id": new_id("call"),
+        "type": "function",
+        "function": {"name": call.name, "arguments": call.arguments},
+    }
+
+
+def _finish_reason(result: GenerationResult, calls: Sequence[ReadCall]) -> str:
+    return "tool_calls" if calls and result.finish_reason == "stop" else result.finish_reason
+
+
+class _Stream:
+    """The chat.completion.chunk events of one answer. With tools, text that may open a call
+    is held back; the calls are sent whole, one delta each, when the answer ends."""
+
+    def __init__(
+        self,
+        chunk_id: str,
+        created: int,
+        model: str,
+        include_usage: bool,
+        tool_text: ToolCallText | None,
+    ) -> None:
         self.id, self.created, self.model = chunk_id, created, model
         self.include_usage = include_usage
+        self.tool_text = tool_text
 
     def _chunk(self, choices: list[ChunkChoice], usage: Usage | None = None) -> dict[str, Any]:
         chunk = ChatCompletionChunk(
@@ -119,11 +212,25 @@ class _Stream:
     def opening(self) -> list[dict[str, Any]]:
         return [self._chunk([ChunkChoice(delta=Delta(role="assistant", content=""))])]
 
-    def delta(self, text: str) -> dict[str, Any]:
+    def delta(self, text: str) -> dict[str, Any] | None:
+        if self.tool_text is not None:
+            text = self.tool_text.feed(text)
+            if not text:
+                return None
         return self._chunk([ChunkChoice(delta=Delta(content=text))])
 
     def closing(self, result: GenerationResult) -> list[dict[str, Any]]:
-        events = [self._chunk([ChunkChoice(delta=Delta(), finish_reason=result.finish_reason)])]
+        events: list[dict[str, Any]] = []
+        calls: tuple[ReadCall, ...] = ()
+        if self.tool_text is not None:
+            rest, calls = self.tool_text.finish()
+            if rest:
+                events.append(self._chunk([ChunkChoice(delta=Delta(content=rest))]))
+            for index, call in enumerate(calls):
+                delta = Delta(tool_calls=[{"index": index, **_tool_call(call)}])
+                events.append(self._chunk([ChunkChoice(delta=delta)]))
+        finish = ChunkChoice(delta=Delta(), finish_reason=_finish_reason(result, calls))
+        events.append(self._chunk([finish]))
         if self.include_usage:
             events.append(self._chunk([], Usage.of(result)))
         return events
