@@ -89,35 +89,46 @@ def build_expert(
     or a tool expert (one tool call, no model)."""
     if isinstance(declared, ToolExpertConfig):
         return _tool_expert(declared, hub)
+    tools = _tools(declared.tools, hub, finder, tools_k) if declared.tools else None
     if isinstance(declared, LocalExpertConfig):
         assert backend is not None, "from_config builds the backend for local experts"
-        return _local_expert(declared, backend)
+        return _local_expert(declared, backend, tools)
     settings: dict[str, Any] = {
         "api_key": environment.api_key(declared.api_key_env, path=f"experts[{index}].api_key_env"),
         "timeout_s": declared.timeout_s,
         "sampling": SamplingSettings(**declared.sampling.model_dump()),
         "prices": Prices(**declared.prices.model_dump()),
     }
-    if declared.tools:
-        builtin = [BUILTIN_TOOLS[name]() for name in declared.tools if name in BUILTIN_TOOLS]
-        patterns = [name for name in declared.tools if name not in BUILTIN_TOOLS]
-        sources: list[ToolSource] = [StaticTools(builtin)]
-        if patterns:
-            assert hub is not None, "config validation checks that MCP tools name a server"
-            retriever = None if finder is None else finder.select
-            sources.append(CatalogueTools(hub, patterns, k=tools_k, retriever=retriever))
+    if tools is not None:
         return ToolCallingExpert(
             declared.name,
             str(declared.base_url),
             declared.model,
-            tools=sources[0] if len(sources) == 1 else CombinedTools(sources),
+            tools=tools,
             max_steps=declared.max_tool_steps,
             **settings,
         )
     return OpenAIChatExpert(declared.name, str(declared.base_url), declared.model, **settings)
 
 
-def _local_expert(declared: LocalExpertConfig, backend: LocalBackend) -> Expert:
+def _tools(
+    names: Sequence[str], hub: ToolHub | None, finder: ToolFinder | None, tools_k: int
+) -> ToolSource:
+    """An expert's tools: builtin functions, and MCP tools of the hub (the ``tools_k`` most
+    relevant per request)."""
+    builtin = [BUILTIN_TOOLS[name]() for name in names if name in BUILTIN_TOOLS]
+    patterns = [name for name in names if name not in BUILTIN_TOOLS]
+    sources: list[ToolSource] = [StaticTools(builtin)]
+    if patterns:
+        assert hub is not None, "config validation checks that MCP tools name a server"
+        retriever = None if finder is None else finder.select
+        sources.append(CatalogueTools(hub, patterns, k=tools_k, retriever=retriever))
+    return sources[0] if len(sources) == 1 else CombinedTools(sources)
+
+
+def _local_expert(
+    declared: LocalExpertConfig, backend: LocalBackend, tools: ToolSource | None
+) -> Expert:
     from skillswitch.agents.local_model import LocalExpert
     from skillswitch.inference.requests import GenerationParams
 
@@ -130,7 +141,15 @@ def _local_expert(declared: LocalExpertConfig, backend: LocalBackend) -> Expert:
         stop=tuple(sampling.stop or ()),
     )
     prices = Prices(**declared.prices.model_dump())
-    return LocalExpert(declared.name, backend, declared.model, params=params, prices=prices)
+    return LocalExpert(
+        declared.name,
+        backend,
+        declared.model,
+        params=params,
+        prices=prices,
+        tools=tools,
+        max_tool_steps=declared.max_tool_steps,
+    )
 
 
 def _tool_expert(declared: ToolExpertConfig, hub: ToolHub | None) -> Expert:

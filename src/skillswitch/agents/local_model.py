@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import random
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from functools import lru_cache
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from skillswitch.agents.base import ExpertReply
+from skillswitch.agents.client_tools import ClientToolCall, offered_client_tools
 from skillswitch.agents.messages import Message, Prices, TextDelta
 from skillswitch.agents.response_format import ResponseFormat, with_format_instruction
 from skillswitch.agents.sampling import requested_sampling
+from skillswitch.agents.tool_loop import ModelTurn, ToolLoop
 from skillswitch.exceptions import (
     ExpertError,
     ExpertRequestError,
@@ -27,7 +30,9 @@ if TYPE_CHECKING:  # torch and transformers load only when a local expert is con
     from skillswitch.inference.backend import LocalBackend
     from skillswitch.inference.grammar import OutputGrammar
     from skillswitch.inference.requests import GenerationParams, GenerationResult
-    from skillswitch.inference.scheduler import GenerationHandle
+    from skillswitch.inference.scheduler import GenerationHandle, Prompt
+    from skillswitch.tools.base import Tool
+    from skillswitch.tools.sources import ToolSource
 
 __all__ = ["LocalExpert", "format_grammar"]
 
@@ -36,6 +41,12 @@ T = TypeVar("T")
 
 class LocalExpert:
     """Answers with ``model`` from a ``LocalBackend``; requests to the same model share batches.
+
+    With ``tools`` the model may call them, for at most ``max_tool_steps`` rounds
+    (``agents.tool_loop``); it is also offered the caller's tools of a request. Its calls are
+    decoded in a grammar of the tools (``inference.tool_calls``), so they always name a tool
+    and carry arguments its schema accepts; the model's chat template must show tools (as
+    Qwen2.5's, Qwen3's and Hermes' do).
 
     >>> expert = LocalExpert("coder", backend, "qwen-coder")  # doctest: +SKIP
     """
@@ -48,6 +59,8 @@ class LocalExpert:
         *,
         params: GenerationParams | None = None,
         prices: Prices | None = None,
+        tools: Sequence[Tool] | ToolSource | None = None,
+        max_tool_steps: int = 5,
     ) -> None:
         from skillswitch.inference.requests import GenerationParams
 
@@ -57,6 +70,8 @@ class LocalExpert:
         self._model = model
         self._params = params or GenerationParams()
         self._prices = prices or Prices()
+        self._tools = None if tools is None else ToolLoop(name, tools, max_tool_steps)
+        self._caller_tools_only = ToolLoop(name, (), 1)
 
     @property
     def name(self) -> str:
@@ -81,6 +96,10 @@ class LocalExpert:
         )
 
     async def answer(self, messages: Sequence[Message]) -> ExpertReply:
+        loop = self._tool_loop()
+        if loop is not None:
+            told = with_format_instruction(messages, requested_sampling().response_format)
+            return await loop.run(told, self._step)
         started = time.perf_counter()
         handle = self._submit(messages, stream=False)
         try:
@@ -90,6 +109,12 @@ class LocalExpert:
         return self._reply(result, started)
 
     async def stream(self, messages: Sequence[Message]) -> AsyncIterator[TextDelta | ExpertReply]:
+        if self._tool_loop() is not None:  # tool steps are not streamable token by token
+            reply = await self.answer(messages)
+            if reply.text:
+                yield TextDelta(reply.text)
+            yield reply
+            return
         started = time.perf_counter()
         handle = self._submit(messages, stream=True)
         try:
@@ -102,6 +127,50 @@ class LocalExpert:
             if not handle.done:  # the consumer stopped reading: stop generating
                 handle.cancel()
         yield self._reply(result, started)
+
+    def _tool_loop(self) -> ToolLoop | None:
+        """The loop that runs tool calls, when this request has tools: the expert's own, or
+        the caller's (a model without tools of its own may still call those)."""
+        if self._tools is not None:
+            return self._tools
+        offered = offered_client_tools()
+        if offered is not None and offered.choice.mode != "none":
+            return self._caller_tools_only
+        return None
+
+    async def _step(
+        self, conversation: list[dict[str, Any]], tools: list[dict[str, Any]], choice: Any
+    ) -> ModelTurn:
+        """One answer of the tool loop: with tools, decoded in their grammar and read for
+        calls."""
+        from skillswitch.inference.requests import Conversation
+        from skillswitch.inference.tool_calls import ReadAnswer, read_tool_calls
+
+        params = self.params()
+        prompt: Prompt = conversation
+        with_tools = bool(tools) and choice != "none"
+        if with_tools:
+            form = requested_sampling().response_format
+            params = replace(params, grammar=_tool_grammar(tools, choice, form))
+            prompt = Conversation(conversation, tools=tools)
+        try:
+            handle = self._backend.submit(self._model, prompt, params, stream=False)
+            result = await handle.result()
+        except (SkillSwitchError, ValueError, RuntimeError) as exc:
+            raise _expert_error(self._name, exc) from exc
+        read = read_tool_calls(result.text) if with_tools else ReadAnswer(result.text, ())
+        calls = tuple(
+            ClientToolCall(f"call-{random.getrandbits(96):024x}", call.name, call.arguments)
+            for call in read.calls
+        )
+        stopped = result.finish_reason == "stop"
+        return ModelTurn(
+            text=read.content or None,
+            calls=calls,
+            usage=self._prices.usage(result.prompt_tokens, result.completion_tokens),
+            model=self._model,
+            finish_reason="tool_calls" if calls and stopped else result.finish_reason,
+        )
 
     def _submit(self, messages: Sequence[Message], *, stream: bool) -> GenerationHandle:
         try:
@@ -138,6 +207,33 @@ def _compiled_grammar(schema: str | None, strict: bool, label: str) -> OutputGra
     from skillswitch.inference.grammar import json_grammar
 
     return json_grammar(None if schema is None else json.loads(schema), strict=strict, label=label)
+
+
+def _tool_grammar(
+    tools: Sequence[dict[str, Any]], choice: Any, form: ResponseFormat | None
+) -> OutputGrammar:
+    """The grammar of a tool step: calls of ``tools`` as ``choice`` allows (``auto``,
+    ``required`` or one named function), else text, or the ``response_format``'s object."""
+    named = choice.get("function", {}).get("name") if isinstance(choice, dict) else None
+    answer = None if form is None else json.dumps(form.schema or {"type": "object"})
+    return _compiled_tool_grammar(json.dumps(tools, sort_keys=True), str(named or choice), answer)
+
+
+@lru_cache(maxsize=256)
+def _compiled_tool_grammar(tools: str, choice: str, answer: str | None) -> OutputGrammar:
+    from skillswitch.inference.tool_calls import CallableFunction, tool_call_grammar
+
+    functions = [
+        CallableFunction(
+            tool["function"]["name"],
+            tool["function"].get("parameters"),
+            strict=tool["function"].get("strict") is True,
+        )
+        for tool in json.loads(tools)
+    ]
+    return tool_call_grammar(
+        functions, choice=choice, answer=None if answer is None else json.loads(answer)
+    )
 
 
 def _first(asked: T | None, own: T) -> T:

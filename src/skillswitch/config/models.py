@@ -347,6 +347,17 @@ class LocalExpertConfig(_Model):
     fallbacks: list[str] = Field(
         default_factory=list, description="Experts to ask, in order, when this one fails."
     )
+    tools: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Tools the model may call, as for an openai expert; its calls are decoded in a "
+            "grammar of the tools, and its chat template must show tools (Hermes format: "
+            "Qwen2.5, Qwen3, Hermes)."
+        ),
+    )
+    max_tool_steps: int = Field(
+        default=5, ge=1, le=50, description="Most rounds of tool calls before it must answer."
+    )
 
 
 def _expert_kind(value: Any) -> str:
@@ -700,17 +711,13 @@ class Config(_Model):
                 if problem:
                     errors.append(f"experts[{index}].tool: {problem}")
                 continue
-            if isinstance(expert, LocalExpertConfig):
-                if expert.model not in model_names:
-                    hint = (
-                        did_you_mean(expert.model, model_names)
-                        if model_names
-                        else "; declare it under inference.models (name, path)"
-                    )
-                    errors.append(
-                        f"experts[{index}].model: unknown local model {expert.model!r}{hint}"
-                    )
-                continue
+            if isinstance(expert, LocalExpertConfig) and expert.model not in model_names:
+                hint = (
+                    did_you_mean(expert.model, model_names)
+                    if model_names
+                    else "; declare it under inference.models (name, path)"
+                )
+                errors.append(f"experts[{index}].model: unknown local model {expert.model!r}{hint}")
             for position, tool in enumerate(expert.tools):
                 problem = _tool_reference_problem(tool, server_names)
                 if problem:

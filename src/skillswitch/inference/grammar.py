@@ -45,6 +45,10 @@ class OutputGrammar:
 
     source: str
     label: str
+    special_source: str | None = None
+    """The same grammar with ``special_tags`` as single special tokens, for a tokenizer that
+    has them so (as Qwen2.5's has ``<tool_call>``); ``source`` spells them as text."""
+    special_tags: tuple[str, ...] = ()
 
 
 def json_grammar(
@@ -135,7 +139,8 @@ def start_matcher(loaded: LoadedModel, grammar: OutputGrammar) -> GrammarMatcher
     ``GrammarError`` when this model's tokenizer cannot carry a grammar."""
     from llguidance import LLMatcher
 
-    matcher = LLMatcher(_grammar_tokenizer(loaded), grammar.source, log_level=0)
+    tokenizer = _grammar_tokenizer(loaded)
+    matcher = LLMatcher(tokenizer, _source_for(tokenizer, grammar), log_level=0)
     if matcher.is_error():
         raise GrammarError(
             f"model {loaded.name!r} cannot be held to {grammar.label}: {matcher.get_error()}"
@@ -167,6 +172,18 @@ def mask_disallowed(logits: Any, rows: Sequence[int], matchers: Sequence[Grammar
     selected = logits.index_select(0, index)
     selected.masked_fill_(allowed == 0, float("-inf"))
     logits.index_copy_(0, index, selected)
+
+
+def _source_for(tokenizer: Any, grammar: OutputGrammar) -> str:
+    """``grammar``'s source for this tokenizer: with its tags as special tokens when each is
+    one special token here (the model was trained to write them so), else as text."""
+    if grammar.special_source is None:
+        return grammar.source
+    for tag in grammar.special_tags:
+        ids = tokenizer.tokenize_str(tag)
+        if len(ids) != 1 or not tokenizer.is_special_token(ids[0]):
+            return grammar.source
+    return grammar.special_source
 
 
 @functools.cache

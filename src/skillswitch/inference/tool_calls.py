@@ -84,47 +84,73 @@ def tool_call_grammar(
         functions = [f for f in functions if f.name == choice]
         if not functions:
             raise ValueError(f"tool_choice names {choice!r}, which is not among the functions")
-    bodies = []
-    for index, function in enumerate(functions):
+    schemas = []
+    for function in functions:
         schema = object_schema(function.parameters, strict=function.strict)
         check_grammar(
             LLMatcher.grammar_from_json_schema(schema),
             f"function {function.name!r}",
             strict=function.strict,
         )
-        opening = '\n{"name": ' + json.dumps(function.name) + ', "arguments": '
-        closing = "}\n" + CALL_CLOSE
-        bodies.append(
-            f"body_{index}: {json.dumps(opening)} %json {json.dumps(schema)} {json.dumps(closing)}"
+        schemas.append((function.name, schema))
+    answer_schema = None
+    if choice == "auto" and answer is not None:
+        answer_schema = object_schema(answer, strict=strict_answer)
+        check_grammar(
+            LLMatcher.grammar_from_json_schema(answer_schema),
+            "response_format",
+            strict=strict_answer,
         )
+    sources = [
+        LLMatcher.grammar_from_lark(_lark(schemas, choice, parallel, answer_schema, special))
+        for special in (False, True)
+    ]
+    check_grammar(sources[0], "tool calls", strict=any(f.strict for f in functions))
+    return OutputGrammar(
+        sources[0], "tool calls", special_source=sources[1], special_tags=(CALL_OPEN, CALL_CLOSE)
+    )
+
+
+def _lark(
+    schemas: Sequence[tuple[str, Mapping[str, Any]]],
+    choice: str,
+    parallel: bool,
+    answer: Mapping[str, Any] | None,
+    special: bool,
+) -> str:
+    """The Lark grammar of the calls. ``special``: the tags are the tokenizer's own special
+    tokens (Qwen2.5's ``<tool_call>`` is one token), which a model writes as such; otherwise
+    they are text."""
+
+    def tag(text: str) -> str:
+        return text if special else json.dumps(text)
+
     rules = [
         "%llguidance {}",
-        "call_body: " + " | ".join(f"body_{i}" for i in range(len(bodies))),
-        *bodies,
+        "call_body: " + " | ".join(f"body_{i}" for i in range(len(schemas))),
     ]
-    calls = 'call ("\\n" call)*' if parallel else "call"
-    if choice == "auto" and answer is not None:
-        body = object_schema(answer, strict=strict_answer)
-        check_grammar(
-            LLMatcher.grammar_from_json_schema(body), "response_format", strict=strict_answer
+    for index, (name, schema) in enumerate(schemas):
+        opening = '\n{"name": ' + json.dumps(name) + ', "arguments": '
+        rules.append(
+            f"body_{index}: {json.dumps(opening)} %json {json.dumps(schema)} "
+            f'"}}\\n" {tag(CALL_CLOSE)}'
         )
-        rules += [
-            f"start: {calls} | %json {json.dumps(body)}",
-            f"call: {json.dumps(CALL_OPEN)} call_body",
-        ]
-    elif choice == "auto":
+    calls = 'call ("\\n" call)*' if parallel else "call"
+    if choice == "auto" and answer is None:
         rules += [
             "start: call* TEXT" if parallel else "start: call? TEXT",
-            # lazy: the text ends at the first "<tool_call>", where a call's grammar takes over
-            f"call_open[lazy]: TEXT {json.dumps(CALL_OPEN)}",
             "call: call_open call_body",
             r"TEXT: /(.|\n)*/",
+            # text, up to the opening tag (lazy: the text ends at the first "<tool_call>",
+            # where a call's grammar takes over; a special token never occurs in text)
+            f"call_open: TEXT {tag(CALL_OPEN)}"
+            if special
+            else f"call_open[lazy]: TEXT {tag(CALL_OPEN)}",
         ]
-    else:
-        rules += [f"start: {calls}", f"call: {json.dumps(CALL_OPEN)} call_body"]
-    source = LLMatcher.grammar_from_lark("\n".join(rules))
-    check_grammar(source, "tool calls", strict=any(f.strict for f in functions))
-    return OutputGrammar(source, "tool calls")
+    else:  # only calls, or calls or the answer's object
+        either = "" if answer is None else f" | %json {json.dumps(answer)}"
+        rules += [f"start: {calls}{either}", f"call: {tag(CALL_OPEN)} call_body"]
+    return "\n".join(rules)
 
 
 @dataclass(frozen=True, slots=True)

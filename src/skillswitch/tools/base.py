@@ -88,7 +88,10 @@ class FunctionTool:
     _spec: ToolSpec = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        signature = inspect.signature(self.function)
+        try:  # annotations written as text (``from __future__ import annotations``) resolved
+            signature = inspect.signature(self.function, eval_str=True)
+        except NameError:  # a name only imported for type checkers: left as text
+            signature = inspect.signature(self.function)
         fields: dict[str, Any] = {}
         for parameter in signature.parameters.values():
             if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):

@@ -1,0 +1,139 @@
+"""Local experts that call tools: the tool loop on the in-process backend.
+
+``eager`` (tests/support/tiny_models.py) has set weights that make it call a tool whenever it
+may, with ``<tool_call>`` as one special token as Qwen2.5 has it; the grammar of the tools picks
+what it may write inside the call. So the loop runs for real: calls decoded, read, run, their
+results fed back, and a last step without tools that must answer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import jsonschema
+import pytest
+from pydantic import Field
+
+from skillswitch.agents.client_tools import client_tools, parse_client_tools
+from skillswitch.agents.local_model import LocalExpert
+from skillswitch.agents.messages import Message, TextDelta
+from skillswitch.config import parse_config
+from skillswitch.exceptions import ConfigError
+from skillswitch.inference import GenerationParams, LocalBackend
+from skillswitch.tools.base import FunctionTool
+from tests.support.configs import DEFAULT_SKILLS
+from tests.support.tiny_models import build_eager_tool_caller
+
+pytestmark = pytest.mark.anyio
+pytest.importorskip("llguidance")
+
+QUESTION = (Message("user", "Will it rain in Oslo this week?"),)
+
+
+@pytest.fixture(scope="module")
+def backend(
+    tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalBackend]:
+    eager = build_eager_tool_caller(tmp_path_factory.mktemp("eager") / "eager")
+    built = LocalBackend.from_folders({"eager": eager, "qwen-a": tiny_models["qwen-a"]})
+    yield built
+    built.close()
+
+
+class Forecasts:
+    """A tool that records how it was called."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def weather(
+        self, city: Literal["Paris", "Oslo"], days: Annotated[int, Field(ge=1, le=7)]
+    ) -> str:
+        """The forecast for a city."""
+        self.calls.append({"city": city, "days": days})
+        return f"{city}: rain on {days} of the next days"
+
+
+async def test_a_local_model_calls_its_tools_and_sees_the_results(backend: LocalBackend) -> None:
+    forecasts = Forecasts()
+    tool = FunctionTool(forecasts.weather, name="weather")
+    expert = LocalExpert(
+        "forecaster",
+        backend,
+        "eager",
+        params=GenerationParams(max_new_tokens=100),
+        tools=[tool],
+        max_tool_steps=2,
+    )
+    reply = await expert.answer(QUESTION)
+    steps = {call.step for call in reply.tool_calls}
+    assert steps == {1, 2}  # a round of calls, their results, and another round
+    assert len(forecasts.calls) == len(reply.tool_calls)
+    for call, made in zip(reply.tool_calls, forecasts.calls, strict=True):
+        assert call.tool == "weather"
+        assert not call.is_error
+        arguments = json.loads(call.arguments)
+        jsonschema.validate(arguments, tool.spec.input_schema)
+        assert arguments == made
+        assert call.result == f"{made['city']}: rain on {made['days']} of the next days"
+    # the last step has no tools: this model then writes its tag as text, which is the answer
+    assert reply.text.startswith("<tool_call>")
+    assert reply.usage.prompt_tokens > 0
+    streamed = [part async for part in expert.stream(QUESTION)]
+    assert isinstance(streamed[0], TextDelta)
+    assert streamed[0].text == reply.text
+
+
+async def test_the_caller_s_required_tools_come_back_as_calls(backend: LocalBackend) -> None:
+    """A local model with no tools of its own is offered the caller's; ``required`` makes it
+    call one (whatever the model: this one has random weights), handed back to the caller."""
+    schema = {
+        "type": "object",
+        "properties": {"unit": {"type": "string", "enum": ["C", "F"]}},
+        "required": ["unit"],
+        "additionalProperties": False,
+    }
+    offered = parse_client_tools(
+        [{"type": "function", "function": {"name": "thermometer", "parameters": schema}}],
+        "required",
+    )
+    expert = LocalExpert("plain", backend, "qwen-a", params=GenerationParams(max_new_tokens=160))
+    with client_tools(offered):
+        reply = await expert.answer(QUESTION)
+    assert reply.finish_reason == "tool_calls"
+    assert reply.client_tool_calls
+    for call in reply.client_tool_calls:
+        assert call.name == "thermometer"
+        jsonschema.validate(json.loads(call.arguments), schema)
+    assert reply.tool_calls == ()
+    without = await expert.answer(QUESTION)  # no tools offered: a plain answer
+    assert without.client_tool_calls == ()
+
+
+def local_tools_config(folder: Path, tools: str) -> str:
+    return (
+        DEFAULT_SKILLS
+        + f"""
+experts:
+  - name: agent
+    kind: local
+    model: eager
+    tools: {tools}
+    max_tool_steps: 3
+inference:
+  device: cpu
+  models:
+    - {{name: eager, path: {folder}}}
+"""
+    )
+
+
+def test_a_local_expert_s_tools_are_checked_like_any_expert_s(tmp_path: Path) -> None:
+    assert parse_config(local_tools_config(tmp_path, "[calculator]")).experts[0].tools == [
+        "calculator"
+    ]
+    with pytest.raises(ConfigError, match=r"experts\[0\]\.tools\[0\]"):
+        parse_config(local_tools_config(tmp_path, "[nosuch__tool]"))
