@@ -137,3 +137,44 @@ def test_a_local_expert_s_tools_are_checked_like_any_expert_s(tmp_path: Path) ->
     ]
     with pytest.raises(ConfigError, match=r"experts\[0\]\.tools\[0\]"):
         parse_config(local_tools_config(tmp_path, "[nosuch__tool]"))
+
+
+async def test_a_switch_hands_a_local_expert_s_call_of_the_caller_s_tool_back(
+    tiny_models: dict[str, Path], cache_root: Path
+) -> None:
+    from skillswitch import Switch
+
+    config = (
+        DEFAULT_SKILLS
+        + f"""
+experts:
+  - name: local
+    kind: local
+    model: qwen-a
+    sampling: {{max_tokens: 160}}
+inference:
+  device: cpu
+  models:
+    - {{name: qwen-a, path: {tiny_models["qwen-a"]}}}
+"""
+    )
+    thermometer = {
+        "type": "function",
+        "function": {
+            "name": "thermometer",
+            "parameters": {
+                "type": "object",
+                "properties": {"unit": {"type": "string", "enum": ["C", "F"]}},
+                "required": ["unit"],
+                "additionalProperties": False,
+            },
+        },
+    }
+    async with Switch.from_config(parse_config(config), cache_dir=cache_root) as switch:
+        answer = await switch.run(
+            "How warm is it outside?", tools=[thermometer], tool_choice="required"
+        )
+    assert answer.tool_calls
+    assert {call.name for call in answer.tool_calls} == {"thermometer"}
+    for call in answer.tool_calls:
+        assert json.loads(call.arguments)["unit"] in ("C", "F")

@@ -51,6 +51,8 @@ class LocalExpert:
     >>> expert = LocalExpert("coder", backend, "qwen-coder")  # doctest: +SKIP
     """
 
+    calls_client_tools = True
+
     def __init__(
         self,
         name: str,
