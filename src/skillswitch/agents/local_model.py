@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # torch and transformers load only when a local expert is con
     from skillswitch.tools.base import Tool
     from skillswitch.tools.sources import ToolSource
 
-__all__ = ["LocalExpert", "format_grammar"]
+__all__ = ["LocalExpert", "format_grammar", "tool_grammar"]
 
 T = TypeVar("T")
 
@@ -153,7 +153,7 @@ class LocalExpert:
         with_tools = bool(tools) and choice != "none"
         if with_tools:
             form = requested_sampling().response_format
-            params = replace(params, grammar=_tool_grammar(tools, choice, form))
+            params = replace(params, grammar=tool_grammar(tools, choice, form))
             prompt = Conversation(conversation, tools=tools)
         try:
             handle = self._backend.submit(self._model, prompt, params, stream=False)
@@ -211,18 +211,29 @@ def _compiled_grammar(schema: str | None, strict: bool, label: str) -> OutputGra
     return json_grammar(None if schema is None else json.loads(schema), strict=strict, label=label)
 
 
-def _tool_grammar(
-    tools: Sequence[dict[str, Any]], choice: Any, form: ResponseFormat | None
+def tool_grammar(
+    tools: Sequence[Mapping[str, Any]],
+    choice: Any,
+    form: ResponseFormat | None,
+    *,
+    parallel: bool = True,
+    strict_answer: bool = False,
 ) -> OutputGrammar:
-    """The grammar of a tool step: calls of ``tools`` as ``choice`` allows (``auto``,
-    ``required`` or one named function), else text, or the ``response_format``'s object."""
+    """The decoding grammar of an answer that may call ``tools`` (OpenAI's shapes; ``strict``
+    functions held to all their schema) as ``choice`` allows (``auto``, ``required`` or one
+    named function), one call at most unless ``parallel``: else text, or ``form``'s object.
+    Compiled once per distinct request."""
     named = choice.get("function", {}).get("name") if isinstance(choice, dict) else None
     answer = None if form is None else json.dumps(form.schema or {"type": "object"})
-    return _compiled_tool_grammar(json.dumps(tools, sort_keys=True), str(named or choice), answer)
+    return _compiled_tool_grammar(
+        json.dumps(tools, sort_keys=True), str(named or choice), parallel, answer, strict_answer
+    )
 
 
 @lru_cache(maxsize=256)
-def _compiled_tool_grammar(tools: str, choice: str, answer: str | None) -> OutputGrammar:
+def _compiled_tool_grammar(
+    tools: str, choice: str, parallel: bool, answer: str | None, strict_answer: bool
+) -> OutputGrammar:
     from skillswitch.inference.tool_calls import CallableFunction, tool_call_grammar
 
     functions = [
@@ -234,7 +245,11 @@ def _compiled_tool_grammar(tools: str, choice: str, answer: str | None) -> Outpu
         for tool in json.loads(tools)
     ]
     return tool_call_grammar(
-        functions, choice=choice, answer=None if answer is None else json.loads(answer)
+        functions,
+        choice=choice,
+        parallel=parallel,
+        answer=None if answer is None else json.loads(answer),
+        strict_answer=strict_answer,
     )
 
 

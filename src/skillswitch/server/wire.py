@@ -16,11 +16,14 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive
 
+from skillswitch.agents.client_tools import ClientTools, parse_client_tools
+from skillswitch.exceptions import RequestError
 from skillswitch.server.openai_errors import OpenAIError, validation_error
 
 __all__ = [
     "IGNORED_FIELDS_HEADER",
     "check_n",
+    "client_tools_of",
     "ignored_fields_text",
     "new_id",
     "now",
@@ -125,6 +128,25 @@ def ignored_fields_text(names: list[str]) -> str:
     if len(names) > _MAX_SHOWN_FIELDS:
         text += f" and {len(names) - _MAX_SHOWN_FIELDS} more"
     return "".join(c if " " <= c <= "~" else "?" for c in text)
+
+
+def client_tools_of(body: BaseModel) -> ClientTools | None:
+    """A chat request's ``tools`` and ``tool_choice``, checked (a 400 naming the field when they
+    are malformed); OpenAI's deprecated ``functions``/``function_call`` get a 400 that says to
+    send ``tools``."""
+    for field in ("functions", "function_call"):
+        if getattr(body, field, None) is not None:
+            raise OpenAIError(
+                400,
+                f"{field} is OpenAI's deprecated form of tools; send tools (and tool_choice) "
+                "instead",
+                param=field,
+            )
+    try:
+        return parse_client_tools(getattr(body, "tools", None), getattr(body, "tool_choice", None))
+    except RequestError as exc:
+        param = "tool_choice" if str(exc).startswith("tool_choice") else "tools"
+        raise OpenAIError(400, str(exc), param=param) from None
 
 
 def check_n(n: int | None) -> None:

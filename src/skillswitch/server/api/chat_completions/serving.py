@@ -13,7 +13,6 @@ from fastapi import Request
 from fastapi.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from skillswitch.agents.client_tools import ClientTools, parse_client_tools
 from skillswitch.agents.messages import TextDelta, Usage
 from skillswitch.agents.sampling import SamplingSettings, parse_sampling
 from skillswitch.exceptions import RequestError, SkillSwitchError
@@ -23,7 +22,7 @@ from skillswitch.server.api.common import ignored, logger, switch_error, to_mess
 from skillswitch.server.api.metrics.collectors import Metrics
 from skillswitch.server.api.targets import NO_SKILL, Target, Targets
 from skillswitch.server.openai_errors import OpenAIError
-from skillswitch.server.wire import check_n, new_id, now, sse
+from skillswitch.server.wire import check_n, client_tools_of, new_id, now, sse
 from skillswitch.trace import Answer, Routed, Selection
 
 if TYPE_CHECKING:
@@ -36,7 +35,6 @@ __all__ = [
     "ROUTE_HEADER",
     "AnswerStream",
     "ChatCompletionsServing",
-    "client_tools_of",
     "sampling_of",
 ]
 
@@ -132,25 +130,6 @@ def _log_failure(model: str, error: OpenAIError, *, streamed: bool = False) -> N
         logger.warning(
             "%s for model %r failed with %d: %s", kind, model, error.status, error.message
         )
-
-
-def client_tools_of(body: ChatCompletionRequest) -> ClientTools | None:
-    """The client's ``tools`` and ``tool_choice``, checked (a 400 naming the field when they
-    are malformed); OpenAI's deprecated ``functions``/``function_call`` get a 400 that says to
-    send ``tools``."""
-    for field in ("functions", "function_call"):
-        if getattr(body, field) is not None:
-            raise OpenAIError(
-                400,
-                f"{field} is OpenAI's deprecated form of tools; send tools (and tool_choice) "
-                "instead",
-                param=field,
-            )
-    try:
-        return parse_client_tools(body.tools, body.tool_choice)
-    except RequestError as exc:
-        param = "tool_choice" if str(exc).startswith("tool_choice") else "tools"
-        raise OpenAIError(400, str(exc), param=param) from None
 
 
 def sampling_of(body: ChatCompletionRequest) -> SamplingSettings:

@@ -9,19 +9,13 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
-from skillswitch.agents.client_tools import ClientTools, parse_client_tools
-from skillswitch.agents.local_model import format_grammar
+from skillswitch.agents.client_tools import ClientTools
+from skillswitch.agents.local_model import format_grammar, tool_grammar
 from skillswitch.agents.messages import typed_messages
 from skillswitch.agents.response_format import parse_response_format
 from skillswitch.exceptions import GrammarError, RequestError
 from skillswitch.inference.requests import Conversation
-from skillswitch.inference.tool_calls import (
-    CallableFunction,
-    ReadCall,
-    ToolCallText,
-    read_tool_calls,
-    tool_call_grammar,
-)
+from skillswitch.inference.tool_calls import ReadCall, ToolCallText, read_tool_calls
 from skillswitch.server.chat_chunks import ChunkChoice, Delta
 from skillswitch.server.models_api.chat_completions.protocol import (
     ChatCompletion,
@@ -38,7 +32,7 @@ from skillswitch.server.models_api.common import (
     submit,
 )
 from skillswitch.server.openai_errors import OpenAIError
-from skillswitch.server.wire import check_n, new_id, now
+from skillswitch.server.wire import check_n, client_tools_of, new_id, now
 
 if TYPE_CHECKING:
     from skillswitch.inference.backend import LocalBackend
@@ -59,13 +53,9 @@ class ChatCompletionsServing:
     async def create(self, body: ChatCompletionRequest, request: Request) -> Response:
         headers = ignored("chat.completions", body.ignored_fields())
         check_n(body.n)
-        if body.functions:
-            raise OpenAIError(
-                400,
-                "functions is OpenAI's deprecated form of tools; send tools "
-                '([{"type": "function", "function": {...}}]) and tool_choice instead',
-                param="functions",
-            )
+        offered = client_tools_of(body)
+        if offered is not None and offered.choice.mode == "none":
+            offered = None  # the model answers in text, shown no tools
         if not body.messages:
             raise OpenAIError(400, "messages is empty; send at least one message", param="messages")
         messages = [message.to_backend() for message in body.messages]
@@ -73,7 +63,6 @@ class ChatCompletionsServing:
             typed_messages(messages)
         except RequestError as exc:
             raise OpenAIError(400, str(exc), param="messages") from None
-        offered = _offered_tools(body)
         params = body.params(body.max_new_tokens(self.default_max_tokens))
         if offered is None:
             params = replace(params, grammar=response_grammar(body.response_format))
@@ -132,39 +121,17 @@ def response_grammar(response_format: dict[str, Any] | None) -> OutputGrammar | 
         raise OpenAIError(400, str(exc), param="response_format") from None
 
 
-def _offered_tools(body: ChatCompletionRequest) -> ClientTools | None:
-    """The request's tools and tool_choice, checked (a 400 naming the field); None when the
-    model is to answer in text: no tools, or ``tool_choice: none``."""
-    try:
-        offered = parse_client_tools(body.tools, body.tool_choice)
-    except RequestError as exc:
-        param = "tool_choice" if str(exc).startswith("tool_choice") else "tools"
-        raise OpenAIError(400, str(exc), param=param) from None
-    if offered is None or offered.choice.mode == "none":
-        return None
-    return offered
-
-
 def _tool_grammar(body: ChatCompletionRequest, offered: ClientTools) -> OutputGrammar:
     """The answer's grammar: calls held to the tools' schemas (OpenAI's ``strict`` functions
     held to all of it), and with ``tool_choice: auto`` either text (or the ``response_format``
     object) or calls."""
-    strict = {
-        spec.name: bool(isinstance(tool, dict) and (tool.get("function") or {}).get("strict"))
-        for spec, tool in zip(offered.specs, body.tools or (), strict=True)
-    }
-    functions = [
-        CallableFunction(spec.name, spec.input_schema, strict=strict[spec.name])
-        for spec in offered.specs
-    ]
-    choice = offered.choice
     try:
         form = parse_response_format(body.response_format)
-        return tool_call_grammar(
-            functions,
-            choice=choice.function or choice.mode,
+        return tool_grammar(
+            body.tools or [],
+            offered.choice.to_openai(),
+            form,
             parallel=body.parallel_tool_calls is not False,
-            answer=None if form is None else (form.schema or {"type": "object"}),
             strict_answer=form is not None and form.strict is True,
         )
     except RequestError as exc:
