@@ -14,15 +14,20 @@ Naive (load the expert for each generation, generate alone, unload) would take h
 timed on a random sample of the same generations and extrapolated to the whole workload (stated
 in the report). The HBM bound is measured in the same run (a device-to-device copy); the decode
 step of one 1.5B expert at batch 64 is timed and its bytes (weights + KV cache read) divided by
-the step time give the achieved bandwidth, twice on the same prompts: with transformers'
-DynamicCache and eager steps, and with ``static_decode`` (a static cache, each step replayed as a
-CUDA graph); ``--static-decode`` also runs the scheduler part that way.
+the step time give the achieved bandwidth, three times on the same prompts: with transformers'
+DynamicCache and eager steps; with ``static_decode`` (a static cache, each step replayed as a
+CUDA graph); and with ``compile_decode`` (that step compiled by ``torch.compile`` first, then
+replayed as a CUDA graph). Each is warmed up on the same batch first (compile, graph warm-up,
+library initialisation), so the timed steps are steady state; the warm-up's seconds are
+reported. ``--decode static|compiled`` also runs the scheduler part that way (the compile done
+before the workload, its time added to skillswitch's total).
 
 Disk: distinct random checkpoints are written once (``--distinct``, default 2) and each expert's
 folder links to one of them; experts sharing a checkpoint are still loaded as separate models.
 
-    python benchmarks/local_backend_gpu.py --part 1.5b --json bench-results/gpu-1.5b.json
-    python benchmarks/local_backend_gpu.py --part 7b --json bench-results/gpu-7b.json
+    python benchmarks/local_backend_gpu.py --part 1.5b --decode compiled \
+        --json bench-results/gpu-1.5b.json
+    python benchmarks/local_backend_gpu.py --part 7b --host-gb 40 --json bench-results/gpu-7b.json
 """
 
 from __future__ import annotations
@@ -199,9 +204,15 @@ def decode_bandwidth(
     and the generated token ids."""
     backend.load_sync(expert)
     scheduler = backend.scheduler
+    warm_started = time.perf_counter()
+    warm = GenerationParams(max_new_tokens=3)
+    for handle in [backend.submit(expert, p, warm, stream=False) for p in prompts]:
+        handle.result_sync(3600)
+    warm_up_s = time.perf_counter() - warm_started
     before = scheduler.decode_stats.get(expert)
     steps0 = before.decode_steps if before else 0
     decode0 = before.decode_s if before else 0.0
+    compiled0 = before.compiled_steps if before else 0
     params = GenerationParams(max_new_tokens=new_tokens)
     handles = [backend.submit(expert, p, params, stream=False) for p in prompts]
     results = [h.result_sync(3600) for h in handles]
@@ -228,7 +239,9 @@ def decode_bandwidth(
     achieved = (weights + kv_bytes) / step_s
     return {
         "batch": len(prompts),
+        "warm_up_seconds": warm_up_s,
         "steps": steps,
+        "compiled_steps": stats.compiled_steps - compiled0,
         "step_ms": step_s * 1000,
         "weight_bytes_per_step": weights,
         "kv_bytes_per_step": kv_bytes,
@@ -237,6 +250,14 @@ def decode_bandwidth(
         "fraction_of_hbm_bound": achieved / hbm,
         "tokens_per_s": len(prompts) / step_s,
     }, [r.token_ids for r in results]
+
+
+DECODE_MODES = ("dynamic", "static", "compiled")
+
+
+def decode_settings(settings: SchedulerSettings, mode: str) -> SchedulerSettings:
+    """``settings`` decoding the ``mode`` way (one of DECODE_MODES)."""
+    return replace(settings, static_decode=mode != "dynamic", compile_decode=mode == "compiled")
 
 
 def log(message: str) -> None:
@@ -260,12 +281,17 @@ def main() -> None:
     parser.add_argument("--models-dir", type=Path, default=Path("/tmp/skillswitch-gpu-models"))
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument(
-        "--static-decode",
-        action="store_true",
-        help="run the scheduler part with static_decode (static KV cache, CUDA-graph steps); "
-        "the batch-64 decode step is timed both ways either way",
+        "--decode",
+        choices=DECODE_MODES,
+        default="dynamic",
+        help="how the scheduler part decodes: dynamic (DynamicCache, eager steps), static "
+        "(static KV cache, CUDA-graph steps) or compiled (static, the step torch.compile'd); "
+        "the batch-64 decode step is timed all three ways whichever is chosen",
     )
+    parser.add_argument("--static-decode", action="store_true", help="the same as --decode static")
     args = parser.parse_args()
+    if args.static_decode and args.decode == "dynamic":
+        args.decode = "static"
 
     import torch
 
@@ -286,7 +312,7 @@ def main() -> None:
         budget = MemoryBudget.gib(args.budget_gb, args.host_gb or 0.0)
     elif args.part == "7b":
         budget = MemoryBudget.gib(100, 60 if args.host_gb is None else args.host_gb)
-    settings = SchedulerSettings(max_batch_size=args.max_batch, static_decode=args.static_decode)
+    settings = decode_settings(SchedulerSettings(max_batch_size=args.max_batch), args.decode)
     backend = LocalBackend(registry, device=device, budget=budget, settings=settings)
 
     from transformers import AutoTokenizer
@@ -306,6 +332,15 @@ def main() -> None:
             backend.load_sync(name)
         preload = {"loads": len(experts), "seconds": time.perf_counter() - t0}
         log(f"preloaded {len(experts)} experts in {preload['seconds']:.1f} s")
+    compile_s = 0.0
+    if args.decode == "compiled":  # before the workload, as a server would at start-up
+        t0 = time.perf_counter()
+        warm = GenerationParams(max_new_tokens=3)
+        for batch in (prompts[:2], prompts[:1]):  # dynamo specialises a batch of one row
+            for handle in [backend.submit(experts[0], p, warm, stream=False) for p in batch]:
+                handle.result_sync(3600)
+        compile_s = time.perf_counter() - t0
+        log(f"decode step compiled in {compile_s:.1f} s")
     ours = run_scheduler(backend, jobs, params)
     log(f"scheduler: {ours}")
     bandwidth = None
@@ -314,22 +349,23 @@ def main() -> None:
         # The same batch of 64 decoded both ways, side by side: transformers' DynamicCache with
         # eager steps, and the static cache with CUDA-graph steps.
         outputs = {}
-        for mode in ("dynamic", "static"):
-            backend.scheduler.settings = replace(settings, static_decode=mode == "static")
+        for mode in DECODE_MODES:
+            backend.scheduler.settings = decode_settings(settings, mode)
             decode_modes[mode], outputs[mode] = decode_bandwidth(
                 backend, experts[0], prompts[:64], args.new_tokens, hbm
             )
             log(f"decode at batch 64, {mode}: {decode_modes[mode]}")
         backend.scheduler.settings = settings
-        same = sum(a == b for a, b in zip(outputs["dynamic"], outputs["static"], strict=True))
-        decode_modes["same_greedy_outputs"] = same / len(outputs["static"])
-        decode_modes["static_speedup"] = (
-            decode_modes["dynamic"]["step_ms"] / decode_modes["static"]["step_ms"]
-        )
-        bandwidth = decode_modes["static" if args.static_decode else "dynamic"]
+        for mode in ("static", "compiled"):
+            same = sum(a == b for a, b in zip(outputs["dynamic"], outputs[mode], strict=True))
+            decode_modes[f"{mode}_same_greedy_outputs"] = same / len(outputs[mode])
+            decode_modes[f"{mode}_speedup"] = (
+                decode_modes["dynamic"]["step_ms"] / decode_modes[mode]["step_ms"]
+            )
+        bandwidth = decode_modes[args.decode]
     naive = run_naive_sample(backend, jobs, params, args.naive_samples)
     log(f"naive sample: {naive}")
-    scheduler_total = ours["seconds"] + preload.get("seconds", 0.0)
+    scheduler_total = ours["seconds"] + preload.get("seconds", 0.0) + compile_s
     report = {
         "benchmark": "local_backend_gpu",
         "part": args.part,
@@ -359,7 +395,8 @@ def main() -> None:
         "skillswitch_total_seconds": scheduler_total,
         "naive": naive,
         "speedup_vs_naive": naive["extrapolated_seconds"] / scheduler_total,
-        "static_decode": args.static_decode,
+        "decode": args.decode,
+        "compile_seconds": compile_s,
         "decode_batch64": bandwidth,
         "decode_batch64_modes": decode_modes,
     }
@@ -375,19 +412,21 @@ def main() -> None:
         f"{naive['extrapolated_seconds']:>10.1f} {len(jobs):>6} {naive['tokens_per_s']:>10.0f}"
     )
     print(f"speedup vs naive: {report['speedup_vs_naive']:.1f}x")
-    for mode in ("dynamic", "static"):
+    for mode in DECODE_MODES:
         if mode in decode_modes:
             b = decode_modes[mode]
             print(
-                f"decode at batch {b['batch']}, {mode:<7}: {b['step_ms']:.2f} ms/step, "
+                f"decode at batch {b['batch']}, {mode:<8}: {b['step_ms']:.2f} ms/step, "
                 f"{b['achieved_bytes_per_s'] / 1e12:.2f} TB/s of "
-                f"{hbm / 1e12:.2f} TB/s copy bound = {b['fraction_of_hbm_bound']:.1%}"
+                f"{hbm / 1e12:.2f} TB/s copy bound = {b['fraction_of_hbm_bound']:.1%} "
+                f"(warm-up {b['warm_up_seconds']:.1f} s; {b['compiled_steps']} steps compiled)"
             )
-    if decode_modes:
-        print(
-            f"static decode: {decode_modes['static_speedup']:.2f}x the dynamic step; "
-            f"{decode_modes['same_greedy_outputs']:.0%} of greedy outputs identical"
-        )
+    for mode in ("static", "compiled"):
+        if mode in decode_modes:
+            print(
+                f"{mode} decode: {decode_modes[f'{mode}_speedup']:.2f}x the dynamic step; "
+                f"{decode_modes[f'{mode}_same_greedy_outputs']:.0%} of greedy outputs identical"
+            )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         # Strict JSON: what was not measured (the HBM bound on a CPU) is null, not NaN.

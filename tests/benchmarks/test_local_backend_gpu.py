@@ -1,7 +1,7 @@
 """benchmarks/local_backend_gpu.py runs end to end at tiny shapes on the CPU, so that the first
 run on a lent H200 does not spend device time on a broken script: both parts, the scheduler,
-the decode step timed both ways (dynamic cache and static decode, same greedy outputs), the
-budget that forces swaps, the naive sample, the table and strict JSON."""
+the decode step timed three ways (dynamic cache, static decode, and static decode compiled;
+same greedy outputs), the scheduler part compiled, the budget that forces swaps, the naive sample, the table and strict JSON."""
 
 from __future__ import annotations
 
@@ -40,14 +40,19 @@ def run(tmp_path: Path, cli_env: dict[str, str], *args: str) -> dict[str, Any]:
     return report
 
 
-def test_the_resident_part_times_decode_both_ways(tmp_path: Path, cli_env: dict[str, str]) -> None:
-    report = run(tmp_path, cli_env, "--part", "1.5b", "--static-decode")
+def test_the_resident_part_times_decode_three_ways(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    report = run(tmp_path, cli_env, "--part", "1.5b", "--decode", "compiled")
     assert report["preload"]["loads"] == 4
     assert report["skillswitch"]["loads"] == 0  # all resident before the workload
+    assert report["compile_seconds"] > 0
     modes = report["decode_batch64_modes"]
-    assert modes["same_greedy_outputs"] == 1.0
-    assert modes["static"]["step_ms"] > 0
-    assert modes["dynamic"]["step_ms"] > 0
+    assert modes["static_same_greedy_outputs"] == 1.0
+    assert modes["compiled_same_greedy_outputs"] == 1.0
+    for mode in ("dynamic", "static", "compiled"):
+        assert modes[mode]["step_ms"] > 0
+    assert modes["dynamic"]["compiled_steps"] == modes["static"]["compiled_steps"] == 0
+    assert modes["compiled"]["compiled_steps"] == modes["compiled"]["steps"] > 0
+    assert report["decode_batch64"] == modes["compiled"]
 
 
 def test_the_swapping_part_evicts_under_its_budget(tmp_path: Path, cli_env: dict[str, str]) -> None:

@@ -606,6 +606,20 @@ class LocalSchedulerConfig(_Model):
         description="Preallocated KV cache, each decode step replayed as a CUDA graph on CUDA "
         "(requests join a running batch only without it).",
     )
+    compile_decode: bool = Field(
+        default=False,
+        description="With static_decode: the decode step compiled by torch.compile (fused "
+        "kernels) before it is captured; the first batch of each model class waits for it.",
+    )
+
+    @model_validator(mode="after")
+    def _compile_needs_static(self) -> LocalSchedulerConfig:
+        if self.compile_decode and not self.static_decode:
+            raise ValueError(
+                "compile_decode: true compiles the static decode step; "
+                "set static_decode: true as well, or drop compile_decode"
+            )
+        return self
 
 
 class InferenceConfig(_Model):

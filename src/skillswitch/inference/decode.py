@@ -7,8 +7,10 @@ drop a cancelled row. Here each row has its own seed, stop strings, token budget
 rows that finish are removed from the batch (``DynamicCache.batch_select_indices``), so a long
 answer does not make short ones pay for its steps.
 
-Rows join only at the start of a batch (static batching per expert with early exit); requests that
-arrive meanwhile form the expert's next batch.
+Requests for the model that arrive while a batch decodes join it between steps (``join``:
+prefilled apart, then their caches merged in), up to the batch's row limit. With ``static``, the
+batch decodes in a preallocated cache instead (:mod:`skillswitch.inference.static_decode`) and
+rows join only at its start.
 """
 
 from __future__ import annotations
@@ -135,6 +137,8 @@ class DecodeStats:
     decode_steps: int = 0
     decode_tokens: int = 0
     """Tokens generated in decode steps (rows x steps)."""
+    compiled_steps: int = 0
+    """Decode steps that ran compiled (``compile_decode``)."""
 
 
 @dataclass(slots=True)
@@ -171,6 +175,7 @@ def decode_batch(
     join: Joiner | None = None,
     max_rows: int | None = None,
     static: bool = False,
+    compiled: bool = False,
 ) -> None:
     """Generate for every job in one batch; each job is finished exactly once.
 
@@ -179,7 +184,9 @@ def decode_batch(
     model's cache allows it (``DynamicCache`` with full-attention layers).
 
     ``static``: decode in a preallocated cache, each step replayed as a CUDA graph on CUDA
-    (:mod:`skillswitch.inference.static_decode`; no joining), when the model allows it.
+    (:mod:`skillswitch.inference.static_decode`; no joining), when the model allows it;
+    ``compiled``: its step compiled with ``torch.compile`` first
+    (:mod:`skillswitch.inference.step_compiler`).
     """
     import torch
 
@@ -216,7 +223,7 @@ def decode_batch(
     limit = max_rows or len(rows)
     if static and static_decodable(loaded):
         with torch.inference_mode(), _attention_kernels(device):
-            _decode_static(loaded, rows, finish, stats, sizes, started)
+            _decode_static(loaded, rows, finish, stats, sizes, started, compiled=compiled)
         return
     with torch.inference_mode(), _attention_kernels(device):
         batch = _prefill(loaded, rows, stats, sizes)
@@ -248,6 +255,8 @@ def _decode_static(
     stats: DecodeStats,
     sizes: dict[int, int],
     started: float,
+    *,
+    compiled: bool,
 ) -> None:
     """The batch in a :class:`StaticBatch`: finished rows are fed a pad token until the last
     row finishes (the batch keeps its shape), and their outputs are ignored."""
@@ -257,6 +266,7 @@ def _decode_static(
         loaded,
         [row.job.prompt_ids for row in rows],
         max(row.job.params.max_new_tokens for row in rows),
+        compiled=compiled,
     )
     try:
         logits = batch.prefill()
@@ -278,6 +288,7 @@ def _decode_static(
             logits = batch.step(feed)
             stats.decode_s += time.perf_counter() - step_started
             stats.decode_steps += 1
+            stats.compiled_steps += batch.compiled
             stats.decode_tokens += len(live)
     finally:
         batch.close()

@@ -37,12 +37,20 @@ class SchedulerSettings:
     (:mod:`skillswitch.inference.static_decode`): one launch per step instead of one per kernel.
     Requests then join only at the start of a batch; models with sliding-window layers decode
     dynamically."""
+    compile_decode: bool = False
+    """With ``static_decode``: the decode step compiled with ``torch.compile`` before it is
+    captured (:mod:`skillswitch.inference.step_compiler`): its small kernels fused. The first
+    batch of each model class waits for the compile."""
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1:
             raise ValueError(f"max_batch_size is {self.max_batch_size}; give 1 or more")
         if self.max_wait_s <= 0 or self.swap_max_wait_s < 0:
             raise ValueError("max_wait_s must be > 0 and swap_max_wait_s >= 0")
+        if self.compile_decode and not self.static_decode:
+            raise ValueError(
+                "compile_decode compiles the static decode step; set static_decode too"
+            )
 
 
 @dataclass(frozen=True, slots=True)

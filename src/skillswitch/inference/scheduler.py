@@ -315,6 +315,7 @@ class Scheduler:
                     join=join if self.settings.join_running else None,
                     max_rows=self.settings.max_batch_size,
                     static=self.settings.static_decode,
+                    compiled=self.settings.compile_decode,
                 )
         except Exception as exc:
             for job in members:

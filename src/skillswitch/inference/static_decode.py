@@ -9,6 +9,10 @@ that skillswitch keeps and updates in place (transformers uses a 4D mask as give
 token ids and positions live in fixed buffers. So the decode step can be captured once per batch
 (after one eager step, which warms the kernels up) and replayed: one launch per step.
 
+With ``compiled`` (``scheduler.compile_decode``), the step is ``torch.compile``'d first
+(:mod:`skillswitch.inference.step_compiler`: its small kernels fused), then captured the same
+way.
+
 What this costs: no row joins a running batch, and finished rows stay in it (they are fed a pad
 token and their output is ignored) until the whole batch is done; the cache is allocated in full
 at the start. The model must have full attention in every layer (no sliding windows).
@@ -21,6 +25,12 @@ from typing import Any
 
 from skillswitch.inference.kv_cache import cache_argument
 from skillswitch.inference.loading import LoadedModel
+from skillswitch.inference.step_compiler import (
+    Backend,
+    compile_errors,
+    compiled_step,
+    refuse_compile,
+)
 
 __all__ = ["StaticBatch", "static_decodable"]
 
@@ -41,8 +51,10 @@ def static_decodable(loaded: LoadedModel) -> bool:
 class StaticBatch:
     """Left-padded prompts, prefilled into a static cache, then one token per row per step.
 
-    On CUDA the decode step is replayed as a CUDA graph; elsewhere every step runs eagerly
-    through the same buffers. ``pad_id`` is what to feed a finished row.
+    On CUDA the decode step is replayed as a CUDA graph; elsewhere every step runs through the
+    same buffers without one. ``compiled``: the step goes through ``torch.compile`` (falling
+    back to eager steps, for good, when the model's class cannot be compiled); ``backend`` is
+    the compiler. ``pad_id`` is what to feed a finished row.
     """
 
     def __init__(
@@ -50,12 +62,17 @@ class StaticBatch:
         loaded: LoadedModel,
         prompts: Sequence[Sequence[int]],
         max_new_tokens: int,
+        *,
+        compiled: bool = False,
+        backend: Backend = "inductor",
     ) -> None:
         import torch
         from transformers import StaticCache
 
         model = loaded.model
         self._model = model
+        self._compiled = compiled_step(model, backend) if compiled else None
+        self._compiled_calls = 0
         self._device = model.device
         self._dtype = model.dtype
         self.rows = len(prompts)
@@ -134,15 +151,32 @@ class StaticBatch:
         self._graph = self._graph_logits = None
         self._cache = None
 
+    @property
+    def compiled(self) -> bool:
+        """Whether the decode step runs compiled (False once a compile has failed)."""
+        return self._compiled is not None
+
     def _forward(self) -> Any:
-        out = self._model(
-            input_ids=self._ids,
-            attention_mask=self._mask,
-            position_ids=self._positions,
-            use_cache=True,
+        inputs = {
+            "input_ids": self._ids,
+            "attention_mask": self._mask,
+            "position_ids": self._positions,
+            "use_cache": True,
             **cache_argument(self._model, self._cache),
-        )
-        return out.logits[:, -1, :]
+        }
+        step = self._compiled
+        if step is None:
+            return self._model(**inputs).logits[:, -1, :]
+        self._compiled_calls += 1
+        if self._compiled_calls > 1:  # the batch's shapes are fixed: compiled at its first call
+            return step(**inputs).logits[:, -1, :]
+        try:
+            return step.first(**inputs).logits[:, -1, :]
+        except compile_errors() as error:
+            # Raised while tracing or compiling, before the step ran: the cache is untouched.
+            refuse_compile(self._model, step.backend, error)
+            self._compiled = None
+            return self._model(**inputs).logits[:, -1, :]
 
     def _warm_up_and_capture(self) -> Any:
         """The first decode step, run eagerly on a side stream (CUDA graphs need their kernels
