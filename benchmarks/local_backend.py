@@ -166,9 +166,9 @@ def run_scheduler(
     return finish(backend, label, elapsed, [r.token_ids for r in results])
 
 
-def compile_steps(folders: dict[str, Path], jobs: list[Any], params: GenerationParams) -> float:
-    """Compile the decode step of each architecture in the run (a batch of several rows and
-    one of a single row: dynamo specialises sizes of 1) before any mode is timed; seconds."""
+def compile_steps(folders: dict[str, Path]) -> float:
+    """Compile the decode step of each architecture in the run before any mode is timed, as
+    ``LocalBackend.preload`` does at start-up; seconds."""
     first_of_arch: dict[str, str] = {}
     for name, folder in folders.items():
         arch = json.loads((folder / "config.json").read_text())["model_type"]
@@ -176,18 +176,11 @@ def compile_steps(folders: dict[str, Path], jobs: list[Any], params: GenerationP
     settings = SchedulerSettings(static_decode=True, compile_decode=True)
     backend = LocalBackend(registry_of(folders), device="cpu", settings=settings)
     started = time.perf_counter()
-    # Every class constructed first: transformers' forward reads a registry of the model classes
-    # it has seen, which dynamo guards, so a class seen after a compile recompiles it.
-    for name in first_of_arch.values():
-        backend.load_sync(name)
-    for name in first_of_arch.values():
-        handles = [backend.submit(name, messages, params) for _, messages in jobs[:3]]
-        for handle in handles:
-            handle.result_sync(600)
-        backend.generate_sync(name, jobs[0][1], params)
-        steps = backend.scheduler.decode_stats[name]
-        assert steps.compiled_steps == steps.decode_steps, f"{name} did not decode compiled"
+    backend.preload(list(first_of_arch.values()))
     elapsed = time.perf_counter() - started
+    for name in first_of_arch.values():
+        steps = backend.scheduler.decode_stats[name]
+        assert steps.compiled_steps == steps.decode_steps > 0, f"{name} did not decode compiled"
     backend.close()
     return elapsed
 
@@ -284,7 +277,7 @@ def main() -> None:
     warm = LocalBackend(registry_of({"w": next(iter(folders.values()))}), device="cpu")
     warm.generate_sync("w", jobs[0][1], params)
     warm.close()
-    compile_s = compile_steps(folders, jobs, params)
+    compile_s = compile_steps(folders)
 
     modes = [
         run_naive(folders, jobs, params),

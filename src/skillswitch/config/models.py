@@ -569,6 +569,11 @@ class LocalModelConfig(_Model):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         default="auto", description="auto: bfloat16 on CUDA, float32 on the CPU."
     )
+    preload: bool = Field(
+        default=False,
+        description="Load at start-up rather than on first use (and, with "
+        "scheduler.compile_decode, compile its decode step then).",
+    )
 
 
 class MemoryConfig(_Model):

@@ -168,6 +168,39 @@ class LocalBackend:
 
         self.scheduler.call(run).result()
 
+    def preload(self, models: Sequence[str]) -> None:
+        """Load ``models`` onto the device now, in order, so that their first requests do not
+        wait for a load. With ``compile_decode``, each chat model then generates a few tokens
+        in a batch of two rows and in one of a single row (dynamo compiles those apart), so
+        that its decode step is compiled before any request comes: after every model is loaded,
+        as transformers' registry of model classes is part of what the compiled code checks.
+
+        Raises ``ValueError`` when together they need more than the device budget (each
+        load would evict an earlier one).
+        """
+        names = list(dict.fromkeys(models))
+        entries = [self.registry.get(name) for name in names]
+        needed = sum(self.residency.expected_bytes(name) for name in names)
+        if needed > self.budget.device_bytes:
+            raise ValueError(
+                f"preloading {', '.join(names)} needs {needed / 2**30:.2f} GiB of weights but "
+                f"the device budget is {self.budget.device_bytes / 2**30:.2f} GiB; preload "
+                "fewer models or raise inference.memory.device_gb"
+            )
+        for name in names:
+            self.load_sync(name)
+        settings = self.scheduler.settings
+        if not (settings.static_decode and settings.compile_decode):
+            return
+        warm = GenerationParams(max_new_tokens=2)
+        for entry in entries:
+            if entry.kind == "chat":
+                for prompts in (["Hi", "Hey"], ["Hello"]):
+                    for handle in self.scheduler.submit_together(
+                        entry.name, prompts, warm, stream=False
+                    ):
+                        handle.result_sync()
+
     def unload_sync(self, model: str) -> bool:
         self.registry.get(model)
         return bool(self.scheduler.call(lambda: self.residency.unload(model)).result())

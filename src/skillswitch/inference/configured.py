@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from skillswitch.config.models import InferenceConfig
+from skillswitch.exceptions import ConfigError
 from skillswitch.inference.backend import LocalBackend, default_budget
 from skillswitch.inference.loading import resolve_device
 from skillswitch.inference.policy import SchedulerSettings
@@ -13,7 +14,8 @@ __all__ = ["build_backend"]
 
 
 def build_backend(config: InferenceConfig) -> LocalBackend:
-    """Register every model folder (checked now, loaded on first use) and start the scheduler."""
+    """Register every model folder (checked now, loaded on first use unless ``preload``), start
+    the scheduler and preload the models that ask for it (``LocalBackend.preload``)."""
     registry = ModelRegistry()
     for model in config.models:
         registry.add(model.name, model.path, dtype=model.dtype)
@@ -25,4 +27,14 @@ def build_backend(config: InferenceConfig) -> LocalBackend:
         int(memory.host_gb * 2**30) if memory.host_gb is not None else default.host_bytes,
     )
     settings = SchedulerSettings(**config.scheduler.model_dump())
-    return LocalBackend(registry, device=device, budget=budget, settings=settings)
+    backend = LocalBackend(registry, device=device, budget=budget, settings=settings)
+    preloaded = [model.name for model in config.models if model.preload]
+    try:
+        backend.preload(preloaded)
+    except ValueError as exc:
+        backend.close()
+        raise ConfigError.single("inference.models", str(exc)) from None
+    except BaseException:
+        backend.close()
+        raise
+    return backend

@@ -194,18 +194,30 @@ class Scheduler:
     ) -> GenerationHandle:
         """Queue a generation. ``stream=False``: the text arrives as one chunk at the end
         (no per-token detokenizing, which costs CPU time per row and step)."""
+        return self.submit_together(model, [prompt], params, stream=stream)[0]
+
+    def submit_together(
+        self,
+        model: str,
+        prompts: Sequence[Prompt],
+        params: GenerationParams,
+        *,
+        stream: bool = True,
+    ) -> list[GenerationHandle]:
+        """Queue several generations at once: the worker finds them queued together, so they
+        start in one batch (up to ``max_batch_size``) unless others were queued before."""
         try:
             loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             loop = None
-        handle = GenerationHandle(next(self._ids), model, loop)
-        job = _Job(handle, prompt, params, stream)
+        handles = [GenerationHandle(next(self._ids), model, loop) for _ in prompts]
+        jobs = [_Job(h, p, params, stream) for h, p in zip(handles, prompts, strict=True)]
         with self._wake:
             if self._closed:
                 raise BackendClosedError("the local inference backend is closed")
-            self._queues.setdefault(model, deque()).append(job)
+            self._queues.setdefault(model, deque()).extend(jobs)
             self._wake.notify()
-        return handle
+        return handles
 
     def call(self, function: Callable[[], T]) -> Future[T]:
         """Run ``function`` on the worker thread (which owns the models), between batches."""
