@@ -19,6 +19,7 @@ from skillswitch.inference import GenerationParams, LocalBackend, step_compiler
 from skillswitch.inference.policy import SchedulerSettings
 from skillswitch.inference.static_decode import StaticBatch
 from skillswitch.inference.step_compiler import compile_refused
+from tests.support.local_backends import generate_together
 
 pytestmark = pytest.mark.anyio
 
@@ -46,11 +47,6 @@ def backends(tiny_models: dict[str, Path]) -> Iterator[dict[str, LocalBackend]]:
         backend.close()
 
 
-async def _together(backend: LocalBackend, model: str, params: list[GenerationParams]) -> list[Any]:
-    handles = [backend.submit(model, p, q) for p, q in zip(PROMPTS, params, strict=True)]
-    return [await handle.result() for handle in handles]
-
-
 @pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize("sampled", [False, True], ids=["greedy", "seeded"])
 async def test_compiled_steps_give_the_dynamic_paths_tokens(
@@ -58,8 +54,8 @@ async def test_compiled_steps_give_the_dynamic_paths_tokens(
 ) -> None:
     base = GenerationParams(max_new_tokens=10, temperature=0.8 if sampled else 0.0, seed=3)
     params = [dataclasses.replace(base, max_new_tokens=10 + 4 * i) for i in range(len(PROMPTS))]
-    dynamic = await _together(backends["dynamic"], model, params)
-    compiled = await _together(backends["compiled"], model, params)
+    dynamic = await generate_together(backends["dynamic"], model, PROMPTS, params)
+    compiled = await generate_together(backends["compiled"], model, PROMPTS, params)
     assert [r.token_ids for r in compiled] == [r.token_ids for r in dynamic]
     assert [r.finish_reason for r in compiled] == [r.finish_reason for r in dynamic]
     stats = backends["compiled"].scheduler.decode_stats[model]

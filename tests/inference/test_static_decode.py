@@ -16,6 +16,7 @@ import pytest
 from skillswitch.inference import GenerationParams, LocalBackend
 from skillswitch.inference.policy import SchedulerSettings
 from skillswitch.inference.static_decode import StaticBatch, static_decodable
+from tests.support.local_backends import generate_together
 
 pytestmark = pytest.mark.anyio
 
@@ -44,11 +45,6 @@ def backends(tiny_models: dict[str, Path]) -> Iterator[dict[bool, LocalBackend]]
         backend.close()
 
 
-async def _together(backend: LocalBackend, model: str, params: list[GenerationParams]) -> list[Any]:
-    handles = [backend.submit(model, p, q) for p, q in zip(PROMPTS, params, strict=True)]
-    return [await handle.result() for handle in handles]
-
-
 @pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize("sampled", [False, True], ids=["greedy", "seeded"])
 async def test_static_decoding_gives_the_dynamic_paths_tokens(
@@ -57,8 +53,8 @@ async def test_static_decoding_gives_the_dynamic_paths_tokens(
     base = GenerationParams(max_new_tokens=12, temperature=0.8 if sampled else 0.0, seed=7)
     # Different budgets: rows finish at different steps and the static batch keeps its shape.
     params = [dataclasses.replace(base, max_new_tokens=12 + 5 * i) for i in range(len(PROMPTS))]
-    dynamic = await _together(backends[False], model, params)
-    static = await _together(backends[True], model, params)
+    dynamic = await generate_together(backends[False], model, PROMPTS, params)
+    static = await generate_together(backends[True], model, PROMPTS, params)
     assert max(r.batch_size for r in static) > 1, "the requests did not share a batch"
     assert [r.token_ids for r in static] == [r.token_ids for r in dynamic]
     assert [r.finish_reason for r in static] == [r.finish_reason for r in dynamic]
