@@ -7,7 +7,7 @@ work. Here the shapes never change within a batch: transformers' ``StaticCache``
 ``prompt + max_new_tokens`` positions for every row, the attention mask is a 4D additive mask
 that skillswitch keeps and updates in place (transformers uses a 4D mask as given), and the
 token ids and positions live in fixed buffers. So the decode step can be captured once per batch
-(after one eager step, which warms the kernels up) and replayed: one launch per step.
+(after one uncaptured step, which warms the kernels up) and replayed: one launch per step.
 
 With ``compiled`` (``scheduler.compile_decode``), the step is ``torch.compile``'d first
 (:mod:`skillswitch.inference.step_compiler`: its small kernels fused), then captured the same
@@ -179,8 +179,9 @@ class StaticBatch:
             return self._model(**inputs).logits[:, -1, :]
 
     def _warm_up_and_capture(self) -> Any:
-        """The first decode step, run eagerly on a side stream (CUDA graphs need their kernels
-        warmed up before capture), then the step captured for the rest of the batch."""
+        """The first decode step, run uncaptured on a side stream (CUDA graphs need their
+        kernels warmed up before capture; a compiled step is compiled here, not while
+        capturing), then the step captured for the rest of the batch."""
         import torch
 
         stream: Any = torch.cuda.Stream  # untyped in torch's stubs
