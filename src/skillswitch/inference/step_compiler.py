@@ -47,7 +47,7 @@ class CompiledStep:
     step (the one that may compile), then the object itself.
 
     Raises what the compile raised (``TorchDynamoException``, ``FailOnRecompileLimitHit``)
-    before anything ran; see :data:`COMPILE_ERRORS`.
+    before anything ran; see :func:`compile_errors`.
     """
 
     def __init__(self, model: Any, backend: Backend) -> None:
