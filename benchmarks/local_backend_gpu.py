@@ -13,14 +13,15 @@ generation has a ~256-token prompt and 256 new tokens (greedy). All requests arr
 Naive (load the expert for each generation, generate alone, unload) would take hours, so it is
 timed on a random sample of the same generations and extrapolated to the whole workload (stated
 in the report). The HBM bound is measured in the same run (a device-to-device copy); the decode
-step of one 1.5B expert at batch 64 is timed and its bytes (weights + KV cache read) divided by
-the step time give the achieved bandwidth, three times on the same prompts: with transformers'
-DynamicCache and eager steps; with ``static_decode`` (a static cache, each step replayed as a
-CUDA graph); and with ``compile_decode`` (that step compiled by ``torch.compile`` first, then
-replayed as a CUDA graph). Each is warmed up on the same batch first (compile, graph warm-up,
-library initialisation), so the timed steps are steady state; the warm-up's seconds are
-reported. ``--decode static|compiled`` also runs the scheduler part that way (the compile done
-before the workload, its time added to skillswitch's total).
+step of one 1.5B expert at batch 64 is timed (from its launch until its tokens are on the host,
+so a replayed graph's GPU work is in it, not only its launch) and its bytes (weights + KV cache
+read) divided by the step time give the achieved bandwidth, three times on the same prompts:
+with transformers' DynamicCache and eager steps; with ``static_decode`` (a static cache, each
+step replayed as a CUDA graph); and with ``compile_decode`` (that step compiled by
+``torch.compile`` first, then replayed as a CUDA graph). Each is warmed up on the same batch
+first (compile, graph warm-up, library initialisation), so the timed steps are steady state; the
+warm-up's seconds are reported. ``--decode static|compiled`` also runs the scheduler part that
+way (the compile done before the workload, its time added to skillswitch's total).
 
 Disk: distinct random checkpoints are written once (``--distinct``, default 2) and each expert's
 folder links to one of them; experts sharing a checkpoint are still loaded as separate models.
@@ -213,6 +214,7 @@ def decode_bandwidth(
     steps0 = before.decode_steps if before else 0
     decode0 = before.decode_s if before else 0.0
     compiled0 = before.compiled_steps if before else 0
+    graphed0 = before.graph_steps if before else 0
     params = GenerationParams(max_new_tokens=new_tokens)
     handles = [backend.submit(expert, p, params, stream=False) for p in prompts]
     results = [h.result_sync(3600) for h in handles]
@@ -242,6 +244,7 @@ def decode_bandwidth(
         "warm_up_seconds": warm_up_s,
         "steps": steps,
         "compiled_steps": stats.compiled_steps - compiled0,
+        "graph_steps": stats.graph_steps - graphed0,
         "step_ms": step_s * 1000,
         "weight_bytes_per_step": weights,
         "kv_bytes_per_step": kv_bytes,
@@ -416,7 +419,8 @@ def main() -> None:
                 f"decode at batch {b['batch']}, {mode:<8}: {b['step_ms']:.2f} ms/step, "
                 f"{b['achieved_bytes_per_s'] / 1e12:.2f} TB/s of "
                 f"{hbm / 1e12:.2f} TB/s copy bound = {b['fraction_of_hbm_bound']:.1%} "
-                f"(warm-up {b['warm_up_seconds']:.1f} s; {b['compiled_steps']} steps compiled)"
+                f"(warm-up {b['warm_up_seconds']:.1f} s; of {b['steps']} steps "
+                f"{b['compiled_steps']} compiled, {b['graph_steps']} CUDA-graph replays)"
             )
     for mode in ("static", "compiled"):
         if mode in decode_modes:

@@ -5,7 +5,9 @@ same buffers run eagerly, which is what these tests check."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,6 +16,7 @@ from typing import Any
 import pytest
 
 from skillswitch.inference import GenerationParams, LocalBackend
+from skillswitch.inference.decode import DecodeStats
 from skillswitch.inference.policy import SchedulerSettings
 from skillswitch.inference.static_decode import StaticBatch, static_decodable
 from tests.support.local_backends import generate_together
@@ -122,6 +125,63 @@ async def test_a_static_batch_refuses_a_wrong_step(tiny_models: dict[str, Path])
             backend.residency.release("llama-a")
     finally:
         backend.close()
+
+
+class _RefusingCapture:
+    """Stands in for torch.cuda's stream and graph calls, which a CPU cannot run: the capture
+    fails as an operation a CUDA graph cannot hold makes it fail on a GPU."""
+
+    def __init__(self) -> None:
+        self.captures = 0
+
+    def stream(self, *args: Any, **kwargs: Any) -> Any:
+        return SimpleNamespace(wait_stream=lambda other: None)
+
+    def graph(self, graph: Any, **kwargs: Any) -> Any:
+        self.captures += 1
+        assert kwargs.get("capture_error_mode") == "thread_local"
+        raise RuntimeError("CUDA error: operation not permitted when stream is capturing\nmore")
+
+
+async def test_a_step_that_cannot_be_captured_decodes_uncaptured(
+    backends: dict[bool, LocalBackend],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import torch
+
+    from skillswitch.inference import static_decode
+
+    cuda = _RefusingCapture()
+    monkeypatch.setattr(static_decode, "_captures_graphs", lambda device: True)
+    monkeypatch.setattr(static_decode, "_uncapturable", {})
+    monkeypatch.setattr(torch.cuda, "Stream", cuda.stream)
+    monkeypatch.setattr(torch.cuda, "current_stream", cuda.stream)
+    monkeypatch.setattr(torch.cuda, "stream", lambda stream: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", object)
+    monkeypatch.setattr(torch.cuda, "graph", cuda.graph)
+    params = [GenerationParams(max_new_tokens=9 + 4 * i) for i in range(len(PROMPTS))]
+    expected = await generate_together(backends[False], "qwen-a", PROMPTS, params)
+    earlier = backends[True].scheduler.decode_stats.get("qwen-a")
+    before = dataclasses.replace(earlier) if earlier else DecodeStats()
+    with caplog.at_level(logging.WARNING, logger="skillswitch.inference.static_decode"):
+        first = await generate_together(backends[True], "qwen-a", PROMPTS, params)
+        second = await generate_together(backends[True], "qwen-a", PROMPTS, params)
+    assert [r.token_ids for r in first] == [r.token_ids for r in expected]
+    assert [r.token_ids for r in second] == [r.token_ids for r in expected]
+    assert cuda.captures == 1, "the class's later batches tried to capture again"
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1
+    assert "Qwen2ForCausalLM" in warnings[0]
+    assert "operation not permitted" in warnings[0]
+    loaded = backends[True].residency.acquire("qwen-a")
+    try:
+        assert "RuntimeError: CUDA error" in (static_decode.capture_refused(loaded.model) or "")
+    finally:
+        backends[True].residency.release("qwen-a")
+    after = backends[True].scheduler.decode_stats["qwen-a"]
+    assert after.decode_steps > before.decode_steps
+    assert after.graph_steps == before.graph_steps == 0
 
 
 def test_sliding_window_models_decode_dynamically() -> None:

@@ -132,13 +132,19 @@ class DecodeStats:
     """Where a model's time went, summed over its batches (for metrics and benchmarks)."""
 
     prefill_s: float = 0.0
+    """Wall time of the prefills, each until its first tokens are chosen (on a GPU, the wait
+    for its kernels included)."""
     prefill_tokens: int = 0
     decode_s: float = 0.0
+    """Wall time of the decode steps, each from its launch until its tokens are chosen: the
+    GPU's work and the wait for it included, the per-row bookkeeping between steps not."""
     decode_steps: int = 0
     decode_tokens: int = 0
     """Tokens generated in decode steps (rows x steps)."""
     compiled_steps: int = 0
     """Decode steps that ran compiled (``compile_decode``)."""
+    graph_steps: int = 0
+    """Decode steps replayed from a captured CUDA graph (``static_decode`` on CUDA)."""
 
 
 @dataclass(slots=True)
@@ -227,22 +233,25 @@ def decode_batch(
         return
     with torch.inference_mode(), _attention_kernels(device):
         batch = _prefill(loaded, rows, stats, sizes)
+        tokens = _choose(batch.logits, batch.rows)  # waits for the prefill's kernels
         stats.prefill_s += time.perf_counter() - started
         while True:
-            _advance(loaded, batch, finish)
+            _advance(loaded, batch, tokens, finish)
             room = limit - len(batch.rows)
             if join is not None and room > 0 and _joinable(batch.cache):
                 newcomers = begin(join(room))
                 if newcomers:
                     prefill_started = time.perf_counter()
                     joined = _prefill(loaded, newcomers, stats, sizes, len(batch.rows))
+                    joined_tokens = _choose(joined.logits, joined.rows)
                     stats.prefill_s += time.perf_counter() - prefill_started
-                    _advance(loaded, joined, finish)
+                    _advance(loaded, joined, joined_tokens, finish)
                     batch = _merge(batch, joined)
             if not batch.rows:
                 return
             step_started = time.perf_counter()
             _step(loaded, batch)
+            tokens = _choose(batch.logits, batch.rows)  # waits for the step's kernels
             stats.decode_s += time.perf_counter() - step_started
             stats.decode_steps += 1
             stats.decode_tokens += len(batch.rows)
@@ -269,15 +278,14 @@ def _decode_static(
         compiled=compiled,
     )
     try:
-        logits = batch.prefill()
+        tokens = _choose(batch.prefill(), rows)  # waits for the prefill's kernels
         stats.prefill_tokens += batch.prompt_tokens
         stats.prefill_s += time.perf_counter() - started
         live = list(range(len(rows)))
         while True:
             positions = batch.next_positions()
-            kept, tokens = _keep(
-                loaded, [rows[i] for i in live], logits[live], [positions[i] for i in live], finish
-            )
+            live_rows = [rows[i] for i in live]
+            kept = _keep(loaded, live_rows, tokens, [positions[i] for i in live], finish)
             feed = [batch.pad_id] * len(rows)
             for j in kept:
                 feed[live[j]] = tokens[j]
@@ -286,9 +294,14 @@ def _decode_static(
                 return
             step_started = time.perf_counter()
             logits = batch.step(feed)
+            # Only the live rows' logits: a finished row's are ignored (and a grammar's mask
+            # would be applied to the wrong row).
+            live_logits = logits if len(live) == len(rows) else logits[live]
+            tokens = _choose(live_logits, [rows[i] for i in live])  # waits for the step
             stats.decode_s += time.perf_counter() - step_started
             stats.decode_steps += 1
             stats.compiled_steps += batch.compiled
+            stats.graph_steps += batch.replayed
             stats.decode_tokens += len(live)
     finally:
         batch.close()
@@ -328,13 +341,16 @@ def _prefill(
 
 
 def _advance(
-    loaded: LoadedModel, batch: _Batch, finish: Callable[[_Row, FinishReason], None]
+    loaded: LoadedModel,
+    batch: _Batch,
+    tokens: list[int],
+    finish: Callable[[_Row, FinishReason], None],
 ) -> None:
-    """Choose each row's next token, stream it, finish the rows that are done, drop them."""
+    """Stream each row's next token (``tokens``), finish the rows that are done, drop them."""
     import torch
 
     positions = batch.next_positions[:, 0].tolist()  # one copy, not one device sync per row
-    keep, tokens = _keep(loaded, batch.rows, batch.logits, positions, finish)
+    keep = _keep(loaded, batch.rows, tokens, positions, finish)
     if len(keep) < len(batch.rows) and keep:
         index = torch.tensor(keep, device=batch.mask.device)
         batch.cache.batch_select_indices(index)
@@ -346,13 +362,12 @@ def _advance(
 def _keep(
     loaded: LoadedModel,
     rows: list[_Row],
-    logits: Any,
+    tokens: list[int],
     positions: list[int],
     finish: Callable[[_Row, FinishReason], None],
-) -> tuple[list[int], list[int]]:
-    """Choose each row's next token from ``logits`` and stream it; finish the rows that are
-    done. The indices of the rows that go on, and every row's token."""
-    tokens = _choose(logits, rows)  # waits for the step's kernels
+) -> list[int]:
+    """Stream each row's next token (``tokens``, chosen by :func:`_choose`); finish the rows
+    that are done. The indices of the rows that go on."""
     limit = loaded.max_positions or 1 << 30
     keep: list[int] = []
     for i, (row, token) in enumerate(zip(rows, tokens, strict=True)):
@@ -372,7 +387,7 @@ def _keep(
                 finish(row, "length")
             else:
                 keep.append(i)
-    return keep, tokens
+    return keep
 
 
 def _step(loaded: LoadedModel, batch: _Batch) -> None:

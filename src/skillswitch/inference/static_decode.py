@@ -13,6 +13,10 @@ With ``compiled`` (``scheduler.compile_decode``), the step is ``torch.compile``'
 (:mod:`skillswitch.inference.step_compiler`: its small kernels fused), then captured the same
 way.
 
+When a model's step cannot be captured (an operation in its forward that a CUDA graph cannot
+hold, such as a copy to the host), the batch goes on with uncaptured steps, and so do the later
+batches of that model's class, after one warning.
+
 What this costs: no row joins a running batch, and finished rows stay in it (they are fed a pad
 token and their output is ignored) until the whole batch is done; the cache is allocated in full
 at the start. The model must have full attention in every layer (no sliding windows).
@@ -20,6 +24,8 @@ at the start. The model must have full attention in every layer (no sliding wind
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,7 +38,38 @@ from skillswitch.inference.step_compiler import (
     refuse_compile,
 )
 
-__all__ = ["StaticBatch", "static_decodable"]
+__all__ = ["StaticBatch", "capture_refused", "static_decodable"]
+
+logger = logging.getLogger(__name__)
+
+_uncapturable: dict[type, str] = {}
+_lock = threading.Lock()
+
+
+def capture_refused(model: Any) -> str | None:
+    """Why ``model``'s class decodes without CUDA graphs (its capture failed), or None."""
+    with _lock:
+        return _uncapturable.get(type(model))
+
+
+def _captures_graphs(device: Any) -> bool:
+    """Whether steps on ``device`` are captured as CUDA graphs."""
+    return bool(device.type == "cuda")
+
+
+def _refuse_capture(model: Any, error: BaseException) -> None:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    reason = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+    with _lock:
+        first = type(model) not in _uncapturable
+        _uncapturable[type(model)] = reason
+    if first:
+        logger.warning(
+            "static_decode: %s's decode step could not be captured as a CUDA graph (%s); "
+            "its steps run uncaptured",
+            type(model).__name__,
+            reason,
+        )
 
 
 def static_decodable(loaded: LoadedModel) -> bool:
@@ -51,8 +88,9 @@ def static_decodable(loaded: LoadedModel) -> bool:
 class StaticBatch:
     """Left-padded prompts, prefilled into a static cache, then one token per row per step.
 
-    On CUDA the decode step is replayed as a CUDA graph; elsewhere every step runs through the
-    same buffers without one. ``compiled``: the step goes through ``torch.compile`` (falling
+    On CUDA the decode step is replayed as a CUDA graph (unless its capture failed for the
+    model's class: :func:`capture_refused`); elsewhere every step runs through the same buffers
+    without one. ``compiled``: the step goes through ``torch.compile`` (falling
     back to eager steps, for good, when the model's class cannot be compiled); ``backend`` is
     the compiler. ``pad_id`` is what to feed a finished row.
     """
@@ -78,7 +116,7 @@ class StaticBatch:
         self.rows = len(prompts)
         self.width = max(len(p) for p in prompts)
         self.length = self.width + max(max_new_tokens, 1)
-        self._graphs = self._device.type == "cuda"
+        self._graphs = _captures_graphs(self._device) and capture_refused(model) is None
         pad = loaded.tokenizer.pad_token_id
         self.pad_id: int = pad if pad is not None else 0
         ids = torch.full((self.rows, self.width), self.pad_id, dtype=torch.long)
@@ -98,6 +136,8 @@ class StaticBatch:
         self._column = self.width
         self._graph: Any = None
         self._graph_logits: Any = None
+        self.replayed = False
+        """Whether the last step was replayed from the captured graph."""
         self._lengths = [len(p) for p in prompts]
         self.prompt_tokens = sum(self._lengths)
 
@@ -136,6 +176,7 @@ class StaticBatch:
         self._ids.copy_(torch.tensor(list(tokens), dtype=torch.long).view(-1, 1))
         self._mask[:, :, :, self._column] = 0.0
         self._column += 1
+        self.replayed = self._graph is not None
         if self._graph is not None:
             self._graph.replay()
             logits = self._graph_logits
@@ -191,9 +232,17 @@ class StaticBatch:
             logits = self._forward().clone()
         torch.cuda.current_stream(self._device).wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        # Captured, not run: the graph's replays write the cache's next columns, as _forward did.
-        with torch.cuda.graph(graph):
-            self._graph_logits = self._forward()
+        try:
+            # Captured, not run: the replays write the cache's next columns, as _forward did.
+            # thread_local: CUDA work of other threads (an embedding model, say) is allowed.
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+                self._graph_logits = self._forward()
+        except RuntimeError as error:  # torch.AcceleratorError is one
+            # Nothing captured ran, so the cache is as the warm-up step left it.
+            _refuse_capture(self._model, error)
+            self._graphs = False
+            self._graph_logits = None
+            return logits
         self._graph = graph
         return logits
 
