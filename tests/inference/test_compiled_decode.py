@@ -110,6 +110,7 @@ def test_past_the_recompile_limit_the_model_decodes_eagerly(
 ) -> None:
     # Past its limit dynamo would silently run the step uncompiled; here that is a refusal.
     monkeypatch.setattr(step_compiler, "RECOMPILE_LIMIT", 1)
+    monkeypatch.setattr(step_compiler, "_refused", {})  # the refusal ends with the test
     backend = backends["dynamic"]
     loaded = backend.residency.acquire("qwen-a")
     try:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from skillswitch.exceptions import ModelFolderError
+from skillswitch.inference.attention import use_packed_decode_attention
 from skillswitch.inference.folders import FolderInfo, ModelKind
 
 __all__ = [
@@ -97,6 +98,7 @@ def load_model(name: str, info: FolderInfo, device: str, dtype: str) -> LoadedMo
         raise ModelFolderError(where, f"has corrupt weights: {_first_line(exc)}") from exc
     model.eval()
     if info.kind == "chat":  # the decode loop left-pads; encoders keep their absolute positions
+        use_packed_decode_attention(model)
         tokenizer.padding_side = "left"
     else:
         tokenizer.padding_side = "right"
