@@ -71,10 +71,12 @@ bench-mcp: install mcp-peers
 # Local backend on the CPU; the GPU script (an H200's figures in README) runs where CUDA is.
 bench-local: install
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/local_backend.py --json bench-results/local_backend.json
+	$(BIN)/python benchmarks/decode_attention.py --json bench-results/decode_attention.json
 
 bench-local-gpu: install
-	$(BIN)/python benchmarks/local_backend_gpu.py --part 1.5b --json bench-results/gpu-1.5b.json
-	$(BIN)/python benchmarks/local_backend_gpu.py --part 7b --host-gb 0 --json bench-results/gpu-7b.json
+	$(BIN)/python benchmarks/decode_attention.py --shape 1.5b --json bench-results/decode-gpu.json
+	$(BIN)/python benchmarks/local_backend_gpu.py --part 1.5b --decode compiled --json bench-results/gpu-1.5b.json
+	$(BIN)/python benchmarks/local_backend_gpu.py --part 7b --host-gb 40 --decode static --json bench-results/gpu-7b.json
 
 bench-recruitment: install
 	$(BIN)/python benchmarks/expert_recruitment.py --json bench-results/expert_recruitment.json

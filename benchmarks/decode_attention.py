@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from skillswitch.inference.attention import ATTENTION_NAME
+from skillswitch.inference.attention import ATTENTION_NAME, attention_kernels
 from skillswitch.inference.folders import inspect_folder
 from skillswitch.inference.loading import LoadedModel, load_model, resolve_device, resolve_dtype
 from skillswitch.inference.static_decode import StaticBatch
@@ -55,7 +55,7 @@ def decode(
     """Prefill, warm-up steps, then ``steps`` timed steps: their median and the tokens."""
     import torch
 
-    with torch.inference_mode():
+    with torch.inference_mode(), attention_kernels(loaded.model.device):  # as the scheduler
         started = time.perf_counter()
         batch = StaticBatch(loaded, batch_prompts, new_tokens, compiled=compiled)
         tokens = batch.prefill().argmax(-1).tolist()

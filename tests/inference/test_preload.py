@@ -14,6 +14,7 @@ from skillswitch.exceptions import ConfigError
 from skillswitch.inference import GenerationParams
 from skillswitch.inference.configured import build_backend
 from skillswitch.inference.folders import inspect_folder
+from skillswitch.inference.step_compiler import compiled_variants
 
 
 def _config(tiny_models: dict[str, Path], **extra: Any) -> InferenceConfig:
@@ -42,11 +43,21 @@ def test_preloading_compiles_each_models_decode_step(tiny_models: dict[str, Path
         for name in ("llama-a", "qwen-a"):
             stats = backend.scheduler.decode_stats[name]
             assert stats.compiled_steps == stats.decode_steps > 0
-        assert backend.scheduler.stats.largest_batch == 2  # a pair, then one row alone
+        assert backend.scheduler.stats.largest_batch == 3  # a pair, three rows, one row
         before = backend.scheduler.decode_stats["qwen-a"].compiled_steps
         result = backend.generate_sync("qwen-a", "Hello there", GenerationParams(max_new_tokens=4))
         assert result.completion_tokens == 4
         assert backend.scheduler.decode_stats["qwen-a"].compiled_steps == before + 3
+        # Batches of sizes not seen in the warm-up run the code compiled then: no compile waits.
+        loaded = backend.residency.acquire("qwen-a")
+        backend.residency.release("qwen-a")
+        variants = compiled_variants(loaded.model)
+        for rows in (5, 4):
+            handles = backend.scheduler.submit_together(
+                "qwen-a", ["Hi"] * rows, GenerationParams(max_new_tokens=3), stream=False
+            )
+            assert [h.result_sync(60).batch_size for h in handles] == [rows] * rows
+        assert compiled_variants(loaded.model) == variants
     finally:
         backend.close()
 

@@ -20,7 +20,12 @@ import functools
 import logging
 from typing import Any
 
-__all__ = ["ATTENTION_NAME", "packed_decode_attention", "use_packed_decode_attention"]
+__all__ = [
+    "ATTENTION_NAME",
+    "attention_kernels",
+    "packed_decode_attention",
+    "use_packed_decode_attention",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +73,21 @@ def packed_decode_attention(
         packed, key, value, attn_mask=attention_mask, dropout_p=dropout, scale=scaling
     )
     return output.reshape(batch, heads, 1, value.shape[-1]).transpose(1, 2).contiguous(), None
+
+
+def attention_kernels(device: Any) -> Any:
+    """Flash or memory-efficient attention on CUDA, never cuDNN's: cuDNN builds a new execution
+    plan whenever the sequence length changes, which in decoding is every step (measured on an
+    H200: 1.3 ms of CPU per layer per step, 64% of a 1.5B model's decode step). A context for
+    the forward calls (a compiled step takes the kernels chosen while it is compiled)."""
+    import contextlib
+
+    if getattr(device, "type", str(device)) != "cuda":
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    backends = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+    return sdpa_kernel(backends)
 
 
 def use_packed_decode_attention(model: Any) -> bool:

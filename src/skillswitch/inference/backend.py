@@ -171,8 +171,10 @@ class LocalBackend:
     def preload(self, models: Sequence[str]) -> None:
         """Load ``models`` onto the device now, in order, so that their first requests do not
         wait for a load. With ``compile_decode``, each chat model then generates a few tokens
-        in a batch of two rows and in one of a single row (dynamo compiles those apart), so
-        that its decode step is compiled before any request comes: after every model is loaded,
+        in batches of two rows, three rows and one row, so that its decode step is compiled
+        before any request comes, for every batch size: dynamo first compiles for the size it
+        sees (the static cache's batch size is fixed), makes the size dynamic when a second
+        size comes, and compiles a single row apart. This is done after every model is loaded,
         as transformers' registry of model classes is part of what the compiled code checks.
 
         Raises ``ValueError`` when together they need more than the device budget (each
@@ -195,7 +197,7 @@ class LocalBackend:
         warm = GenerationParams(max_new_tokens=2)
         for entry in entries:
             if entry.kind == "chat":
-                for prompts in (["Hi", "Hey"], ["Hello"]):
+                for prompts in (["Hi", "Hey"], ["Hi", "Hey", "Hello"], ["Hello"]):
                     for handle in self.scheduler.submit_together(
                         entry.name, prompts, warm, stream=False
                     ):

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from skillswitch.inference.attention import attention_kernels
 from skillswitch.inference.grammar import GrammarMatcher, mask_disallowed
 from skillswitch.inference.kv_cache import cache_argument, returned_cache
 from skillswitch.inference.loading import LoadedModel
@@ -228,10 +229,10 @@ def decode_batch(
         return
     limit = max_rows or len(rows)
     if static and static_decodable(loaded):
-        with torch.inference_mode(), _attention_kernels(device):
+        with torch.inference_mode(), attention_kernels(device):
             _decode_static(loaded, rows, finish, stats, sizes, started, compiled=compiled)
         return
-    with torch.inference_mode(), _attention_kernels(device):
+    with torch.inference_mode(), attention_kernels(device):
         batch = _prefill(loaded, rows, stats, sizes)
         tokens = _choose(batch.logits, batch.rows)  # waits for the prefill's kernels
         stats.prefill_s += time.perf_counter() - started
@@ -449,20 +450,6 @@ def _merge(running: _Batch, joined: _Batch) -> _Batch:
     running.rows = running.rows + joined.rows
     running.pending = running.pending + joined.pending
     return running
-
-
-def _attention_kernels(device: Any) -> Any:
-    """Flash or memory-efficient attention on CUDA, never cuDNN's: cuDNN builds a new execution
-    plan whenever the sequence length changes, which in decoding is every step (measured on an
-    H200: 1.3 ms of CPU per layer per step, 64% of a 1.5B model's decode step)."""
-    import contextlib
-
-    if getattr(device, "type", str(device)) != "cuda":
-        return contextlib.nullcontext()
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    backends = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
-    return sdpa_kernel(backends)
 
 
 def _choose(logits: Any, rows: Sequence[_Row]) -> list[int]:

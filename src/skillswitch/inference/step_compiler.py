@@ -7,10 +7,13 @@ module by module from Python). On CUDA the compiled step is then captured as a C
 the eager one (:class:`~skillswitch.inference.static_decode.StaticBatch`).
 
 What it costs: the first batch of each model class waits for the compile (tens of seconds on a
-CPU for the tiny test models; more for a real model). It is compiled with dynamic shapes, so
-batches of other sizes and lengths reuse the code, except that a batch of one row is compiled
-once more (dynamo specialises sizes of 1). Models of the same class and weight shapes share the
-compiled code: their weights are inputs of the compiled graph, not constants in it.
+CPU for the tiny test models; more for a real model). It is compiled with dynamic shapes, but
+the static cache's batch size is fixed, so dynamo compiles for the first batch size it sees,
+again with the batch size dynamic when a second size comes, and once more for a batch of one row
+(dynamo specialises sizes of 1): three compiles per class, after which batches of any size and
+length reuse the code (``LocalBackend.preload`` does all three before any request). Models of
+the same class and weight shapes share the compiled code: their weights are inputs of the
+compiled graph, not constants in it.
 
 When a model cannot be compiled (dynamo cannot trace it as one graph, inductor finds no C++
 compiler on the CPU, ...), its class decodes eagerly from then on (with that compiler), after one
@@ -25,7 +28,14 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Backend", "CompiledStep", "compile_refused", "compiled_step", "refuse_compile"]
+__all__ = [
+    "Backend",
+    "CompiledStep",
+    "compile_refused",
+    "compiled_step",
+    "compiled_variants",
+    "refuse_compile",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +96,14 @@ def compiled_step(model: Any, backend: Backend = "inductor") -> CompiledStep | N
     if compile_refused(model, backend) is not None:
         return None
     return CompiledStep(model, backend)
+
+
+def compiled_variants(model: Any) -> int:
+    """How many compiled versions of ``model``'s class's step dynamo keeps (one per batch shape
+    it had to compile for). When it grows after warm-up, a request waited for a compile."""
+    from torch._dynamo.eval_frame import _debug_get_cache_entry_list
+
+    return len(_debug_get_cache_entry_list(_step_function(type(model)).__code__))
 
 
 def compile_refused(model: Any, backend: Backend = "inductor") -> str | None:
