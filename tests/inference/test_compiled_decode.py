@@ -16,6 +16,7 @@ import pytest
 
 from skillswitch.config.models import InferenceConfig
 from skillswitch.inference import GenerationParams, LocalBackend, step_compiler
+from skillswitch.inference.decode import DecodeStats
 from skillswitch.inference.policy import SchedulerSettings
 from skillswitch.inference.static_decode import StaticBatch
 from skillswitch.inference.step_compiler import compile_refused
@@ -66,6 +67,22 @@ async def test_compiled_steps_give_the_dynamic_paths_tokens(
         assert compile_refused(loaded.model) is None
     finally:
         backends["compiled"].residency.release(model)
+
+
+async def test_a_compiled_batch_that_drops_its_finished_rows_decodes_the_same(
+    backends: dict[str, LocalBackend],
+) -> None:
+    # Two rows end after 2 tokens, the third has 38 to go: the batch shrinks to one row and
+    # its step runs compiled for that size (dynamo compiles a single row apart).
+    params = [GenerationParams(max_new_tokens=n) for n in (2, 2, 40)]
+    dynamic = await generate_together(backends["dynamic"], "qwen-a", PROMPTS, params)
+    earlier = backends["compiled"].scheduler.decode_stats.get("qwen-a")
+    before = dataclasses.replace(earlier) if earlier else DecodeStats()
+    compiled = await generate_together(backends["compiled"], "qwen-a", PROMPTS, params)
+    assert [r.token_ids for r in compiled] == [r.token_ids for r in dynamic]
+    after = backends["compiled"].scheduler.decode_stats["qwen-a"]
+    assert after.compactions == before.compactions + 1
+    assert after.compiled_steps - before.compiled_steps == after.decode_steps - before.decode_steps
 
 
 async def test_a_compiler_that_fails_leaves_the_model_decoding_eagerly(

@@ -206,3 +206,55 @@ def test_the_config_reaches_the_scheduler_settings() -> None:
     assert settings.static_decode is True
     assert settings.join_running is False
     assert SchedulerSettings().static_decode is False
+
+
+@pytest.mark.parametrize("sampled", [False, True], ids=["greedy", "seeded"])
+async def test_a_static_batch_drops_its_finished_rows_and_decodes_the_same(
+    backends: dict[bool, LocalBackend], sampled: bool
+) -> None:
+    # Three rows end after 3 tokens; the fourth has 45 to go: the batch shrinks to that row.
+    base = GenerationParams(max_new_tokens=3, temperature=0.8 if sampled else 0.0, seed=11)
+    params = [base, base, dataclasses.replace(base, max_new_tokens=48), base]
+    expected = await generate_together(backends[False], "llama-a", PROMPTS, params)
+    earlier = backends[True].scheduler.decode_stats.get("llama-a")
+    before = dataclasses.replace(earlier) if earlier else DecodeStats()
+    results = await generate_together(backends[True], "llama-a", PROMPTS, params)
+    assert [r.token_ids for r in results] == [r.token_ids for r in expected]
+    assert [r.completion_tokens for r in results] == [3, 3, 48, 3]
+    after = backends[True].scheduler.decode_stats["llama-a"]
+    assert after.compactions == before.compactions + 1
+    # 47 steps: 2 with four rows, 45 with the one row left (not 47 x 4 rows).
+    assert after.decode_steps - before.decode_steps == 47
+    assert after.decode_tokens - before.decode_tokens == 2 * 4 + 45
+
+
+async def test_a_batch_with_few_steps_to_go_keeps_its_shape(
+    backends: dict[bool, LocalBackend],
+) -> None:
+    params = [GenerationParams(max_new_tokens=n) for n in (3, 3, 20, 3)]
+    earlier = backends[True].scheduler.decode_stats.get("llama-a")
+    before = earlier.compactions if earlier else 0
+    await generate_together(backends[True], "llama-a", PROMPTS, params)
+    assert backends[True].scheduler.decode_stats["llama-a"].compactions == before
+
+
+async def test_keep_rows_refuses_rows_it_does_not_have(tiny_models: dict[str, Path]) -> None:
+    backend = _backend(tiny_models, True)
+    try:
+        loaded = backend.residency.acquire("llama-a")
+        try:
+            batch = StaticBatch(loaded, [[1, 2, 3], [4, 5], [6]], 4)
+            batch.prefill()
+            for wrong in ([], [0, 0], [3]):
+                with pytest.raises(ValueError, match=r"distinct rows of 0\.\.2"):
+                    batch.keep_rows(wrong)
+            batch.step([1, 2, 3])
+            batch.keep_rows([2, 0])
+            assert batch.rows == 2
+            assert batch.next_positions() == [2, 4]
+            assert batch.step([7, 8]).shape[0] == 2
+            batch.close()
+        finally:
+            backend.residency.release("llama-a")
+    finally:
+        backend.close()

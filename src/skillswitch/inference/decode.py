@@ -146,6 +146,14 @@ class DecodeStats:
     """Decode steps that ran compiled (``compile_decode``)."""
     graph_steps: int = 0
     """Decode steps replayed from a captured CUDA graph (``static_decode`` on CUDA)."""
+    compactions: int = 0
+    """Static batches shrunk to their live rows (:meth:`StaticBatch.keep_rows`)."""
+
+
+COMPACT_MIN_STEPS = 32
+"""A static batch drops its finished rows once at most half of its rows are left and one of them
+has at least this many tokens to go: a few steps' time (a copy of the live rows' cache, and on
+CUDA a new graph capture) for steps with half the rows or fewer."""
 
 
 @dataclass(slots=True)
@@ -268,8 +276,9 @@ def _decode_static(
     *,
     compiled: bool,
 ) -> None:
-    """The batch in a :class:`StaticBatch`: finished rows are fed a pad token until the last
-    row finishes (the batch keeps its shape), and their outputs are ignored."""
+    """The batch in a :class:`StaticBatch`: finished rows are fed a pad token (the batch keeps
+    its shape) and their outputs are ignored, until at most half the rows are left with at least
+    ``COMPACT_MIN_STEPS`` to go, when the batch shrinks to its live rows."""
     for row in rows:
         sizes[id(row.job)] = len(rows)
     batch = StaticBatch(
@@ -287,17 +296,22 @@ def _decode_static(
             positions = batch.next_positions()
             live_rows = [rows[i] for i in live]
             kept = _keep(loaded, live_rows, tokens, [positions[i] for i in live], finish)
-            feed = [batch.pad_id] * len(rows)
-            for j in kept:
-                feed[live[j]] = tokens[j]
+            feeds = {live[j]: tokens[j] for j in kept}  # batch row -> the token it is fed
             live = [live[j] for j in kept]
             if not live:
                 return
+            if _worth_compacting(batch.rows, [rows[i] for i in live]):
+                batch.keep_rows(live)
+                rows = [rows[i] for i in live]
+                feeds = {new: feeds[old] for new, old in enumerate(live)}
+                live = list(range(len(live)))
+                stats.compactions += 1
+            feed = [feeds.get(i, batch.pad_id) for i in range(batch.rows)]
             step_started = time.perf_counter()
             logits = batch.step(feed)
             # Only the live rows' logits: a finished row's are ignored (and a grammar's mask
             # would be applied to the wrong row).
-            live_logits = logits if len(live) == len(rows) else logits[live]
+            live_logits = logits if len(live) == batch.rows else logits[live]
             tokens = _choose(live_logits, [rows[i] for i in live])  # waits for the step
             stats.decode_s += time.perf_counter() - step_started
             stats.decode_steps += 1
@@ -306,6 +320,14 @@ def _decode_static(
             stats.decode_tokens += len(live)
     finally:
         batch.close()
+
+
+def _worth_compacting(batch_rows: int, live: Sequence[_Row]) -> bool:
+    """Whether a static batch of ``batch_rows`` rows should shrink to its ``live`` rows."""
+    if len(live) * 2 > batch_rows:
+        return False
+    to_go = max(row.job.params.max_new_tokens - len(row.tracker.ids) for row in live)
+    return to_go >= COMPACT_MIN_STEPS
 
 
 def _prefill(

@@ -17,9 +17,11 @@ When a model's step cannot be captured (an operation in its forward that a CUDA 
 hold, such as a copy to the host), the batch goes on with uncaptured steps, and so do the later
 batches of that model's class, after one warning.
 
-What this costs: no row joins a running batch, and finished rows stay in it (they are fed a pad
-token and their output is ignored) until the whole batch is done; the cache is allocated in full
-at the start. The model must have full attention in every layer (no sliding windows).
+What this costs: no row joins a running batch; finished rows stay in it (they are fed a pad
+token and their output is ignored) until :meth:`StaticBatch.keep_rows` copies the live rows'
+cache into a smaller one (the decode loop does so when at most half the rows are left with many
+steps to go; on CUDA the step is then captured again); the cache is allocated in full at the
+start. The model must have full attention in every layer (no sliding windows).
 """
 
 from __future__ import annotations
@@ -186,6 +188,35 @@ class StaticBatch:
             logits = self._forward()
         self._positions += 1
         return logits
+
+    def keep_rows(self, rows: Sequence[int]) -> None:
+        """Go on with only ``rows`` (indices into the batch, in the order wanted): their cache,
+        mask, positions and lengths move into buffers of that size; the next step is warmed up
+        (compiled, captured) again."""
+        import torch
+        from transformers import StaticCache
+
+        if not rows or len(set(rows)) != len(rows) or not all(0 <= r < self.rows for r in rows):
+            raise ValueError(f"keep_rows takes distinct rows of 0..{self.rows - 1}, got {rows}")
+        index = torch.tensor(list(rows), dtype=torch.long, device=self._device)
+        self._graph = self._graph_logits = None  # its memory pool holds the old buffers
+        cache: Any = StaticCache(config=self._model.config, max_cache_len=self.length)
+        with torch.no_grad():
+            for new, old in zip(cache.layers, self._cache.layers, strict=True):
+                # Allocated by transformers itself (sizes from these views), filled in place.
+                head = (slice(0, len(rows)), slice(None), slice(0, 1))
+                new.lazy_initialization(old.keys[head], old.values[head])
+                torch.index_select(old.keys, 0, index, out=new.keys)
+                torch.index_select(old.values, 0, index, out=new.values)
+                new.cumulative_length.copy_(old.cumulative_length)
+        self._cache = cache
+        self._ids = self._ids.index_select(0, index)
+        self._positions = self._positions.index_select(0, index)
+        self._mask = self._mask.index_select(0, index)
+        self._lengths = [self._lengths[r] for r in rows]
+        self.rows = len(rows)
+        self._compiled_calls = 0  # a new batch size: the next call may compile
+        self.replayed = False
 
     def close(self) -> None:
         """Free the graph and the cache now rather than at garbage collection."""
