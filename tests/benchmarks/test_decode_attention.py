@@ -5,11 +5,11 @@ greedy tokens, the ratios, the table and the JSON."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "decode_attention.py"
+from tests.support.scripts import run_script
+
+SCRIPT = "benchmarks/decode_attention.py"
 
 
 def test_the_decode_attention_benchmark_runs_four_ways(
@@ -17,14 +17,7 @@ def test_the_decode_attention_benchmark_runs_four_ways(
 ) -> None:
     out = tmp_path / "report.json"
     small = ["--shape", "tiny", "--rows", "4", "--prompt-tokens", "12", "--new-tokens", "8"]
-    finished = subprocess.run(
-        [sys.executable, str(SCRIPT), *small, "--steps", "3", "--json", str(out)],
-        env={**cli_env, "OMP_NUM_THREADS": "1"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    finished = run_script(SCRIPT, [*small, "--steps", "3", "--json", str(out)], cli_env)
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert "skillswitch_sdpa" in finished.stdout
     report = json.loads(out.read_text())
@@ -42,13 +35,6 @@ def test_the_decode_attention_benchmark_runs_four_ways(
 
 
 def test_too_few_new_tokens_for_the_timed_steps_is_refused(cli_env: dict[str, str]) -> None:
-    finished = subprocess.run(
-        [sys.executable, str(SCRIPT), "--steps", "16", "--new-tokens", "8"],
-        env=cli_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    finished = run_script(SCRIPT, ["--steps", "16", "--new-tokens", "8"], cli_env, timeout=120)
     assert finished.returncode == 2
     assert "--steps 16 needs --new-tokens of at least 19" in finished.stderr

@@ -6,12 +6,11 @@ same greedy outputs), the scheduler part compiled, the budget that forces swaps,
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "local_backend_gpu.py"
+from tests.support.scripts import run_script
+
 SMALL = [
     "--shape", "tiny", "--experts", "4", "--requests", "8", "--per-request", "2",
     "--prompt-tokens", "16", "--new-tokens", "4", "--naive-samples", "2",
@@ -20,15 +19,8 @@ SMALL = [
 
 def run(tmp_path: Path, cli_env: dict[str, str], *args: str) -> dict[str, Any]:
     out = tmp_path / "report.json"
-    command = [sys.executable, str(SCRIPT), *SMALL, *args, "--models-dir", str(tmp_path)]
-    finished = subprocess.run(
-        [*command, "--json", str(out)],
-        env={**cli_env, "OMP_NUM_THREADS": "1"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    command = [*SMALL, *args, "--models-dir", str(tmp_path), "--json", str(out)]
+    finished = run_script("benchmarks/local_backend_gpu.py", command, cli_env)
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert "skillswitch scheduler" in finished.stdout
     report: dict[str, Any] = json.loads(out.read_text(), parse_constant=_no_constant)
