@@ -348,12 +348,22 @@ class _Serving:
         self._running = False
 
     def changed(self, server: str) -> None:
-        """In the hub's thread: schedule an announcement, unless one is about to be made."""
+        """In the hub's thread: schedule an announcement, unless one is about to be made.
+
+        Returns at once. Handing a task to the serving's loop waits until that loop takes it,
+        and that loop may be waiting on the hub's thread itself (handing it a tool call): the
+        hand-over runs in a thread of its own, or each loop would wait for the other for ever.
+        """
         with self._lock:
             self._due = True
             if self._running:
                 return
             self._running = True
+        hand_over = threading.Thread(target=self._hand_over, name="skillswitch-mcp-announce")
+        hand_over.daemon = True
+        hand_over.start()
+
+    def _hand_over(self) -> None:
         try:
             self._portal.start_task_soon(self._run)
         except RuntimeError:  # the serving is ending: nobody is left to tell
