@@ -291,18 +291,18 @@ def _decode_static(
         tokens = _choose(batch.prefill(), rows)  # waits for the prefill's kernels
         stats.prefill_tokens += batch.prompt_tokens
         stats.prefill_s += time.perf_counter() - started
-        live = list(range(len(rows)))
+        live = list(range(len(rows)))  # the batch rows still generating, and their rows
+        live_rows = list(rows)
         while True:
             positions = batch.next_positions()
-            live_rows = [rows[i] for i in live]
             kept = _keep(loaded, live_rows, tokens, [positions[i] for i in live], finish)
             feeds = {live[j]: tokens[j] for j in kept}  # batch row -> the token it is fed
             live = [live[j] for j in kept]
+            live_rows = [live_rows[j] for j in kept]
             if not live:
                 return
-            if _worth_compacting(batch.rows, [rows[i] for i in live]):
+            if _worth_compacting(batch.rows, live_rows):
                 batch.keep_rows(live)
-                rows = [rows[i] for i in live]
                 feeds = {new: feeds[old] for new, old in enumerate(live)}
                 live = list(range(len(live)))
                 stats.compactions += 1
@@ -312,7 +312,7 @@ def _decode_static(
             # Only the live rows' logits: a finished row's are ignored (and a grammar's mask
             # would be applied to the wrong row).
             live_logits = logits if len(live) == batch.rows else logits[live]
-            tokens = _choose(live_logits, [rows[i] for i in live])  # waits for the step
+            tokens = _choose(live_logits, live_rows)  # waits for the step
             stats.decode_s += time.perf_counter() - step_started
             stats.decode_steps += 1
             stats.compiled_steps += batch.compiled

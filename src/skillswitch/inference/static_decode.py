@@ -37,6 +37,7 @@ from skillswitch.inference.step_compiler import (
     Backend,
     compile_errors,
     compiled_step,
+    error_summary,
     refuse_compile,
 )
 
@@ -60,8 +61,7 @@ def _captures_graphs(device: Any) -> bool:
 
 
 def _refuse_capture(model: Any, error: BaseException) -> None:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    reason = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+    reason = error_summary(error)
     with _lock:
         first = type(model) not in _uncapturable
         _uncapturable[type(model)] = reason

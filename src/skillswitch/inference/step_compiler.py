@@ -34,6 +34,7 @@ __all__ = [
     "compile_refused",
     "compiled_step",
     "compiled_variants",
+    "error_summary",
     "refuse_compile",
 ]
 
@@ -115,7 +116,7 @@ def compile_refused(model: Any, backend: Backend = "inductor") -> str | None:
 def refuse_compile(model: Any, backend: Backend, error: BaseException) -> None:
     """Record that ``backend`` could not compile ``model``'s class: its later batches decode
     eagerly."""
-    reason = _first_line(error)
+    reason = error_summary(error)
     key = (type(model), backend)
     with _lock:
         first = key not in _refused
@@ -145,7 +146,8 @@ def _step_function(cls: type) -> Callable[..., Any]:
         return step
 
 
-def _first_line(error: BaseException) -> str:
+def error_summary(error: BaseException) -> str:
+    """The error's type and the first line of its message (a wrapped compiler error's own)."""
     # A compiler's own failure arrives wrapped (BackendCompilerFailed): name the compiler's.
     error = getattr(error, "inner_exception", None) or error
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
