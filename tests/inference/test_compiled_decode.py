@@ -16,7 +16,7 @@ import pytest
 
 from skillswitch.config.models import InferenceConfig
 from skillswitch.inference import GenerationParams, LocalBackend, step_compiler
-from skillswitch.inference.decode import DecodeStats
+from skillswitch.inference.decode_rows import DecodeStats
 from skillswitch.inference.policy import SchedulerSettings
 from skillswitch.inference.static_decode import StaticBatch
 from skillswitch.inference.step_compiler import compile_refused

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from skillswitch.inference import GenerationParams, LocalBackend
-from skillswitch.inference.decode import DecodeStats
+from skillswitch.inference.decode_rows import DecodeStats
 from skillswitch.inference.policy import SchedulerSettings
 from skillswitch.inference.static_decode import StaticBatch, static_decodable
 from tests.support.local_backends import generate_together

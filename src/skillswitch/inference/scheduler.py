@@ -26,7 +26,8 @@ from skillswitch.exceptions import (
     PromptTooLongError,
     SkillSwitchError,
 )
-from skillswitch.inference.decode import DecodeStats, decode_batch
+from skillswitch.inference.decode import decode_batch
+from skillswitch.inference.decode_rows import DecodeStats
 from skillswitch.inference.grammar import GrammarMatcher, start_matcher
 from skillswitch.inference.loading import LoadedModel
 from skillswitch.inference.policy import QueueView, SchedulerSettings, choose_next
