@@ -1,7 +1,7 @@
 """benchmarks/local_backend_gpu.py runs end to end at tiny shapes on the CPU, so that the first
 run on a lent H200 does not spend device time on a broken script: both parts, the scheduler,
-the decode step timed three ways (dynamic cache, static decode, and static decode compiled;
-same greedy outputs), the scheduler part compiled, the budget that forces swaps, the naive sample, the table and strict JSON."""
+the decode step timed four ways (dynamic cache, static decode, static decode compiled, and
+compiled in lockstep with the host; same greedy outputs), the scheduler part compiled, the budget that forces swaps, the naive sample, the table and strict JSON."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def run(tmp_path: Path, cli_env: dict[str, str], *args: str) -> dict[str, Any]:
     return report
 
 
-def test_the_resident_part_times_decode_three_ways(tmp_path: Path, cli_env: dict[str, str]) -> None:
+def test_the_resident_part_times_decode_four_ways(tmp_path: Path, cli_env: dict[str, str]) -> None:
     report = run(tmp_path, cli_env, "--part", "1.5b", "--decode", "compiled")
     assert report["preload"]["loads"] == 4
     assert report["skillswitch"]["loads"] == 0  # all resident before the workload
@@ -40,7 +40,10 @@ def test_the_resident_part_times_decode_three_ways(tmp_path: Path, cli_env: dict
     modes = report["decode_batch64_modes"]
     assert modes["static_same_greedy_outputs"] == 1.0
     assert modes["compiled_same_greedy_outputs"] == 1.0
-    for mode in ("dynamic", "static", "compiled"):
+    assert modes["compiled-lockstep_same_greedy_outputs"] == 1.0
+    assert modes["compiled-lockstep"]["compiled_steps"] == modes["compiled-lockstep"]["steps"] > 0
+    assert modes["ahead_speedup"] > 0
+    for mode in ("dynamic", "static", "compiled", "compiled-lockstep"):
         assert modes[mode]["step_ms"] > 0
     assert modes["dynamic"]["compiled_steps"] == modes["static"]["compiled_steps"] == 0
     assert modes["compiled"]["compiled_steps"] == modes["compiled"]["steps"] > 0

@@ -616,6 +616,12 @@ class LocalSchedulerConfig(_Model):
         description="With static_decode: the decode step compiled by torch.compile (fused "
         "kernels) before it is captured; the first batch of each model class waits for it.",
     )
+    decode_ahead: bool = Field(
+        default=True,
+        description="With static_decode on CUDA: a batch of greedy rows launches each step on "
+        "the device's tokens of the one before, so the GPU works while the host handles them "
+        "(false: every step waits for the host).",
+    )
 
     @model_validator(mode="after")
     def _compile_needs_static(self) -> LocalSchedulerConfig:

@@ -22,6 +22,7 @@ from typing import Any
 
 from skillswitch.inference.attention import attention_kernels
 from skillswitch.inference.decode_rows import (
+    DecodeClock,
     DecodeRow,
     DecodeStats,
     FinishRow,
@@ -69,6 +70,7 @@ def decode_batch(
     max_rows: int | None = None,
     static: bool = False,
     compiled: bool = False,
+    ahead: bool = True,
 ) -> None:
     """Generate for every job in one batch; each job is finished exactly once.
 
@@ -79,7 +81,8 @@ def decode_batch(
     ``static``: decode in a preallocated cache, each step replayed as a CUDA graph on CUDA
     (:mod:`skillswitch.inference.static_decode`; no joining), when the model allows it;
     ``compiled``: its step compiled with ``torch.compile`` first
-    (:mod:`skillswitch.inference.step_compiler`).
+    (:mod:`skillswitch.inference.step_compiler`); ``ahead``: on CUDA, a greedy static batch's
+    steps launched ahead of the host (:mod:`skillswitch.inference.static_loop`).
     """
     import torch
 
@@ -116,13 +119,17 @@ def decode_batch(
     limit = max_rows or len(rows)
     if static and static_decodable(loaded):
         with torch.inference_mode(), attention_kernels(device):
-            decode_static(loaded, rows, finish, stats, sizes, started, compiled=compiled)
+            decode_static(
+                loaded, rows, finish, stats, sizes, started, compiled=compiled, ahead=ahead
+            )
         return
     with torch.inference_mode(), attention_kernels(device):
         batch = _prefill(loaded, rows, stats, sizes)
         tokens = choose_tokens(batch.logits, batch.rows)  # waits for the prefill's kernels
         stats.prefill_s += time.perf_counter() - started
+        clock = DecodeClock(stats)
         while True:
+            clock.tick()
             _advance(loaded, batch, tokens, finish)
             room = limit - len(batch.rows)
             if join is not None and room > 0 and _joinable(batch.cache):
@@ -131,15 +138,15 @@ def decode_batch(
                     prefill_started = time.perf_counter()
                     joined = _prefill(loaded, newcomers, stats, sizes, len(batch.rows))
                     joined_tokens = choose_tokens(joined.logits, joined.rows)
-                    stats.prefill_s += time.perf_counter() - prefill_started
+                    joined_s = time.perf_counter() - prefill_started
+                    stats.prefill_s += joined_s
+                    clock.leave_out(joined_s)
                     _advance(loaded, joined, joined_tokens, finish)
                     batch = _merge(batch, joined)
             if not batch.rows:
-                return
-            step_started = time.perf_counter()
+                break
             _step(loaded, batch)
             tokens = choose_tokens(batch.logits, batch.rows)  # waits for the step's kernels
-            stats.decode_s += time.perf_counter() - step_started
             stats.decode_steps += 1
             stats.decode_tokens += len(batch.rows)
 

@@ -15,6 +15,7 @@ from skillswitch.inference.loading import LoadedModel
 from skillswitch.inference.requests import FinishReason, GenerationParams, GenerationResult
 
 __all__ = [
+    "DecodeClock",
     "DecodeRow",
     "DecodeStats",
     "FinishRow",
@@ -135,8 +136,11 @@ class DecodeStats:
     for its kernels included)."""
     prefill_tokens: int = 0
     decode_s: float = 0.0
-    """Wall time of the decode steps, each from its launch until its tokens are chosen: the
-    GPU's work and the wait for it included, the per-row bookkeeping between steps not."""
+    """Wall time from the end of each batch's prefill until the host takes up its last tokens
+    (:class:`DecodeClock`): its decode steps, the wait for them and the per-row work between
+    them (streaming, stop strings, finishing rows), less the prefills of rows that joined it.
+    Divided by ``decode_steps``, the time a step really costs, whether the steps run one after
+    another or overlap the host's work."""
     decode_steps: int = 0
     decode_tokens: int = 0
     """Tokens generated in decode steps (rows x steps)."""
@@ -146,6 +150,26 @@ class DecodeStats:
     """Decode steps replayed from a captured CUDA graph (``static_decode`` on CUDA)."""
     compactions: int = 0
     """Static batches shrunk to their live rows (:meth:`StaticBatch.keep_rows`)."""
+
+
+class DecodeClock:
+    """Adds a batch's decode time to ``stats.decode_s`` as it goes, at each :meth:`tick`: the
+    loop ticks before it hands a step's tokens to the rows, so the time is counted before a
+    row's result can reach a caller (who may read the stats on it)."""
+
+    def __init__(self, stats: DecodeStats) -> None:
+        self._stats = stats
+        self._mark = time.perf_counter()
+        self._left_out = 0.0
+
+    def tick(self) -> None:
+        now = time.perf_counter()
+        self._stats.decode_s += now - self._mark - self._left_out
+        self._mark, self._left_out = now, 0.0
+
+    def leave_out(self, seconds: float) -> None:
+        """Not decode time (a prefill of joining rows), though it passed since the last tick."""
+        self._left_out += seconds
 
 
 @dataclass(slots=True)

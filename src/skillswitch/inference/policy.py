@@ -41,6 +41,10 @@ class SchedulerSettings:
     """With ``static_decode``: the decode step compiled with ``torch.compile`` before it is
     captured (:mod:`skillswitch.inference.step_compiler`): its small kernels fused. The first
     batch of each model class waits for the compile."""
+    decode_ahead: bool = True
+    """With ``static_decode`` on CUDA: a batch whose rows are all greedy and free of a grammar
+    launches each step on the device's tokens of the one before, so the GPU runs while the host
+    streams and checks them (:mod:`skillswitch.inference.static_loop`); False: lockstep."""
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1:

@@ -329,6 +329,7 @@ class Scheduler:
                     max_rows=self.settings.max_batch_size,
                     static=self.settings.static_decode,
                     compiled=self.settings.compile_decode,
+                    ahead=self.settings.decode_ahead,
                 )
         except Exception as exc:
             for job in members:

@@ -113,12 +113,12 @@ class StaticBatch:
         self._model = model
         self._compiled = compiled_step(model, backend) if compiled else None
         self._compiled_calls = 0
-        self._device = model.device
+        self.device = model.device
         self._dtype = model.dtype
         self.rows = len(prompts)
         self.width = max(len(p) for p in prompts)
         self.length = self.width + max(max_new_tokens, 1)
-        self._graphs = _captures_graphs(self._device) and capture_refused(model) is None
+        self._graphs = _captures_graphs(self.device) and capture_refused(model) is None
         pad = loaded.tokenizer.pad_token_id
         self.pad_id: int = pad if pad is not None else 0
         ids = torch.full((self.rows, self.width), self.pad_id, dtype=torch.long)
@@ -126,13 +126,13 @@ class StaticBatch:
         for i, prompt in enumerate(prompts):
             ids[i, self.width - len(prompt) :] = torch.tensor(list(prompt), dtype=torch.long)
             valid[i, self.width - len(prompt) : self.width] = True
-        self._prompt_ids = ids.to(self._device)
-        self._valid = valid.to(self._device)
+        self._prompt_ids = ids.to(self.device)
+        self._valid = valid.to(self.device)
         self._cache: Any = StaticCache(config=model.config, max_cache_len=self.length)
         positions = (self._valid[:, : self.width].long().cumsum(-1) - 1).clamp(min=0)
         self._prefill_positions = positions
         # The decode step's fixed buffers: the token fed, its position, the additive mask.
-        self._ids = torch.zeros((self.rows, 1), dtype=torch.long, device=self._device)
+        self._ids = torch.zeros((self.rows, 1), dtype=torch.long, device=self.device)
         self._positions = positions[:, -1:] + 1
         self._mask = self._additive(self._valid)[:, None, None, :]
         self._column = self.width
@@ -153,10 +153,10 @@ class StaticBatch:
         import torch
 
         width = self.width
-        causal = torch.ones((width, self.length), dtype=torch.bool, device=self._device).tril()
+        causal = torch.ones((width, self.length), dtype=torch.bool, device=self.device).tril()
         allowed = causal[None] & self._valid[:, None, :]
         # A padding position attends to itself, so its (ignored) output is finite.
-        allowed |= torch.eye(width, self.length, dtype=torch.bool, device=self._device)[None]
+        allowed |= torch.eye(width, self.length, dtype=torch.bool, device=self.device)[None]
         out = self._model(
             input_ids=self._prompt_ids,
             attention_mask=self._additive(allowed)[:, None],
@@ -173,9 +173,16 @@ class StaticBatch:
 
         if len(tokens) != self.rows:
             raise ValueError(f"a step feeds {self.rows} rows, got {len(tokens)} tokens")
-        if self._column >= self.length:
+        return self.step_chosen(torch.tensor(list(tokens), dtype=torch.long))
+
+    def step_chosen(self, tokens: Any) -> Any:
+        """:meth:`step` fed a tensor of token ids, one per row (on the device: the host does not
+        wait for them, so a step can be launched on the tokens of one still running)."""
+        if tuple(tokens.shape) != (self.rows,):
+            raise ValueError(f"a step feeds {self.rows} rows, got tokens of shape {tokens.shape}")
+        if not self.room:
             raise RuntimeError(f"the static cache holds {self.length} positions; all are used")
-        self._ids.copy_(torch.tensor(list(tokens), dtype=torch.long).view(-1, 1))
+        self._ids.copy_(tokens.view(-1, 1))
         self._mask[:, :, :, self._column] = 0.0
         self._column += 1
         self.replayed = self._graph is not None
@@ -189,6 +196,11 @@ class StaticBatch:
         self._positions += 1
         return logits
 
+    @property
+    def room(self) -> bool:
+        """Whether the cache has a position left for another step."""
+        return self._column < self.length
+
     def keep_rows(self, rows: Sequence[int]) -> None:
         """Go on with only ``rows`` (indices into the batch, in the order wanted): their cache,
         mask, positions and lengths move into buffers of that size; the next step is warmed up
@@ -198,8 +210,8 @@ class StaticBatch:
 
         if not rows or len(set(rows)) != len(rows) or not all(0 <= r < self.rows for r in rows):
             raise ValueError(f"keep_rows takes distinct rows of 0..{self.rows - 1}, got {rows}")
-        index = torch.tensor(list(rows), dtype=torch.long, device=self._device)
-        self._graph = self._graph_logits = None  # its memory pool holds the old buffers
+        index = torch.tensor(list(rows), dtype=torch.long, device=self.device)
+        self._drop_graph()  # its memory pool holds the old buffers
         cache: Any = StaticCache(config=self._model.config, max_cache_len=self.length)
         with torch.no_grad():
             for new, old in zip(cache.layers, self._cache.layers, strict=True):
@@ -220,8 +232,17 @@ class StaticBatch:
 
     def close(self) -> None:
         """Free the graph and the cache now rather than at garbage collection."""
-        self._graph = self._graph_logits = None
+        self._drop_graph()
         self._cache = None
+
+    def _drop_graph(self) -> None:
+        """Free the captured graph, once no replay of it is still running (a step may have been
+        launched ahead of the host)."""
+        import torch
+
+        if self._graph is not None:
+            torch.cuda.current_stream(self.device).synchronize()
+        self._graph = self._graph_logits = None
 
     @property
     def compiled(self) -> bool:
@@ -257,11 +278,11 @@ class StaticBatch:
         import torch
 
         stream: Any = torch.cuda.Stream  # untyped in torch's stubs
-        side = stream(device=self._device)
-        side.wait_stream(torch.cuda.current_stream(self._device))
+        side = stream(device=self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(side):
             logits = self._forward().clone()
-        torch.cuda.current_stream(self._device).wait_stream(side)
+        torch.cuda.current_stream(self.device).wait_stream(side)
         graph = torch.cuda.CUDAGraph()
         try:
             # Captured, not run: the replays write the cache's next columns, as _forward did.
@@ -282,5 +303,5 @@ class StaticBatch:
         import torch
 
         low = torch.finfo(self._dtype).min
-        zeros = torch.zeros(allowed.shape, dtype=self._dtype, device=self._device)
+        zeros = torch.zeros(allowed.shape, dtype=self._dtype, device=self.device)
         return zeros.masked_fill(~allowed, low)

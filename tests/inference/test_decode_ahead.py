@@ -1,0 +1,188 @@
+"""Static batches decoded ahead of the host (on CUDA, greedy rows): each step launched on the
+device's argmax of the one before, the host reading that one's tokens while the next runs.
+
+On the CPU nothing runs apart from the host, so these tests let the loop run ahead there (it
+takes the same path, with the copy to the host a no-op) and check what matters wherever it
+runs: the same tokens, texts and finishes as the dynamic path, a stop or a cancel seen one
+step late without a wrong token, and the steps counted."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from skillswitch.inference import GenerationParams, LocalBackend, static_loop
+from skillswitch.inference.decode_rows import DecodeStats
+from skillswitch.inference.policy import SchedulerSettings
+from tests.support.local_backends import generate_together
+
+pytestmark = pytest.mark.anyio
+
+PROMPTS = [
+    [{"role": "user", "content": "What is the capital of France?"}],
+    [{"role": "user", "content": "hi"}],
+    [{"role": "user", "content": "Write a short poem about the sea, the wind and the sky."}],
+    [{"role": "user", "content": "Solve for x: 3x + 5 = 20"}],
+]
+MODELS = ("llama-a", "qwen-a")
+
+
+@pytest.fixture(scope="module")
+def backends(tiny_models: dict[str, Path]) -> Iterator[dict[bool, LocalBackend]]:
+    made = {
+        static: LocalBackend.from_folders(
+            {name: tiny_models[name] for name in MODELS},
+            device="cpu",
+            settings=SchedulerSettings(static_decode=static),
+        )
+        for static in (False, True)
+    }
+    yield made
+    for backend in made.values():
+        backend.close()
+
+
+@pytest.fixture
+def ahead(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Static batches run ahead on the CPU; the list counts the batches that did."""
+    ran: list[int] = []
+    decode_ahead = static_loop._decode_ahead
+
+    def counted(*args: Any, **kwargs: Any) -> None:
+        ran.append(1)
+        decode_ahead(*args, **kwargs)
+
+    monkeypatch.setattr(static_loop, "_launches_ahead", lambda device: True)
+    monkeypatch.setattr(static_loop, "_decode_ahead", counted)
+    return ran
+
+
+def _stats(backend: LocalBackend, model: str) -> DecodeStats:
+    earlier = backend.scheduler.decode_stats.get(model)
+    return dataclasses.replace(earlier) if earlier else DecodeStats()
+
+
+@pytest.mark.parametrize("model", MODELS)
+async def test_decoding_ahead_gives_the_dynamic_paths_tokens(
+    backends: dict[bool, LocalBackend], ahead: list[int], model: str
+) -> None:
+    # Different budgets: rows finish at different steps, known before their last token.
+    params = [GenerationParams(max_new_tokens=12 + 5 * i) for i in range(len(PROMPTS))]
+    expected = await generate_together(backends[False], model, PROMPTS, params)
+    before = _stats(backends[True], model)
+    results = await generate_together(backends[True], model, PROMPTS, params)
+    assert ahead, "the batch did not decode ahead"
+    assert max(r.batch_size for r in results) > 1, "the requests did not share a batch"
+    assert [r.token_ids for r in results] == [r.token_ids for r in expected]
+    assert [r.text for r in results] == [r.text for r in expected]
+    assert [r.finish_reason for r in results] == [r.finish_reason for r in expected]
+    after = backends[True].scheduler.decode_stats[model]
+    # Budgets are known ahead: no step is spent in vain (the longest row's 26 after its first).
+    assert after.decode_steps - before.decode_steps == max(r.completion_tokens for r in results) - 1
+    assert after.decode_s > before.decode_s
+
+
+async def test_a_stop_string_is_seen_one_step_late_without_a_wrong_token(
+    backends: dict[bool, LocalBackend], ahead: list[int]
+) -> None:
+    free = await backends[False].generate("qwen-a", PROMPTS[0], GenerationParams(max_new_tokens=40))
+    assert len(free.text) > 12
+    stop = free.text[8:12]
+    params = GenerationParams(max_new_tokens=40, stop=[stop])
+    expected = await backends[False].generate("qwen-a", PROMPTS[0], params)
+    before = _stats(backends[True], "qwen-a")
+    handle = backends[True].submit("qwen-a", PROMPTS[0], params)
+    chunks = [chunk async for chunk in handle.stream()]
+    stopped = await handle.result()
+    assert ahead
+    assert stopped.text == expected.text == free.text[: free.text.index(stop)]
+    assert "".join(chunks) == stopped.text
+    assert stopped.token_ids == expected.token_ids
+    assert stopped.finish_reason == "stop"
+    after = backends[True].scheduler.decode_stats["qwen-a"]
+    # The stop was not known in advance: the step launched on the stopping token ran in vain.
+    assert after.decode_steps - before.decode_steps == stopped.completion_tokens
+    assert after.decode_tokens - before.decode_tokens == stopped.completion_tokens - 1
+
+
+async def test_a_cancelled_row_decoding_ahead_leaves_the_others_untouched(
+    backends: dict[bool, LocalBackend], ahead: list[int]
+) -> None:
+    params = GenerationParams(max_new_tokens=200)
+    expected = await backends[False].generate("llama-a", PROMPTS[3], params)
+    cancelled = backends[True].submit("llama-a", PROMPTS[2], GenerationParams(max_new_tokens=1500))
+    survivor = backends[True].submit("llama-a", PROMPTS[3], params)
+    stream = cancelled.stream()
+    await anext(stream)
+    cancelled.cancel()
+    async for _ in stream:
+        pass
+    result = await asyncio.wait_for(cancelled.result(), 60)
+    if result.finish_reason != "stop":  # eos may have come before the cancel landed
+        assert result.finish_reason == "cancelled"
+        assert result.completion_tokens < 1500
+    assert (await survivor.result()).token_ids == expected.token_ids
+    assert ahead
+
+
+async def test_a_batch_decoding_ahead_drops_its_finished_rows(
+    backends: dict[bool, LocalBackend], ahead: list[int]
+) -> None:
+    # Three rows end after 3 tokens; the fourth has 45 to go: the batch shrinks to that row,
+    # with its next step (launched before the three were seen to end) already under way.
+    short = GenerationParams(max_new_tokens=3)
+    params = [short, short, GenerationParams(max_new_tokens=48), short]
+    expected = await generate_together(backends[False], "llama-a", PROMPTS, params)
+    before = _stats(backends[True], "llama-a")
+    results = await generate_together(backends[True], "llama-a", PROMPTS, params)
+    assert ahead
+    assert [r.token_ids for r in results] == [r.token_ids for r in expected]
+    assert [r.completion_tokens for r in results] == [3, 3, 48, 3]
+    after = backends[True].scheduler.decode_stats["llama-a"]
+    assert after.compactions == before.compactions + 1
+    assert after.decode_steps - before.decode_steps == 47
+    assert after.decode_tokens - before.decode_tokens == 2 * 4 + 45
+
+
+def test_only_batches_of_greedy_rows_free_of_grammars_run_ahead(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def row(temperature: float = 0.0, grammar: Any = None) -> Any:
+        params = GenerationParams(max_new_tokens=4, temperature=temperature, seed=1)
+        return SimpleNamespace(job=SimpleNamespace(params=params, grammar=grammar))
+
+    cpu = SimpleNamespace(device=SimpleNamespace(type="cpu"))
+    cuda: Any = SimpleNamespace(device=SimpleNamespace(type="cuda"))
+    assert static_loop._runs_ahead(cuda, [row(), row()])
+    assert not static_loop._runs_ahead(cuda, [row(), row(temperature=0.7)])
+    assert not static_loop._runs_ahead(cuda, [row(), row(grammar=object())])
+    assert not static_loop._runs_ahead(cpu, [row()])  # type: ignore[arg-type]
+
+
+async def test_decode_ahead_false_keeps_the_steps_in_lockstep(
+    tiny_models: dict[str, Path], ahead: list[int]
+) -> None:
+    from skillswitch.config.models import InferenceConfig
+
+    config = InferenceConfig.model_validate(
+        {"scheduler": {"static_decode": True, "decode_ahead": False}}
+    )
+    settings = SchedulerSettings(**config.scheduler.model_dump())
+    assert settings.decode_ahead is False
+    assert SchedulerSettings().decode_ahead is True
+    backend = LocalBackend.from_folders(
+        {"llama-a": tiny_models["llama-a"]}, device="cpu", settings=settings
+    )
+    try:
+        params = [GenerationParams(max_new_tokens=6)] * 2
+        results = await generate_together(backend, "llama-a", PROMPTS[:2], params)
+    finally:
+        backend.close()
+    assert [r.completion_tokens for r in results] == [6, 6]
+    assert not ahead, "decode_ahead: false ran ahead"
