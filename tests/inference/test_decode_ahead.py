@@ -3,12 +3,12 @@ device's argmax of the one before, the host reading that one's tokens while the 
 
 On the CPU nothing runs apart from the host, so these tests let the loop run ahead there (it
 takes the same path, with the copy to the host a no-op) and check what matters wherever it
-runs: the same tokens, texts and finishes as the dynamic path, a stop or a cancel seen one
-step late without a wrong token, and the steps counted."""
+runs: the same tokens, texts and finishes as the dynamic path, a stop seen one step late
+without a wrong token, and the steps counted. tests/inference/test_static_decode.py runs its
+cancel and compaction tests both ways."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +20,7 @@ import pytest
 from skillswitch.inference import GenerationParams, LocalBackend, static_loop
 from skillswitch.inference.decode_rows import DecodeStats
 from skillswitch.inference.policy import SchedulerSettings
-from tests.support.local_backends import generate_together
+from tests.support.local_backends import dynamic_and_static, generate_together
 
 pytestmark = pytest.mark.anyio
 
@@ -35,17 +35,8 @@ MODELS = ("llama-a", "qwen-a")
 
 @pytest.fixture(scope="module")
 def backends(tiny_models: dict[str, Path]) -> Iterator[dict[bool, LocalBackend]]:
-    made = {
-        static: LocalBackend.from_folders(
-            {name: tiny_models[name] for name in MODELS},
-            device="cpu",
-            settings=SchedulerSettings(static_decode=static),
-        )
-        for static in (False, True)
-    }
-    yield made
-    for backend in made.values():
-        backend.close()
+    with dynamic_and_static({name: tiny_models[name] for name in MODELS}) as made:
+        yield made
 
 
 @pytest.fixture
@@ -109,45 +100,6 @@ async def test_a_stop_string_is_seen_one_step_late_without_a_wrong_token(
     # The stop was not known in advance: the step launched on the stopping token ran in vain.
     assert after.decode_steps - before.decode_steps == stopped.completion_tokens
     assert after.decode_tokens - before.decode_tokens == stopped.completion_tokens - 1
-
-
-async def test_a_cancelled_row_decoding_ahead_leaves_the_others_untouched(
-    backends: dict[bool, LocalBackend], ahead: list[int]
-) -> None:
-    params = GenerationParams(max_new_tokens=200)
-    expected = await backends[False].generate("llama-a", PROMPTS[3], params)
-    cancelled = backends[True].submit("llama-a", PROMPTS[2], GenerationParams(max_new_tokens=1500))
-    survivor = backends[True].submit("llama-a", PROMPTS[3], params)
-    stream = cancelled.stream()
-    await anext(stream)
-    cancelled.cancel()
-    async for _ in stream:
-        pass
-    result = await asyncio.wait_for(cancelled.result(), 60)
-    if result.finish_reason != "stop":  # eos may have come before the cancel landed
-        assert result.finish_reason == "cancelled"
-        assert result.completion_tokens < 1500
-    assert (await survivor.result()).token_ids == expected.token_ids
-    assert ahead
-
-
-async def test_a_batch_decoding_ahead_drops_its_finished_rows(
-    backends: dict[bool, LocalBackend], ahead: list[int]
-) -> None:
-    # Three rows end after 3 tokens; the fourth has 45 to go: the batch shrinks to that row,
-    # with its next step (launched before the three were seen to end) already under way.
-    short = GenerationParams(max_new_tokens=3)
-    params = [short, short, GenerationParams(max_new_tokens=48), short]
-    expected = await generate_together(backends[False], "llama-a", PROMPTS, params)
-    before = _stats(backends[True], "llama-a")
-    results = await generate_together(backends[True], "llama-a", PROMPTS, params)
-    assert ahead
-    assert [r.token_ids for r in results] == [r.token_ids for r in expected]
-    assert [r.completion_tokens for r in results] == [3, 3, 48, 3]
-    after = backends[True].scheduler.decode_stats["llama-a"]
-    assert after.compactions == before.compactions + 1
-    assert after.decode_steps - before.decode_steps == 47
-    assert after.decode_tokens - before.decode_tokens == 2 * 4 + 45
 
 
 def test_only_batches_of_greedy_rows_free_of_grammars_run_ahead(

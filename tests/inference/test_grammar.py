@@ -20,7 +20,7 @@ import pytest
 from skillswitch.exceptions import GrammarError
 from skillswitch.inference import GenerationParams, GenerationResult, LocalBackend
 from skillswitch.inference.grammar import json_grammar
-from skillswitch.inference.policy import SchedulerSettings
+from tests.support.local_backends import dynamic_and_static
 
 pytestmark = pytest.mark.anyio
 
@@ -46,17 +46,8 @@ CITY = {
 
 @pytest.fixture(scope="module")
 def backends(tiny_models: dict[str, Path]) -> Iterator[dict[bool, LocalBackend]]:
-    made = {
-        static: LocalBackend.from_folders(
-            {name: tiny_models[name] for name in MODELS},
-            device="cpu",
-            settings=SchedulerSettings(static_decode=static),
-        )
-        for static in (False, True)
-    }
-    yield made
-    for backend in made.values():
-        backend.close()
+    with dynamic_and_static({name: tiny_models[name] for name in MODELS}) as made:
+        yield made
 
 
 async def _together(

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from skillswitch.inference import GenerationParams, LocalBackend
+from skillswitch.inference import GenerationParams, LocalBackend, static_loop
 from skillswitch.inference.decode_rows import DecodeStats
 from skillswitch.inference.policy import SchedulerSettings
 from skillswitch.inference.static_decode import StaticBatch, static_decodable
-from tests.support.local_backends import generate_together
+from tests.support.local_backends import dynamic_and_static, generate_together
 
 pytestmark = pytest.mark.anyio
 
@@ -42,10 +42,17 @@ def _backend(tiny_models: dict[str, Path], static: bool) -> LocalBackend:
 
 @pytest.fixture(scope="module")
 def backends(tiny_models: dict[str, Path]) -> Iterator[dict[bool, LocalBackend]]:
-    made = {static: _backend(tiny_models, static) for static in (False, True)}
-    yield made
-    for backend in made.values():
-        backend.close()
+    with dynamic_and_static({name: tiny_models[name] for name in MODELS}) as made:
+        yield made
+
+
+@pytest.fixture(params=["lockstep", "ahead"])
+def way(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Static batches of greedy rows in lockstep, or ahead of the host (on CUDA only, so here
+    the CPU stands in: the same path, the copy to the host a no-op)."""
+    if request.param == "ahead":
+        monkeypatch.setattr(static_loop, "_launches_ahead", lambda device: True)
+    return str(request.param)
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -88,7 +95,7 @@ async def test_stop_strings_and_streaming_in_a_static_batch(
 
 
 async def test_a_cancelled_row_leaves_the_others_untouched(
-    backends: dict[bool, LocalBackend],
+    backends: dict[bool, LocalBackend], way: str
 ) -> None:
     params = GenerationParams(max_new_tokens=200)
     expected = await backends[False].generate("llama-a", PROMPTS[3], params)
@@ -210,9 +217,10 @@ def test_the_config_reaches_the_scheduler_settings() -> None:
 
 @pytest.mark.parametrize("sampled", [False, True], ids=["greedy", "seeded"])
 async def test_a_static_batch_drops_its_finished_rows_and_decodes_the_same(
-    backends: dict[bool, LocalBackend], sampled: bool
+    backends: dict[bool, LocalBackend], sampled: bool, way: str
 ) -> None:
-    # Three rows end after 3 tokens; the fourth has 45 to go: the batch shrinks to that row.
+    # Three rows end after 3 tokens; the fourth has 45 to go: the batch shrinks to that row
+    # (ahead: with its next step, launched before the three were seen to end, under way).
     base = GenerationParams(max_new_tokens=3, temperature=0.8 if sampled else 0.0, seed=11)
     params = [base, base, dataclasses.replace(base, max_new_tokens=48), base]
     expected = await generate_together(backends[False], "llama-a", PROMPTS, params)

@@ -2,10 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from skillswitch.inference import GenerationParams, GenerationResult, LocalBackend
+from skillswitch.inference.policy import SchedulerSettings
+
+
+@contextlib.contextmanager
+def dynamic_and_static(folders: Mapping[str, Path]) -> Iterator[dict[bool, LocalBackend]]:
+    """Two CPU backends of the same model folders, keyed by ``static_decode`` (False: the
+    dynamic loop, True: static batches), closed at the end."""
+    made = {
+        static: LocalBackend.from_folders(
+            dict(folders), device="cpu", settings=SchedulerSettings(static_decode=static)
+        )
+        for static in (False, True)
+    }
+    try:
+        yield made
+    finally:
+        for backend in made.values():
+            backend.close()
 
 
 async def generate_together(

@@ -122,9 +122,7 @@ def _decode_in_lockstep(
         # would be applied to the wrong row).
         live_logits = logits if len(live) == batch.rows else logits[live]
         tokens = choose_tokens(live_logits, live_rows)  # waits for the step
-        stats.decode_steps += 1
-        stats.compiled_steps += batch.compiled
-        stats.graph_steps += batch.replayed
+        _count_step(batch, stats)
         stats.decode_tokens += len(live)
 
 
@@ -173,10 +171,14 @@ def _wants_another(rows: Sequence[Row]) -> bool:
 def _launch(batch: StaticBatch, chosen: _ChosenTokens, stats: DecodeStats) -> _ChosenTokens:
     """The next step launched on ``chosen``'s tokens (on the device); its tokens, chosen there."""
     logits = batch.step_chosen(chosen.on_device)
+    _count_step(batch, stats)
+    return _ChosenTokens(logits, batch.next_positions())
+
+
+def _count_step(batch: StaticBatch, stats: DecodeStats) -> None:
     stats.decode_steps += 1
     stats.compiled_steps += batch.compiled
     stats.graph_steps += batch.replayed
-    return _ChosenTokens(logits, batch.next_positions())
 
 
 class _ChosenTokens:
