@@ -18,10 +18,11 @@ hold, such as a copy to the host), the batch goes on with uncaptured steps, and 
 batches of that model's class, after one warning.
 
 What this costs: no row joins a running batch; finished rows stay in it (they are fed a pad
-token and their output is ignored) until :meth:`StaticBatch.keep_rows` copies the live rows'
-cache into a smaller one (the decode loop does so when at most half the rows are left with many
-steps to go; on CUDA the step is then captured again); the cache is allocated in full at the
-start. The model must have full attention in every layer (no sliding windows).
+token, or their own argmax when the batch runs ahead of the host, and their output is ignored)
+until :meth:`StaticBatch.keep_rows` copies the live rows' cache into a smaller one (the decode
+loop does so when at most half the rows are left with many steps to go; on CUDA the step is
+then captured again); the cache is allocated in full at the start. The model must have full
+attention in every layer (no sliding windows).
 """
 
 from __future__ import annotations
