@@ -20,15 +20,11 @@ from skillswitch.inference.decode_rows import DecodeStats
 from skillswitch.inference.policy import SchedulerSettings
 from skillswitch.inference.static_decode import StaticBatch
 from skillswitch.inference.step_compiler import compile_refused
-from tests.support.local_backends import generate_together
+from tests.support.local_backends import CHAT_PROMPTS, generate_together
 
 pytestmark = pytest.mark.anyio
 
-PROMPTS = [
-    [{"role": "user", "content": "What is the capital of France?"}],
-    [{"role": "user", "content": "hi"}],
-    [{"role": "user", "content": "Write a short poem about the sea, the wind and the sky."}],
-]
+PROMPTS = CHAT_PROMPTS[:3]
 MODELS = ("llama-a", "qwen-a")
 
 

@@ -19,16 +19,11 @@ from skillswitch.inference import GenerationParams, LocalBackend, static_loop
 from skillswitch.inference.decode_rows import DecodeStats
 from skillswitch.inference.policy import SchedulerSettings
 from skillswitch.inference.static_decode import StaticBatch, static_decodable
-from tests.support.local_backends import dynamic_and_static, generate_together
+from tests.support.local_backends import CHAT_PROMPTS, dynamic_and_static, generate_together
 
 pytestmark = pytest.mark.anyio
 
-PROMPTS = [
-    [{"role": "user", "content": "What is the capital of France?"}],
-    [{"role": "user", "content": "hi"}],
-    [{"role": "user", "content": "Write a short poem about the sea, the wind and the sky."}],
-    [{"role": "user", "content": "Solve for x: 3x + 5 = 20"}],
-]
+PROMPTS = CHAT_PROMPTS
 MODELS = ("llama-a", "qwen-a")
 
 

@@ -10,6 +10,14 @@ from typing import Any
 from skillswitch.inference import GenerationParams, GenerationResult, LocalBackend
 from skillswitch.inference.policy import SchedulerSettings
 
+CHAT_PROMPTS = [
+    [{"role": "user", "content": "What is the capital of France?"}],
+    [{"role": "user", "content": "hi"}],
+    [{"role": "user", "content": "Write a short poem about the sea, the wind and the sky."}],
+    [{"role": "user", "content": "Solve for x: 3x + 5 = 20"}],
+]
+"""Chat prompts of different lengths, for the decode tests that compare the loops' tokens."""
+
 
 @contextlib.contextmanager
 def dynamic_and_static(folders: Mapping[str, Path]) -> Iterator[dict[bool, LocalBackend]]:
