@@ -62,6 +62,15 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def tool_format_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny models whose templates write Llama 3's and Mistral's tool calls
+    (tests/support/tiny_models.py)."""
+    from tests.support.tiny_models import build_tool_format_models
+
+    return build_tool_format_models(tmp_path_factory.mktemp("tool-format-models"))
+
+
+@pytest.fixture(scope="session")
 def minilm(cache_root: Path) -> Encoder:
     return build_encoder(MiniLMEncoderConfig(), cache_root)
 

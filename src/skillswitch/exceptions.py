@@ -33,6 +33,7 @@ __all__ = [
     "ExpertsFailedError",
     "GenerationCancelledError",
     "GrammarError",
+    "MessagesRefusedError",
     "MissingDependencyError",
     "ModelFolderError",
     "ModelTooLargeError",
@@ -388,6 +389,11 @@ class WrongModelKindError(SkillSwitchError, ValueError):
 
 class ChatTemplateError(SkillSwitchError, ValueError):
     """Chat messages for a model whose folder has no chat template."""
+
+
+class MessagesRefusedError(SkillSwitchError, ValueError):
+    """Chat messages a model's chat template refuses to render (its own checks: roles out of
+    order, say)."""
 
 
 class PromptTooLongError(SkillSwitchError, ValueError):

@@ -14,11 +14,12 @@ from skillswitch.inference.tool_calls import (
     ReadAnswer,
     ReadCall,
     ToolCallText,
-    check_renders_tools,
     read_tool_calls,
     template_messages,
+    tool_call_format,
     tool_call_grammar,
 )
+from skillswitch.inference.tool_formats import HERMES
 
 CALL = '<tool_call>\n{"name": "weather", "arguments": {"city": "Oslo"}}\n</tool_call>'
 NOW = '<tool_call>\n{"name": "now", "arguments": {}}\n</tool_call>'
@@ -186,9 +187,9 @@ def test_a_strict_function_with_keywords_the_engine_cannot_hold_is_named() -> No
 
 
 PLAIN = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
-OTHER_FORMAT = (
+OTHER_FORMAT = (  # calls as functionary writes them, which skillswitch does not read
     "{% if tools %}{% for t in tools %}{{ t | tojson }}{% endfor %}{% endif %}"
-    "{% for m in messages %}{{ m['content'] }}{% endfor %}[TOOL_CALLS]"
+    "{% for m in messages %}{{ m['content'] }}{% endfor %}<|from|>assistant<|recipient|>"
 )
 
 
@@ -207,5 +208,5 @@ def test_a_template_that_cannot_carry_tools_is_refused_with_the_reason(
     copy = type(tokenizer).from_pretrained(tokenizer.name_or_path)
     copy.chat_template = template
     with pytest.raises(ToolCallingUnsupportedError, match=reason):
-        check_renders_tools(copy, "m")
-    check_renders_tools(tokenizer, "m")  # the tiny models' template (Hermes) carries them
+        tool_call_format(copy, "m")
+    assert tool_call_format(tokenizer, "m") is HERMES  # the tiny models' template carries them

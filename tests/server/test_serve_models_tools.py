@@ -5,7 +5,9 @@ checked is what does not depend on the model: ``tool_choice: required`` (or a na
 makes every answer a call of a declared tool with arguments its schema accepts, whatever the
 model; the tools and the conversation's calls and results reach the chat template; ``auto``
 leaves a text answer as it would be without the grammar; a model whose template cannot show
-tools gets a 400 naming the fix.
+tools gets a 400 naming the fix. Each holds for the three formats read (Hermes: ``qwen-a`` and
+``llama-a``; Llama 3's JSON; Mistral's ``[TOOL_CALLS]``), whose templates check what they are
+given as the real ones do.
 """
 
 from __future__ import annotations
@@ -66,12 +68,25 @@ PLAIN_CHATML = (
 )
 
 
+FORMATS = ["qwen-a", "llama3-tools", "mistral-tools"]
+"""A model of each format."""
+
+
 @pytest.fixture(scope="module")
-def backend(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Any:
+def backend(
+    tiny_models: dict[str, Path],
+    tool_format_models: dict[str, Path],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Any:
     plain = tmp_path_factory.mktemp("plain") / "qwen-plain"
     shutil.copytree(tiny_models["qwen-a"], plain)
     (plain / "chat_template.jinja").write_text(PLAIN_CHATML)
-    folders = {"qwen-a": tiny_models["qwen-a"], "llama-a": tiny_models["llama-a"], "plain": plain}
+    folders = {
+        "qwen-a": tiny_models["qwen-a"],
+        "llama-a": tiny_models["llama-a"],
+        "plain": plain,
+        **tool_format_models,
+    }
     built = LocalBackend.from_folders(folders, device="cpu")
     yield built
     built.close()
@@ -97,7 +112,7 @@ def check_call(call: Any) -> dict[str, Any]:
     return dict(arguments)
 
 
-@pytest.mark.parametrize("model", ["qwen-a", "llama-a"])
+@pytest.mark.parametrize("model", ["qwen-a", "llama-a", "llama3-tools", "mistral-tools"])
 def test_required_tool_choice_always_gets_a_valid_call(client: openai.OpenAI, model: str) -> None:
     names = set()
     for seed in range(6):
@@ -139,9 +154,10 @@ def test_a_named_function_is_the_one_called(client: openai.OpenAI) -> None:
             check_call(call)
 
 
-def test_a_streamed_call_arrives_whole_with_its_index(client: openai.OpenAI) -> None:
+@pytest.mark.parametrize("model", FORMATS)
+def test_a_streamed_call_arrives_whole_with_its_index(client: openai.OpenAI, model: str) -> None:
     options: dict[str, Any] = {
-        "model": "qwen-a",
+        "model": model,
         "messages": USER,
         "tools": TOOLS,
         "tool_choice": {"type": "function", "function": {"name": "weather"}},
@@ -162,7 +178,7 @@ def test_a_streamed_call_arrives_whole_with_its_index(client: openai.OpenAI) -> 
     assert chunks[-1].choices[0].finish_reason == "tool_calls"
 
 
-@pytest.mark.parametrize("model", ["qwen-a", "llama-a"])
+@pytest.mark.parametrize("model", ["qwen-a", "llama-a", "llama3-tools", "mistral-tools"])
 def test_auto_leaves_a_text_answer_as_it_would_be(
     client: openai.OpenAI, backend: LocalBackend, model: str
 ) -> None:
@@ -189,12 +205,13 @@ def test_auto_leaves_a_text_answer_as_it_would_be(
     assert streamed == free.text
 
 
+@pytest.mark.parametrize("model", FORMATS)
 def test_tools_and_a_conversation_s_calls_and_results_reach_the_template(
-    client: openai.OpenAI,
+    client: openai.OpenAI, model: str
 ) -> None:
     def prompt_tokens(messages: list[Any], **options: Any) -> int:
         completion = client.chat.completions.create(
-            model="qwen-a", messages=messages, max_tokens=1, temperature=0, **options
+            model=model, messages=messages, max_tokens=1, temperature=0, **options
         )
         assert completion.usage is not None
         return completion.usage.prompt_tokens
@@ -217,7 +234,70 @@ def test_tools_and_a_conversation_s_calls_and_results_reach_the_template(
     assert longer > short > prompt_tokens(USER, tools=TOOLS)
 
 
-def test_auto_with_a_response_format_answers_in_it_or_calls(client: openai.OpenAI) -> None:
+@pytest.mark.parametrize("model", FORMATS)
+def test_a_turn_of_parallel_calls_goes_back_to_every_format(
+    client: openai.OpenAI, model: str
+) -> None:
+    """The calls this server answered with, ids and all, and their results, sent back: Llama
+    3's template takes one call a turn and Mistral's ids of 9 letters and digits, and neither
+    refuses the conversation."""
+    first = client.chat.completions.create(
+        model=model,
+        messages=USER,
+        tools=TOOLS,
+        tool_choice={"type": "function", "function": {"name": "weather"}},
+        parallel_tool_calls=False,
+        temperature=0,
+        max_tokens=120,
+    ).choices[0]
+    made = first.message.tool_calls or []
+    assert len(made) == 1
+    second = made[0].model_copy(update={"id": made[0].id + "-2"})
+    history: list[Any] = [
+        *USER,
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [call.model_dump(exclude_none=True) for call in (made[0], second)],
+        },
+        {"role": "tool", "tool_call_id": second.id, "content": "sun"},
+        {"role": "tool", "tool_call_id": made[0].id, "content": "rain"},
+    ]
+    answer = client.chat.completions.create(
+        model=model, messages=history, tools=TOOLS, temperature=0, max_tokens=4
+    )
+    assert answer.choices[0].finish_reason in ("stop", "length", "tool_calls")
+    assert answer.usage is not None
+    assert answer.usage.prompt_tokens > prompt_tokens_of(client, model, USER, TOOLS)
+
+
+def prompt_tokens_of(client: openai.OpenAI, model: str, messages: Any, tools: Any) -> int:
+    completion = client.chat.completions.create(
+        model=model, messages=messages, tools=tools, max_tokens=1, temperature=0
+    )
+    assert completion.usage is not None
+    return completion.usage.prompt_tokens
+
+
+def test_messages_a_template_refuses_are_a_400_with_its_reason(url: str) -> None:
+    """Mistral's template wants user and assistant turns in turn: two user turns are the
+    caller's mistake, named as the template names it (not a 500), and fail alone."""
+    twice = [*USER, *USER]
+    response = post(url, {"model": "mistral-tools", "messages": twice, "max_tokens": 2})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == "messages"
+    assert "model 'mistral-tools'" in error["message"]
+    assert "roles must alternate" in error["message"]
+    assert (
+        post(url, {"model": "mistral-tools", "messages": USER, "max_tokens": 2}).status_code == 200
+    )
+
+
+@pytest.mark.parametrize("model", FORMATS)
+def test_auto_with_a_response_format_answers_in_it_or_calls(
+    client: openai.OpenAI, model: str
+) -> None:
     form = {
         "type": "json_schema",
         "json_schema": {
@@ -233,7 +313,7 @@ def test_auto_with_a_response_format_answers_in_it_or_calls(client: openai.OpenA
     }
     for seed in range(4):
         choice = client.chat.completions.create(
-            model="qwen-a",
+            model=model,
             messages=USER,
             tools=TOOLS,
             response_format=form,  # type: ignore[arg-type]

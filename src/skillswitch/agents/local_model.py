@@ -45,8 +45,9 @@ class LocalExpert:
     With ``tools`` the model may call them, for at most ``max_tool_steps`` rounds
     (``agents.tool_loop``); it is also offered the caller's tools of a request. Its calls are
     decoded in a grammar of the tools (``inference.tool_calls``), so they always name a tool
-    and carry arguments its schema accepts; the model's chat template must show tools (as
-    Qwen2.5's, Qwen3's and Hermes' do).
+    and carry arguments its schema accepts; the model's chat template must show tools, in one
+    of the formats skillswitch reads (``inference.tool_formats``: Hermes', as Qwen2.5's,
+    Qwen3's and Hermes' templates write them; Llama 3's JSON; Mistral's ``[TOOL_CALLS]``).
 
     >>> expert = LocalExpert("coder", backend, "qwen-coder")  # doctest: +SKIP
     """
@@ -148,19 +149,23 @@ class LocalExpert:
         from skillswitch.inference.requests import Conversation
         from skillswitch.inference.tool_calls import ReadAnswer, read_tool_calls
 
+        call_format = self._backend.tool_call_format(self._model)
         params = self.params()
         prompt: Prompt = conversation
         with_tools = bool(tools) and choice != "none"
         if with_tools:
             form = requested_sampling().response_format
-            params = replace(params, grammar=tool_grammar(tools, choice, form))
+            grammar = tool_grammar(tools, choice, form, call_format=call_format.name)
+            params = replace(params, grammar=grammar)
             prompt = Conversation(conversation, tools=tools)
         try:
             handle = self._backend.submit(self._model, prompt, params, stream=False)
             result = await handle.result()
         except (SkillSwitchError, ValueError, RuntimeError) as exc:
             raise _expert_error(self._name, exc) from exc
-        read = read_tool_calls(result.text) if with_tools else ReadAnswer(result.text, ())
+        read = (
+            read_tool_calls(result.text, call_format) if with_tools else ReadAnswer(result.text, ())
+        )
         calls = tuple(
             ClientToolCall(f"call-{random.getrandbits(96):024x}", call.name, call.arguments)
             for call in read.calls
@@ -218,23 +223,36 @@ def tool_grammar(
     *,
     parallel: bool = True,
     strict_answer: bool = False,
+    call_format: str = "hermes",
 ) -> OutputGrammar:
     """The decoding grammar of an answer that may call ``tools`` (OpenAI's shapes; ``strict``
     functions held to all their schema) as ``choice`` allows (``auto``, ``required`` or one
-    named function), one call at most unless ``parallel``: else text, or ``form``'s object.
-    Compiled once per distinct request."""
+    named function), one call at most unless ``parallel``: else text, or ``form``'s object;
+    calls written in ``call_format`` (a name in ``inference.tool_formats.FORMATS``). Compiled
+    once per distinct request."""
     named = choice.get("function", {}).get("name") if isinstance(choice, dict) else None
     answer = None if form is None else json.dumps(form.schema or {"type": "object"})
     return _compiled_tool_grammar(
-        json.dumps(tools, sort_keys=True), str(named or choice), parallel, answer, strict_answer
+        json.dumps(tools, sort_keys=True),
+        str(named or choice),
+        parallel,
+        answer,
+        strict_answer,
+        call_format,
     )
 
 
 @lru_cache(maxsize=256)
 def _compiled_tool_grammar(
-    tools: str, choice: str, parallel: bool, answer: str | None, strict_answer: bool
+    tools: str,
+    choice: str,
+    parallel: bool,
+    answer: str | None,
+    strict_answer: bool,
+    call_format: str,
 ) -> OutputGrammar:
     from skillswitch.inference.tool_calls import CallableFunction, tool_call_grammar
+    from skillswitch.inference.tool_formats import FORMATS
 
     functions = [
         CallableFunction(
@@ -250,6 +268,7 @@ def _compiled_tool_grammar(
         parallel=parallel,
         answer=None if answer is None else json.loads(answer),
         strict_answer=strict_answer,
+        call_format=FORMATS[call_format],
     )
 
 

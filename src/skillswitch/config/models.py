@@ -351,8 +351,8 @@ class LocalExpertConfig(_Model):
         default_factory=list,
         description=(
             "Tools the model may call, as for an openai expert; its calls are decoded in a "
-            "grammar of the tools, and its chat template must show tools (Hermes format: "
-            "Qwen2.5, Qwen3, Hermes)."
+            "grammar of the tools, and its chat template must show tools (Hermes' format: "
+            "Qwen2.5, Qwen3, Hermes; Llama 3's JSON; Mistral's [TOOL_CALLS])."
         ),
     )
     max_tool_steps: int = Field(

@@ -17,6 +17,7 @@ from skillswitch.inference.registry import ModelEntry, ModelRegistry
 from skillswitch.inference.requests import Conversation, GenerationParams, GenerationResult
 from skillswitch.inference.residency import MemoryBudget, Residency, ResidentModel
 from skillswitch.inference.scheduler import GenerationHandle, Prompt, Scheduler
+from skillswitch.inference.tool_formats import HERMES, ToolCallFormat
 
 __all__ = ["Embeddings", "LocalBackend", "WrongModelKindError", "default_budget"]
 
@@ -81,6 +82,13 @@ class LocalBackend:
 
     def models(self) -> list[ModelEntry]:
         return [self.registry.get(name) for name in self.registry.names()]
+
+    def tool_call_format(self, model: str) -> ToolCallFormat:
+        """The format ``model`` writes tool calls in, found from its chat template. Hermes'
+        for a model that is not registered or whose template writes none: a request with
+        tools then fails when it is tokenized, saying why."""
+        found = self.registry.get(model).info.tool_call_format if model in self.registry else None
+        return found or HERMES
 
     # --- generation --------------------------------------------------------------------------
 

@@ -101,7 +101,12 @@ def decode_batch(
                     row_result(loaded, job, TextTracker(loaded.tokenizer, ()), "cancelled", 0, 0)
                 )
                 continue
-            tracker = TextTracker(loaded.tokenizer, job.params.stop, incremental=job.incremental)
+            tracker = TextTracker(
+                loaded.tokenizer,
+                job.params.stop,
+                incremental=job.incremental,
+                keep=None if job.grammar is None else job.grammar.kept_tokens,
+            )
             rows.append(Row(job, tracker, row_generator(job, device)))
         return rows
 

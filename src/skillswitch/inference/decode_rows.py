@@ -6,7 +6,7 @@ grammar), when it is done, and its result.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -55,8 +55,18 @@ class TextTracker:
     or a tail that may be the start of a stop string, so streamed text is never taken back.
     """
 
-    def __init__(self, tokenizer: Any, stop: Sequence[str], *, incremental: bool = True) -> None:
+    def __init__(
+        self,
+        tokenizer: Any,
+        stop: Sequence[str],
+        *,
+        incremental: bool = True,
+        keep: Mapping[int, str] | None = None,
+    ) -> None:
+        """``keep``: special tokens that are part of the text (a tool call's tag), by id;
+        other special tokens are dropped."""
         self._tokenizer = tokenizer
+        self._keep = keep or {}
         self._stop = tuple(stop)
         # Nobody reads the text before the end and no stop string needs it: decode once, at the end.
         self._incremental = incremental or bool(self._stop)
@@ -73,9 +83,9 @@ class TextTracker:
         self.ids.append(token_id)
         if not self._incremental:
             return ""
-        decode = self._tokenizer.decode
-        prefix = decode(self.ids[self._prefix_offset : self._read_offset], skip_special_tokens=True)
-        full = decode(self.ids[self._prefix_offset :], skip_special_tokens=True)
+        decode = self._decode
+        prefix = decode(self.ids[self._prefix_offset : self._read_offset])
+        full = decode(self.ids[self._prefix_offset :])
         if len(full) > len(prefix) and not full.endswith("\ufffd"):
             start = len(self.text)
             self.text += full[len(prefix) :]
@@ -87,17 +97,27 @@ class TextTracker:
     def flush(self) -> str:
         """Everything not yet streamed (at the end of the answer)."""
         if not self._incremental:
-            self.text = self._tokenizer.decode(self.ids, skip_special_tokens=True)
+            self.text = self._decode(self.ids)
         elif not self.stopped and self._read_offset < len(self.ids):
             # Tokens held back as an unfinished character: at the end they are what they are.
-            decode = self._tokenizer.decode
-            prefix = decode(
-                self.ids[self._prefix_offset : self._read_offset], skip_special_tokens=True
-            )
-            full = decode(self.ids[self._prefix_offset :], skip_special_tokens=True)
+            prefix = self._decode(self.ids[self._prefix_offset : self._read_offset])
+            full = self._decode(self.ids[self._prefix_offset :])
             self.text += full[len(prefix) :]
             self._read_offset = len(self.ids)
         return self._release(final=True)
+
+    def _decode(self, ids: list[int]) -> str:
+        """The text of ``ids``, special tokens dropped but those kept."""
+        decode = self._tokenizer.decode
+        if not self._keep or not any(token in self._keep for token in ids):
+            return str(decode(ids, skip_special_tokens=True))
+        parts, since = [], 0
+        for at, token in enumerate(ids):
+            if token in self._keep:
+                parts += [decode(ids[since:at], skip_special_tokens=True), self._keep[token]]
+                since = at + 1
+        parts.append(decode(ids[since:], skip_special_tokens=True))
+        return "".join(parts)
 
     def _check_stops(self, start: int) -> None:
         if not self._stop:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from skillswitch.exceptions import ModelFolderError
+from skillswitch.inference.tool_formats import ToolCallFormat, detect_format
 
 __all__ = ["DTYPE_BYTES", "FolderInfo", "ModelKind", "inspect_folder"]
 
@@ -43,6 +44,8 @@ class FolderInfo:
     """Bytes of integer and boolean tensors (never cast)."""
     stored_bytes: int
     has_chat_template: bool
+    tool_call_format: ToolCallFormat | None = None
+    """The format its chat template writes tool calls in (None: it writes none we read)."""
 
     def bytes_as(self, element_bytes: int | None) -> int:
         """Weight bytes once loaded with ``element_bytes`` per float (None: as stored)."""
@@ -73,6 +76,7 @@ def inspect_folder(path: str | Path) -> FolderInfo:
         raise ModelFolderError(
             shown, f"has no tokenizer (one of {list(_TOKENIZER_FILES)}); save the tokenizer there"
         )
+    template = _chat_template(folder)
     params = other = stored = 0
     for file in weights:
         for dtype, numel in _tensor_sizes(file):
@@ -90,7 +94,8 @@ def inspect_folder(path: str | Path) -> FolderInfo:
         parameter_count=params,
         other_bytes=other,
         stored_bytes=stored,
-        has_chat_template=_has_chat_template(folder),
+        has_chat_template=template is not None,
+        tool_call_format=None if template is None else detect_format(template),
     )
 
 
@@ -153,13 +158,18 @@ def _kind(config: dict[str, Any]) -> ModelKind:
     return "embedding"
 
 
-def _has_chat_template(folder: Path) -> bool:
-    if (folder / "chat_template.jinja").exists() or (folder / "chat_template.json").exists():
-        return True
+def _chat_template(folder: Path) -> str | None:
+    """The folder's chat template text (several named ones as their JSON), or None."""
+    for name in ("chat_template.jinja", "chat_template.json"):
+        if (folder / name).exists():
+            return (folder / name).read_text(encoding="utf-8", errors="replace")
     file = folder / "tokenizer_config.json"
     if not file.exists():
-        return False
+        return None
     try:
-        return bool(json.loads(file.read_text(encoding="utf-8")).get("chat_template"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return False
+        template = json.loads(file.read_text(encoding="utf-8")).get("chat_template")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return None
+    if not template:
+        return None
+    return template if isinstance(template, str) else json.dumps(template)

@@ -27,6 +27,7 @@ __all__ = [
     "GrammarMatcher",
     "OutputGrammar",
     "check_grammar",
+    "grammar_source",
     "json_grammar",
     "mask_disallowed",
     "object_schema",
@@ -47,8 +48,11 @@ class OutputGrammar:
     label: str
     special_source: str | None = None
     """The same grammar with ``special_tags`` as single special tokens, for a tokenizer that
-    has them so (as Qwen2.5's has ``<tool_call>``); ``source`` spells them as text."""
+    has them so (as Qwen2.5's has ``<tool_call>``); ``source`` spells them as text. Tag ``k``
+    stands there as ``special_marker`` + ``k`` + ``"\u27e7"``, which the token's id replaces
+    once the tokenizer is known."""
     special_tags: tuple[str, ...] = ()
+    special_marker: str = ""
 
 
 def json_grammar(
@@ -105,11 +109,16 @@ class GrammarMatcher:
     """One generation's place in its grammar: which tokens may come next, and whether it is
     complete."""
 
-    __slots__ = ("_matcher", "label")
+    __slots__ = ("_matcher", "kept_tokens", "label")
 
-    def __init__(self, matcher: Any, label: str) -> None:
+    def __init__(
+        self, matcher: Any, label: str, kept_tokens: Mapping[int, str] | None = None
+    ) -> None:
         self._matcher = matcher
         self.label = label
+        self.kept_tokens: Mapping[int, str] = kept_tokens or {}
+        """Special tokens the grammar writes that are part of the answer's text (a tool
+        call's tag), by id: decoding keeps them, though it drops other special tokens."""
 
     @property
     def complete(self) -> bool:
@@ -140,12 +149,13 @@ def start_matcher(loaded: LoadedModel, grammar: OutputGrammar) -> GrammarMatcher
     from llguidance import LLMatcher
 
     tokenizer = _grammar_tokenizer(loaded)
-    matcher = LLMatcher(tokenizer, _source_for(tokenizer, grammar), log_level=0)
+    source, kept = grammar_source(tokenizer, grammar)
+    matcher = LLMatcher(tokenizer, source, log_level=0)
     if matcher.is_error():
         raise GrammarError(
             f"model {loaded.name!r} cannot be held to {grammar.label}: {matcher.get_error()}"
         )
-    return GrammarMatcher(matcher, grammar.label)
+    return GrammarMatcher(matcher, grammar.label, kept)
 
 
 def mask_disallowed(logits: Any, rows: Sequence[int], matchers: Sequence[GrammarMatcher]) -> None:
@@ -174,16 +184,22 @@ def mask_disallowed(logits: Any, rows: Sequence[int], matchers: Sequence[Grammar
     logits.index_copy_(0, index, selected)
 
 
-def _source_for(tokenizer: Any, grammar: OutputGrammar) -> str:
-    """``grammar``'s source for this tokenizer: with its tags as special tokens when each is
-    one special token here (the model was trained to write them so), else as text."""
+def grammar_source(tokenizer: Any, grammar: OutputGrammar) -> tuple[str, dict[int, str]]:
+    """``grammar``'s source for this (llguidance) tokenizer, and the special tokens it writes,
+    by id: its tags as special tokens when each is one special token here (the model was
+    trained to write them so), else as text."""
     if grammar.special_source is None:
-        return grammar.source
+        return grammar.source, {}
+    kept: dict[int, str] = {}
     for tag in grammar.special_tags:
         ids = tokenizer.tokenize_str(tag)
         if len(ids) != 1 or not tokenizer.is_special_token(ids[0]):
-            return grammar.source
-    return grammar.special_source
+            return grammar.source, {}
+        kept[ids[0]] = tag
+    source = grammar.special_source
+    for index, token in enumerate(kept):
+        source = source.replace(f"{grammar.special_marker}{index}\u27e7", f"<[{token}]>")
+    return source, kept
 
 
 @functools.cache

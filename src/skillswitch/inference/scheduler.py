@@ -23,6 +23,7 @@ from skillswitch.exceptions import (
     BackendClosedError,
     ChatTemplateError,
     GenerationCancelledError,
+    MessagesRefusedError,
     PromptTooLongError,
     SkillSwitchError,
 )
@@ -33,7 +34,7 @@ from skillswitch.inference.loading import LoadedModel
 from skillswitch.inference.policy import QueueView, SchedulerSettings, choose_next
 from skillswitch.inference.requests import Conversation, GenerationParams, GenerationResult
 from skillswitch.inference.residency import Residency
-from skillswitch.inference.tool_calls import check_renders_tools, template_messages
+from skillswitch.inference.tool_calls import history_format, template_messages, tool_call_format
 
 __all__ = ["GenerationHandle", "Prompt", "Scheduler", "SchedulerSettings", "SchedulerStats"]
 
@@ -387,12 +388,17 @@ def tokenize_prompt(loaded: LoadedModel, prompt: Prompt) -> list[int]:
     messages, tools = (
         (prompt.messages, prompt.tools) if isinstance(prompt, Conversation) else (prompt, ())
     )
-    if tools:
-        check_renders_tools(tokenizer, loaded.name)
-    rendered = tokenizer.apply_chat_template(
-        template_messages(messages),
-        tools=[dict(tool) for tool in tools] or None,
-        add_generation_prompt=True,
-        tokenize=False,
-    )
+    form = tool_call_format(tokenizer, loaded.name) if tools else history_format(tokenizer)
+    try:
+        rendered = tokenizer.apply_chat_template(
+            template_messages(messages, form),
+            tools=[dict(tool) for tool in tools] or None,
+            add_generation_prompt=True,
+            tokenize=False,
+        )
+    except Exception as exc:  # the template's own checks (raise_exception) or its errors
+        raise MessagesRefusedError(
+            f"model {loaded.name!r}'s chat template cannot render these messages: "
+            f"{type(exc).__name__}: {exc}; change the messages as it says"
+        ) from None
     return list(tokenizer(rendered, add_special_tokens=False)["input_ids"])

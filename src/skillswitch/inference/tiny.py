@@ -1,10 +1,10 @@
 """Random-weight models of real architectures, saved as ordinary model folders.
 
 The tests, the benchmarks and users' own tests need local models without a model hub: these
-builders make a byte-level BPE tokenizer with a ChatML chat template and a Llama-, Qwen2- or
-BERT-style model from a config, then ``save_pretrained`` both, so the folder loads through the
-same code path as a downloaded model. ``SHAPES`` also holds the real sizes (1.5B, 7B) that the
-GPU benchmark uses.
+builders make a byte-level BPE tokenizer with a chat template (ChatML, Llama 3's or Mistral's:
+``tiny_templates``) and a Llama-, Qwen2- or BERT-style model from a config, then
+``save_pretrained`` both, so the folder loads through the same code path as a downloaded model.
+``SHAPES`` also holds the real sizes (1.5B, 7B) that the GPU benchmark uses.
 
 >>> folder = build_model("/tmp/tiny-llama", arch="llama", seed=1)  # doctest: +SKIP
 """
@@ -16,50 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from skillswitch.inference.tiny_templates import CHAT_FORMATS, ChatFormatName
+
 __all__ = ["SHAPES", "Architecture", "ModelShape", "build_model", "build_tokenizer", "model_config"]
 
 Architecture = Literal["llama", "qwen2", "bert"]
-
-# ChatML, with tools in the Hermes format as Qwen2.5's template writes them (its default system
-# prompt left out): the tools' schemas in the system turn, each call in a <tool_call> block of
-# the assistant's turn, results in <tool_response> blocks of a user turn. Without tools it is
-# plain ChatML.
-CHAT_TEMPLATE = (
-    "{%- if tools %}"
-    "{{- '<|im_start|>system\\n' }}"
-    "{%- if messages[0]['role'] == 'system' %}{{- messages[0]['content'] + '\\n\\n' }}{%- endif %}"
-    "{{- '# Tools\\n\\nYou may call one or more functions to assist with the user query.\\n\\n"
-    "You are provided with function signatures within <tools></tools> XML tags:\\n<tools>' }}"
-    "{%- for tool in tools %}{{- '\\n' }}{{- tool | tojson }}{%- endfor %}"
-    "{{- '\\n</tools>\\n\\nFor each function call, return a json object with function name and "
-    'arguments within <tool_call></tool_call> XML tags:\\n<tool_call>\\n{"name": '
-    '<function-name>, "arguments": <args-json-object>}\\n</tool_call><|im_end|>\\n\' }}'
-    "{%- endif %}"
-    "{%- for message in messages %}"
-    "{%- if tools and loop.first and message['role'] == 'system' %}"
-    "{%- elif message['role'] == 'assistant' and message['tool_calls'] is defined "
-    "and message['tool_calls'] %}"
-    "{{- '<|im_start|>assistant' }}"
-    "{%- if message['content'] %}{{- '\\n' + message['content'] }}{%- endif %}"
-    "{%- for call in message['tool_calls'] %}"
-    "{%- set call = call['function'] if call['function'] is defined else call %}"
-    "{{- '\\n<tool_call>\\n{\"name\": \"' + call['name'] + '\", \"arguments\": ' }}"
-    "{{- call['arguments'] | tojson }}{{- '}\\n</tool_call>' }}"
-    "{%- endfor %}"
-    "{{- '<|im_end|>\\n' }}"
-    "{%- elif message['role'] == 'tool' %}"
-    "{%- if loop.first or messages[loop.index0 - 1]['role'] != 'tool' %}"
-    "{{- '<|im_start|>user' }}{%- endif %}"
-    "{{- '\\n<tool_response>\\n' + message['content'] + '\\n</tool_response>' }}"
-    "{%- if loop.last or messages[loop.index0 + 1]['role'] != 'tool' %}"
-    "{{- '<|im_end|>\\n' }}{%- endif %}"
-    "{%- else %}"
-    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
-    "{%- endif %}"
-    "{%- endfor %}"
-    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
-)
-SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 
 # Text the tokenizer's merges are learned from: enough English, digits and code for words to
 # become a few tokens each rather than one token per byte.
@@ -101,28 +62,34 @@ SHAPES: dict[str, ModelShape] = {
 }
 
 
-def build_tokenizer(folder: str | Path, *, vocab_size: int = 512) -> Any:
-    """Train a byte-level BPE on a small built-in corpus and save it with a chat template."""
+def build_tokenizer(
+    folder: str | Path, *, vocab_size: int = 512, chat_format: ChatFormatName = "chatml"
+) -> Any:
+    """Train a byte-level BPE on a small built-in corpus and save it with the chat template of
+    ``chat_format`` (``tiny_templates``) and its special tokens."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
+    form = CHAT_FORMATS[chat_format]
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=list(SPECIAL_TOKENS),
+        special_tokens=list(form.special_tokens),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     bpe.train_from_iterator(_CORPUS, trainer=trainer)
+    named = {form.eos, form.pad, form.bos}
     tokenizer = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=bpe,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        additional_special_tokens=["<|im_start|>"],
+        eos_token=form.eos,
+        pad_token=form.pad,
+        bos_token=form.bos,
+        additional_special_tokens=[t for t in form.special_tokens if t not in named],
     )
-    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.chat_template = form.template
     tokenizer.save_pretrained(str(folder))
     return tokenizer
 
@@ -135,8 +102,10 @@ def build_model(
     seed: int = 0,
     dtype: str = "float32",
     initializer_range: float = 0.02,
+    chat_format: ChatFormatName = "chatml",
 ) -> Path:
-    """Build a random-weight model of ``arch`` and ``shape`` with a tokenizer in ``folder``.
+    """Build a random-weight model of ``arch`` and ``shape`` with a tokenizer in ``folder``
+    whose chat template is ``chat_format``'s.
 
     The same seed gives the same weights; different seeds give different "experts".
     """
@@ -146,7 +115,7 @@ def build_model(
     transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tokenizer = build_tokenizer(folder)
+    tokenizer = build_tokenizer(folder, chat_format=chat_format)
     size = SHAPES[shape] if isinstance(shape, str) else shape
     config = model_config(arch, size, tokenizer, initializer_range)
     torch.manual_seed(seed)

@@ -1,22 +1,22 @@
 """Tool calling on local models: tools shown by the chat template, calls read from the answer.
 
-The format is Hermes', which Qwen2.5, Qwen3, QwQ and the Hermes 2/3 models are trained on (their
-chat templates render it): the tools' schemas are listed in the system turn, and the model calls
-one by writing ``<tool_call>\\n{"name": ..., "arguments": {...}}\\n</tool_call>``; results come
-back in ``<tool_response>`` blocks of a user turn. A model whose template does not render tools,
-or renders another format, is refused with the reason (``check_renders_tools``).
+The template shows the tools' schemas to the model, and the model calls one in the format it
+was trained on: Hermes' ``<tool_call>`` blocks (Qwen2.5, Qwen3, Hermes), Llama 3's JSON object
+or Mistral's ``[TOOL_CALLS]`` list (``tool_formats``, which finds a template's format from its
+text). Results go back as the template writes them. A model whose template does not render
+tools, or renders another format, is refused with the reason (``tool_call_format``).
 
-Calls are held to the tools while decoding (llguidance, as in ``grammar``): after the model opens
-``<tool_call>``, only a declared function's name and arguments its JSON Schema accepts can follow;
-with ``tool_choice`` ``required`` (or one named function) the answer is nothing but calls. So a
-call a local model makes always parses and names a real tool, whatever the model.
+Calls are held to the tools while decoding (llguidance, as in ``grammar``): once the model opens
+a call, only a declared function's name and arguments its JSON Schema accepts can follow; with
+``tool_choice`` ``required`` (or one named function) the answer is nothing but calls. So a call
+a local model makes always parses and names a real tool, whatever the model.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import re
+import uuid
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,23 +24,25 @@ from typing import Any, Literal
 
 from skillswitch.exceptions import ToolCallingUnsupportedError
 from skillswitch.inference.grammar import OutputGrammar, check_grammar, object_schema
+from skillswitch.inference.tool_formats import (
+    HERMES,
+    ReadAnswer,
+    ReadCall,
+    ToolCallFormat,
+    detect_format,
+)
 
 __all__ = [
-    "CALL_CLOSE",
-    "CALL_OPEN",
     "CallableFunction",
     "ReadAnswer",
     "ReadCall",
     "ToolCallText",
-    "check_renders_tools",
+    "history_format",
     "read_tool_calls",
     "template_messages",
+    "tool_call_format",
     "tool_call_grammar",
 ]
-
-CALL_OPEN = "<tool_call>"
-CALL_CLOSE = "</tool_call>"
-_CALL = re.compile(re.escape(CALL_OPEN) + r"\s*(.*?)\s*" + re.escape(CALL_CLOSE), re.DOTALL)
 
 Choice = Literal["auto", "required"]
 
@@ -64,14 +66,15 @@ def tool_call_grammar(
     parallel: bool = True,
     answer: Mapping[str, Any] | None = None,
     strict_answer: bool = False,
+    call_format: ToolCallFormat = HERMES,
 ) -> OutputGrammar:
     """The grammar of an answer that may (``auto``) or must (``required``, or a function's
-    name) call ``functions``; ``parallel`` False allows one call at most.
+    name) call ``functions`` in the format ``call_format``; ``parallel`` False allows one call
+    at most (a format that takes one call a turn always does).
 
-    ``auto``: free text, with every ``<tool_call>`` block held to the functions; with an
-    ``answer`` schema (a ``response_format``), either calls or one JSON object it accepts.
-    Otherwise: only calls, one per block, separated by a newline. Raises ``GrammarError``
-    naming the function whose schema cannot be enforced.
+    ``auto``: free text or calls; with an ``answer`` schema (a ``response_format``), calls or
+    one JSON object it accepts. Otherwise: only calls. Raises ``GrammarError`` naming the
+    function whose schema cannot be enforced.
 
     >>> tool_call_grammar([CallableFunction("now")], choice="required").label
     'tool calls'
@@ -101,156 +104,108 @@ def tool_call_grammar(
             "response_format",
             strict=strict_answer,
         )
-    sources = [
-        LLMatcher.grammar_from_lark(_lark(schemas, choice, parallel, answer_schema, special))
-        for special in (False, True)
-    ]
-    check_grammar(sources[0], "tool calls", strict=any(f.strict for f in functions))
+    parallel = parallel and call_format.parallel
+    text = call_format.lark(schemas, choice, parallel, answer_schema, json.dumps)
+    source = LLMatcher.grammar_from_lark(text)
+    check_grammar(source, "tool calls", strict=any(f.strict for f in functions))
+    if not call_format.tags:
+        return OutputGrammar(source, "tool calls")
+    # The same grammar with each tag as the tokenizer's own special token, when it has one
+    # (Qwen2.5's "<tool_call>", Mistral's "[TOOL_CALLS]"): the token, by its id, is filled in
+    # where a placeholder stands (``grammar.grammar_source``). The placeholder is made of
+    # characters that JSON text here never holds (it is written ASCII-only).
+    marker = f"\u27e6{uuid.uuid4().hex}"
+    special = call_format.lark(
+        schemas,
+        choice,
+        parallel,
+        answer_schema,
+        lambda tag: f"{marker}{call_format.tags.index(tag)}\u27e7",
+    )
     return OutputGrammar(
-        sources[0], "tool calls", special_source=sources[1], special_tags=(CALL_OPEN, CALL_CLOSE)
+        source,
+        "tool calls",
+        special_source=LLMatcher.grammar_from_lark(special),
+        special_tags=call_format.tags,
+        special_marker=marker,
     )
 
 
-def _lark(
-    schemas: Sequence[tuple[str, Mapping[str, Any]]],
-    choice: str,
-    parallel: bool,
-    answer: Mapping[str, Any] | None,
-    special: bool,
-) -> str:
-    """The Lark grammar of the calls. ``special``: the tags are the tokenizer's own special
-    tokens (Qwen2.5's ``<tool_call>`` is one token), which a model writes as such; otherwise
-    they are text."""
+def read_tool_calls(text: str, call_format: ToolCallFormat = HERMES) -> ReadAnswer:
+    """The calls written in ``text`` (in the format ``call_format``) and the text before them.
 
-    def tag(text: str) -> str:
-        return text if special else json.dumps(text)
-
-    rules = [
-        "%llguidance {}",
-        "call_body: " + " | ".join(f"body_{i}" for i in range(len(schemas))),
-    ]
-    for index, (name, schema) in enumerate(schemas):
-        opening = '\n{"name": ' + json.dumps(name) + ', "arguments": '
-        rules.append(
-            f"body_{index}: {json.dumps(opening)} %json {json.dumps(schema)} "
-            f'"}}\\n" {tag(CALL_CLOSE)}'
-        )
-    calls = 'call ("\\n" call)*' if parallel else "call"
-    if choice == "auto" and answer is None:
-        rules += [
-            "start: call* TEXT" if parallel else "start: call? TEXT",
-            "call: call_open call_body",
-            r"TEXT: /(.|\n)*/",
-            # text, up to the opening tag (lazy: the text ends at the first "<tool_call>",
-            # where a call's grammar takes over; a special token never occurs in text)
-            f"call_open: TEXT {tag(CALL_OPEN)}"
-            if special
-            else f"call_open[lazy]: TEXT {tag(CALL_OPEN)}",
-        ]
-    else:  # only calls, or calls or the answer's object
-        either = "" if answer is None else f" | %json {json.dumps(answer)}"
-        rules += [f"start: {calls}{either}", f"call: {tag(CALL_OPEN)} call_body"]
-    return "\n".join(rules)
-
-
-@dataclass(frozen=True, slots=True)
-class ReadCall:
-    name: str
-    arguments: str
-    """JSON text of the arguments object (OpenAI's shape)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ReadAnswer:
-    """An answer read for tool calls: the text before the first call, and the calls."""
-
-    content: str
-    calls: tuple[ReadCall, ...]
-
-
-def read_tool_calls(text: str) -> ReadAnswer:
-    """The calls written in ``text`` and the text before them.
-
-    A block that is not a JSON object with a ``name`` and object ``arguments`` means the text
-    was not a call after all: then the whole text is the answer and there are no calls (so
-    nothing the model wrote is lost). A block left open at the end (the token budget ran out)
-    is dropped.
+    A call that does not parse (not a JSON object with a ``name`` and object ``arguments``)
+    means the text was not a call after all: then the whole text is the answer and there are no
+    calls (so nothing the model wrote is lost). A call left open at the end (the token budget
+    ran out) is dropped.
 
     >>> read_tool_calls('Sure.<tool_call>{"name": "now", "arguments": {}}</tool_call>')
     ReadAnswer(content='Sure.', calls=(ReadCall(name='now', arguments='{}'),))
     """
-    start = text.find(CALL_OPEN)
-    if start < 0:
-        return ReadAnswer(text, ())
-    calls = []
-    for block in _CALL.finditer(text, start):
-        call = _call(block.group(1))
-        if call is None:
-            return ReadAnswer(text, ())
-        calls.append(call)
-    if not calls:
-        return ReadAnswer(text, ())
-    return ReadAnswer(text[:start].rstrip(), tuple(calls))
-
-
-def _call(block: str) -> ReadCall | None:
-    try:
-        value = json.loads(block)
-    except json.JSONDecodeError:
-        return None
-    if not isinstance(value, dict):
-        return None
-    name = value.get("name")
-    arguments = value.get("arguments", value.get("parameters", {}))
-    if isinstance(arguments, str):  # some models write the arguments as JSON text
-        try:
-            arguments = json.loads(arguments)
-        except json.JSONDecodeError:
-            return None
-    if not isinstance(name, str) or not name or not isinstance(arguments, dict):
-        return None
-    return ReadCall(name, json.dumps(arguments, ensure_ascii=False))
+    return call_format.read(text)
 
 
 class ToolCallText:
     """A streamed answer that may call tools: ``feed`` returns the text that is surely not part
-    of a call (it holds back a trailing ``<tool_`` that may open one, and trailing whitespace
-    that would end the text before a call); ``finish`` reads the whole answer and returns what
-    is left to show and the calls."""
+    of a call (it holds back a tail that may open one, and trailing whitespace that would end
+    the text before a call; in a format whose calls are the whole answer, everything until the
+    answer's first characters show it is not a call); ``finish`` reads the whole answer and
+    returns what is left to show and the calls."""
 
-    __slots__ = ("_held", "_shown", "_text")
+    __slots__ = ("_format", "_free", "_held", "_shown", "_text")
 
-    def __init__(self) -> None:
+    def __init__(self, call_format: ToolCallFormat = HERMES) -> None:
+        self._format = call_format
         self._text = ""
         self._shown = 0
         self._held = False  # a call has opened: nothing more is shown until the end
+        self._free = False  # the answer is surely text: everything is shown
 
     def feed(self, chunk: str) -> str:
         self._text += chunk
         if self._held:
             return ""
-        cut = self._text.find(CALL_OPEN, self._shown)
+        if self._format.at_start:
+            return self._feed_at_start()
+        cut = min(
+            (i for o in self._format.openings if (i := self._text.find(o, self._shown)) >= 0),
+            default=-1,
+        )
         if cut >= 0:
             self._held = True
         else:
-            cut = _partial_open(self._text, self._shown)
+            cut = _partial_opening(self._text, self._shown, self._format.openings)
         end = max(len(self._text[:cut].rstrip()), self._shown)
         shown, self._shown = self._text[self._shown : end], end
         return shown
 
+    def _feed_at_start(self) -> str:
+        if not self._free:
+            begun = self._text.lstrip()
+            if any(begun.startswith(o) for o in self._format.openings):
+                self._held = True
+                return ""
+            if any(o.startswith(begun) for o in self._format.openings):
+                return ""  # nothing yet, or what may still open a call
+            self._free = True
+        shown, self._shown = self._text[self._shown :], len(self._text)
+        return shown
+
     def finish(self) -> tuple[str, tuple[ReadCall, ...]]:
         """The text not shown yet (empty when the answer calls tools) and the calls."""
-        answer = read_tool_calls(self._text)
+        answer = self._format.read(self._text)
         if answer.calls:
             return "", answer.calls
         rest, self._shown = self._text[self._shown :], len(self._text)
         return rest, ()
 
 
-def _partial_open(text: str, since: int) -> int:
-    """Where a suffix of ``text`` that could grow into ``<tool_call>`` starts (else its end)."""
-    for size in range(min(len(CALL_OPEN) - 1, len(text) - since), 0, -1):
-        if text.endswith(CALL_OPEN[:size]):
+def _partial_opening(text: str, since: int, openings: Sequence[str]) -> int:
+    """Where the longest suffix of ``text`` that could grow into an opening starts (else its
+    end)."""
+    longest = max(len(o) for o in openings)
+    for size in range(min(longest - 1, len(text) - since), 0, -1):
+        if any(text.endswith(o[:size]) for o in openings if size < len(o)):
             return len(text) - size
     return len(text)
 
@@ -265,21 +220,23 @@ _PROBE_TOOL = {
         "parameters": {"type": "object", "properties": {}},
     },
 }
-_RENDERS_TOOLS: weakref.WeakKeyDictionary[Any, str | None] = weakref.WeakKeyDictionary()
+_FORMATS: weakref.WeakKeyDictionary[Any, ToolCallFormat | str] = weakref.WeakKeyDictionary()
 
 
-def check_renders_tools(tokenizer: Any, model: str) -> None:
-    """Raise ``ToolCallingUnsupportedError`` unless ``tokenizer``'s chat template shows tools to
-    the model and writes calls in the Hermes format this module reads (checked once per
-    tokenizer)."""
-    if tokenizer not in _RENDERS_TOOLS:
-        _RENDERS_TOOLS[tokenizer] = _template_problem(tokenizer)
-    problem = _RENDERS_TOOLS[tokenizer]
-    if problem is not None:
-        raise ToolCallingUnsupportedError(f"model {model!r} cannot call tools: {problem}")
+def tool_call_format(tokenizer: Any, model: str) -> ToolCallFormat:
+    """The format ``tokenizer``'s chat template writes calls in; raises
+    ``ToolCallingUnsupportedError`` unless it shows tools to the model and writes calls in a
+    format this module reads (checked once per tokenizer)."""
+    if tokenizer not in _FORMATS:
+        _FORMATS[tokenizer] = _template_format(tokenizer)
+    found = _FORMATS[tokenizer]
+    if isinstance(found, str):
+        raise ToolCallingUnsupportedError(f"model {model!r} cannot call tools: {found}")
+    return found
 
 
-def _template_problem(tokenizer: Any) -> str | None:
+def _template_format(tokenizer: Any) -> ToolCallFormat | str:
+    """The template's format, or why it has none."""
     template = getattr(tokenizer, "chat_template", None)
     if not template:
         return "it has no chat template; add a chat_template.jinja that renders tools"
@@ -293,29 +250,44 @@ def _template_problem(tokenizer: Any) -> str | None:
     if "skillswitch_probe_function" not in str(rendered):
         return (
             "its chat template does not show tools to the model; use a template that renders "
-            "them (as Qwen2.5's and Hermes' do), or leave out tools"
+            "them (as Qwen2.5's, Llama 3.1's and Mistral's do), or leave out tools"
         )
-    if CALL_OPEN not in template:
+    call_format = detect_format(template)
+    if call_format is None:
         return (
-            "its chat template writes tool calls in a format skillswitch does not read; the "
-            f"Hermes format ({CALL_OPEN} ... {CALL_CLOSE}: Qwen2.5, Qwen3, Hermes) is read"
+            "its chat template writes tool calls in a format skillswitch does not read; it "
+            "reads Hermes' <tool_call> blocks (Qwen2.5, Qwen3, Hermes), Llama 3's JSON object "
+            '({"name": ..., "parameters": ...}) and Mistral\'s [TOOL_CALLS] list'
         )
-    return None
+    return call_format
 
 
-def template_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def history_format(tokenizer: Any) -> ToolCallFormat:
+    """The format of the calls already in a conversation, as ``tokenizer``'s template writes
+    them (Hermes', which needs nothing of the messages, when the template shows none)."""
+    template = getattr(tokenizer, "chat_template", None)
+    if not template:
+        return HERMES
+    return detect_format(template if isinstance(template, str) else json.dumps(template)) or HERMES
+
+
+def template_messages(
+    messages: Sequence[Mapping[str, Any]], call_format: ToolCallFormat = HERMES
+) -> list[dict[str, Any]]:
     """Messages as chat templates read them: a call's ``arguments`` as an object, not the JSON
-    text of OpenAI's shape (templates write it with ``tojson``)."""
+    text of OpenAI's shape (templates write it with ``tojson``), and as ``call_format``'s
+    templates require (one call a turn for Llama 3, call ids of 9 letters and digits for
+    Mistral)."""
     out = []
     for message in messages:
         item = dict(message)
-        calls = item.get("tool_calls")
-        if calls:
+        calls = item.pop("tool_calls", None)
+        if calls:  # an empty list or None would still read as calls to a template's "in" test
             item["tool_calls"] = [_template_call(call) for call in calls]
             if item.get("content") is None:
                 item["content"] = ""
         out.append(item)
-    return out
+    return call_format.for_template(out)
 
 
 def _template_call(call: Mapping[str, Any]) -> dict[str, Any]:

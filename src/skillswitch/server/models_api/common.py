@@ -18,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 from skillswitch.exceptions import (
     ChatTemplateError,
     GrammarError,
+    MessagesRefusedError,
     ModelFolderError,
     ModelTooLargeError,
     PromptTooLongError,
@@ -151,6 +152,8 @@ def backend_error(
         return OpenAIError(400, str(exc), param=prompt_param, code="context_length_exceeded")
     if isinstance(exc, ToolCallingUnsupportedError):
         return OpenAIError(400, str(exc), param="tools", code="model_not_supported")
+    if isinstance(exc, MessagesRefusedError):
+        return OpenAIError(400, str(exc), param=prompt_param)
     if isinstance(exc, GrammarError):
         return OpenAIError(400, str(exc), param="response_format")
     if isinstance(exc, WrongModelKindError | ChatTemplateError):

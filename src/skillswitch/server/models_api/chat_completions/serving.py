@@ -16,6 +16,7 @@ from skillswitch.agents.response_format import parse_response_format
 from skillswitch.exceptions import GrammarError, RequestError
 from skillswitch.inference.requests import Conversation
 from skillswitch.inference.tool_calls import ReadCall, ToolCallText, read_tool_calls
+from skillswitch.inference.tool_formats import ToolCallFormat
 from skillswitch.server.chat_chunks import ChunkChoice, Delta
 from skillswitch.server.models_api.chat_completions.protocol import (
     ChatCompletion,
@@ -64,11 +65,13 @@ class ChatCompletionsServing:
         except RequestError as exc:
             raise OpenAIError(400, str(exc), param="messages") from None
         params = body.params(body.max_new_tokens(self.default_max_tokens))
+        call_format: ToolCallFormat | None = None
         if offered is None:
             params = replace(params, grammar=response_grammar(body.response_format))
             prompt: Prompt = messages
         else:
-            params = replace(params, grammar=_tool_grammar(body, offered))
+            call_format = self.backend.tool_call_format(body.model)
+            params = replace(params, grammar=_tool_grammar(body, offered, call_format))
             prompt = Conversation(messages, tools=offered.to_openai())
         handle = submit(
             self.backend, body.model, prompt, params, prompt_param="messages", stream=body.stream
@@ -81,7 +84,7 @@ class ChatCompletionsServing:
                 now(),
                 body.model,
                 body.include_usage(),
-                ToolCallText() if offered is not None else None,
+                None if call_format is None else ToolCallText(call_format),
             )
             events = generation.events(stream.opening(), stream.delta, stream.closing)
             response = GenerationStream(generation, events)
@@ -89,10 +92,10 @@ class ChatCompletionsServing:
             return response
         result = await generation.result()
         finish_reason: str = result.finish_reason
-        if offered is None:
+        if call_format is None:
             message = ResponseMessage(content=result.text)
         else:
-            answer = read_tool_calls(result.text)
+            answer = read_tool_calls(result.text, call_format)
             message = ResponseMessage(
                 content=answer.content if answer.content or not answer.calls else None,
                 tool_calls=[_tool_call(call) for call in answer.calls] or None,
@@ -121,7 +124,9 @@ def response_grammar(response_format: dict[str, Any] | None) -> OutputGrammar | 
         raise OpenAIError(400, str(exc), param="response_format") from None
 
 
-def _tool_grammar(body: ChatCompletionRequest, offered: ClientTools) -> OutputGrammar:
+def _tool_grammar(
+    body: ChatCompletionRequest, offered: ClientTools, call_format: ToolCallFormat
+) -> OutputGrammar:
     """The answer's grammar: calls held to the tools' schemas (OpenAI's ``strict`` functions
     held to all of it), and with ``tool_choice: auto`` either text (or the ``response_format``
     object) or calls."""
@@ -133,6 +138,7 @@ def _tool_grammar(body: ChatCompletionRequest, offered: ClientTools) -> OutputGr
             form,
             parallel=body.parallel_tool_calls is not False,
             strict_answer=form is not None and form.strict is True,
+            call_format=call_format.name,
         )
     except RequestError as exc:
         raise OpenAIError(400, str(exc), param="response_format") from None
