@@ -348,3 +348,25 @@ def test_decoding_keeps_the_tag_it_is_told_to_and_drops_other_special_tokens(
     dropped = TextTracker(tokenizer, (), incremental=incremental)
     streamed = "".join(dropped.add(token) for token in ids) + dropped.flush()
     assert streamed == dropped.text == "Olá. " + MISTRAL_CALLS.removeprefix("[TOOL_CALLS]")
+
+
+def test_messages_a_template_refuses_fail_alone_not_their_batch(
+    tool_format_models: dict[str, Path],
+) -> None:
+    from skillswitch.exceptions import MessagesRefusedError
+    from skillswitch.inference import GenerationParams, LocalBackend
+
+    backend = LocalBackend.from_folders(
+        {"mistral": tool_format_models["mistral-tools"]}, device="cpu"
+    )
+    try:
+        user = {"role": "user", "content": "Rain in Oslo?"}
+        good, refused = backend.scheduler.submit_together(
+            "mistral", [[user], [user, user]], GenerationParams(max_new_tokens=3)
+        )
+        assert good.result_sync(timeout=60).completion_tokens == 3
+        with pytest.raises(MessagesRefusedError, match="roles must alternate"):
+            refused.result_sync(timeout=60)
+        assert backend.scheduler.stats.batches == 1  # they were decoded together
+    finally:
+        backend.close()
