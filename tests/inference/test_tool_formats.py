@@ -31,6 +31,7 @@ from skillswitch.inference.tool_formats import (
     ToolCallFormat,
     detect_format,
 )
+from tests.inference.test_tool_calls import WEATHER
 
 OSLO = ReadCall("weather", '{"city": "Oslo"}')
 NOW = ReadCall("now", "{}")
@@ -159,15 +160,6 @@ def test_the_folder_and_the_loaded_tokenizer_agree_on_the_format(
     assert registry.add("plain", plain).info.tool_call_format is None
 
 
-WEATHER = CallableFunction(
-    "weather",
-    {
-        "type": "object",
-        "properties": {"city": {"type": "string", "enum": ["Oslo", "Lima"]}},
-        "required": ["city"],
-        "additionalProperties": False,
-    },
-)
 NOW_FUNCTION = CallableFunction("now", {"type": "object", "properties": {}})
 MISTRAL_TWO = (
     '[TOOL_CALLS] [{"name": "weather", "arguments": {"city": "Oslo"}}, '
