@@ -18,6 +18,7 @@ each format (``lark``) is what ``tool_calls.tool_call_grammar`` holds a model's 
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import json
 import re
@@ -58,10 +59,10 @@ class ReadAnswer:
     calls: tuple[ReadCall, ...]
 
 
-class ToolCallFormat:
-    """One way of writing calls. ``openings``: the texts a call starts with (the first is the
-    one the grammar writes); ``at_start``: calls are the whole answer, never after text;
-    ``tags``: the texts that a tokenizer may have as single special tokens."""
+class ToolCallFormat(abc.ABC):
+    """One way of writing calls. ``openings``: the texts a call may start with (a stream
+    holds back what may grow into one); ``at_start``: calls are the whole answer, never after
+    text; ``tags``: the texts that a tokenizer may have as single special tokens."""
 
     name: FormatName
     openings: tuple[str, ...]
@@ -70,6 +71,7 @@ class ToolCallFormat:
     parallel: bool = True
     """Whether one answer may hold several calls."""
 
+    @abc.abstractmethod
     def lark(
         self,
         functions: Sequence[tuple[str, Mapping[str, Any]]],
@@ -82,7 +84,6 @@ class ToolCallFormat:
         of their arguments, laid out as ``grammar.object_schema`` lays them): text or calls
         (``auto``), the answer's object or calls (``auto`` with ``answer``), or only calls;
         ``tag`` writes a tag."""
-        raise NotImplementedError
 
     def body(self, name: str, schema: Mapping[str, Any]) -> str:
         """The Lark of a call of function ``name`` whose arguments ``schema`` accepts."""
@@ -102,10 +103,10 @@ class ToolCallFormat:
         ]
         return "\n".join(lines)
 
+    @abc.abstractmethod
     def read(self, text: str) -> ReadAnswer:
         """The calls written in ``text`` and the text before them; a call that does not parse
         means there were none, and the whole text is the answer (nothing is lost)."""
-        raise NotImplementedError
 
     def for_template(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """``messages`` (calls' arguments already objects) as this format's templates take
