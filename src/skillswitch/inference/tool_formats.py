@@ -172,13 +172,15 @@ class _Hermes(ToolCallFormat):
         rules = ["%llguidance {}", self._alternatives("call_body", functions)]
         calls = 'call ("\\n" call)*' if parallel else "call"
         if choice == "auto" and answer is None:
+            # a special token cannot end a lazy rule: then the rule is eager, which it may be
+            # (a special token never occurs in text)
             special = tag("<tool_call>") != json.dumps("<tool_call>")
             rules += [
                 "start: call* TEXT" if parallel else "start: call? TEXT",
                 "call: call_open call_body " + tag("</tool_call>"),
                 r"TEXT: /(.|\n)*/",
                 # text, up to the opening tag (lazy: the text ends at the first "<tool_call>",
-                # where a call's grammar takes over; a special token never occurs in text)
+                # where a call's grammar takes over)
                 f"call_open: TEXT {tag('<tool_call>')}"
                 if special
                 else f"call_open[lazy]: TEXT {tag('<tool_call>')}",
