@@ -2,9 +2,9 @@
 
 ``eager`` (tests/support/tiny_models.py) has set weights that make it call a tool whenever it
 may, with ``<tool_call>`` as one special token as Qwen2.5 has it; the grammar of the tools picks
-what it may write inside the call. ``eager-llama3`` and ``eager-mistral`` do the same in Llama
-3's and Mistral's formats. So the loop runs for real: calls decoded, read, run, their
-results fed back, and a last step without tools that must answer.
+what it may write inside the call. ``eager-llama3``, ``eager-mistral`` and ``eager-mistral-v11``
+do the same in Llama 3's and Mistral's two formats. So the loop runs for real: calls decoded,
+read, run, their results fed back, and a last step without tools that must answer.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ def backend(
         "eager": build_eager_tool_caller(root / "eager"),
         "eager-llama3": build_eager_tool_caller(root / "eager-llama3", "llama3"),
         "eager-mistral": build_eager_tool_caller(root / "eager-mistral", "mistral"),
+        "eager-mistral-v11": build_eager_tool_caller(root / "eager-mistral-v11", "mistral_v11"),
         "qwen-a": tiny_models["qwen-a"],
     }
     built = LocalBackend.from_folders(folders)
@@ -98,23 +99,31 @@ async def test_a_local_model_calls_its_tools_and_sees_the_results(
     assert streamed[0].text == reply.text
 
 
-async def test_mistral_s_calls_and_results_go_round_the_loop(backend: LocalBackend) -> None:
+@pytest.mark.parametrize("model", ["eager-mistral", "eager-mistral-v11"])
+async def test_mistral_s_calls_and_results_go_round_the_loop(
+    backend: LocalBackend, model: str
+) -> None:
     """Both rounds call (so the first round's calls, with this loop's own ids, and their
     results reached Mistral's template, which takes only ids of 9 letters and digits). The last
-    step, without tools, writes nothing but the special tag, which decoding drops: no answer."""
+    step, without tools, writes nothing but the special tag, which decoding drops: no answer.
+    Mistral v0.3's list of calls ends after one (the model prefers its ``]``); the later
+    format's calls go on until the budget cuts one, which is dropped."""
     forecasts = Forecasts()
     tool = FunctionTool(forecasts.weather, name="weather")
     expert = LocalExpert(
         "forecaster",
         backend,
-        "eager-mistral",
+        model,
         params=GenerationParams(max_new_tokens=100),
         tools=[tool],
         max_tool_steps=2,
     )
-    with pytest.raises(ExpertError, match="empty after 2 tool call"):
+    with pytest.raises(ExpertError, match=r"empty after \d+ tool call"):
         await expert.answer(QUESTION)
-    assert len(forecasts.calls) == 2
+    if model == "eager-mistral":
+        assert len(forecasts.calls) == 2
+    else:
+        assert len(forecasts.calls) >= 4  # several a round
     for made in forecasts.calls:
         jsonschema.validate(made, tool.spec.input_schema)
 

@@ -1,6 +1,6 @@
-"""Llama 3's and Mistral's tool-call formats: found from the template, held to a grammar over
-the model's own tokens (Mistral's ``[TOOL_CALLS]`` as its special token), read back, streamed,
-and a conversation's calls and results shown to the real-shaped templates
+"""Llama 3's and Mistral's tool-call formats: found from the template (or named in a model's
+config), held to a grammar over the model's own tokens (Mistral's tags as its special tokens),
+read back, streamed, and a conversation's calls and results shown to the real-shaped templates
 (``inference.tiny_templates``), whose own checks (one call a turn, 9-character ids) they pass.
 """
 
@@ -26,6 +26,7 @@ from skillswitch.inference.tool_formats import (
     HERMES,
     LLAMA3_JSON,
     MISTRAL,
+    MISTRAL_V11,
     ReadAnswer,
     ReadCall,
     ToolCallFormat,
@@ -37,6 +38,8 @@ OSLO = ReadCall("weather", '{"city": "Oslo"}')
 NOW = ReadCall("now", "{}")
 LLAMA_CALL = '{"name": "weather", "parameters": {"city": "Oslo"}}'
 MISTRAL_CALLS = '[TOOL_CALLS] [{"name": "weather", "arguments": {"city": "Oslo"}}]'
+V11_CALL = '[TOOL_CALLS]weather[ARGS]{"city": "Oslo"}'
+V11_NOW = "[TOOL_CALLS]now[ARGS]{}"
 
 
 @pytest.mark.parametrize(
@@ -80,6 +83,34 @@ def test_mistral_calls_follow_their_tag(text: str, expected: ReadAnswer) -> None
     assert read_tool_calls(text, MISTRAL) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (V11_CALL, ReadAnswer("", (OSLO,))),
+        (V11_CALL + V11_NOW, ReadAnswer("", (OSLO, NOW))),
+        ("Let me see.\n" + V11_CALL, ReadAnswer("Let me see.", (OSLO,))),
+        ("[TOOL_CALLS]now[CALL_ID]a1b2c3d4e[ARGS]{}", ReadAnswer("", (NOW,))),  # the id dropped
+        ("[TOOL_CALLS]now{}", ReadAnswer("", (NOW,))),  # [ARGS] dropped by a decoder
+        # the budget ran out in a later call: dropped; in the only one: the text is the answer
+        (V11_CALL + "[TOOL_CALLS]now[ARGS]{", ReadAnswer("", (OSLO,))),
+        (V11_CALL + "[TOOL_CALLS]wea", ReadAnswer("", (OSLO,))),
+        ('[TOOL_CALLS]weather[ARGS]{"city": "Os', None),
+        ("No calls here.", None),
+        (V11_CALL + " and more", None),
+        ("[TOOL_CALLS]now[ARGS]not json", None),
+        ("[TOOL_CALLS][ARGS]{}", None),  # no name
+        ("[TOOL_CALLS]two words[ARGS]{}", None),
+        ('[TOOL_CALLS]weather[ARGS]"Oslo"', None),  # arguments are an object
+        (MISTRAL_CALLS, None),  # the older format is not this one's
+        ("[TOOL_CALLS]now[ARGS]nope" + V11_CALL, None),  # a broken call before the last
+    ],
+)
+def test_mistral_v11_calls_are_a_name_and_arguments_after_each_tag(
+    text: str, expected: ReadAnswer | None
+) -> None:
+    assert read_tool_calls(text, MISTRAL_V11) == (expected or ReadAnswer(text, ()))
+
+
 @pytest.mark.parametrize("size", [1, 2, 5, 13, 1000])
 @pytest.mark.parametrize(
     ("call_format", "text"),
@@ -94,6 +125,10 @@ def test_mistral_calls_follow_their_tag(text: str, expected: ReadAnswer) -> None
         (MISTRAL, "Checking.  " + MISTRAL_CALLS),
         (MISTRAL, "A [TOOL list] but no call, ending in [TOOL_C"),
         (MISTRAL, "[TOOL_CALLS] [broken"),
+        (MISTRAL_V11, V11_CALL + V11_NOW),
+        (MISTRAL_V11, "Checking.\n" + V11_CALL),
+        (MISTRAL_V11, "Text with [ARGS] and {braces}, ending in [TOOL_"),
+        (MISTRAL_V11, "[TOOL_CALLS]now[ARGS]{broken"),
     ],
 )
 def test_a_stream_shows_exactly_the_text_a_whole_answer_has(
@@ -122,6 +157,7 @@ def test_text_streams_as_soon_as_it_cannot_open_a_llama3_call() -> None:
     [
         ("{{- '<tool_call>\\n' + call | tojson }}", HERMES),
         ('{{- "[TOOL_CALLS] [" }}', MISTRAL),
+        ("{{- '[TOOL_CALLS]' + tool['function']['name'] + '[ARGS]' + arguments }}", MISTRAL_V11),
         ('<|start_header_id|>{{ \'{"name": "\' + n + \'", "parameters": \' }}', LLAMA3_JSON),
         ("<|start_header_id|>user<|end_header_id|>{{ content }}", None),  # Llama 3.0: no tools
         ("{{ messages | tojson }}", None),
@@ -149,7 +185,11 @@ def test_the_folder_and_the_loaded_tokenizer_agree_on_the_format(
     tmp_path: Path,
 ) -> None:
     registry = ModelRegistry()
-    expected = {"llama3-tools": LLAMA3_JSON, "mistral-tools": MISTRAL}
+    expected = {
+        "llama3-tools": LLAMA3_JSON,
+        "mistral-tools": MISTRAL,
+        "mistral-v11-tools": MISTRAL_V11,
+    }
     for name, folder in tool_format_models.items():
         assert registry.add(name, folder).info.tool_call_format is expected[name]
         assert tool_call_format(tokenizers[name], name) is expected[name]
@@ -207,6 +247,20 @@ def matches(tokenizer: Any, grammar: Any, text: str) -> tuple[bool, dict[int, st
         ("mistral-tools", "auto", True, MISTRAL_CALLS, True),
         ("mistral-tools", "auto", True, MISTRAL_CALLS.replace("weather", "wether"), False),
         ("mistral-tools", "auto", True, "Use [brackets] and {braces} freely.", True),
+        ("mistral-v11-tools", "required", True, V11_CALL, True),
+        ("mistral-v11-tools", "required", True, V11_CALL + V11_NOW, True),
+        ("mistral-v11-tools", "required", False, V11_CALL + V11_NOW, False),
+        ("mistral-v11-tools", "required", True, V11_CALL.replace("Oslo", "Rome"), False),
+        ("mistral-v11-tools", "required", True, "Sunny.", False),
+        ("mistral-v11-tools", "now", True, V11_NOW, True),
+        ("mistral-v11-tools", "now", True, V11_CALL, False),
+        ("mistral-v11-tools", "auto", True, "Sunny, 20 degrees.", True),
+        ("mistral-v11-tools", "auto", True, V11_CALL, True),
+        ("mistral-v11-tools", "auto", True, "Let me check.\n" + V11_CALL + V11_NOW, True),
+        ("mistral-v11-tools", "auto", False, "Let me check.\n" + V11_CALL + V11_NOW, False),
+        ("mistral-v11-tools", "auto", True, V11_CALL.replace("weather", "wether"), False),
+        ("mistral-v11-tools", "auto", True, V11_CALL + " and text after", False),
+        ("mistral-v11-tools", "auto", True, "Use [brackets] and {braces} freely.", True),
     ],
 )
 def test_the_grammar_holds_each_format_s_calls_to_the_functions(
@@ -231,8 +285,37 @@ def test_mistral_s_tag_is_written_as_its_special_token_and_kept_in_the_text(
     assert tokenizer.decode([tag], skip_special_tokens=True) == ""  # what decoding alone does
 
 
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [
+        ("Sunny.", True),
+        ("Let me check. " + V11_CALL + V11_NOW, True),
+        ("Let me check. " + V11_CALL.replace("Oslo", "Rome"), False),
+        ("Tags as text: [ARGS] and [TOOL_C", True),
+        (V11_CALL + " and text after", False),
+    ],
+)
+def test_mistral_v11_tags_written_as_text_where_the_tokenizer_has_no_such_tokens(
+    tokenizers: dict[str, Any], text: str, ok: bool
+) -> None:
+    tokenizer = tokenizers["llama3-tools"]  # no [TOOL_CALLS] or [ARGS] among its tokens
+    grammar = tool_call_grammar([WEATHER, NOW_FUNCTION], call_format=MISTRAL_V11)
+    assert matches(tokenizer, grammar, text) == (ok, {})
+
+
+def test_mistral_v11_s_tags_are_written_as_its_special_tokens_and_kept_in_the_text(
+    tokenizers: dict[str, Any],
+) -> None:
+    tokenizer = tokenizers["mistral-v11-tools"]
+    grammar = tool_call_grammar([WEATHER, NOW_FUNCTION], call_format=MISTRAL_V11)
+    ok, kept = matches(tokenizer, grammar, "Checking. " + V11_CALL + V11_NOW)
+    assert ok
+    tags = ("[TOOL_CALLS]", "[ARGS]")
+    assert kept == {tokenizer.convert_tokens_to_ids(tag): tag for tag in tags}
+
+
 @pytest.mark.parametrize("choice", ["auto", "required"])
-@pytest.mark.parametrize("model", ["llama3-tools", "mistral-tools"])
+@pytest.mark.parametrize("model", ["llama3-tools", "mistral-tools", "mistral-v11-tools"])
 def test_auto_with_an_answer_schema_is_calls_or_that_object(
     tokenizers: dict[str, Any], model: str, choice: str
 ) -> None:
@@ -242,7 +325,7 @@ def test_auto_with_an_answer_schema_is_calls_or_that_object(
     grammar = tool_call_grammar(
         [WEATHER], choice=choice, answer=answer, strict_answer=True, call_format=call_format
     )
-    call = LLAMA_CALL if call_format is LLAMA3_JSON else MISTRAL_CALLS
+    call = {LLAMA3_JSON: LLAMA_CALL, MISTRAL: MISTRAL_CALLS, MISTRAL_V11: V11_CALL}[call_format]
     assert matches(tokenizer, grammar, call)[0]
     assert matches(tokenizer, grammar, '{"ok": true}')[0] is (choice == "auto")
     assert not matches(tokenizer, grammar, "free text")[0]
@@ -322,6 +405,98 @@ def test_mistral_sees_call_ids_of_nine_letters_and_digits_matched_to_results(
     assert f'"call_id": "{call_ids[0]}"' in rendered
     with pytest.raises(Exception, match="length 9"):  # what the template checks
         tokenizers["mistral-tools"].apply_chat_template(template_messages(original), tokenize=False)
+
+
+def test_mistral_v11_sees_each_call_after_its_tag_and_the_results_in_order(
+    tokenizers: dict[str, Any],
+) -> None:
+    original = conversation(("call-1", "call-2"))
+    tools = [
+        {"type": "function", "function": {"name": "weather", "parameters": WEATHER.parameters}}
+    ]
+    rendered = tokenizers["mistral-v11-tools"].apply_chat_template(
+        template_messages(original, MISTRAL_V11),
+        tools=tools,
+        add_generation_prompt=True,
+        tokenize=False,
+    )
+    calls = '[TOOL_CALLS]weather[ARGS]{"city": "Oslo"}[TOOL_CALLS]weather[ARGS]{"city": "Lima"}'
+    assert calls + "</s>" in rendered
+    assert rendered.index("[AVAILABLE_TOOLS]") < rendered.index("[INST]Rain in Oslo")
+    assert rendered.endswith("[TOOL_RESULTS]sun[/TOOL_RESULTS][TOOL_RESULTS]rain[/TOOL_RESULTS]")
+    assert read_tool_calls(calls, MISTRAL_V11).calls == (
+        OSLO,
+        ReadCall("weather", '{"city": "Lima"}'),
+    )
+
+
+CUSTOM_TEMPLATE = (  # shows tools, writes no calls: a template whose format cannot be found
+    "{% if tools %}<|im_start|>system\nTools: {{ tools | tojson }}<|im_end|>\n{% endif %}"
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def test_a_model_s_config_names_the_format_its_template_does_not_show(
+    tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    from skillswitch.exceptions import ToolCallingUnsupportedError
+    from skillswitch.inference import GenerationParams, LocalBackend
+    from skillswitch.inference.requests import Conversation
+
+    folder = tmp_path / "custom"
+    shutil.copytree(tiny_models["qwen-a"], folder)
+    (folder / "chat_template.jinja").write_text(CUSTOM_TEMPLATE)
+    registry = ModelRegistry()
+    assert registry.add("found", folder).info.tool_call_format is None
+    assert registry.add("named", folder, tool_call_format="hermes").info.tool_call_format is HERMES
+    with pytest.raises(ValueError, match=r"tool_call_format 'json' of model 'x' is not one of"):
+        registry.add("x", folder, tool_call_format="json")
+    backend = LocalBackend(registry, device="cpu")
+    try:
+        tools = [{"type": "function", "function": {"name": "now", "parameters": {}}}]
+        user = [{"role": "user", "content": "What time is it?"}]
+        closed = {"type": "object", "properties": {}, "additionalProperties": False}
+        grammar = tool_call_grammar(
+            [CallableFunction("now", closed)], choice="required", call_format=HERMES
+        )
+        params = GenerationParams(max_new_tokens=160, grammar=grammar)
+        named = backend.generate_sync("named", Conversation(user, tools=tools), params)
+        assert read_tool_calls(named.text, backend.tool_call_format("named")).calls == (NOW,), named
+        with pytest.raises(ToolCallingUnsupportedError, match=r"name it in the model's config"):
+            backend.generate_sync("found", Conversation(user, tools=tools), params)
+    finally:
+        backend.close()
+
+
+def test_the_config_names_a_model_s_format_and_refuses_one_not_read(
+    tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    from typing import get_args
+
+    from skillswitch.config import parse_config
+    from skillswitch.config.models import LocalModelConfig
+    from skillswitch.exceptions import ConfigError
+    from skillswitch.inference.configured import build_backend
+    from skillswitch.inference.tool_formats import FORMATS
+    from tests.support.configs import DEFAULT_SKILLS
+
+    allowed = get_args(LocalModelConfig.model_fields["tool_call_format"].annotation)
+    assert allowed == ("auto", *FORMATS)
+
+    def config(form: str) -> str:
+        return DEFAULT_SKILLS + (
+            "inference:\n  device: cpu\n  models:\n"
+            f"    - {{name: custom, path: {tiny_models['qwen-a']}, tool_call_format: {form}}}\n"
+        )
+
+    backend = build_backend(parse_config(config("mistral_v11")).inference)
+    try:
+        assert backend.tool_call_format("custom") is MISTRAL_V11
+    finally:
+        backend.close()
+    with pytest.raises(ConfigError, match=r"tool_call_format.*'mistral_v11'.*got 'json'"):
+        parse_config(config("json"))
 
 
 @pytest.mark.parametrize("incremental", [True, False])

@@ -68,7 +68,7 @@ PLAIN_CHATML = (
 )
 
 
-FORMATS = ["qwen-a", "llama3-tools", "mistral-tools"]
+FORMATS = ["qwen-a", "llama3-tools", "mistral-tools", "mistral-v11-tools"]
 """A model of each format."""
 
 
@@ -112,7 +112,7 @@ def check_call(call: Any) -> dict[str, Any]:
     return dict(arguments)
 
 
-@pytest.mark.parametrize("model", ["qwen-a", "llama-a", "llama3-tools", "mistral-tools"])
+@pytest.mark.parametrize("model", ["qwen-a", "llama-a", *FORMATS[1:]])
 def test_required_tool_choice_always_gets_a_valid_call(client: openai.OpenAI, model: str) -> None:
     names = set()
     for seed in range(6):
@@ -178,7 +178,7 @@ def test_a_streamed_call_arrives_whole_with_its_index(client: openai.OpenAI, mod
     assert chunks[-1].choices[0].finish_reason == "tool_calls"
 
 
-@pytest.mark.parametrize("model", ["qwen-a", "llama-a", "llama3-tools", "mistral-tools"])
+@pytest.mark.parametrize("model", ["qwen-a", "llama-a", *FORMATS[1:]])
 def test_auto_leaves_a_text_answer_as_it_would_be(
     client: openai.OpenAI, backend: LocalBackend, model: str
 ) -> None:

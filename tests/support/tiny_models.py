@@ -16,11 +16,12 @@ TINY_MODELS = {
 }
 
 
-# Models whose chat templates write tool calls in Llama 3's and Mistral's formats (the tiny
+# Models whose chat templates write tool calls in Llama 3's and Mistral's two formats (the tiny
 # models above write Hermes'): (architecture, chat format, seed).
 TOOL_FORMAT_MODELS = {
     "llama3-tools": ("llama", "llama3", 6),
     "mistral-tools": ("llama", "mistral", 7),
+    "mistral-v11-tools": ("llama", "mistral_v11", 8),
 }
 
 
@@ -50,7 +51,12 @@ def build_tiny_models(root: Path) -> dict[str, Path]:
     return folders
 
 
-EAGER_OPENINGS = {"chatml": "<tool_call>", "llama3": "{", "mistral": "[TOOL_CALLS]"}
+EAGER_OPENINGS = {
+    "chatml": "<tool_call>",
+    "llama3": "{",
+    "mistral": "[TOOL_CALLS]",
+    "mistral_v11": "[TOOL_CALLS]",
+}
 """The token that opens a call in each chat format's tool-call format."""
 EAGER_CLOSINGS = {"mistral": "]"}
 """A token that ends the calls, preferred next (else Mistral's list would go on with ", ",

@@ -574,6 +574,11 @@ class LocalModelConfig(_Model):
         description="Load at start-up rather than on first use (and, with "
         "scheduler.compile_decode, compile its decode step then).",
     )
+    tool_call_format: Literal["auto", "hermes", "llama3_json", "mistral", "mistral_v11"] = Field(
+        default="auto",
+        description="The format the model writes tool calls in; auto: found from its chat "
+        "template. Name it for a template whose format is not found (a custom one).",
+    )
 
 
 class MemoryConfig(_Model):

@@ -18,7 +18,9 @@ def build_backend(config: InferenceConfig) -> LocalBackend:
     the scheduler and preload the models that ask for it (``LocalBackend.preload``)."""
     registry = ModelRegistry()
     for model in config.models:
-        registry.add(model.name, model.path, dtype=model.dtype)
+        registry.add(
+            model.name, model.path, dtype=model.dtype, tool_call_format=model.tool_call_format
+        )
     device = resolve_device(config.device)
     default = default_budget(device)
     memory = config.memory

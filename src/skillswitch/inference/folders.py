@@ -45,7 +45,8 @@ class FolderInfo:
     stored_bytes: int
     has_chat_template: bool
     tool_call_format: ToolCallFormat | None = None
-    """The format its chat template writes tool calls in (None: it writes none we read)."""
+    """The format its chat template writes tool calls in (None: it writes none we read), or
+    the one its config names (``ModelRegistry.add``)."""
 
     def bytes_as(self, element_bytes: int | None) -> int:
         """Weight bytes once loaded with ``element_bytes`` per float (None: as stored)."""

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from skillswitch.exceptions import ModelFolderError
 from skillswitch.inference.attention import use_packed_decode_attention
 from skillswitch.inference.folders import FolderInfo, ModelKind
+from skillswitch.inference.tool_formats import ToolCallFormat
 
 __all__ = [
     "DTYPES",
@@ -72,6 +73,9 @@ class LoadedModel:
     eos_token_ids: frozenset[int] = field(default_factory=frozenset)
     max_positions: int | None = None
     last_used: float = field(default_factory=time.monotonic)
+    tool_call_format: ToolCallFormat | None = None
+    """The format it writes tool calls in, when its config names one or its folder's template
+    shows one (``FolderInfo.tool_call_format``)."""
 
 
 def load_model(name: str, info: FolderInfo, device: str, dtype: str) -> LoadedModel:
@@ -115,6 +119,7 @@ def load_model(name: str, info: FolderInfo, device: str, dtype: str) -> LoadedMo
         device=device,
         eos_token_ids=_eos_ids(model, tokenizer),
         max_positions=getattr(model.config, "max_position_embeddings", None),
+        tool_call_format=info.tool_call_format,
     )
 
 

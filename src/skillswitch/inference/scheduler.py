@@ -388,7 +388,12 @@ def tokenize_prompt(loaded: LoadedModel, prompt: Prompt) -> list[int]:
     messages, tools = (
         (prompt.messages, prompt.tools) if isinstance(prompt, Conversation) else (prompt, ())
     )
-    form = tool_call_format(tokenizer, loaded.name) if tools else history_format(tokenizer)
+    declared = loaded.tool_call_format
+    form = (
+        tool_call_format(tokenizer, loaded.name, declared)
+        if tools
+        else history_format(tokenizer, declared)
+    )
     try:
         rendered = tokenizer.apply_chat_template(
             template_messages(messages, form),

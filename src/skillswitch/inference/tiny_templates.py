@@ -11,6 +11,10 @@ one call a turn, Mistral's 9-character call ids):
   assistant turn (``{"name": ..., "parameters": ...}``) and results in ``ipython`` turns.
 - ``mistral``: Mistral 7B v0.3's, tools in ``[AVAILABLE_TOOLS]`` before the last user turn,
   calls as ``[TOOL_CALLS] [...]`` and results in ``[TOOL_RESULTS]`` blocks.
+- ``mistral_v11``: Mistral Small 3.2's (its default system prompt and images left out), the
+  system prompt in ``[SYSTEM_PROMPT]``, tools in ``[AVAILABLE_TOOLS]`` after it, each call as
+  ``[TOOL_CALLS]name[ARGS]{...}`` after the turn's text, results in ``[TOOL_RESULTS]`` blocks
+  without ids.
 """
 
 # ruff: noqa: E501  (the templates are written as their families write them, a statement a line)
@@ -22,7 +26,7 @@ from typing import Literal
 
 __all__ = ["CHAT_FORMATS", "ChatFormat", "ChatFormatName"]
 
-ChatFormatName = Literal["chatml", "llama3", "mistral"]
+ChatFormatName = Literal["chatml", "llama3", "mistral", "mistral_v11"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +174,40 @@ _MISTRAL = """\
 {%- endfor %}
 """
 
+_MISTRAL_V11 = """\
+{{- bos_token }}
+{%- if messages[0]['role'] == 'system' %}
+    {%- set loop_messages = messages[1:] %}
+    {{- '[SYSTEM_PROMPT]' + messages[0]['content'] + '[/SYSTEM_PROMPT]' }}
+{%- else %}
+    {%- set loop_messages = messages %}
+{%- endif %}
+{%- if tools is defined and tools is not none and tools | length > 0 %}
+    {{- '[AVAILABLE_TOOLS]' + (tools | tojson) + '[/AVAILABLE_TOOLS]' }}
+{%- endif %}
+{%- for message in loop_messages %}
+    {%- if message['role'] == 'user' %}
+        {{- '[INST]' + message['content'] + '[/INST]' }}
+    {%- elif message['role'] == 'system' %}
+        {{- '[SYSTEM_PROMPT]' + message['content'] + '[/SYSTEM_PROMPT]' }}
+    {%- elif message['role'] == 'assistant' %}
+        {%- if message['content'] %}{{- message['content'] }}{%- endif %}
+        {%- if message['tool_calls'] is defined and message['tool_calls'] is not none %}
+            {%- for tool in message['tool_calls'] %}
+                {%- set arguments = tool['function']['arguments'] %}
+                {%- if arguments is not string %}{%- set arguments = arguments | tojson %}{%- endif %}
+                {{- '[TOOL_CALLS]' + tool['function']['name'] + '[ARGS]' + arguments }}
+            {%- endfor %}
+        {%- endif %}
+        {{- eos_token }}
+    {%- elif message['role'] == 'tool' %}
+        {{- '[TOOL_RESULTS]' + message['content'] | string + '[/TOOL_RESULTS]' }}
+    {%- else %}
+        {{- raise_exception('Only user, system, assistant and tool roles are supported!') }}
+    {%- endif %}
+{%- endfor %}
+"""
+
 CHAT_FORMATS: dict[ChatFormatName, ChatFormat] = {
     "chatml": ChatFormat(
         _CHATML, ("<|endoftext|>", "<|im_start|>", "<|im_end|>"), "<|im_end|>", "<|endoftext|>"
@@ -202,6 +240,28 @@ CHAT_FORMATS: dict[ChatFormatName, ChatFormat] = {
             "[/AVAILABLE_TOOLS]",
             "[TOOL_RESULTS]",
             "[/TOOL_RESULTS]",
+        ),
+        "</s>",
+        None,
+        "<s>",
+    ),
+    "mistral_v11": ChatFormat(
+        _MISTRAL_V11,
+        (
+            "<unk>",
+            "<s>",
+            "</s>",
+            "[INST]",
+            "[/INST]",
+            "[AVAILABLE_TOOLS]",
+            "[/AVAILABLE_TOOLS]",
+            "[TOOL_RESULTS]",
+            "[/TOOL_RESULTS]",
+            "[TOOL_CALLS]",
+            "[SYSTEM_PROMPT]",
+            "[/SYSTEM_PROMPT]",
+            "[ARGS]",
+            "[CALL_ID]",
         ),
         "</s>",
         None,

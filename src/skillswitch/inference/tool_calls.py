@@ -2,9 +2,10 @@
 
 The template shows the tools' schemas to the model, and the model calls one in the format it
 was trained on: Hermes' ``<tool_call>`` blocks (Qwen2.5, Qwen3, Hermes), Llama 3's JSON object
-or Mistral's ``[TOOL_CALLS]`` list (``tool_formats``, which finds a template's format from its
-text). Results go back as the template writes them. A model whose template does not render
-tools, or renders another format, is refused with the reason (``tool_call_format``).
+or Mistral's ``[TOOL_CALLS]`` (``tool_formats``, which finds a template's format from its
+text, unless the model's config names it). Results go back as the template writes them. A
+model whose template does not show tools, or writes calls in a format not read, is refused
+with the reason (``tool_call_format``).
 
 Calls are held to the tools while decoding (llguidance, as in ``grammar``): once the model opens
 a call, only a declared function's name and arguments its JSON Schema accepts can follow; with
@@ -220,28 +221,44 @@ _PROBE_TOOL = {
         "parameters": {"type": "object", "properties": {}},
     },
 }
-_FORMATS: weakref.WeakKeyDictionary[Any, ToolCallFormat | str] = weakref.WeakKeyDictionary()
 
 
-def tool_call_format(tokenizer: Any, model: str) -> ToolCallFormat:
-    """The format ``tokenizer``'s chat template writes calls in; raises
-    ``ToolCallingUnsupportedError`` unless it shows tools to the model and writes calls in a
-    format this module reads (checked once per tokenizer)."""
-    if tokenizer not in _FORMATS:
-        _FORMATS[tokenizer] = _template_format(tokenizer)
-    found = _FORMATS[tokenizer]
-    if isinstance(found, str):
-        raise ToolCallingUnsupportedError(f"model {model!r} cannot call tools: {found}")
+def tool_call_format(
+    tokenizer: Any, model: str, declared: ToolCallFormat | None = None
+) -> ToolCallFormat:
+    """The format ``model`` writes tool calls in: ``declared`` (its config's, or the one found
+    from its folder), else the one found from ``tokenizer``'s chat template. Raises
+    ``ToolCallingUnsupportedError`` unless the template shows tools to the model (checked once
+    per tokenizer) and the format is one this module reads."""
+    if tokenizer not in _SHOWN:
+        _SHOWN[tokenizer] = _why_tools_not_shown(tokenizer)
+    why = _SHOWN[tokenizer]
+    if why:
+        raise ToolCallingUnsupportedError(f"model {model!r} cannot call tools: {why}")
+    found = declared or detect_format(_template_text(tokenizer))
+    if found is None:
+        raise ToolCallingUnsupportedError(
+            f"model {model!r} cannot call tools: its chat template writes tool calls in a "
+            "format skillswitch does not read; it reads Hermes' <tool_call> blocks (Qwen2.5, "
+            'Qwen3, Hermes), Llama 3\'s JSON object ({"name": ..., "parameters": ...}) and '
+            "Mistral's [TOOL_CALLS] (list, or name[ARGS]{...}); if the model writes one of "
+            "these, name it in the model's config (tool_call_format)"
+        )
     return found
 
 
-def _template_format(tokenizer: Any) -> ToolCallFormat | str:
-    """The template's format, or why it has none."""
-    template = getattr(tokenizer, "chat_template", None)
-    if not template:
+_SHOWN: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+def _template_text(tokenizer: Any) -> str:
+    template = getattr(tokenizer, "chat_template", None) or ""
+    return template if isinstance(template, str) else json.dumps(template)  # named templates
+
+
+def _why_tools_not_shown(tokenizer: Any) -> str:
+    """Why the template does not show tools to the model ("" when it does)."""
+    if not getattr(tokenizer, "chat_template", None):
         return "it has no chat template; add a chat_template.jinja that renders tools"
-    if not isinstance(template, str):
-        template = json.dumps(template)  # several named templates
     probe = [{"role": "user", "content": "hi"}]
     try:
         rendered = tokenizer.apply_chat_template(probe, tools=[_PROBE_TOOL], tokenize=False)
@@ -252,23 +269,14 @@ def _template_format(tokenizer: Any) -> ToolCallFormat | str:
             "its chat template does not show tools to the model; use a template that renders "
             "them (as Qwen2.5's, Llama 3.1's and Mistral's do), or leave out tools"
         )
-    call_format = detect_format(template)
-    if call_format is None:
-        return (
-            "its chat template writes tool calls in a format skillswitch does not read; it "
-            "reads Hermes' <tool_call> blocks (Qwen2.5, Qwen3, Hermes), Llama 3's JSON object "
-            '({"name": ..., "parameters": ...}) and Mistral\'s [TOOL_CALLS] list'
-        )
-    return call_format
+    return ""
 
 
-def history_format(tokenizer: Any) -> ToolCallFormat:
-    """The format of the calls already in a conversation, as ``tokenizer``'s template writes
-    them (Hermes', which needs nothing of the messages, when the template shows none)."""
-    template = getattr(tokenizer, "chat_template", None)
-    if not template:
-        return HERMES
-    return detect_format(template if isinstance(template, str) else json.dumps(template)) or HERMES
+def history_format(tokenizer: Any, declared: ToolCallFormat | None = None) -> ToolCallFormat:
+    """The format of the calls already in a conversation: ``declared``, else as
+    ``tokenizer``'s template writes them (Hermes', which needs nothing of the messages, when
+    the template shows none)."""
+    return declared or detect_format(_template_text(tokenizer)) or HERMES
 
 
 def template_messages(

@@ -11,9 +11,13 @@ call tools:
 - ``mistral``: ``[TOOL_CALLS] [{"name": ..., "arguments": {...}}, ...]``; results in
   ``[TOOL_RESULTS]`` blocks that name their call by an id of 9 letters and digits (Mistral 7B
   v0.3, Nemo, Small 3).
+- ``mistral_v11``: text, then ``[TOOL_CALLS]name[ARGS]{...}`` for each call; results in
+  ``[TOOL_RESULTS]`` blocks (the tokenizers of version 11 and later: Mistral Small 3.2,
+  Magistral, Devstral).
 
-``detect_format`` finds a template's format from its text, as it writes a call. The grammar of
-each format (``lark``) is what ``tool_calls.tool_call_grammar`` holds a model's answer to.
+``detect_format`` finds a template's format from its text, as it writes a call; a model's
+config may name it instead (``tool_call_format``). The grammar of each format (``lark``) is
+what ``tool_calls.tool_call_grammar`` holds a model's answer to.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ __all__ = [
     "HERMES",
     "LLAMA3_JSON",
     "MISTRAL",
+    "MISTRAL_V11",
     "FormatName",
     "ReadAnswer",
     "ReadCall",
@@ -38,7 +43,7 @@ __all__ = [
     "detect_format",
 ]
 
-FormatName = Literal["hermes", "llama3_json", "mistral"]
+FormatName = Literal["hermes", "llama3_json", "mistral", "mistral_v11"]
 
 Tag = Callable[[str], str]
 """A tag as the grammar writes it: as one special token, or as text."""
@@ -85,7 +90,7 @@ class ToolCallFormat(abc.ABC):
         (``auto``), the answer's object or calls (``auto`` with ``answer``), or only calls;
         ``tag`` writes a tag."""
 
-    def body(self, name: str, schema: Mapping[str, Any]) -> str:
+    def body(self, name: str, schema: Mapping[str, Any], tag: Tag) -> str:
         """The Lark of a call of function ``name`` whose arguments ``schema`` accepts."""
         opening = "{" + json.dumps("name") + ": " + json.dumps(name) + ", "
         opening += json.dumps(self._arguments_key) + ": "
@@ -93,12 +98,14 @@ class ToolCallFormat(abc.ABC):
 
     _arguments_key = "arguments"
 
-    def _alternatives(self, rule: str, functions: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
+    def _alternatives(
+        self, rule: str, functions: Sequence[tuple[str, Mapping[str, Any]]], tag: Tag
+    ) -> str:
         """Lark rule ``rule``: a call of any one of ``functions`` (``body``)."""
         names = [f"{rule}_{i}" for i in range(len(functions))]
         lines = [f"{rule}: " + " | ".join(names)]
         lines += [
-            f"{name}: {self.body(*function)}"
+            f"{name}: {self.body(*function, tag)}"
             for name, function in zip(names, functions, strict=True)
         ]
         return "\n".join(lines)
@@ -158,8 +165,8 @@ class _Hermes(ToolCallFormat):
     tags = ("<tool_call>", "</tool_call>")
     _block = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.DOTALL)
 
-    def body(self, name: str, schema: Mapping[str, Any]) -> str:
-        return '"\\n" ' + super().body(name, schema) + ' "\\n"'
+    def body(self, name: str, schema: Mapping[str, Any], tag: Tag) -> str:
+        return '"\\n" ' + super().body(name, schema, tag) + ' "\\n"'
 
     def lark(
         self,
@@ -169,7 +176,7 @@ class _Hermes(ToolCallFormat):
         answer: Mapping[str, Any] | None,
         tag: Tag,
     ) -> str:
-        rules = ["%llguidance {}", self._alternatives("call_body", functions)]
+        rules = ["%llguidance {}", self._alternatives("call_body", functions, tag)]
         calls = 'call ("\\n" call)*' if parallel else "call"
         if choice == "auto" and answer is None:
             # a special token cannot end a lazy rule: then the rule is eager, which it may be
@@ -232,7 +239,7 @@ class _Llama3Json(ToolCallFormat):
             layout = {**answer.get("x-guidance", {}), "lenient": True}  # parts checked apart
             schema = {"anyOf": either, "x-guidance": layout}
             return f"%llguidance {{}}\nstart: %json {json.dumps(schema)}"
-        rules = ["%llguidance {}", self._alternatives("call", functions)]
+        rules = ["%llguidance {}", self._alternatives("call", functions, tag)]
         if choice == "auto":
             # text that does not open with "{": an answer that does is a call
             rules += ["start: call | TEXT", r"TEXT: /(.|\n)*/ & ~/\s*\{(.|\n)*/"]
@@ -279,7 +286,7 @@ class _Llama3Json(ToolCallFormat):
 class _Mistral(ToolCallFormat):
     name: FormatName = "mistral"
     openings = ("[TOOL_CALLS]",)
-    tags = ("[TOOL_CALLS]",)
+    tags: tuple[str, ...] = ("[TOOL_CALLS]",)
 
     def lark(
         self,
@@ -292,7 +299,7 @@ class _Mistral(ToolCallFormat):
         listed = 'call_body (", " call_body)*' if parallel else "call_body"
         rules = [
             "%llguidance {}",
-            self._alternatives("call_body", functions),
+            self._alternatives("call_body", functions, tag),
             f'calls: {tag("[TOOL_CALLS]")} " [" {listed} "]"',
         ]
         if choice == "auto" and answer is None:
@@ -340,6 +347,79 @@ class _Mistral(ToolCallFormat):
             else:
                 out.append(message)
         return out
+
+
+class _MistralV11(_Mistral):
+    """Each call as ``[TOOL_CALLS]name[ARGS]{...}``, after the answer's text if any; a call
+    id (``[CALL_ID]id``, which some of these models write before ``[ARGS]``) is read and
+    dropped. Ids in the conversation are mapped as ``mistral``'s are (templates that check
+    them take them; those that show none ignore them)."""
+
+    name: FormatName = "mistral_v11"
+    tags = ("[TOOL_CALLS]", "[ARGS]")
+
+    def body(self, name: str, schema: Mapping[str, Any], tag: Tag) -> str:
+        return f"{json.dumps(name)} {tag('[ARGS]')} %json {json.dumps(schema)}"
+
+    def lark(
+        self,
+        functions: Sequence[tuple[str, Mapping[str, Any]]],
+        choice: str,
+        parallel: bool,
+        answer: Mapping[str, Any] | None,
+        tag: Tag,
+    ) -> str:
+        opening = tag("[TOOL_CALLS]")
+        more = f" ({opening} call_body)*" if parallel else ""
+        rules = ["%llguidance {}", self._alternatives("call_body", functions, tag)]
+        if choice == "auto" and answer is None:
+            # text, then calls or not; as Hermes' text, lazy up to a tag written as text, and
+            # eager before a special token (which never occurs in text and cannot end a lazy
+            # rule)
+            special = opening != json.dumps("[TOOL_CALLS]")
+            rules += [
+                f"start: TEXT | call_open call_body{more}",
+                r"TEXT: /(.|\n)*/",
+                f"call_open: TEXT {opening}" if special else f"call_open[lazy]: TEXT {opening}",
+            ]
+        else:
+            either = "" if answer is None else f" | %json {json.dumps(answer)}"
+            rules.append(f"start: {opening} call_body{more}{either}")
+        return "\n".join(rules)
+
+    def read(self, text: str) -> ReadAnswer:
+        start = text.find("[TOOL_CALLS]")
+        if start < 0:
+            return ReadAnswer(text, ())
+        parts = text[start + len("[TOOL_CALLS]") :].split("[TOOL_CALLS]")
+        calls = []
+        for k, part in enumerate(parts):
+            call = _v11_call(part)
+            if call is None:
+                if k == len(parts) - 1 and k > 0:
+                    break  # the last call, cut short (the budget ran out): dropped, as Hermes'
+                return ReadAnswer(text, ())
+            calls.append(call)
+        return ReadAnswer(text[:start].rstrip(), tuple(calls))
+
+
+_NAME = re.compile(r"[^\s\[\]{}\"]+")
+
+
+def _v11_call(part: str) -> ReadCall | None:
+    """``name[ARGS]{...}`` (or ``name{...}``, its tag not in the text; or with
+    ``[CALL_ID]id`` before ``[ARGS]``) as a call, else None."""
+    name, tagged, arguments = part.partition("[ARGS]")
+    if not tagged:
+        brace = part.find("{")
+        if brace < 0:
+            return None
+        name, arguments = part[:brace], part[brace:]
+    name = name.partition("[CALL_ID]")[0].strip()
+    values = _json_values(arguments)
+    if not _NAME.fullmatch(name) or values is None or len(values) != 1:
+        return None
+    return _call_of({"name": name, "arguments": values[0]})
 
 
 _ID = re.compile(r"[A-Za-z0-9]{9}")
@@ -392,7 +472,10 @@ def _loads(text: str) -> Any:
 HERMES: ToolCallFormat = _Hermes()
 LLAMA3_JSON: ToolCallFormat = _Llama3Json()
 MISTRAL: ToolCallFormat = _Mistral()
-FORMATS: dict[str, ToolCallFormat] = {f.name: f for f in (HERMES, LLAMA3_JSON, MISTRAL)}
+MISTRAL_V11: ToolCallFormat = _MistralV11()
+FORMATS: dict[str, ToolCallFormat] = {
+    f.name: f for f in (HERMES, LLAMA3_JSON, MISTRAL, MISTRAL_V11)
+}
 
 
 def detect_format(template: str) -> ToolCallFormat | None:
@@ -404,7 +487,7 @@ def detect_format(template: str) -> ToolCallFormat | None:
     if "<tool_call>" in template:
         return HERMES
     if "[TOOL_CALLS]" in template:
-        return MISTRAL
+        return MISTRAL_V11 if "[ARGS]" in template else MISTRAL
     if "<|start_header_id|>" in template and '"parameters"' in template:
         return LLAMA3_JSON
     return None
