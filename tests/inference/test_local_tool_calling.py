@@ -14,10 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import anyio
 import jsonschema
 import pytest
 from pydantic import Field
 
+from skillswitch.agents.base import ExpertReply
 from skillswitch.agents.client_tools import client_tools, parse_client_tools
 from skillswitch.agents.local_model import LocalExpert
 from skillswitch.agents.messages import Message, TextDelta
@@ -94,9 +96,37 @@ async def test_a_local_model_calls_its_tools_and_sees_the_results(
     # and that is the answer
     assert reply.text.startswith(EAGER_OPENINGS["llama3" if model == "eager-llama3" else "chatml"])
     assert reply.usage.prompt_tokens > 0
-    streamed = [part async for part in expert.stream(QUESTION)]
-    assert isinstance(streamed[0], TextDelta)
-    assert streamed[0].text == reply.text
+    *deltas, last = [part async for part in expert.stream(QUESTION)]
+    assert all(isinstance(delta, TextDelta) for delta in deltas)
+    assert len(deltas) > 1  # token by token, not one delta at the end
+    assert "".join(delta.text for delta in deltas) == reply.text  # type: ignore[union-attr]
+    assert isinstance(last, ExpertReply)
+    assert last.text == reply.text
+    assert len(last.tool_calls) == len(reply.tool_calls)
+
+
+async def test_a_stream_its_reader_leaves_stops_the_step_it_was_in(
+    backend: LocalBackend,
+) -> None:
+    """The reader takes three pieces of the last step (tools off: the model writes its opening
+    over and over) and leaves: that generation is cancelled, not run to its budget."""
+    forecasts = Forecasts()
+    expert = LocalExpert(
+        "forecaster",
+        backend,
+        "eager",
+        params=GenerationParams(max_new_tokens=300),
+        tools=[FunctionTool(forecasts.weather, name="weather")],
+        max_tool_steps=1,
+    )
+    before = backend.scheduler.stats.generated_tokens
+    stream = expert.stream(QUESTION)
+    pieces = [await anext(stream) for _ in range(3)]
+    await stream.aclose()
+    assert all(isinstance(piece, TextDelta) for piece in pieces)
+    assert forecasts.calls  # the first step ran whole
+    await anyio.sleep(0.5)  # the backend's thread sees the cancellation at its next step
+    assert backend.scheduler.stats.generated_tokens - before < 300 + 100
 
 
 @pytest.mark.parametrize("model", ["eager-mistral", "eager-mistral-v11"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -31,6 +31,8 @@ if TYPE_CHECKING:  # torch and transformers load only when a local expert is con
     from skillswitch.inference.grammar import OutputGrammar
     from skillswitch.inference.requests import GenerationParams, GenerationResult
     from skillswitch.inference.scheduler import GenerationHandle, Prompt
+    from skillswitch.inference.tool_calls import ReadAnswer
+    from skillswitch.inference.tool_formats import ToolCallFormat
     from skillswitch.tools.base import Tool
     from skillswitch.tools.sources import ToolSource
 
@@ -47,7 +49,8 @@ class LocalExpert:
     decoded in a grammar of the tools (``inference.tool_calls``), so they always name a tool
     and carry arguments its schema accepts; the model's chat template must show tools, in one
     of the formats skillswitch reads (``inference.tool_formats``: Hermes', as Qwen2.5's,
-    Qwen3's and Hermes' templates write them; Llama 3's JSON; Mistral's ``[TOOL_CALLS]``).
+    Qwen3's and Hermes' templates write them; Llama 3's JSON; Mistral's two). ``stream`` sends
+    each step's text as it is decoded.
 
     >>> expert = LocalExpert("coder", backend, "qwen-coder")  # doctest: +SKIP
     """
@@ -112,11 +115,11 @@ class LocalExpert:
         return self._reply(result, started)
 
     async def stream(self, messages: Sequence[Message]) -> AsyncIterator[TextDelta | ExpertReply]:
-        if self._tool_loop() is not None:  # tool steps are not streamable token by token
-            reply = await self.answer(messages)
-            if reply.text:
-                yield TextDelta(reply.text)
-            yield reply
+        loop = self._tool_loop()
+        if loop is not None:  # each step's text as it is written, held back where a call may open
+            told = with_format_instruction(messages, requested_sampling().response_format)
+            async for item in loop.stream(told, self._streamed_step):
+                yield item
             return
         started = time.perf_counter()
         handle = self._submit(messages, stream=True)
@@ -146,26 +149,69 @@ class LocalExpert:
     ) -> ModelTurn:
         """One answer of the tool loop: with tools, decoded in their grammar and read for
         calls."""
-        from skillswitch.inference.requests import Conversation
         from skillswitch.inference.tool_calls import ReadAnswer, read_tool_calls
 
-        call_format = self._backend.tool_call_format(self._model)
-        params = self.params()
-        prompt: Prompt = conversation
-        with_tools = bool(tools) and choice != "none"
-        if with_tools:
-            form = requested_sampling().response_format
-            grammar = tool_grammar(tools, choice, form, call_format=call_format.name)
-            params = replace(params, grammar=grammar)
-            prompt = Conversation(conversation, tools=tools)
+        call_format, prompt, params = self._step_request(conversation, tools, choice)
         try:
             handle = self._backend.submit(self._model, prompt, params, stream=False)
             result = await handle.result()
         except (SkillSwitchError, ValueError, RuntimeError) as exc:
             raise _expert_error(self._name, exc) from exc
-        read = (
-            read_tool_calls(result.text, call_format) if with_tools else ReadAnswer(result.text, ())
+        if call_format is None:
+            return self._turn(result, ReadAnswer(result.text, ()))
+        return self._turn(result, read_tool_calls(result.text, call_format))
+
+    async def _streamed_step(
+        self, conversation: list[dict[str, Any]], tools: list[dict[str, Any]], choice: Any
+    ) -> AsyncGenerator[str | ModelTurn, None]:
+        """``_step``, its text yielded as it is decoded (``ToolCallText`` holds back what may
+        open a call)."""
+        from skillswitch.inference.tool_calls import ReadAnswer, ToolCallText
+
+        call_format, prompt, params = self._step_request(conversation, tools, choice)
+        reader = None if call_format is None else ToolCallText(call_format)
+        shown: list[str] = []
+        try:
+            handle = self._backend.submit(self._model, prompt, params, stream=True)
+        except (SkillSwitchError, ValueError, RuntimeError) as exc:
+            raise _expert_error(self._name, exc) from exc
+        try:
+            async for chunk in handle.stream():
+                piece = chunk if reader is None else reader.feed(chunk)
+                if piece:
+                    shown.append(piece)
+                    yield piece
+            result = await handle.result()
+        except SkillSwitchError as exc:
+            raise _expert_error(self._name, exc) from exc
+        finally:
+            if not handle.done:  # the consumer stopped reading: stop generating
+                handle.cancel()
+        rest, calls = ("", ()) if reader is None else reader.finish()
+        if rest:
+            shown.append(rest)
+            yield rest
+        yield self._turn(result, ReadAnswer("".join(shown), calls))
+
+    def _step_request(
+        self, conversation: list[dict[str, Any]], tools: list[dict[str, Any]], choice: Any
+    ) -> tuple[ToolCallFormat | None, Prompt, GenerationParams]:
+        """A step's call format (None: the step has no tools), prompt and settings."""
+        from skillswitch.inference.requests import Conversation
+
+        params = self.params()
+        if not tools or choice == "none":
+            return None, conversation, params
+        call_format = self._backend.tool_call_format(self._model)
+        form = requested_sampling().response_format
+        grammar = tool_grammar(tools, choice, form, call_format=call_format.name)
+        return (
+            call_format,
+            Conversation(conversation, tools=tools),
+            replace(params, grammar=grammar),
         )
+
+    def _turn(self, result: GenerationResult, read: ReadAnswer) -> ModelTurn:
         calls = tuple(
             ClientToolCall(f"call-{random.getrandbits(96):024x}", call.name, call.arguments)
             for call in read.calls

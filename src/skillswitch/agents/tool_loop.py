@@ -3,22 +3,27 @@
 Each step shows the model the conversation and the tools' schemas. When it asks for tool calls,
 they run concurrently and their results (or errors, as text the model can act on) are appended;
 when it answers in text, that is the reply. After ``max_steps`` rounds of calls the model is
-asked once more with tools disabled, so an answer always comes back.
+asked once more with tools disabled, so an answer always comes back. The reply's text is what
+the model wrote at every step, in order (a step's text before its calls, as "Let me look that
+up.", then the answer), steps apart by a blank line; ``stream`` sends it as the model writes
+it. With a ``response_format`` the reply is the last step's text alone (the answer's object),
+held back until that step is known to be the last.
 
 The caller's tools of the request (``offered_client_tools()``) are offered beside the expert's
 own. When the model calls one of them, the loop stops and the reply hands those calls to the
 caller (any call of the expert's own tools in the same turn is left out: the caller's next
 request, with its results, resumes the conversation).
 
-A step is a function of the expert (``Step``): an OpenAI-compatible endpoint
-(``ToolCallingExpert``) or the local backend (``LocalExpert``).
+A step is a function of the expert (``Step``, or ``StreamedStep`` for ``stream``): an
+OpenAI-compatible endpoint (``ToolCallingExpert``) or the local backend (``LocalExpert``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,14 +31,25 @@ import anyio
 
 from skillswitch.agents.base import ExpertReply
 from skillswitch.agents.client_tools import ClientToolCall, ClientTools, offered_client_tools
-from skillswitch.agents.messages import Message, Usage
+from skillswitch.agents.messages import Message, TextDelta, Usage
+from skillswitch.agents.sampling import requested_sampling
 from skillswitch.exceptions import ExpertResponseError
 from skillswitch.tools.base import Tool, ToolCall, ToolResult
 from skillswitch.tools.sources import StaticTools, ToolSource
 
-__all__ = ["MAX_RESULT_CHARS", "ModelTurn", "Step", "ToolLoop", "tools_by_name"]
+__all__ = [
+    "MAX_RESULT_CHARS",
+    "STEP_SEPARATOR",
+    "ModelTurn",
+    "Step",
+    "StreamedStep",
+    "ToolLoop",
+    "tools_by_name",
+]
 
 MAX_RESULT_CHARS = 20_000
+STEP_SEPARATOR = "\n\n"
+"""Between the texts of two steps in the reply."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +67,12 @@ Step = Callable[[list[dict[str, Any]], list[dict[str, Any]], Any], Awaitable[Mod
 """``step(conversation, tools, tool_choice)``: one answer of the model, in OpenAI's shapes
 (``tools`` empty: the model answers without tools)."""
 
+StreamedStep = Callable[
+    [list[dict[str, Any]], list[dict[str, Any]], Any], AsyncGenerator["str | ModelTurn", None]
+]
+"""A ``Step`` that yields its text as the model writes it (only text that is surely not part of
+a call), then its ``ModelTurn``, whose ``text`` is those pieces joined."""
+
 
 class ToolLoop:
     """Runs an expert's model with ``tools`` for at most ``max_steps`` rounds of calls."""
@@ -67,6 +89,23 @@ class ToolLoop:
         self.max_steps = max_steps
 
     async def run(self, messages: Sequence[Message], step: Step) -> ExpertReply:
+        """The reply, each step answered whole."""
+
+        async def whole(*args: Any) -> AsyncGenerator[str | ModelTurn, None]:
+            turn = await step(*args)
+            if turn.text:
+                yield turn.text
+            yield turn
+
+        async for item in self.stream(messages, whole):
+            if isinstance(item, ExpertReply):
+                return item
+        raise AssertionError("unreachable: the stream ends with the reply")  # pragma: no cover
+
+    async def stream(
+        self, messages: Sequence[Message], step: StreamedStep
+    ) -> AsyncIterator[TextDelta | ExpertReply]:
+        """The reply's text as the model writes it, step after step, then the reply."""
         started = time.perf_counter()
         request = next((m.content for m in reversed(messages) if m.role == "user"), "")
         tools = tools_by_name(await self.source.tools_for(request))
@@ -80,13 +119,37 @@ class ToolLoop:
         conversation = [m.to_openai() for m in messages]
         usage = Usage()
         calls: list[ToolCall] = []
+        texts: list[str] = []  # each step's text, where it wrote any
+        formatted = requested_sampling().response_format is not None
         for number in range(1, self.max_steps + 2):
             last = number > self.max_steps  # tools off: the model must answer now
-            turn = await step(conversation, schemas, _choice(offered, number, last))
+            turn: ModelTurn | None = None
+            held: list[str] = []  # with a response_format: the step's text, until it is the last
+            # closed here when this stream is (its consumer stopped): the step stops generating
+            async with contextlib.aclosing(
+                step(conversation, schemas, _choice(offered, number, last))
+            ) as answering:
+                async for item in answering:
+                    if isinstance(item, ModelTurn):
+                        turn = item
+                    elif item and formatted:
+                        held.append(item)
+                    elif item:
+                        if texts and not held:
+                            yield TextDelta(STEP_SEPARATOR)
+                        held.append(item)
+                        yield TextDelta(item)
+            if turn is None:
+                raise ExpertResponseError(self.name, "a step ended without an answer")
             usage = usage + turn.usage
+            if turn.text:
+                texts = [turn.text] if formatted else [*texts, turn.text]
             for_caller = [c for c in turn.calls if offered and c.name in offered.names]
+            if formatted and held and (for_caller or last or not turn.calls):
+                yield TextDelta("".join(held))
             if for_caller:
-                return self._reply(turn, started, usage, calls, for_caller)
+                yield self._reply(turn, texts, started, usage, calls, for_caller)
+                return
             if turn.calls and not last:
                 conversation.append(_assistant_turn(turn.text, turn.calls))
                 results = await self._run_calls(tools, turn.calls, number)
@@ -101,12 +164,14 @@ class ToolLoop:
                     self.name,
                     "the reply is empty" + (f" after {len(calls)} tool call(s)" if calls else ""),
                 )
-            return self._reply(turn, started, usage, calls, ())
+            yield self._reply(turn, texts, started, usage, calls, ())
+            return
         raise AssertionError("unreachable: the last step has tools disabled")  # pragma: no cover
 
     def _reply(
         self,
         turn: ModelTurn,
+        texts: Sequence[str],
         started: float,
         usage: Usage,
         calls: Sequence[ToolCall],
@@ -114,7 +179,7 @@ class ToolLoop:
     ) -> ExpertReply:
         return ExpertReply(
             expert=self.name,
-            text=turn.text or "",
+            text=STEP_SEPARATOR.join(texts),
             usage=usage,
             model=turn.model,
             finish_reason="tool_calls" if for_caller else turn.finish_reason,

@@ -337,7 +337,9 @@ class ToolHub:
 
     async def _in_hub(self, function: Callable[..., Awaitable[T]], *args: Any) -> T:
         # the first call starts the hub's thread and loop from a worker thread, not this loop's
-        portal = self._portal or await anyio.to_thread.run_sync(self._ensure_portal)
+        portal = self._portal
+        if portal is None:
+            portal = await anyio.to_thread.run_sync(self._ensure_portal)
         if threading.get_ident() == self._loop_thread:
             return await function(*args)
         future = portal.start_task_soon(function, *args)
