@@ -105,3 +105,22 @@ async def test_with_a_response_format_the_reply_is_the_last_step_s_object_alone(
     *deltas, reply = parts
     assert [delta.text for delta in deltas] == ['{"product": 391}']  # type: ignore[union-attr]
     assert reply.text == whole.text  # type: ignore[union-attr]
+
+
+async def test_with_a_response_format_a_call_for_the_caller_carries_its_own_step_s_text() -> None:
+    from skillswitch.agents.client_tools import client_tools, parse_client_tools
+    from skillswitch.agents.sampling import parse_sampling, request_sampling
+
+    offered = parse_client_tools(
+        [{"type": "function", "function": {"name": "ask_user", "parameters": {}}}], "auto"
+    )
+    asking = ClientToolCall("call-2", "ask_user", "{}")
+    turns = (turn("Let me work it out.", MULTIPLY), turn(None, asking))
+    json_mode = parse_sampling({"response_format": {"type": "json_object"}})
+    with request_sampling(json_mode), client_tools(offered):
+        script = Script(*turns)
+        parts = [part async for part in loop().stream(parse_messages("17 * 23"), script.streamed)]
+    (reply,) = parts  # no text: the interim step's is not the reply's
+    assert isinstance(reply, ExpertReply)
+    assert reply.text == ""
+    assert [call.name for call in reply.client_tool_calls] == ["ask_user"]

@@ -142,8 +142,10 @@ class ToolLoop:
             if turn is None:
                 raise ExpertResponseError(self.name, "a step ended without an answer")
             usage = usage + turn.usage
-            if turn.text:
-                texts = [turn.text] if formatted else [*texts, turn.text]
+            if formatted:  # only the last step's text is the reply
+                texts = [turn.text] if turn.text else []
+            elif turn.text:
+                texts.append(turn.text)
             for_caller = [c for c in turn.calls if offered and c.name in offered.names]
             if formatted and held and (for_caller or last or not turn.calls):
                 yield TextDelta("".join(held))
