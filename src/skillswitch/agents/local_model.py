@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import time
@@ -122,17 +123,12 @@ class LocalExpert:
                 yield item
             return
         started = time.perf_counter()
-        handle = self._submit(messages, stream=True)
-        try:
-            async for chunk in handle.stream():
-                yield TextDelta(chunk)
-            result = await handle.result()
-        except SkillSwitchError as exc:
-            raise _expert_error(self._name, exc) from exc
-        finally:
-            if not handle.done:  # the consumer stopped reading: stop generating
-                handle.cancel()
-        yield self._reply(result, started)
+        async with contextlib.aclosing(self._decoded(self._submit(messages, stream=True))) as out:
+            async for decoded in out:
+                if isinstance(decoded, str):
+                    yield TextDelta(decoded)
+                else:
+                    yield self._reply(decoded, started)
 
     def _tool_loop(self) -> ToolLoop | None:
         """The loop that runs tool calls, when this request has tools: the expert's own, or
@@ -175,23 +171,32 @@ class LocalExpert:
             handle = self._backend.submit(self._model, prompt, params, stream=True)
         except (SkillSwitchError, ValueError, RuntimeError) as exc:
             raise _expert_error(self._name, exc) from exc
-        try:
-            async for chunk in handle.stream():
-                piece = chunk if reader is None else reader.feed(chunk)
-                if piece:
+        async with contextlib.aclosing(self._decoded(handle)) as out:
+            async for item in out:
+                if not isinstance(item, str):
+                    rest, calls = ("", ()) if reader is None else reader.finish()
+                    if rest:
+                        shown.append(rest)
+                        yield rest
+                    yield self._turn(item, ReadAnswer("".join(shown), calls))
+                elif piece := (item if reader is None else reader.feed(item)):
                     shown.append(piece)
                     yield piece
-            result = await handle.result()
+
+    async def _decoded(
+        self, handle: GenerationHandle
+    ) -> AsyncGenerator[str | GenerationResult, None]:
+        """``handle``'s text as it is decoded, then its result; a reader that leaves (this
+        generator closed early) cancels the generation."""
+        try:
+            async for chunk in handle.stream():
+                yield chunk
+            yield await handle.result()
         except SkillSwitchError as exc:
             raise _expert_error(self._name, exc) from exc
         finally:
             if not handle.done:  # the consumer stopped reading: stop generating
                 handle.cancel()
-        rest, calls = ("", ()) if reader is None else reader.finish()
-        if rest:
-            shown.append(rest)
-            yield rest
-        yield self._turn(result, ReadAnswer("".join(shown), calls))
 
     def _step_request(
         self, conversation: list[dict[str, Any]], tools: list[dict[str, Any]], choice: Any
