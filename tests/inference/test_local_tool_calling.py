@@ -67,20 +67,28 @@ class Forecasts:
         return f"{city}: rain on {days} of the next days"
 
 
-@pytest.mark.parametrize("model", ["eager", "eager-llama3"])
-async def test_a_local_model_calls_its_tools_and_sees_the_results(
-    backend: LocalBackend, model: str
-) -> None:
+def forecaster(
+    backend: LocalBackend, model: str, *, max_new_tokens: int = 100, max_tool_steps: int = 2
+) -> tuple[LocalExpert, Forecasts, FunctionTool]:
+    """A local expert of ``model`` with the ``weather`` tool, and the record of its calls."""
     forecasts = Forecasts()
     tool = FunctionTool(forecasts.weather, name="weather")
     expert = LocalExpert(
         "forecaster",
         backend,
         model,
-        params=GenerationParams(max_new_tokens=100),
+        params=GenerationParams(max_new_tokens=max_new_tokens),
         tools=[tool],
-        max_tool_steps=2,
+        max_tool_steps=max_tool_steps,
     )
+    return expert, forecasts, tool
+
+
+@pytest.mark.parametrize("model", ["eager", "eager-llama3"])
+async def test_a_local_model_calls_its_tools_and_sees_the_results(
+    backend: LocalBackend, model: str
+) -> None:
+    expert, forecasts, tool = forecaster(backend, model)
     reply = await expert.answer(QUESTION)
     steps = {call.step for call in reply.tool_calls}
     assert steps == {1, 2}  # a round of calls, their results, and another round
@@ -110,15 +118,7 @@ async def test_a_stream_its_reader_leaves_stops_the_step_it_was_in(
 ) -> None:
     """The reader takes three pieces of the last step (tools off: the model writes its opening
     over and over, up to its budget of 500 tokens) and leaves: that generation is cancelled."""
-    forecasts = Forecasts()
-    expert = LocalExpert(
-        "forecaster",
-        backend,
-        "eager",
-        params=GenerationParams(max_new_tokens=500),
-        tools=[FunctionTool(forecasts.weather, name="weather")],
-        max_tool_steps=1,
-    )
+    expert, forecasts, _ = forecaster(backend, "eager", max_new_tokens=500, max_tool_steps=1)
     stream = expert.stream(QUESTION)
     pieces = [await anext(stream) for _ in range(3)]
     after_first_step = backend.scheduler.stats.generated_tokens  # counted as a batch ends
@@ -141,16 +141,7 @@ async def test_mistral_s_calls_and_results_go_round_the_loop(
     step, without tools, writes nothing but the special tag, which decoding drops: no answer.
     Mistral v0.3's list of calls ends after one (the model prefers its ``]``); the later
     format's calls go on until the budget cuts one, which is dropped."""
-    forecasts = Forecasts()
-    tool = FunctionTool(forecasts.weather, name="weather")
-    expert = LocalExpert(
-        "forecaster",
-        backend,
-        model,
-        params=GenerationParams(max_new_tokens=100),
-        tools=[tool],
-        max_tool_steps=2,
-    )
+    expert, forecasts, tool = forecaster(backend, model)
     with pytest.raises(ExpertError, match=r"empty after \d+ tool call"):
         await expert.answer(QUESTION)
     if model == "eager-mistral":
